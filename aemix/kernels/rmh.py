@@ -1,0 +1,121 @@
+"""The random-walk Rosenbluth-Metropolis-Hastings (RMH) kernel, written for one chain.
+
+As in blackjax, the kernel is a pair ``init``/``step`` acting on one chain's state; chains come from
+batching the step's graph (`aemix.vectorize`), never from hand-written chain axes.  Unlike blackjax's
+``step(rng_key, state)``, ``step`` takes its random numbers as an `RWNoise` argument: an RMH step's
+randomness (the proposal's normal increment and the acceptance draw) does not depend on the state, so
+the sampler draws it for a whole block of steps at once, outside the compiled loop.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import aesara.tensor as at
+import numpy as np
+from aesara.graph.basic import Variable
+
+__all__ = ["RWState", "RWInfo", "RWNoise", "init", "step", "draw_noise"]
+
+
+class RWState(NamedTuple):
+    """State of one chain.
+
+    Attributes
+    ----------
+    position
+        Flat position in unconstrained space, shape ``(dim,)``.
+    logdensity
+        Log-density (unconstrained, Jacobian included) at ``position``.
+    """
+
+    position: Variable
+    logdensity: Variable
+
+
+class RWInfo(NamedTuple):
+    """What happened in one step.
+
+    Attributes
+    ----------
+    is_accepted
+        Whether the proposal was accepted (then the new state is the proposal).
+    acceptance_probability
+        ``min(1, exp(logdensity(proposal) - logdensity(position)))``; ``0`` for a non-finite proposal.
+    proposal
+        The proposed position, accepted or not.
+    """
+
+    is_accepted: Variable
+    acceptance_probability: Variable
+    proposal: Variable
+
+
+class RWNoise(NamedTuple):
+    """The random numbers one step uses.
+
+    Attributes
+    ----------
+    normal
+        Standard normal increment, shape ``(dim,)``.
+    exponential
+        A standard exponential draw ``E``; the move is accepted when ``-E < log_ratio``, which is
+        ``log U < log_ratio`` for ``U = exp(-E)`` uniform, without computing a logarithm.
+    """
+
+    normal: Variable
+    exponential: Variable
+
+
+def init(position: Variable, logdensity_fn: Callable[[Variable], Variable]) -> RWState:
+    """Initial state at ``position``."""
+    return RWState(position, logdensity_fn(position))
+
+
+def step(
+    noise: RWNoise,
+    state: RWState,
+    logdensity_fn: Callable[[Variable], Variable],
+    step_size: Variable,
+    scale: Variable,
+) -> tuple[RWState, RWInfo]:
+    """One RMH step with proposal ``position + step_size * scale * noise.normal``.
+
+    Parameters
+    ----------
+    noise
+        This step's random numbers.
+    state
+        The current state.
+    logdensity_fn
+        Maps a position to its log-density (a graph builder).
+    step_size
+        Scalar proposal scale.
+    scale
+        Per-coordinate proposal scale, shape ``(dim,)`` (ones for an isotropic walk).
+
+    Returns
+    -------
+    (RWState, RWInfo)
+        The accepted state (the proposal if accepted, else the current state) and the step's info.
+    """
+    proposal = state.position + step_size * scale * noise.normal
+    proposal_logdensity = logdensity_fn(proposal)
+    log_ratio = proposal_logdensity - state.logdensity
+    # NaN compares false: a proposal where the density is undefined is rejected.
+    is_accepted = at.gt(log_ratio, -noise.exponential)
+    new_state = RWState(
+        at.switch(is_accepted, proposal, state.position),
+        at.switch(is_accepted, proposal_logdensity, state.logdensity),
+    )
+    acceptance_probability = at.switch(
+        at.isnan(log_ratio), 0.0, at.exp(at.minimum(log_ratio, 0.0))
+    )
+    return new_state, RWInfo(is_accepted, acceptance_probability, proposal)
+
+
+def draw_noise(rng: np.random.Generator, n_steps: int, n_chains: int, dim: int) -> tuple:
+    """Draw the noise of ``n_steps`` steps of ``n_chains`` chains: arrays with leading step axis."""
+    normal = rng.standard_normal((n_steps, n_chains, dim))
+    exponential = rng.standard_exponential((n_steps, n_chains))
+    return normal, exponential

@@ -1,0 +1,146 @@
+"""The joint log-density of a marginal model, from aeppl, on a flat unconstrained vector.
+
+The kernel moves one flat vector per chain.  This module lays the latent variables out in that
+vector, maps the unconstrained pieces back to each variable's own space with aeppl's value transforms,
+and asks aeppl for two densities: in the variables' own space (what `Sampler.logdensity` returns, no
+Jacobian) and in the unconstrained space (the kernel's target, Jacobian included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aesara
+import aesara.tensor as at
+import numpy as np
+from aeppl import joint_logprob
+from aeppl.transforms import RVTransform, TransformValuesRewrite, _default_transformed_rv
+from aesara.graph.basic import Variable, clone_replace
+
+__all__ = ["LatentLayout", "LogDensity", "build_logdensity", "default_transform"]
+
+
+def default_transform(rv: Variable) -> RVTransform | None:
+    """aeppl's default transform to an unconstrained space for ``rv``, or ``None`` if it needs none."""
+    transformed_node = _default_transformed_rv(rv.owner.op, rv.owner)
+    return None if transformed_node is None else transformed_node.op.transform
+
+
+@dataclass(frozen=True)
+class LatentLayout:
+    """Where one latent variable sits in the flat unconstrained vector."""
+
+    name: str
+    shape: tuple[int, ...]
+    unconstrained_shape: tuple[int, ...]
+    start: int
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.unconstrained_shape, dtype=int))
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.size
+
+
+@dataclass
+class LogDensity:
+    """Log-density graphs of one chain.
+
+    Attributes
+    ----------
+    layout
+        The latent variables, in the order of the flat vector.
+    position
+        The flat unconstrained vector (a symbolic vector of length ``dim``).
+    logdensity
+        Scalar graph in ``position``: the log-density in unconstrained space, Jacobian included.
+    constrained
+        Graphs in ``position``: every latent in its own space and shape.
+    value_vars
+        Symbolic values of the latents in their own space (the inputs of ``constrained_logdensity``).
+    constrained_logdensity
+        Scalar graph in ``value_vars``: the log-density in the variables' own space, no Jacobian.
+    """
+
+    layout: list[LatentLayout]
+    position: Variable
+    logdensity: Variable
+    constrained: list[Variable]
+    value_vars: list[Variable]
+    constrained_logdensity: Variable
+
+    @property
+    def dim(self) -> int:
+        return self.layout[-1].stop if self.layout else 0
+
+
+def _slice(position: Variable, item: LatentLayout) -> Variable:
+    piece = position[item.start : item.stop]
+    return piece.reshape(item.unconstrained_shape, ndim=len(item.unconstrained_shape))
+
+
+def build_logdensity(
+    latents: list[Variable],
+    names: list[str],
+    observed: dict[Variable, Variable],
+    unconstrained_shapes: list[tuple[int, ...]],
+    shapes: list[tuple[int, ...]],
+) -> LogDensity:
+    """Build the log-density graphs of the marginal model with latent variables ``latents``.
+
+    Parameters
+    ----------
+    latents
+        Random variables of the marginal model the kernel moves, in topological order.
+    names
+        Their names, in the same order.
+    observed
+        Observed random variables of the marginal model mapped to their data (constants).
+    unconstrained_shapes, shapes
+        Shapes of each latent in unconstrained space and in its own space.
+    """
+    transforms = {rv: default_transform(rv) for rv in latents}
+
+    constrained_logp, value_vars = joint_logprob(*latents, realized=observed)
+    unconstrained_logp, free_vars = joint_logprob(
+        *latents,
+        realized=observed,
+        extra_rewrites=TransformValuesRewrite(
+            {rv: t for rv, t in transforms.items() if t is not None}
+        ),
+    )
+
+    layout, start = [], 0
+    for name, shape, u_shape in zip(names, shapes, unconstrained_shapes):
+        layout.append(LatentLayout(name, tuple(shape), tuple(u_shape), start))
+        start = layout[-1].stop
+
+    position = at.vector("position", dtype=aesara.config.floatX)
+    pieces = [_slice(position, item) for item in layout]
+    logdensity = clone_replace(unconstrained_logp, dict(zip(free_vars, pieces)))
+
+    # Each latent in its own space: backward transforms whose parameters are the parents' values.
+    rv_to_value: dict[Variable, Variable] = dict(observed)
+    constrained = []
+    for rv, piece in zip(latents, pieces):
+        transform = transforms[rv]
+        if transform is None:
+            value = piece
+        else:
+            value = transform.backward(piece, *rv.owner.inputs)
+            value = clone_replace(value, rv_to_value) if rv_to_value else value
+        rv_to_value[rv] = value
+        constrained.append(value)
+
+    for vv, name in zip(value_vars, names):
+        vv.name = name
+    return LogDensity(
+        layout=layout,
+        position=position,
+        logdensity=logdensity,
+        constrained=constrained,
+        value_vars=list(value_vars),
+        constrained_logdensity=constrained_logp,
+    )

@@ -1,0 +1,64 @@
+"""Relations between indexed mixtures and their marginals."""
+
+from __future__ import annotations
+
+from aesara.tensor.basic import MakeVector, ScalarFromTensor
+from aesara.tensor.random.basic import categorical
+from aesara.tensor.subtensor import Subtensor
+from cons import cons
+from etuples import etuple
+from kanren import conde, conso, eq, lall, var
+
+from aemix.ops import MarginalMixtureRV
+from aemix.relations.patterns import is_elementwise_rv, is_rv, predicateo, rv_et
+
+__all__ = ["indexed_mixtureo"]
+
+
+def _scalar_components(components) -> bool:
+    return len(components) >= 2 and all(is_rv(c) and c.ndim == 0 for c in components)
+
+
+def indexed_mixtureo(model_et, marginal_et):
+    r"""Relate an indexed mixture ``X[I]`` to its marginal over the categorical index ``I``.
+
+    .. math::
+
+        \frac{Y = X[I], \quad I \sim \operatorname{Cat}(p), \quad X_1, \dots, X_K \text{ independent}}
+             {\log p(y) = \operatorname{logsumexp}_k \left(\log p_k + \log p_{X_k}(y)\right)}
+
+    ``X`` is either one random variable with independent elements (scalar support, e.g.
+    ``normal(loc, scale)`` with vector parameters; the mixture is over its first axis) or
+    ``at.stack([X_1, ..., X_K])`` of scalar random variables.  The index must be a scalar categorical
+    random variable.  Whether ``I`` and the components are used elsewhere, or observed, is a property
+    of the whole graph and is checked by the rewrite that applies this relation, not here.
+
+    Parameters
+    ----------
+    model_et
+        The term to match (an Aesara variable or an expression tuple).
+    marginal_et
+        A logic variable (or term) unified with the marginal: an expression tuple applying
+        `MarginalMixtureRV` to the index and the components.
+    """
+    mixed_lv, index_lv, p_lv, idx_list_lv = var(), var(), var(), var()
+    stack_dtype_lv, components_lv = var(), var()
+
+    return lall(
+        eq(
+            model_et,
+            etuple(etuple(Subtensor, idx_list_lv), mixed_lv, etuple(etuple(ScalarFromTensor), index_lv)),
+        ),
+        eq(index_lv, rv_et(categorical, p_lv)),
+        conde(
+            [
+                predicateo(is_elementwise_rv, mixed_lv),
+                eq(marginal_et, etuple(MarginalMixtureRV(stacked=False), index_lv, mixed_lv)),
+            ],
+            [
+                conso(etuple(MakeVector, stack_dtype_lv), components_lv, mixed_lv),
+                predicateo(_scalar_components, components_lv),
+                eq(marginal_et, cons(MarginalMixtureRV(stacked=True), cons(index_lv, components_lv))),
+            ],
+        ),
+    )

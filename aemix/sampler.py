@@ -1,0 +1,626 @@
+"""`build_sampler`: from a model graph to a compiled, vectorized RMH sampler.
+
+The stages run in pipeline order: intake (outputs, observations, names) -> marginalize -> log-density
+(aeppl) -> single-chain RMH step -> batch over chains -> compile -> sample -> recover the discrete
+variables from their conditionals.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import aesara
+import aesara.tensor as at
+import numpy as np
+from aesara.graph.basic import Variable, ancestors, clone_replace
+from aesara.tensor.random.op import RandomVariable
+from aesara.tensor.random.var import RandomGeneratorSharedVariable
+from aesara.tensor.var import TensorVariable
+
+from aemix.errors import InitializationError, ModelError, ValuesError
+from aemix.kernels import rmh
+from aemix.logdensity import LogDensity, build_logdensity, default_transform
+from aemix.marginalize import MarginalModel, is_discrete, marginalize
+from aemix.ops import marginal_conditional_logprobs
+from aemix.relations import RuleRegistry, registry
+from aemix.vectorize import vectorize_graph
+
+__all__ = ["build_sampler", "Sampler", "SampleResult"]
+
+_MAX_INIT_TRIES = 100
+
+
+def _as_variable_list(outputs) -> list[Variable]:
+    if isinstance(outputs, Variable):
+        return [outputs]
+    if isinstance(outputs, Mapping):
+        items = []
+        for name, var in outputs.items():
+            if not isinstance(var, Variable):
+                raise ModelError(str(name), f"expected an Aesara variable, got {type(var).__name__}")
+            var.name = var.name or str(name)
+            items.append(var)
+        return items
+    if isinstance(outputs, Sequence) and not isinstance(outputs, str):
+        for i, var in enumerate(outputs):
+            if not isinstance(var, Variable):
+                raise ModelError(f"outputs[{i}]", f"expected an Aesara variable, got {type(var).__name__}")
+        return list(outputs)
+    raise ModelError("outputs", f"expected an Aesara variable or a list of them, got {type(outputs).__name__}")
+
+
+def _random_variables(outputs: list[Variable]) -> list[Variable]:
+    return [
+        v
+        for v in ancestors(outputs)
+        if v.owner is not None
+        and isinstance(v.owner.op, RandomVariable)
+        and v is v.owner.default_output()
+    ]
+
+
+def _name_from_frame(var: Variable, frame) -> str | None:
+    """The identifier the caller bound ``var`` to (``Y_rv`` -> ``Y``), if any."""
+    for scope in (frame.f_locals, frame.f_globals):
+        for key, value in scope.items():
+            if value is var and not key.startswith("_"):
+                return key[:-3] if key.endswith("_rv") and len(key) > 3 else key
+    return None
+
+
+def _assign_names(variables: list[Variable], frame) -> None:
+    """Give every unnamed variable a name: the caller's identifier for it, or ``<dist>_<k>``."""
+    taken = {v.name for v in variables if v.name}
+    counters: dict[str, int] = {}
+    for var in variables:
+        if var.name:
+            continue
+        name = _name_from_frame(var, frame) if frame is not None else None
+        if name is None or name in taken:
+            base = getattr(getattr(var.owner, "op", None), "name", None) or "var"
+            k = counters.get(base, 0)
+            while f"{base}_{k}" in taken:
+                k += 1
+            counters[base] = k + 1
+            name = f"{base}_{k}"
+        var.name = name
+        taken.add(name)
+
+
+def _check_observed(var: Variable, data: Any) -> Variable:
+    name = var.name or str(var)
+    try:
+        array = np.asarray(data)
+    except Exception as exc:  # noqa: BLE001 - report any conversion failure as a model error
+        raise ModelError(name, f"observed data cannot be converted to an array: {exc}") from exc
+    if array.dtype.kind not in "biuf":
+        raise ModelError(name, f"observed data must be numeric, got dtype {array.dtype}")
+    if array.ndim != var.ndim:
+        raise ModelError(name, f"observed data has {array.ndim} dimensions, the variable has {var.ndim}")
+    for axis, (static, actual) in enumerate(zip(var.type.shape, array.shape)):
+        if static is not None and static != actual:
+            raise ModelError(name, f"observed data has length {actual} on axis {axis}, expected {static}")
+    if not np.all(np.isfinite(array)):
+        raise ModelError(name, "observed data contains NaN or infinite values")
+    if is_discrete(var):
+        if not np.all(array == np.round(array)):
+            raise ModelError(name, "observed data of a discrete variable must be integers")
+    return at.as_tensor_variable(array.astype(var.type.dtype))
+
+
+@dataclass
+class SampleResult:
+    """Draws and diagnostics from `Sampler.sample`.
+
+    Attributes
+    ----------
+    draws
+        ``name -> array`` of shape ``(n_chains, n_samples, *shape)`` for every latent variable (in its
+        own space) and every marginalized discrete variable (drawn from its conditional given each
+        kept draw).
+    conditional_probabilities
+        For each marginalized variable, ``P(I = k | rest)`` with shape
+        ``(n_chains, n_samples, *shape, K)``.
+    acceptance_rate
+        Fraction of accepted proposals per chain over the kept steps, shape ``(n_chains,)``.
+    logdensity
+        Unconstrained log-density (Jacobian included) of each kept draw, ``(n_chains, n_samples)``.
+    step_size, scale
+        The (frozen) kernel parameters used for the kept draws.
+    """
+
+    draws: dict[str, np.ndarray]
+    conditional_probabilities: dict[str, np.ndarray]
+    acceptance_rate: np.ndarray
+    logdensity: np.ndarray
+    step_size: float
+    scale: np.ndarray
+    observed: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def to_inference_data(self):
+        """The draws as an ArviZ ``InferenceData`` (posterior, sample_stats, observed_data)."""
+        import arviz as az
+
+        posterior = {k: v for k, v in self.draws.items()}
+        n_samples = self.logdensity.shape[1]
+        sample_stats = {
+            "lp": self.logdensity,
+            "acceptance_rate": np.repeat(self.acceptance_rate[:, None], n_samples, axis=1),
+        }
+        return az.from_dict(
+            posterior=posterior,
+            sample_stats=sample_stats,
+            observed_data=self.observed or None,
+        )
+
+    def summary(self, **kwargs):
+        """ArviZ's summary table (means, intervals, R-hat, ESS) of the draws."""
+        import arviz as az
+
+        return az.summary(self.to_inference_data(), **kwargs)
+
+
+class Sampler:
+    """A compiled RMH sampler for the marginal model of a graph; made by `build_sampler`.
+
+    Attributes
+    ----------
+    latent
+        Names of the variables the kernel moves (in the order of the flat position).
+    marginalized
+        Names of the discrete variables summed out of the density.
+    observed
+        Names of the observed variables.
+    """
+
+    def __init__(
+        self,
+        model: MarginalModel,
+        density: LogDensity,
+        latent_rvs: list[Variable],
+        latent_originals: list[Variable],
+        observed: dict[Variable, Variable],
+        observed_data: dict[str, np.ndarray],
+    ):
+        self._model = model
+        self._density = density
+        self._latent_rvs = latent_rvs
+        self._latent_originals = latent_originals
+        self._observed = observed
+        self._observed_data = observed_data
+        self.latent = tuple(item.name for item in density.layout)
+        self.marginalized = tuple(m.discrete.name for m in model.marginalizations)
+        self.observed = tuple(observed_data)
+        self._compiled: dict[str, Any] = {}
+
+    @property
+    def dim(self) -> int:
+        """Length of the flat unconstrained position of one chain."""
+        return self._density.dim
+
+    # -- log-density ---------------------------------------------------------------------------
+
+    def logdensity(self, values: Mapping[str, Any]) -> float:
+        """Log-density of the marginal model at ``values``, in the variables' own space.
+
+        The marginalized variables are summed out and the observed ones fixed at their data; no
+        Jacobian term is included.
+
+        Parameters
+        ----------
+        values
+            Maps every latent name (see `latent`) to an array of that variable's shape.
+
+        Raises
+        ------
+        ValuesError
+            If a latent is missing, a name is unknown, or an array has the wrong shape.
+        """
+        args = self._check_values(values)
+        fn = self._compiled.get("logdensity")
+        if fn is None:
+            fn = aesara.function(
+                self._density.value_vars, self._density.constrained_logdensity, on_unused_input="ignore"
+            )
+            self._compiled["logdensity"] = fn
+        return float(fn(*args))
+
+    def _check_values(self, values: Mapping[str, Any]) -> list[np.ndarray]:
+        if not isinstance(values, Mapping):
+            raise ValuesError("values", f"expected a mapping from names to arrays, got {type(values).__name__}")
+        unknown = sorted(set(values) - set(self.latent))
+        if unknown:
+            raise ValuesError(unknown[0], f"not a latent variable of this model (latent: {self.latent})")
+        args = []
+        for item, vv in zip(self._density.layout, self._density.value_vars):
+            if item.name not in values:
+                raise ValuesError(item.name, "no value given")
+            array = np.asarray(values[item.name], dtype=vv.type.dtype)
+            if array.shape != item.shape:
+                raise ValuesError(item.name, f"value has shape {array.shape}, expected {item.shape}")
+            args.append(array)
+        return args
+
+    # -- compiled pieces -----------------------------------------------------------------------
+
+    def _step_function(self):
+        """Compiled block of RMH steps for many chains (built once per sampler)."""
+        fn = self._compiled.get("block")
+        if fn is not None:
+            return fn
+        density = self._density
+        position = density.position
+
+        def logdensity_fn(x):
+            return clone_replace(density.logdensity, {position: x})
+
+        lp = at.scalar("logdensity", dtype=density.logdensity.dtype)
+        eps = at.vector("normal", dtype=position.dtype)
+        exp_draw = at.scalar("exponential", dtype=position.dtype)
+        step_size = at.scalar("step_size", dtype=position.dtype)
+        scale = at.vector("scale", dtype=position.dtype)
+        state, info = rmh.step(
+            rmh.RWNoise(eps, exp_draw), rmh.RWState(position, lp), logdensity_fn, step_size, scale
+        )
+        single = [state.position, state.logdensity, info.acceptance_probability, info.is_accepted]
+
+        def block_step(eps_b, exp_b, x_b, lp_b, step_size_, scale_):
+            outs = vectorize_graph(single, {position: x_b, lp: lp_b, eps: eps_b, exp_draw: exp_b})
+            return clone_replace(outs, {step_size: step_size_, scale: scale_})
+
+        X0 = at.matrix("positions", dtype=position.dtype)
+        LP0 = at.vector("logdensities", dtype=lp.dtype)
+        EPS = at.tensor3("normal_block", dtype=position.dtype)
+        EXP = at.matrix("exponential_block", dtype=position.dtype)
+        step_size_in = at.scalar("step_size", dtype=position.dtype)
+        scale_in = at.vector("scale", dtype=position.dtype)
+        (xs, lps, probs, accepted), _ = aesara.scan(
+            block_step,
+            sequences=[EPS, EXP],
+            outputs_info=[X0, LP0, None, None],
+            non_sequences=[step_size_in, scale_in],
+            strict=True,
+        )
+        fn = aesara.function(
+            [X0, LP0, EPS, EXP, step_size_in, scale_in],
+            [xs, lps, probs, accepted.astype("int8")],
+        )
+        self._compiled["block"] = fn
+        return fn
+
+    def _batched_function(self, name: str, outputs: list[Variable]):
+        """Compile ``outputs`` (graphs in one chain's position) for a batch of positions."""
+        fn = self._compiled.get(name)
+        if fn is None:
+            positions = at.matrix("positions", dtype=self._density.position.dtype)
+            batched = vectorize_graph(outputs, {self._density.position: positions})
+            fn = aesara.function([positions], batched, on_unused_input="ignore")
+            self._compiled[name] = fn
+        return fn
+
+    def _logdensity_batch(self, positions: np.ndarray) -> np.ndarray:
+        fn = self._batched_function("logdensity_batch", [self._density.logdensity])
+        return fn(positions)[0]
+
+    def _prior_function(self):
+        """Forward sampler of the latents (original graph), mapped to the flat unconstrained space."""
+        fn = self._compiled.get("prior")
+        if fn is not None:
+            return fn
+        outs = []
+        for rv, original in zip(self._latent_rvs, self._latent_originals):
+            transform = default_transform(rv)
+            value = original if transform is None else transform.forward(original, *original.owner.inputs)
+            outs.append(at.flatten(value))
+        flat = at.concatenate(outs) if len(outs) > 1 else outs[0]
+        # Our own generators, so that sampling is reproducible and the user's streams are untouched.
+        rngs = [v for v in ancestors([flat]) if isinstance(v, RandomGeneratorSharedVariable)]
+        own = {r: aesara.shared(np.random.default_rng(0)) for r in rngs}
+        flat = clone_replace(flat, own)
+        updates = {}
+        for node in aesara.graph.basic.io_toposort([], [flat]):
+            if isinstance(node.op, RandomVariable) and node.inputs[0] in own.values():
+                updates[node.inputs[0]] = node.outputs[0]
+        fn = aesara.function([], flat, updates=updates)
+        self._compiled["prior"] = (fn, list(own.values()))
+        return self._compiled["prior"]
+
+    # -- sampling ------------------------------------------------------------------------------
+
+    def initial_positions(self, n_chains: int, rng: np.random.Generator, initial_values=None) -> np.ndarray:
+        """Flat unconstrained starting points: prior draws (re-drawn where the density is not finite)."""
+        if initial_values is not None:
+            return self._positions_from_values(initial_values, n_chains)
+        fn, rngs = self._prior_function()
+        for shared_rng in rngs:
+            shared_rng.set_value(np.random.default_rng(rng.integers(2**63)), borrow=True)
+        positions = np.stack([np.asarray(fn(), dtype=float).reshape(-1) for _ in range(n_chains)])
+        for _ in range(_MAX_INIT_TRIES):
+            bad = ~np.isfinite(self._logdensity_batch(positions))
+            if not bad.any():
+                return positions
+            for i in np.flatnonzero(bad):
+                positions[i] = np.asarray(fn(), dtype=float).reshape(-1)
+        raise InitializationError(
+            f"no prior draw with a finite log-density was found for {int(bad.sum())} of {n_chains} "
+            f"chains after {_MAX_INIT_TRIES} tries; pass initial_values"
+        )
+
+    def _positions_from_values(self, initial_values, n_chains: int) -> np.ndarray:
+        if not isinstance(initial_values, Mapping):
+            raise ValuesError("initial_values", "expected a mapping from latent names to arrays")
+        unknown = sorted(set(initial_values) - set(self.latent))
+        if unknown:
+            raise ValuesError(unknown[0], "not a latent variable of this model")
+        pieces = []
+        for item, rv in zip(self._density.layout, self._latent_rvs):
+            if item.name not in initial_values:
+                raise ValuesError(item.name, "no initial value given")
+            value = np.asarray(initial_values[item.name], dtype=float)
+            if value.shape == item.shape:
+                value = np.broadcast_to(value, (n_chains, *item.shape))
+            if value.shape != (n_chains, *item.shape):
+                raise ValuesError(
+                    item.name,
+                    f"initial value has shape {value.shape}, expected {item.shape} or {(n_chains, *item.shape)}",
+                )
+            transform = default_transform(rv)
+            if transform is not None:
+                raise ValuesError(item.name, "initial values of transformed variables are not supported yet")
+            pieces.append(value.reshape(n_chains, -1))
+        positions = np.concatenate(pieces, axis=1)
+        bad = ~np.isfinite(self._logdensity_batch(positions))
+        if bad.any():
+            raise InitializationError(f"the log-density is not finite at the initial values of chains {np.flatnonzero(bad)[:10].tolist()}")
+        return positions
+
+    def sample(
+        self,
+        n_samples: int,
+        n_chains: int = 4,
+        seed: int | None = None,
+        step_size: float | None = None,
+        warmup: int = 1000,
+        *,
+        target_acceptance: float | None = None,
+        initial_values: Mapping[str, Any] | None = None,
+        block_size: int = 256,
+    ) -> SampleResult:
+        """Run ``n_chains`` RMH chains for ``warmup`` + ``n_samples`` steps and keep the last ``n_samples``.
+
+        Parameters
+        ----------
+        n_samples
+            Kept draws per chain.
+        n_chains
+            Number of chains, run together as one batched computation.
+        seed
+            Seed of everything random (initial points, proposals, recovered discrete draws); the same
+            seed gives the same draws.
+        step_size
+            A fixed proposal scale.  When ``None`` (the default), the step size and a per-coordinate
+            scale are tuned during warm-up toward ``target_acceptance`` and then frozen.
+        warmup
+            Steps run and discarded before the kept draws.
+        target_acceptance
+            Acceptance rate the tuning aims at; defaults to 0.44 in one dimension, decreasing to
+            0.234 in many (the optimal rates of a random walk on Gaussian targets).
+        initial_values
+            Optional starting values, ``name -> array`` of the variable's shape or
+            ``(n_chains, *shape)``; by default chains start at prior draws.
+        block_size
+            Steps per compiled call.
+
+        Returns
+        -------
+        SampleResult
+        """
+        n_samples, n_chains, warmup = _check_counts(n_samples=n_samples, n_chains=n_chains, warmup=warmup)
+        if step_size is not None and not (np.isfinite(step_size) and step_size > 0):
+            raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
+        seeds = np.random.SeedSequence(seed).spawn(3)
+        init_rng, noise_rng, recovery_rng = (np.random.default_rng(s) for s in seeds)
+        dim = self.dim
+        block = self._step_function()
+        positions = self.initial_positions(n_chains, init_rng, initial_values)
+        logdensities = self._logdensity_batch(positions)
+        scale = np.ones(dim)
+        tune = step_size is None
+        current_step = 2.38 / np.sqrt(dim) if tune else float(step_size)
+        target = target_acceptance or 0.234 + (0.44 - 0.234) * np.exp(-(dim - 1) / 4)
+
+        # Warm-up: Robbins-Monro on log step size; per-coordinate scale from the first half.
+        done, k, history = 0, 0, []
+        while done < warmup:
+            n = min(block_size if not tune else 50, warmup - done)
+            eps, exp_draws = rmh.draw_noise(noise_rng, n, n_chains, dim)
+            xs, lps, probs, _ = block(positions, logdensities, eps, exp_draws, current_step, scale)
+            positions, logdensities = xs[-1], lps[-1]
+            done += n
+            if tune:
+                k += 1
+                current_step *= np.exp((probs.mean() - target) * 2.0 / np.sqrt(k))
+                if done <= warmup // 2:
+                    history.append(xs[n // 2 :].reshape(-1, dim))
+                elif history:
+                    sd = np.concatenate(history).std(axis=0)
+                    if np.all(np.isfinite(sd)) and np.all(sd > 0):
+                        scale = sd
+                        current_step = 2.38 / np.sqrt(dim)
+                        k = 0
+                    history = []
+
+        kept = np.empty((n_chains, n_samples, dim))
+        kept_lp = np.empty((n_chains, n_samples))
+        accepted = np.zeros(n_chains)
+        done = 0
+        while done < n_samples:
+            n = min(block_size, n_samples - done)
+            eps, exp_draws = rmh.draw_noise(noise_rng, n, n_chains, dim)
+            xs, lps, _, acc = block(positions, logdensities, eps, exp_draws, current_step, scale)
+            kept[:, done : done + n] = np.swapaxes(xs, 0, 1)
+            kept_lp[:, done : done + n] = lps.T
+            accepted += acc.sum(axis=0)
+            positions, logdensities = xs[-1], lps[-1]
+            done += n
+
+        draws, probabilities = self._constrain_and_recover(kept, recovery_rng)
+        return SampleResult(
+            draws=draws,
+            conditional_probabilities=probabilities,
+            acceptance_rate=accepted / n_samples,
+            logdensity=kept_lp,
+            step_size=float(current_step),
+            scale=scale,
+            observed=dict(self._observed_data),
+        )
+
+    def _recovery_graphs(self) -> list[tuple[str, Variable]]:
+        """For each marginalization, ``log P(I = k | rest)`` as a graph in one chain's position."""
+        density = self._density
+        rv_to_value = dict(self._observed)
+        rv_to_value.update(zip(self._latent_rvs, density.constrained))
+        graphs = []
+        for m in self._model.marginalizations:
+            value = rv_to_value[m.marginal]
+            log_probs, _ = marginal_conditional_logprobs(m.marginal.owner.op, value, m.discrete, *m.components)
+            log_probs = clone_replace(log_probs, rv_to_value)
+            # Category axis last, as ArviZ and users index it.
+            graphs.append((m.discrete.name, at.moveaxis(log_probs, 0, -1)))
+        return graphs
+
+    def _constrain_and_recover(self, kept: np.ndarray, rng: np.random.Generator):
+        n_chains, n_samples, dim = kept.shape
+        flat = kept.reshape(-1, dim)
+        recovery = self._recovery_graphs()
+        outputs = list(self._density.constrained) + [g for _, g in recovery]
+        fn = self._batched_function("constrain", outputs)
+        results = fn(flat)
+        draws = {}
+        for item, value in zip(self._density.layout, results):
+            draws[item.name] = value.reshape(n_chains, n_samples, *item.shape)
+        probabilities = {}
+        for (name, _), log_probs in zip(recovery, results[len(self._density.layout) :]):
+            # Gumbel-max: argmax(log p + G) is a draw from the categorical with log-probabilities log p.
+            gumbel = -np.log(rng.standard_exponential(log_probs.shape))
+            sample = np.argmax(log_probs + gumbel, axis=-1)
+            shape = log_probs.shape[1:-1]
+            draws[name] = sample.reshape(n_chains, n_samples, *shape)
+            probabilities[name] = np.exp(log_probs).reshape(n_chains, n_samples, *log_probs.shape[1:])
+        return draws, probabilities
+
+    def __repr__(self) -> str:
+        return (
+            f"Sampler(latent={self.latent}, marginalized={self.marginalized}, observed={self.observed})"
+        )
+
+
+def _check_counts(**counts: int) -> tuple[int, ...]:
+    out = []
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+        minimum = 0 if name == "warmup" else 1
+        if value < minimum:
+            raise ValueError(f"{name} must be at least {minimum}, got {value}")
+        out.append(int(value))
+    return tuple(out)
+
+
+def build_sampler(
+    outputs: Variable | Sequence[Variable] | Mapping[str, Variable],
+    observed: Mapping[Variable, Any] | None = None,
+    *,
+    rules: RuleRegistry = registry,
+) -> Sampler:
+    """Build an RMH sampler for the model graph upstream of ``outputs``.
+
+    Discrete latent variables are summed out with the registered marginalization rules; the sampler
+    targets the joint distribution of every remaining random variable that is not observed.
+
+    Parameters
+    ----------
+    outputs
+        A random variable, a list of them, or a mapping ``name -> variable``; the model is every
+        random variable upstream.  Unnamed variables take the name their caller bound them to
+        (``Y_rv`` becomes ``"Y"``), or ``<distribution>_<k>``.
+    observed
+        Maps random variables of the graph to their data.
+    rules
+        The marginalization rules to apply (default: `aemix.relations.registry`).
+
+    Returns
+    -------
+    Sampler
+
+    Raises
+    ------
+    ModelError
+        If ``outputs`` or ``observed`` are malformed, or the model has nothing to sample.
+    MarginalizationError
+        If a discrete latent variable cannot be summed out.
+
+    Examples
+    --------
+    >>> import aesara.tensor as at
+    >>> import numpy as np
+    >>> import aemix
+    >>> srng = at.random.RandomStream(0)
+    >>> N_rv = srng.normal(np.array([-2.0, 3.0]), np.array([1.0, 2.0]), name="N")
+    >>> I_rv = srng.categorical(np.array([0.3, 0.7]), name="I")
+    >>> sampler = aemix.build_sampler(N_rv[I_rv])
+    >>> sampler.marginalized
+    ('I',)
+    """
+    output_list = _as_variable_list(outputs)
+    observed = dict(observed or {})
+    for var in observed:
+        if not isinstance(var, Variable):
+            raise ModelError(str(var), "observed keys must be random variables of the model graph")
+    frame = inspect.currentframe()
+    caller = frame.f_back if frame is not None else None
+    everything = output_list + [v for v in observed if v not in output_list]
+    for var in observed:
+        if var not in set(ancestors(output_list)) and var not in output_list:
+            # An observed variable outside the outputs' graph still joins the model.
+            pass
+    _assign_names([*output_list, *observed, *_random_variables(everything)], caller)
+    del frame, caller
+
+    observed_constants = {var: _check_observed(var, data) for var, data in observed.items()}
+    model = marginalize(everything, set(observed), rules)
+    observed_marginal = {}
+    for var, data in observed_constants.items():
+        if var not in model.original_to_marginal:
+            raise ModelError(var.name, "observed variable was absorbed into a marginal variable")
+        observed_marginal[model.original_to_marginal[var]] = data
+
+    marginal_to_original = {m: o for o, m in model.original_to_marginal.items()}
+    latent_rvs = [rv for rv in model.random_variables() if rv not in observed_marginal]
+    if not latent_rvs:
+        raise ModelError(", ".join(v.name for v in output_list), "the model has no latent variable to sample")
+    for rv in latent_rvs:
+        if is_discrete(rv):
+            raise ModelError(rv.name, "a discrete latent variable was left after marginalization")
+    latent_originals = [marginal_to_original[rv] for rv in latent_rvs]
+    names = [rv.name for rv in latent_rvs]
+
+    shapes, unconstrained_shapes = _latent_shapes(latent_rvs, latent_originals)
+    density = build_logdensity(latent_rvs, names, observed_marginal, unconstrained_shapes, shapes)
+    observed_data = {var.name: np.asarray(c.data) for var, c in observed_constants.items()}
+    return Sampler(model, density, latent_rvs, latent_originals, observed_marginal, observed_data)
+
+
+def _latent_shapes(latent_rvs, latent_originals):
+    """Static shapes of the latents in their own and in unconstrained space (one prior draw)."""
+    outs = []
+    for rv, original in zip(latent_rvs, latent_originals):
+        transform = default_transform(rv)
+        outs.append(original.shape)
+        value = original if transform is None else transform.forward(original, *original.owner.inputs)
+        outs.append(value.shape)
+    fn = aesara.function([], outs, mode=aesara.compile.mode.Mode(linker="py", optimizer="fast_run"))
+    values = [tuple(int(s) for s in v) for v in fn()]
+    return values[0::2], values[1::2]

@@ -1,0 +1,234 @@
+"""Batch a single-chain graph over a leading chain axis.
+
+`vectorize_graph` walks a graph written for one chain and rebuilds every node that depends on a batched
+input with one more leading axis, the way ``jax.vmap`` does for functions.  Nodes that do not depend on
+a batched input are shared unchanged (model constants, data, step size).  Each kind of Op has a batching
+rule registered with `batch_node`; an Op without a rule raises `VectorizationError` instead of silently
+mixing chains.  The rules cover what aeppl's densities, aemix's marginal densities, the value
+transforms and the RMH kernel produce; add one with ``@batch_node.register(MyOp)``.
+"""
+
+from __future__ import annotations
+
+from functools import singledispatch
+from typing import Sequence
+
+import aesara.tensor as at
+from aesara.graph.basic import Apply, Variable, io_toposort
+from aesara.graph.op import Op
+from aesara.raise_op import CheckAndRaise
+from aesara.tensor.basic import (
+    Alloc,
+    Join,
+    MakeVector,
+    ScalarFromTensor,
+    TensorFromScalar,
+)
+from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
+from aesara.tensor.extra_ops import BroadcastTo
+from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
+from aesara.tensor.subtensor import (
+    AdvancedSubtensor,
+    AdvancedSubtensor1,
+    Subtensor,
+    indices_from_subtensor,
+)
+
+from aemix.errors import VectorizationError
+
+__all__ = ["vectorize_graph", "batch_node", "Batched"]
+
+
+class Batched:
+    """The batching context: the symbolic number of chains, shared by every rule."""
+
+    def __init__(self, size: Variable):
+        self.size = size
+
+    def broadcast(self, x: Variable) -> Variable:
+        """An unbatched ``x`` repeated along a new leading chain axis."""
+        x = at.as_tensor_variable(x)
+        return at.alloc(x, self.size, *[x.shape[i] for i in range(x.ndim)])
+
+
+def vectorize_graph(
+    outputs: Sequence[Variable], replacements: dict[Variable, Variable]
+) -> list[Variable]:
+    """Rebuild ``outputs`` with the inputs in ``replacements`` given a leading chain axis.
+
+    Parameters
+    ----------
+    outputs
+        Graphs written for one chain.
+    replacements
+        Maps single-chain inputs to their batched counterparts (same type with one more leading
+        axis).  Inputs not in the map are shared by every chain.
+
+    Returns
+    -------
+    list of Variable
+        The outputs with a leading chain axis (outputs that do not depend on a batched input are
+        broadcast so that every returned output is batched).
+
+    Raises
+    ------
+    VectorizationError
+        If a node that depends on a batched input has an Op with no batching rule.
+    """
+    if not replacements:
+        raise ValueError("vectorize_graph needs at least one batched input")
+    first = next(iter(replacements.values()))
+    ctx = Batched(first.shape[0])
+    new: dict[Variable, tuple[Variable, bool]] = {
+        old: (batched, True) for old, batched in replacements.items()
+    }
+    for node in io_toposort(list(replacements), list(outputs)):
+        inputs = [new.get(inp, (inp, False)) for inp in node.inputs]
+        if not any(is_batched for _, is_batched in inputs):
+            continue
+        results = batch_node(node.op, node, ctx, *inputs)
+        for old, result in zip(node.outputs, results):
+            new[old] = result
+    out = []
+    for o in outputs:
+        var, is_batched = new.get(o, (o, False))
+        out.append(var if is_batched else ctx.broadcast(var))
+    return out
+
+
+@singledispatch
+def batch_node(op: Op, node: Apply, ctx: Batched, *inputs: tuple[Variable, bool]):
+    """Batch ``node``; ``inputs`` are ``(variable, is_batched)`` pairs.
+
+    Returns a list of ``(variable, is_batched)`` pairs, one per output of ``node``.
+    """
+    raise VectorizationError(op, "no batching rule is registered for this Op")
+
+
+def _padded(x: Variable, is_batched: bool) -> Variable:
+    return x if is_batched else at.shape_padleft(x)
+
+
+@batch_node.register(Elemwise)
+def _batch_elemwise(op, node, ctx, *inputs):
+    outs = op.make_node(*[_padded(x, b) for x, b in inputs]).outputs
+    return [(o, True) for o in outs]
+
+
+@batch_node.register(DimShuffle)
+def _batch_dimshuffle(op, node, ctx, x):
+    x, _ = x
+    order = [0] + [d if d == "x" else d + 1 for d in op.new_order]
+    return [(x.dimshuffle(*order), True)]
+
+
+@batch_node.register(CAReduce)
+def _batch_careduce(op, node, ctx, x):
+    x, _ = x
+    axis = range(x.ndim - 1) if op.axis is None else op.axis
+    return [(op.clone(axis=tuple(a + 1 for a in axis))(x), True)]
+
+
+@batch_node.register(Subtensor)
+def _batch_subtensor(op, node, ctx, x, *index_inputs):
+    x, x_batched = x
+    if any(b for _, b in index_inputs):
+        indices = indices_from_subtensor([v for v, _ in index_inputs], op.idx_list)
+        batched = [isinstance(i, Variable) and i in {v for v, b in index_inputs if b} for i in indices]
+        if sum(batched) != 1 or len(indices) != 1:
+            raise VectorizationError(op, "only one per-chain index into an array is supported")
+        (index,) = indices
+        rows = at.arange(ctx.size)
+        x = x if x_batched else ctx.broadcast(x)
+        return [(x[rows, index], True)]
+    indices = indices_from_subtensor([v for v, _ in index_inputs], op.idx_list)
+    return [(x[(slice(None), *indices)], True)]
+
+
+@batch_node.register(AdvancedSubtensor1)
+@batch_node.register(AdvancedSubtensor)
+def _batch_advanced_subtensor(op, node, ctx, x, *index_inputs):
+    x, x_batched = x
+    if any(b for _, b in index_inputs):
+        raise VectorizationError(op, "per-chain advanced indices are not supported")
+    indices = [v for v, _ in index_inputs]
+    if isinstance(op, AdvancedSubtensor):
+        indices = indices_from_subtensor(indices, op.idx_list) if hasattr(op, "idx_list") else indices
+    return [(x[(slice(None), *indices)], True)]
+
+
+@batch_node.register(ScalarFromTensor)
+def _batch_scalar_from_tensor(op, node, ctx, x):
+    # A per-chain scalar is a vector over chains; the consumer (an index) handles it.
+    return [x]
+
+
+@batch_node.register(TensorFromScalar)
+def _batch_tensor_from_scalar(op, node, ctx, x):
+    return [x]
+
+
+@batch_node.register(MakeVector)
+def _batch_make_vector(op, node, ctx, *inputs):
+    columns = [x if b else ctx.broadcast(x) for x, b in inputs]
+    return [(at.stack(columns, axis=1).astype(node.outputs[0].dtype), True)]
+
+
+@batch_node.register(Join)
+def _batch_join(op, node, ctx, axis, *inputs):
+    axis, axis_batched = axis
+    if axis_batched:
+        raise VectorizationError(op, "a per-chain join axis is not supported")
+    parts = [x if b else ctx.broadcast(x) for x, b in inputs]
+    return [(at.join(at.as_tensor_variable(axis) + 1, *parts), True)]
+
+
+@batch_node.register(Reshape)
+def _batch_reshape(op, node, ctx, x, shape):
+    (x, _), (shape, shape_batched) = x, shape
+    if shape_batched:
+        raise VectorizationError(op, "a per-chain target shape is not supported")
+    new_shape = at.concatenate(
+        [at.shape_padleft(ctx.size).astype("int64"), at.as_tensor_variable(shape).astype("int64")]
+    )
+    return [(at.reshape(x, new_shape, ndim=op.ndim + 1), True)]
+
+
+@batch_node.register(Alloc)
+@batch_node.register(BroadcastTo)
+def _batch_alloc(op, node, ctx, value, *shape):
+    if any(b for _, b in shape):
+        raise VectorizationError(op, "a per-chain target shape is not supported")
+    (value, value_batched), shape = value, [s for s, _ in shape]
+    value = value if value_batched else ctx.broadcast(value)
+    # Align the value's trailing axes with the target's, keeping the chain axis first.
+    missing = len(shape) - (value.ndim - 1)
+    value = value.dimshuffle(0, *(["x"] * missing), *range(1, value.ndim))
+    return [(at.alloc(value, ctx.size, *shape), True)]
+
+
+@batch_node.register(SpecifyShape)
+def _batch_specify_shape(op, node, ctx, x, *shape):
+    (x, _), shape = x, [s for s, _ in shape]
+    return [(at.specify_shape(x, (None, *shape)), True)]
+
+
+@batch_node.register(Shape)
+def _batch_shape(op, node, ctx, x):
+    x, _ = x
+    return [(x.shape[1:], False)]
+
+
+@batch_node.register(Shape_i)
+def _batch_shape_i(op, node, ctx, x):
+    x, _ = x
+    return [(x.shape[op.i + 1], False)]
+
+
+@batch_node.register(CheckAndRaise)
+def _batch_check_and_raise(op, node, ctx, x, *conditions):
+    (x, x_batched) = x
+    x = x if x_batched else ctx.broadcast(x)
+    # A check holds for the batch when it holds for every chain.
+    conds = [at.all(c) if b else c for c, b in conditions]
+    return [(op(x, *conds), True)]
