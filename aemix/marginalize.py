@@ -12,11 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aesara.graph.basic import Apply, Variable, clone_get_equiv, io_toposort
+import aesara
+import aesara.tensor as at
+import numpy as np
+from aesara.graph.basic import Apply, Variable, clone_get_equiv, graph_inputs, io_toposort
 from aesara.graph.fg import FunctionGraph
 from aesara.graph.rewriting.basic import EquilibriumGraphRewriter
 from aesara.graph.rewriting.kanren import KanrenRelationSub
 from aesara.tensor.random.op import RandomVariable
+from aesara.tensor.var import TensorConstant
 
 from aemix.errors import MarginalizationError
 from aemix.ops import MarginalMixtureRV
@@ -112,6 +116,22 @@ def _private_subgraph(fgraph: FunctionGraph, node: Apply, observed: set[Variable
     ) and not any(client == "output" for var in walked for client, _ in fgraph.clients[var])
 
 
+def _upcast_constants(outputs: list[Variable]) -> dict[Variable, Variable]:
+    """float64 copies of the model's float32 constants, when ``floatX`` is float64.
+
+    Aesara casts a Python float literal that fits float32 to a float32 constant, so ``gamma(2.0, ...)``
+    would evaluate ``gammaln(2.0)`` in single precision; densities must be float64-accurate whatever
+    literals the user wrote.
+    """
+    if aesara.config.floatX != "float64":
+        return {}
+    return {
+        c: at.constant(np.asarray(c.data, dtype="float64"), name=c.name)
+        for c in graph_inputs(outputs)
+        if isinstance(c, TensorConstant) and c.type.dtype == "float32"
+    }
+
+
 def _describe(var: Variable) -> str:
     return var.name or str(var)
 
@@ -142,7 +162,18 @@ def marginalize(
         If a discrete random variable that is not observed remains after every rule was applied.
     """
     observed = set(observed or ())
-    equiv = clone_get_equiv([], outputs, copy_inputs=False, copy_orphans=False)
+    equiv = clone_get_equiv(
+        [],
+        outputs,
+        copy_inputs=False,
+        copy_orphans=False,
+        memo=_upcast_constants(outputs),
+        strict=False,
+    )
+    for original, clone in equiv.items():
+        # Nodes rebuilt around upcast constants have fresh, unnamed outputs.
+        if isinstance(original, Variable) and clone.name is None:
+            clone.name = original.name
     fgraph = FunctionGraph(outputs=[equiv[o] for o in outputs], clone=False)
     observed_clones = {equiv[v] for v in observed if v in equiv}
     discrete_before = {

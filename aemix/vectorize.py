@@ -26,6 +26,7 @@ from aesara.tensor.basic import (
 )
 from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
 from aesara.tensor.extra_ops import BroadcastTo
+from aesara.tensor.math import MaxAndArgmax
 from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from aesara.tensor.subtensor import (
     AdvancedSubtensor,
@@ -232,3 +233,11 @@ def _batch_check_and_raise(op, node, ctx, x, *conditions):
     # A check holds for the batch when it holds for every chain.
     conds = [at.all(c) if b else c for c, b in conditions]
     return [(op(x, *conds), True)]
+
+
+@batch_node.register(MaxAndArgmax)
+def _batch_max_and_argmax(op, node, ctx, x):
+    x, _ = x
+    axis = range(x.ndim - 1) if op.axis is None else op.axis
+    new_op = MaxAndArgmax([a + 1 for a in axis])
+    return [(o, True) for o in new_op(x)]

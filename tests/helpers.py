@@ -1,0 +1,46 @@
+"""Models and exact reference values shared by the tests."""
+
+from __future__ import annotations
+
+import aesara.tensor as at
+import numpy as np
+import scipy.stats as st
+from scipy.special import logsumexp
+
+SEED_LOC = np.array([-2, 0, 3.2, 2.5])
+SEED_SCALE = np.array([1.2, 1, 5, 2.8])
+SEED_WEIGHTS = np.array([0.2, 0.3, 0.1, 0.4])
+
+
+def seed_model(seed: int = 0):
+    """The seed text's model, written exactly as there: returns ``(N_rv, I_rv, Y_rv)``."""
+    srng = at.random.RandomStream(seed)
+    N_rv = srng.normal(SEED_LOC, SEED_SCALE, name="N")
+    I_rv = srng.categorical(SEED_WEIGHTS, name="I")
+    Y_rv = N_rv[I_rv]
+    return N_rv, I_rv, Y_rv
+
+
+def mixture_logpdf(y, weights=SEED_WEIGHTS, loc=SEED_LOC, scale=SEED_SCALE):
+    """Exact log-density of a normal mixture (scipy)."""
+    y = np.asarray(y, dtype=float)[..., None]
+    return logsumexp(np.log(weights) + st.norm(loc, scale).logpdf(y), axis=-1)
+
+
+def mixture_cdf(y, weights=SEED_WEIGHTS, loc=SEED_LOC, scale=SEED_SCALE):
+    """Exact CDF of a normal mixture (scipy)."""
+    y = np.asarray(y, dtype=float)[..., None]
+    return np.sum(weights * st.norm(loc, scale).cdf(y), axis=-1)
+
+
+def mixture_moments(weights=SEED_WEIGHTS, loc=SEED_LOC, scale=SEED_SCALE):
+    """Exact mean and variance of a normal mixture."""
+    mean = np.sum(weights * loc)
+    return mean, np.sum(weights * (scale**2 + loc**2)) - mean**2
+
+
+def stat_scale() -> float:
+    """Size factor of the statistical suites (``AEMIX_STAT_SCALE``; CI runs them smaller)."""
+    import os
+
+    return float(os.environ.get("AEMIX_STAT_SCALE", "1.0"))

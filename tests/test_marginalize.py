@@ -1,0 +1,70 @@
+import aesara.tensor as at
+import numpy as np
+import pytest
+from aesara.tensor.random.op import RandomVariable
+
+from aemix.errors import MarginalizationError
+from aemix.marginalize import is_discrete, marginalize
+from aemix.ops import MarginalMixtureRV
+from tests.helpers import seed_model
+
+
+def discrete_rvs_left(model):
+    absorbed = {inp for m in model.marginalizations for inp in m.marginal.owner.inputs}
+    return [
+        node.default_output()
+        for node in model.fgraph.apply_nodes
+        if isinstance(node.op, RandomVariable)
+        and is_discrete(node.default_output())
+        and node.default_output() not in absorbed
+    ]
+
+
+def test_seed_model_is_marginalized_without_touching_the_users_graph():
+    N_rv, I_rv, Y_rv = seed_model()
+    model = marginalize([Y_rv])
+    (m,) = model.marginalizations
+    assert m.rule == "indexed_mixture" and m.discrete.name == "I"
+    assert isinstance(model.fgraph.outputs[0].owner.op, MarginalMixtureRV)
+    assert discrete_rvs_left(model) == []
+    assert [rv.owner.op for rv in model.random_variables()] == [m.marginal.owner.op]
+    # The user's graph is unchanged.
+    assert Y_rv.owner.inputs[0] is N_rv
+    assert model.original_to_marginal[Y_rv] is m.marginal
+
+
+def test_observed_index_is_not_marginalized():
+    _, I_rv, Y_rv = seed_model()
+    model = marginalize([Y_rv], observed={I_rv})
+    assert model.marginalizations == []
+
+
+def test_shared_index_is_not_marginalized_by_the_mixture_rule():
+    srng = at.random.RandomStream(0)
+    I_rv = srng.categorical(np.ones(2) / 2, name="I")
+    A_rv = srng.normal(np.array([0.0, 5.0]), 1.0)[I_rv]
+    B_rv = srng.normal(np.array([1.0, -1.0]), 1.0)[I_rv]
+    with pytest.raises(MarginalizationError, match="'I'.*used in 2 places"):
+        marginalize([A_rv, B_rv])
+
+
+def test_components_used_elsewhere_are_not_absorbed():
+    N_rv, I_rv, Y_rv = seed_model()
+    with pytest.raises(MarginalizationError, match="'I'"):
+        marginalize([Y_rv, N_rv])
+
+
+def test_infinite_support_latent_is_an_error():
+    srng = at.random.RandomStream(0)
+    K_rv = srng.poisson(3.0, name="K")
+    Y_rv = srng.normal(K_rv, 1.0, name="Y")
+    with pytest.raises(MarginalizationError, match="'K'.*infinite support"):
+        marginalize([Y_rv])
+
+
+def test_unmatched_discrete_latent_is_an_error():
+    srng = at.random.RandomStream(0)
+    B_rv = srng.bernoulli(0.3, name="B")
+    Y_rv = srng.normal(B_rv * 2.0, 1.0, name="Y")
+    with pytest.raises(MarginalizationError, match="'B'.*no registered rule"):
+        marginalize([Y_rv])
