@@ -1,0 +1,176 @@
+import aesara
+import aesara.tensor as at
+import arviz as az
+import numpy as np
+import pytest
+import scipy.stats as st
+from scipy.special import logsumexp
+
+import aemix
+from aemix.errors import MarginalizationError, ModelError, ValuesError
+from tests.helpers import (
+    SEED_LOC,
+    SEED_SCALE,
+    SEED_WEIGHTS,
+    mixture_cdf,
+    mixture_logpdf,
+    mixture_moments,
+    seed_model,
+    stat_scale,
+)
+
+
+def test_seed_forward_samples():
+    _, _, Y_rv = seed_model()
+    f = aesara.function([], Y_rv)
+    got = [float(f()) for _ in range(5)]
+    np.testing.assert_allclose(
+        got, [2.51645571, 0.16094803, 4.16173818, -0.75365736, 0.91897138], rtol=0, atol=1e-8
+    )
+
+
+def test_seed_sampler_names_and_marginalized(seed_sampler):
+    assert seed_sampler.latent == ("Y",)
+    assert seed_sampler.marginalized == ("I",)
+    assert seed_sampler.observed == ()
+
+
+def test_seed_logdensity_at_ten_is_the_exact_marginal(seed_sampler):
+    got = seed_sampler.logdensity({"Y": 10.0})
+    np.testing.assert_allclose(got, -5.35139934920337, rtol=0, atol=1e-10)
+    # The seed text prints -6.961941398089025 for this quantity: its loop adds log(weights) to a
+    # joint log-probability that already contains log P(I = i), counting the weights twice.
+    lp = st.norm(SEED_LOC, SEED_SCALE).logpdf(10.0)
+    np.testing.assert_allclose(logsumexp(2 * np.log(SEED_WEIGHTS) + lp), -6.961941398089025, atol=1e-12)
+    np.testing.assert_allclose(logsumexp(np.log(SEED_WEIGHTS) + lp), got, atol=1e-12)
+
+
+def test_logdensity_matches_scipy_at_many_points_including_tails(seed_sampler):
+    ys = np.concatenate([np.linspace(-40, 40, 994), [-1e4, -1e3, -250.0, 250.0, 1e3, 1e4]])
+    got = np.array([seed_sampler.logdensity({"Y": y}) for y in ys])
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, mixture_logpdf(ys), rtol=1e-12)
+
+
+def test_logdensity_rejects_bad_values(seed_sampler):
+    with pytest.raises(ValuesError, match="'Y'.*no value"):
+        seed_sampler.logdensity({})
+    with pytest.raises(ValuesError, match="'Z'.*not a latent"):
+        seed_sampler.logdensity({"Y": 1.0, "Z": 2.0})
+    with pytest.raises(ValuesError, match=r"'Y'.*shape \(2,\)"):
+        seed_sampler.logdensity({"Y": [1.0, 2.0]})
+
+
+def test_bad_outputs_and_observations_are_typed_errors():
+    with pytest.raises(ModelError, match="expected an Aesara variable"):
+        aemix.build_sampler(3.0)
+    N_rv, I_rv, Y_rv = seed_model()
+    with pytest.raises(ModelError, match="'I'.*must be integers"):
+        aemix.build_sampler(Y_rv, observed={I_rv: 1.5})
+    with pytest.raises(ModelError, match="'I'.*NaN"):
+        aemix.build_sampler(Y_rv, observed={I_rv: np.nan})
+    with pytest.raises(ModelError, match="'Y'.*no latent"):
+        aemix.build_sampler({"Y": Y_rv}, observed={Y_rv: 1.0})
+
+
+def test_marginalization_failure_names_the_variable():
+    srng = at.random.RandomStream(0)
+    K_rv = srng.poisson(2.0, name="K")
+    with pytest.raises(MarginalizationError, match="'K'"):
+        aemix.build_sampler(srng.normal(K_rv, 1.0))
+
+
+def test_observed_index_leaves_the_components_latent():
+    # With I given, Y = N[I] is a deterministic function of N: the random variables left are N.
+    N_rv, I_rv, Y_rv = seed_model()
+    sampler = aemix.build_sampler(Y_rv, observed={I_rv: 2})
+    assert sampler.marginalized == () and sampler.latent == ("N",)
+    n = np.array([0.5, -1.0, 1.0, 2.0])
+    np.testing.assert_allclose(
+        sampler.logdensity({"N": n}),
+        st.norm(SEED_LOC, SEED_SCALE).logpdf(n).sum() + np.log(SEED_WEIGHTS[2]),
+        rtol=1e-12,
+    )
+
+
+def test_unnamed_output_takes_the_callers_identifier():
+    _, _, mixture_rv = seed_model()
+    assert aemix.build_sampler(mixture_rv).latent == ("mixture",)
+
+
+def test_shapes_determinism_and_independent_chains(seed_sampler):
+    a = seed_sampler.sample(40, n_chains=3, seed=7, warmup=60)
+    b = seed_sampler.sample(40, n_chains=3, seed=7, warmup=60)
+    c = seed_sampler.sample(40, n_chains=3, seed=8, warmup=60)
+    assert a.draws["Y"].shape == (3, 40) and a.draws["I"].shape == (3, 40)
+    assert a.acceptance_rate.shape == (3,)
+    for name in ("Y", "I"):
+        np.testing.assert_array_equal(a.draws[name], b.draws[name])
+    assert not np.array_equal(a.draws["Y"], c.draws["Y"])
+    assert len({tuple(chain) for chain in a.draws["Y"]}) == 3
+    assert a.conditional_probabilities["I"].shape == (3, 40, 4)
+    np.testing.assert_allclose(a.conditional_probabilities["I"].sum(axis=-1), 1.0)
+
+
+def test_fixed_step_size_is_used_as_given(seed_sampler):
+    result = seed_sampler.sample(10, n_chains=2, seed=0, warmup=0, step_size=0.1)
+    assert result.step_size == 0.1
+    assert np.all(np.abs(np.diff(result.draws["Y"], axis=1)) < 0.1 * 6)
+
+
+def test_sample_argument_errors(seed_sampler):
+    with pytest.raises(ValueError, match="n_samples"):
+        seed_sampler.sample(0)
+    with pytest.raises(TypeError, match="n_chains"):
+        seed_sampler.sample(10, n_chains=2.5)
+    with pytest.raises(ValueError, match="step_size"):
+        seed_sampler.sample(10, step_size=-1.0)
+
+
+def test_recovered_index_probabilities_are_the_exact_conditionals(seed_sampler):
+    result = seed_sampler.sample(20, n_chains=4, seed=3, warmup=20)
+    y = result.draws["Y"][..., None]
+    log_joint = np.log(SEED_WEIGHTS) + st.norm(SEED_LOC, SEED_SCALE).logpdf(y)
+    exact = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
+    np.testing.assert_allclose(result.conditional_probabilities["I"], exact, rtol=1e-10)
+
+
+def test_inference_data_and_summary(seed_sampler):
+    result = seed_sampler.sample(50, n_chains=2, seed=0, warmup=50)
+    idata = result.to_inference_data()
+    assert isinstance(idata, az.InferenceData)
+    assert idata.posterior["Y"].shape == (2, 50)
+    assert "lp" in idata.sample_stats
+    assert "r_hat" in result.summary(var_names=["Y"]).columns
+
+
+@pytest.mark.slow
+def test_seed_sampler_matches_the_exact_mixture(seed_sampler):
+    """1000 chains after warm-up: the exact mixture CDF, mean and variance within Monte Carlo error."""
+    n_chains = 1000
+    n_samples = max(200, int(1000 * stat_scale()))
+    result = seed_sampler.sample(n_samples, n_chains=n_chains, seed=2024, warmup=500)
+    y = result.draws["Y"]
+    assert 0.25 < result.acceptance_rate.mean() < 0.6
+
+    # The last draw of each chain: 1000 independent draws (chains are independent), so the KS
+    # test's null distribution holds exactly if the chains have converged.
+    ks = st.kstest(y[:, -1], mixture_cdf)
+    assert ks.pvalue > 1e-3, ks
+
+    # Pooled draws, thinned to about one draw per autocorrelation time.
+    ess = float(az.ess(az.convert_to_dataset(y[:100]))["x"]) * n_chains / 100
+    thin = max(1, int(np.ceil(y.size / ess)))
+    ks_pooled = st.kstest(y[:, ::thin].ravel(), mixture_cdf)
+    assert ks_pooled.pvalue > 1e-3, (ks_pooled, thin)
+
+    mean, var = mixture_moments()
+    # Monte Carlo standard errors from the effective sample size of the pooled draws.
+    assert abs(y.mean() - mean) < 4 * np.sqrt(var / ess)
+    centred = (y - mean) ** 2
+    assert abs(centred.mean() - var) < 4 * centred.std() / np.sqrt(ess)
+
+    # Recovered indices: marginally, I follows its prior weights.
+    freq = np.bincount(result.draws["I"].ravel(), minlength=4) / result.draws["I"].size
+    sd = np.sqrt(SEED_WEIGHTS * (1 - SEED_WEIGHTS) / ess)
+    assert np.all(np.abs(freq - SEED_WEIGHTS) < 4 * sd), (freq, sd)
