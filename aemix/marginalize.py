@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import aesara
 import aesara.tensor as at
 import numpy as np
-from aesara.graph.basic import Apply, Variable, clone_get_equiv, graph_inputs, io_toposort
+from aesara.graph.basic import Apply, Variable, clone_get_equiv, io_toposort
 from aesara.graph.fg import FunctionGraph
 from aesara.graph.rewriting.basic import EquilibriumGraphRewriter
 from aesara.graph.rewriting.kanren import KanrenRelationSub
@@ -117,19 +117,30 @@ def _private_subgraph(fgraph: FunctionGraph, node: Apply, observed: set[Variable
 
 
 def _upcast_constants(outputs: list[Variable]) -> dict[Variable, Variable]:
-    """float64 copies of the model's float32 constants, when ``floatX`` is float64.
+    """float64 copies of low-precision constants, when ``floatX`` is float64.
 
-    Aesara casts a Python float literal that fits float32 to a float32 constant, so ``gamma(2.0, ...)``
-    would evaluate ``gammaln(2.0)`` in single precision; densities must be float64-accurate whatever
-    literals the user wrote.
+    Aesara casts a Python float literal that fits float32 to a float32 constant, and an integer
+    literal to int8, so ``gamma(2.0, ...)`` would evaluate ``gammaln(2.0)`` and ``normal(0, 10)``
+    ``log(10)`` in single precision; densities must be float64-accurate whatever literals the user
+    wrote.  float32 constants are upcast everywhere; integer constants only where every use is a
+    parameter of a continuous random variable (never a size, an index or a discrete parameter).
     """
     if aesara.config.floatX != "float64":
         return {}
-    return {
-        c: at.constant(np.asarray(c.data, dtype="float64"), name=c.name)
-        for c in graph_inputs(outputs)
-        if isinstance(c, TensorConstant) and c.type.dtype == "float32"
-    }
+    uses: dict[Variable, list[bool]] = {}
+    for node in io_toposort([], outputs):
+        continuous_rv = isinstance(node.op, RandomVariable) and node.outputs[1].type.dtype.startswith(
+            "float"
+        )
+        for i, inp in enumerate(node.inputs):
+            if isinstance(inp, TensorConstant):
+                uses.setdefault(inp, []).append(continuous_rv and i >= 3)
+    memo = {}
+    for c, as_float_param in uses.items():
+        dtype = c.type.dtype
+        if dtype == "float32" or (dtype.startswith(("int", "uint")) and all(as_float_param)):
+            memo[c] = at.constant(np.asarray(c.data, dtype="float64"), name=c.name)
+    return memo
 
 
 def _describe(var: Variable) -> str:

@@ -86,6 +86,11 @@ def vectorize_graph(
     for node in io_toposort(list(replacements), list(outputs)):
         inputs = [new.get(inp, (inp, False)) for inp in node.inputs]
         if not any(is_batched for _, is_batched in inputs):
+            if any(var is not inp for (var, _), inp in zip(inputs, node.inputs)):
+                # Unbatched, but reads a rebuilt input (e.g. the shape of a batched variable).
+                clone = node.clone_with_new_inputs([var for var, _ in inputs], strict=False)
+                for old, var in zip(node.outputs, clone.outputs):
+                    new[old] = (var, False)
             continue
         results = batch_node(node.op, node, ctx, *inputs)
         for old, result in zip(node.outputs, results):
