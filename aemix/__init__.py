@@ -14,7 +14,7 @@ from aemix.errors import (
     ValuesError,
     VectorizationError,
 )
-from aemix.sampler import SampleResult, Sampler, build_sampler
+from aemix.sampler import Sampler, SampleResult, build_sampler
 
 __all__ = [
     "build_sampler",

@@ -129,9 +129,9 @@ def _upcast_constants(outputs: list[Variable]) -> dict[Variable, Variable]:
         return {}
     uses: dict[Variable, list[bool]] = {}
     for node in io_toposort([], outputs):
-        continuous_rv = isinstance(node.op, RandomVariable) and node.outputs[1].type.dtype.startswith(
-            "float"
-        )
+        continuous_rv = isinstance(node.op, RandomVariable) and node.outputs[
+            1
+        ].type.dtype.startswith("float")
         for i, inp in enumerate(node.inputs):
             if isinstance(inp, TensorConstant):
                 uses.setdefault(inp, []).append(continuous_rv and i >= 3)
@@ -204,7 +204,9 @@ def marginalize(
                 return result
             return None
 
-        sub = KanrenRelationSub(rule.relation, results_filter=results_filter, node_filter=node_filter)
+        sub = KanrenRelationSub(
+            rule.relation, results_filter=results_filter, node_filter=node_filter
+        )
         transform = sub.transform
 
         def recording_transform(fgraph_, node):
@@ -257,9 +259,7 @@ def _why_not(fgraph: FunctionGraph, var: Variable, rules: RuleRegistry) -> str:
         "negative_binomial": "it has infinite support",
     }.get(getattr(op, "name", ""), None)
     rule_names = ", ".join(rules) or "none"
-    used_by = ", ".join(
-        "an output of the model" if c == "output" else str(c.op) for c in uses
-    )
+    used_by = ", ".join("an output of the model" if c == "output" else str(c.op) for c in uses)
     if support:
         return f"{support}, so it cannot be summed out exactly (used by: {used_by})"
     if len(uses) > 1:

@@ -64,7 +64,9 @@ class MarginalMixtureRV(Op):
         return Apply(self, [index, *components], [out_type()])
 
     def perform(self, node, inputs, outputs):
-        raise NotImplementedError("MarginalMixtureRV is a density placeholder and cannot be evaluated")
+        raise NotImplementedError(
+            "MarginalMixtureRV is a density placeholder and cannot be evaluated"
+        )
 
     def __str__(self):
         return "MarginalMixture"

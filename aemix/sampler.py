@@ -8,8 +8,9 @@ variables from their conditionals.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import aesara
 import aesara.tensor as at
@@ -17,7 +18,6 @@ import numpy as np
 from aesara.graph.basic import Variable, ancestors, clone_replace
 from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.random.var import RandomGeneratorSharedVariable
-from aesara.tensor.var import TensorVariable
 
 from aemix.errors import InitializationError, ModelError, ValuesError
 from aemix.kernels import rmh
@@ -39,16 +39,22 @@ def _as_variable_list(outputs) -> list[Variable]:
         items = []
         for name, var in outputs.items():
             if not isinstance(var, Variable):
-                raise ModelError(str(name), f"expected an Aesara variable, got {type(var).__name__}")
+                raise ModelError(
+                    str(name), f"expected an Aesara variable, got {type(var).__name__}"
+                )
             var.name = var.name or str(name)
             items.append(var)
         return items
     if isinstance(outputs, Sequence) and not isinstance(outputs, str):
         for i, var in enumerate(outputs):
             if not isinstance(var, Variable):
-                raise ModelError(f"outputs[{i}]", f"expected an Aesara variable, got {type(var).__name__}")
+                raise ModelError(
+                    f"outputs[{i}]", f"expected an Aesara variable, got {type(var).__name__}"
+                )
         return list(outputs)
-    raise ModelError("outputs", f"expected an Aesara variable or a list of them, got {type(outputs).__name__}")
+    raise ModelError(
+        "outputs", f"expected an Aesara variable or a list of them, got {type(outputs).__name__}"
+    )
 
 
 def _random_variables(outputs: list[Variable]) -> list[Variable]:
@@ -98,10 +104,14 @@ def _check_observed(var: Variable, data: Any) -> Variable:
     if array.dtype.kind not in "biuf":
         raise ModelError(name, f"observed data must be numeric, got dtype {array.dtype}")
     if array.ndim != var.ndim:
-        raise ModelError(name, f"observed data has {array.ndim} dimensions, the variable has {var.ndim}")
+        raise ModelError(
+            name, f"observed data has {array.ndim} dimensions, the variable has {var.ndim}"
+        )
     for axis, (static, actual) in enumerate(zip(var.type.shape, array.shape)):
         if static is not None and static != actual:
-            raise ModelError(name, f"observed data has length {actual} on axis {axis}, expected {static}")
+            raise ModelError(
+                name, f"observed data has length {actual} on axis {axis}, expected {static}"
+            )
     if not np.all(np.isfinite(array)):
         raise ModelError(name, "observed data contains NaN or infinite values")
     if is_discrete(var):
@@ -222,24 +232,32 @@ class Sampler:
         fn = self._compiled.get("logdensity")
         if fn is None:
             fn = aesara.function(
-                self._density.value_vars, self._density.constrained_logdensity, on_unused_input="ignore"
+                self._density.value_vars,
+                self._density.constrained_logdensity,
+                on_unused_input="ignore",
             )
             self._compiled["logdensity"] = fn
         return float(fn(*args))
 
     def _check_values(self, values: Mapping[str, Any]) -> list[np.ndarray]:
         if not isinstance(values, Mapping):
-            raise ValuesError("values", f"expected a mapping from names to arrays, got {type(values).__name__}")
+            raise ValuesError(
+                "values", f"expected a mapping from names to arrays, got {type(values).__name__}"
+            )
         unknown = sorted(set(values) - set(self.latent))
         if unknown:
-            raise ValuesError(unknown[0], f"not a latent variable of this model (latent: {self.latent})")
+            raise ValuesError(
+                unknown[0], f"not a latent variable of this model (latent: {self.latent})"
+            )
         args = []
         for item, vv in zip(self._density.layout, self._density.value_vars):
             if item.name not in values:
                 raise ValuesError(item.name, "no value given")
             array = np.asarray(values[item.name], dtype=vv.type.dtype)
             if array.shape != item.shape:
-                raise ValuesError(item.name, f"value has shape {array.shape}, expected {item.shape}")
+                raise ValuesError(
+                    item.name, f"value has shape {array.shape}, expected {item.shape}"
+                )
             args.append(array)
         return args
 
@@ -312,7 +330,11 @@ class Sampler:
         outs = []
         for rv, original in zip(self._latent_rvs, self._latent_originals):
             transform = default_transform(rv)
-            value = original if transform is None else transform.forward(original, *original.owner.inputs)
+            value = (
+                original
+                if transform is None
+                else transform.forward(original, *original.owner.inputs)
+            )
             outs.append(at.flatten(value))
         flat = at.concatenate(outs) if len(outs) > 1 else outs[0]
         # Our own generators, so that sampling is reproducible and the user's streams are untouched.
@@ -329,7 +351,9 @@ class Sampler:
 
     # -- sampling ------------------------------------------------------------------------------
 
-    def initial_positions(self, n_chains: int, rng: np.random.Generator, initial_values=None) -> np.ndarray:
+    def initial_positions(
+        self, n_chains: int, rng: np.random.Generator, initial_values=None
+    ) -> np.ndarray:
         """Flat unconstrained starting points: prior draws (re-drawn where the density is not finite)."""
         if initial_values is not None:
             return self._positions_from_values(initial_values, n_chains)
@@ -364,16 +388,22 @@ class Sampler:
             if value.shape != (n_chains, *item.shape):
                 raise ValuesError(
                     item.name,
-                    f"initial value has shape {value.shape}, expected {item.shape} or {(n_chains, *item.shape)}",
+                    f"initial value has shape {value.shape}, "
+                    f"expected {item.shape} or {(n_chains, *item.shape)}",
                 )
             transform = default_transform(rv)
             if transform is not None:
-                raise ValuesError(item.name, "initial values of transformed variables are not supported yet")
+                raise ValuesError(
+                    item.name, "initial values of transformed variables are not supported yet"
+                )
             pieces.append(value.reshape(n_chains, -1))
         positions = np.concatenate(pieces, axis=1)
         bad = ~np.isfinite(self._logdensity_batch(positions))
         if bad.any():
-            raise InitializationError(f"the log-density is not finite at the initial values of chains {np.flatnonzero(bad)[:10].tolist()}")
+            chains = np.flatnonzero(bad)[:10].tolist()
+            raise InitializationError(
+                f"the log-density is not finite at the initial values of chains {chains}"
+            )
         return positions
 
     def sample(
@@ -417,7 +447,9 @@ class Sampler:
         -------
         SampleResult
         """
-        n_samples, n_chains, warmup = _check_counts(n_samples=n_samples, n_chains=n_chains, warmup=warmup)
+        n_samples, n_chains, warmup = _check_counts(
+            n_samples=n_samples, n_chains=n_chains, warmup=warmup
+        )
         if step_size is not None and not (np.isfinite(step_size) and step_size > 0):
             raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
         seeds = np.random.SeedSequence(seed).spawn(3)
@@ -485,7 +517,9 @@ class Sampler:
         graphs = []
         for m in self._model.marginalizations:
             value = rv_to_value[m.marginal]
-            log_probs, _ = marginal_conditional_logprobs(m.marginal.owner.op, value, m.discrete, *m.components)
+            log_probs, _ = marginal_conditional_logprobs(
+                m.marginal.owner.op, value, m.discrete, *m.components
+            )
             log_probs = clone_replace(log_probs, rv_to_value)
             # Category axis last, as ArviZ and users index it.
             graphs.append((m.discrete.name, at.moveaxis(log_probs, 0, -1)))
@@ -508,13 +542,13 @@ class Sampler:
             sample = np.argmax(log_probs + gumbel, axis=-1)
             shape = log_probs.shape[1:-1]
             draws[name] = sample.reshape(n_chains, n_samples, *shape)
-            probabilities[name] = np.exp(log_probs).reshape(n_chains, n_samples, *log_probs.shape[1:])
+            probabilities[name] = np.exp(log_probs).reshape(
+                n_chains, n_samples, *log_probs.shape[1:]
+            )
         return draws, probabilities
 
     def __repr__(self) -> str:
-        return (
-            f"Sampler(latent={self.latent}, marginalized={self.marginalized}, observed={self.observed})"
-        )
+        return f"Sampler(latent={self.latent}, marginalized={self.marginalized}, observed={self.observed})"
 
 
 def _check_counts(**counts: int) -> tuple[int, ...]:
@@ -600,7 +634,9 @@ def build_sampler(
     marginal_to_original = {m: o for o, m in model.original_to_marginal.items()}
     latent_rvs = [rv for rv in model.random_variables() if rv not in observed_marginal]
     if not latent_rvs:
-        raise ModelError(", ".join(v.name for v in output_list), "the model has no latent variable to sample")
+        raise ModelError(
+            ", ".join(v.name for v in output_list), "the model has no latent variable to sample"
+        )
     for rv in latent_rvs:
         if is_discrete(rv):
             raise ModelError(rv.name, "a discrete latent variable was left after marginalization")
@@ -619,7 +655,9 @@ def _latent_shapes(latent_rvs, latent_originals):
     for rv, original in zip(latent_rvs, latent_originals):
         transform = default_transform(rv)
         outs.append(original.shape)
-        value = original if transform is None else transform.forward(original, *original.owner.inputs)
+        value = (
+            original if transform is None else transform.forward(original, *original.owner.inputs)
+        )
         outs.append(value.shape)
     fn = aesara.function([], outs, mode=aesara.compile.mode.Mode(linker="py", optimizer="fast_run"))
     values = [tuple(int(s) for s in v) for v in fn()]

@@ -10,8 +10,8 @@ transforms and the RMH kernel produce; add one with ``@batch_node.register(MyOp)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import singledispatch
-from typing import Sequence
 
 import aesara.tensor as at
 from aesara.graph.basic import Apply, Variable, io_toposort
@@ -140,7 +140,9 @@ def _batch_subtensor(op, node, ctx, x, *index_inputs):
     x, x_batched = x
     if any(b for _, b in index_inputs):
         indices = indices_from_subtensor([v for v, _ in index_inputs], op.idx_list)
-        batched = [isinstance(i, Variable) and i in {v for v, b in index_inputs if b} for i in indices]
+        batched = [
+            isinstance(i, Variable) and i in {v for v, b in index_inputs if b} for i in indices
+        ]
         if sum(batched) != 1 or len(indices) != 1:
             raise VectorizationError(op, "only one per-chain index into an array is supported")
         (index,) = indices
@@ -159,7 +161,9 @@ def _batch_advanced_subtensor(op, node, ctx, x, *index_inputs):
         raise VectorizationError(op, "per-chain advanced indices are not supported")
     indices = [v for v, _ in index_inputs]
     if isinstance(op, AdvancedSubtensor):
-        indices = indices_from_subtensor(indices, op.idx_list) if hasattr(op, "idx_list") else indices
+        indices = (
+            indices_from_subtensor(indices, op.idx_list) if hasattr(op, "idx_list") else indices
+        )
     return [(x[(slice(None), *indices)], True)]
 
 

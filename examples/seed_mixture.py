@@ -56,7 +56,9 @@ def main(argv=None):
         f"{args.chains} chains x {args.samples} draws (+{args.warmup} warm-up) in {elapsed:.1f} s "
         "(build, compile and sample)"
     )
-    print(f"tuned step size {result.step_size:.3f}, acceptance rate {result.acceptance_rate.mean():.3f}")
+    print(
+        f"tuned step size {result.step_size:.3f}, acceptance rate {result.acceptance_rate.mean():.3f}"
+    )
 
     components = st.norm(loc, scale)
     mean = np.sum(weights * loc)
@@ -74,7 +76,9 @@ def main(argv=None):
     freq = np.bincount(result.draws["I"].ravel(), minlength=4) / result.draws["I"].size
     print(f"recovered I frequencies {np.round(freq, 4)} (weights {weights})")
     summary = result.summary(var_names=["Y"], kind="diagnostics")
-    print(f"ArviZ: ess_bulk {summary['ess_bulk'].iloc[0]:.0f}, r_hat {summary['r_hat'].iloc[0]:.4f}")
+    print(
+        f"ArviZ: ess_bulk {summary['ess_bulk'].iloc[0]:.0f}, r_hat {summary['r_hat'].iloc[0]:.4f}"
+    )
 
     grid = np.linspace(-12, 18, 600)
     density = np.exp([sampler.logdensity({"Y": g}) for g in grid])

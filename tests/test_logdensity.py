@@ -37,7 +37,9 @@ def test_layout(constrained_model):
     assert constrained_model.dim == 4
 
 
-@pytest.mark.parametrize("mu,sigma,w", [(1.0, 2.0, [0.2, 0.3, 0.5]), (-30.0, 0.01, [0.9, 0.05, 0.05])])
+@pytest.mark.parametrize(
+    "mu,sigma,w", [(1.0, 2.0, [0.2, 0.3, 0.5]), (-30.0, 0.01, [0.9, 0.05, 0.05])]
+)
 def test_constrained_logdensity_is_float64_exact(constrained_model, mu, sigma, w):
     got = constrained_model.logdensity({"mu": mu, "sigma": sigma, "w": np.array(w)})
     np.testing.assert_allclose(got, reference_logpdf(mu, sigma, np.array(w)), rtol=1e-13)
@@ -54,6 +56,7 @@ def test_unconstrained_logdensity_adds_the_log_jacobian(constrained_model):
         u = rng.normal(size=constrained_model.dim)
         values = dict(zip(names, f_c(u)))
         assert values["sigma"] > 0 and np.isclose(values["w"].sum(), 1) and np.all(values["w"] > 0)
+
         # log|det J| of u -> (sigma, w_1, w_2) by central finite differences (w_3 = 1 - w_1 - w_2).
         def forward(v):
             d = dict(zip(names, f_c(v)))

@@ -34,7 +34,9 @@ def test_seed_joint_logprob_matches_the_seed_text():
 def test_vector_mixture_density_matches_scipy_including_far_tails():
     _, _, Y_rv = seed_model()
     f = marginal_logpdf_fn([Y_rv], Y_rv)
-    ys = np.concatenate([np.linspace(-50, 50, 990), [-1e3, -300, 300, 1e3, 1e4, -1e4, 0, 3.2, 2.5, -2]])
+    ys = np.concatenate(
+        [np.linspace(-50, 50, 990), [-1e3, -300, 300, 1e3, 1e4, -1e4, 0, 3.2, 2.5, -2]]
+    )
     got = np.array([f(y) for y in ys])
     assert np.all(np.isfinite(got))
     np.testing.assert_allclose(got, mixture_logpdf(ys), rtol=1e-12, atol=1e-12)
@@ -52,7 +54,11 @@ def test_stacked_mixture_of_different_families_matches_scipy():
             ref = np_logsumexp(
                 np.log(w)
                 + np.array(
-                    [st.norm(1, 2).logpdf(y), st.gamma(2.0, scale=1 / 4.0).logpdf(y), st.expon(scale=0.5).logpdf(y)]
+                    [
+                        st.norm(1, 2).logpdf(y),
+                        st.gamma(2.0, scale=1 / 4.0).logpdf(y),
+                        st.expon(scale=0.5).logpdf(y),
+                    ]
                 )
             )
         np.testing.assert_allclose(f(y), ref, rtol=1e-12)

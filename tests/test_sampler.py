@@ -41,7 +41,9 @@ def test_seed_logdensity_at_ten_is_the_exact_marginal(seed_sampler):
     # The seed text prints -6.961941398089025 for this quantity: its loop adds log(weights) to a
     # joint log-probability that already contains log P(I = i), counting the weights twice.
     lp = st.norm(SEED_LOC, SEED_SCALE).logpdf(10.0)
-    np.testing.assert_allclose(logsumexp(2 * np.log(SEED_WEIGHTS) + lp), -6.961941398089025, atol=1e-12)
+    np.testing.assert_allclose(
+        logsumexp(2 * np.log(SEED_WEIGHTS) + lp), -6.961941398089025, atol=1e-12
+    )
     np.testing.assert_allclose(logsumexp(np.log(SEED_WEIGHTS) + lp), got, atol=1e-12)
 
 

@@ -9,7 +9,8 @@ the sampler draws it for a whole block of steps at once, outside the compiled lo
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import aesara.tensor as at
 import numpy as np
@@ -108,9 +109,7 @@ def step(
         at.switch(is_accepted, proposal, state.position),
         at.switch(is_accepted, proposal_logdensity, state.logdensity),
     )
-    acceptance_probability = at.switch(
-        at.isnan(log_ratio), 0.0, at.exp(at.minimum(log_ratio, 0.0))
-    )
+    acceptance_probability = at.switch(at.isnan(log_ratio), 0.0, at.exp(at.minimum(log_ratio, 0.0)))
     return new_state, RWInfo(is_accepted, acceptance_probability, proposal)
 
 

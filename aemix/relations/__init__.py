@@ -8,8 +8,8 @@ rewrite in `aemix.marginalize` applies them.  List them with ``list(registry)``,
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from aemix.relations.mixtures import indexed_mixtureo
 

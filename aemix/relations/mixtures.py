@@ -47,7 +47,9 @@ def indexed_mixtureo(model_et, marginal_et):
     return lall(
         eq(
             model_et,
-            etuple(etuple(Subtensor, idx_list_lv), mixed_lv, etuple(etuple(ScalarFromTensor), index_lv)),
+            etuple(
+                etuple(Subtensor, idx_list_lv), mixed_lv, etuple(etuple(ScalarFromTensor), index_lv)
+            ),
         ),
         eq(index_lv, rv_et(categorical, p_lv)),
         conde(
@@ -58,7 +60,10 @@ def indexed_mixtureo(model_et, marginal_et):
             [
                 conso(etuple(MakeVector, stack_dtype_lv), components_lv, mixed_lv),
                 predicateo(_scalar_components, components_lv),
-                eq(marginal_et, cons(MarginalMixtureRV(stacked=True), cons(index_lv, components_lv))),
+                eq(
+                    marginal_et,
+                    cons(MarginalMixtureRV(stacked=True), cons(index_lv, components_lv)),
+                ),
             ],
         ),
     )

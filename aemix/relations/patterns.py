@@ -5,7 +5,7 @@ Patterns are built here, in one place, so that every relation spells an Aesara s
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from aesara.tensor.random.op import RandomVariable
 from etuples import etuple, etuplize

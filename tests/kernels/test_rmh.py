@@ -12,7 +12,13 @@ def compiled_step(logdensity_fn):
     state, info = rmh.step(rmh.RWNoise(eps, e), rmh.RWState(x, lp), logdensity_fn, step_size, scale)
     return aesara.function(
         [x, lp, eps, e, step_size, scale],
-        [state.position, state.logdensity, info.is_accepted, info.acceptance_probability, info.proposal],
+        [
+            state.position,
+            state.logdensity,
+            info.is_accepted,
+            info.acceptance_probability,
+            info.proposal,
+        ],
     )
 
 
