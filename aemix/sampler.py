@@ -416,6 +416,7 @@ class Sampler:
         *,
         target_acceptance: float | None = None,
         initial_values: Mapping[str, Any] | None = None,
+        thin: int = 1,
         block_size: int = 256,
     ) -> SampleResult:
         """Run ``n_chains`` RMH chains for ``warmup`` + ``n_samples`` steps and keep the last ``n_samples``.
@@ -440,15 +441,18 @@ class Sampler:
         initial_values
             Optional starting values, ``name -> array`` of the variable's shape or
             ``(n_chains, *shape)``; by default chains start at prior draws.
+        thin
+            Keep one step in ``thin``: ``n_samples * thin`` steps run after warm-up, and only the
+            kept draws are stored.
         block_size
-            Steps per compiled call.
+            Steps per compiled call (the noise of one call is held in memory).
 
         Returns
         -------
         SampleResult
         """
-        n_samples, n_chains, warmup = _check_counts(
-            n_samples=n_samples, n_chains=n_chains, warmup=warmup
+        n_samples, n_chains, warmup, thin = _check_counts(
+            n_samples=n_samples, n_chains=n_chains, warmup=warmup, thin=thin
         )
         if step_size is not None and not (np.isfinite(step_size) and step_size > 0):
             raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
@@ -464,7 +468,8 @@ class Sampler:
         target = target_acceptance or 0.234 + (0.44 - 0.234) * np.exp(-(dim - 1) / 4)
 
         # Warm-up: Robbins-Monro on log step size; per-coordinate scale from the first half.
-        done, k, history = 0, 0, []
+        done, k = 0, 0
+        moments = np.zeros((3, dim))  # count, sum and sum of squares of first-half warm-up draws
         while done < warmup:
             n = min(block_size if not tune else 50, warmup - done)
             eps, exp_draws = rmh.draw_noise(noise_rng, n, n_chains, dim)
@@ -475,25 +480,28 @@ class Sampler:
                 k += 1
                 current_step *= np.exp((probs.mean() - target) * 2.0 / np.sqrt(k))
                 if done <= warmup // 2:
-                    history.append(xs[n // 2 :].reshape(-1, dim))
-                elif history:
-                    sd = np.concatenate(history).std(axis=0)
+                    late = xs[n // 2 :].reshape(-1, dim)
+                    moments += [np.full(dim, len(late)), late.sum(0), (late**2).sum(0)]
+                elif moments[0, 0] > 1:
+                    count, total, squares = moments
+                    sd = np.sqrt(np.maximum(squares / count - (total / count) ** 2, 0.0))
                     if np.all(np.isfinite(sd)) and np.all(sd > 0):
                         scale = sd
                         current_step = 2.38 / np.sqrt(dim)
                         k = 0
-                    history = []
+                    moments[:] = 0.0
 
         kept = np.empty((n_chains, n_samples, dim))
         kept_lp = np.empty((n_chains, n_samples))
         accepted = np.zeros(n_chains)
         done = 0
+        per_block = max(1, block_size // thin)  # kept draws per compiled call
         while done < n_samples:
-            n = min(block_size, n_samples - done)
-            eps, exp_draws = rmh.draw_noise(noise_rng, n, n_chains, dim)
+            n = min(per_block, n_samples - done)
+            eps, exp_draws = rmh.draw_noise(noise_rng, n * thin, n_chains, dim)
             xs, lps, _, acc = block(positions, logdensities, eps, exp_draws, current_step, scale)
-            kept[:, done : done + n] = np.swapaxes(xs, 0, 1)
-            kept_lp[:, done : done + n] = lps.T
+            kept[:, done : done + n] = np.swapaxes(xs[thin - 1 :: thin], 0, 1)
+            kept_lp[:, done : done + n] = lps[thin - 1 :: thin].T
             accepted += acc.sum(axis=0)
             positions, logdensities = xs[-1], lps[-1]
             done += n
@@ -502,7 +510,7 @@ class Sampler:
         return SampleResult(
             draws=draws,
             conditional_probabilities=probabilities,
-            acceptance_rate=accepted / n_samples,
+            acceptance_rate=accepted / (n_samples * thin),
             logdensity=kept_lp,
             step_size=float(current_step),
             scale=scale,
@@ -546,6 +554,40 @@ class Sampler:
                 n_chains, n_samples, *log_probs.shape[1:]
             )
         return draws, probabilities
+
+    def explain(self) -> str:
+        """What aemix did with the model: the rules that fired, on which variables, and the result.
+
+        Examples
+        --------
+        >>> import aesara.tensor as at
+        >>> import numpy as np
+        >>> import aemix
+        >>> srng = at.random.RandomStream(0)
+        >>> N_rv = srng.normal(np.array([-2.0, 3.0]), np.array([1.0, 2.0]), name="N")
+        >>> I_rv = srng.categorical(np.array([0.3, 0.7]), name="I")
+        >>> print(aemix.build_sampler({"Y": N_rv[I_rv]}).explain())
+        marginalized:
+          I ~ categorical (support size 2), rule 'indexed_mixture': Y = MarginalMixture(I; N)
+        latent (moved by the random walk, 1 unconstrained coordinates):
+          Y: shape ()
+        observed: none
+        """
+        lines = ["marginalized:" if self._model.marginalizations else "marginalized: none"]
+        for m in self._model.marginalizations:
+            support = m.discrete.owner.inputs[-1].type.shape[-1]
+            components = ", ".join(c.name or str(c) for c in m.components)
+            lines.append(
+                f"  {m.discrete.name} ~ {m.discrete.owner.op.name} (support size {support}), "
+                f"rule {m.rule!r}: {m.marginal.name} = MarginalMixture({m.discrete.name}; {components})"
+            )
+        lines.append(f"latent (moved by the random walk, {self.dim} unconstrained coordinates):")
+        for item, rv in zip(self._density.layout, self._latent_rvs):
+            transform = default_transform(rv)
+            how = "" if transform is None else f", sampled through {type(transform).__name__}"
+            lines.append(f"  {item.name}: shape {item.shape}{how}")
+        lines.append(f"observed: {', '.join(self.observed) or 'none'}")
+        return "\n".join(lines)
 
     def __repr__(self) -> str:
         return f"Sampler(latent={self.latent}, marginalized={self.marginalized}, observed={self.observed})"

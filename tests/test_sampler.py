@@ -176,3 +176,26 @@ def test_seed_sampler_matches_the_exact_mixture(seed_sampler):
     freq = np.bincount(result.draws["I"].ravel(), minlength=4) / result.draws["I"].size
     sd = np.sqrt(SEED_WEIGHTS * (1 - SEED_WEIGHTS) / ess)
     assert np.all(np.abs(freq - SEED_WEIGHTS) < 4 * sd), (freq, sd)
+
+
+def test_explain_names_rules_and_variables(seed_sampler):
+    text = seed_sampler.explain()
+    assert "I ~ categorical (support size 4), rule 'indexed_mixture'" in text
+    assert "Y = MarginalMixture(I; N)" in text
+    assert "Y: shape ()" in text and "observed: none" in text
+
+
+def test_thinning_keeps_every_kth_step(seed_sampler):
+    full = seed_sampler.sample(12, n_chains=2, seed=5, warmup=0, step_size=1.0)
+    thinned = seed_sampler.sample(4, n_chains=2, seed=5, warmup=0, step_size=1.0, thin=3)
+    # Same seed, same noise stream: the thinned chain is every third step of the full one.
+    np.testing.assert_array_equal(thinned.draws["Y"], full.draws["Y"][:, 2::3])
+
+
+def test_initial_values_are_used(seed_sampler):
+    result = seed_sampler.sample(
+        1, n_chains=3, seed=0, warmup=0, step_size=1e-9, initial_values={"Y": [1.0, 2.0, 3.0]}
+    )
+    np.testing.assert_allclose(result.draws["Y"][:, 0], [1.0, 2.0, 3.0], atol=1e-6)
+    with pytest.raises(ValuesError, match="'Y'.*shape"):
+        seed_sampler.sample(1, n_chains=3, initial_values={"Y": [1.0, 2.0]})
