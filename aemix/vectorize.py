@@ -157,14 +157,17 @@ def _batch_subtensor(op, node, ctx, x, *index_inputs):
 @batch_node.register(AdvancedSubtensor)
 def _batch_advanced_subtensor(op, node, ctx, x, *index_inputs):
     x, x_batched = x
-    if any(b for _, b in index_inputs):
-        raise VectorizationError(op, "per-chain advanced indices are not supported")
     indices = [v for v, _ in index_inputs]
-    if isinstance(op, AdvancedSubtensor):
-        indices = (
-            indices_from_subtensor(indices, op.idx_list) if hasattr(op, "idx_list") else indices
-        )
-    return [(x[(slice(None), *indices)], True)]
+    if not any(b for _, b in index_inputs):
+        return [(x[(slice(None), *indices)], True)]
+    if len(index_inputs) != 1:
+        raise VectorizationError(op, "only a single per-chain advanced index is supported")
+    (index,) = indices
+    if not x_batched:
+        # theta[z] with z batched: advanced indexing by the (chains, ...) index array.
+        return [(x[index], True)]
+    rows = at.arange(ctx.size).reshape((-1,) + (1,) * (index.ndim - 1))
+    return [(x[rows, index], True)]
 
 
 @batch_node.register(ScalarFromTensor)

@@ -58,3 +58,18 @@ def test_op_without_rule_is_a_typed_error():
     x = at.vector("x")
     with pytest.raises(VectorizationError, match="no batching rule"):
         vectorize_graph([at.sort(x)], {x: at.matrix("xs")})
+
+
+def test_batched_index_into_shared_and_batched_arrays():
+    z = at.lvector("z")
+    theta = at.as_tensor(np.array([1.5, -2.0, 4.0]))
+    x = at.vector("x")
+    zs, xs = at.lmatrix("zs"), at.matrix("xs")
+    (shared_out,) = vectorize_graph([theta[z] * 2], {z: zs})
+    (both_out,) = vectorize_graph([x[z]], {z: zs, x: xs})
+    zv = np.array([[0, 2, 1, 1], [2, 2, 0, 1]])
+    xv = rng.normal(size=(2, 3))
+    np.testing.assert_allclose(aesara.function([zs], shared_out)(zv), theta.data[zv] * 2)
+    np.testing.assert_allclose(
+        aesara.function([zs, xs], both_out)(zv, xv), np.stack([xv[i][zv[i]] for i in range(2)])
+    )
