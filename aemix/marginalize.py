@@ -1,15 +1,24 @@
 """Apply the registered marginalization rules to a model graph.
 
-The rules in `aemix.relations.registry` are kanren relations; here they are applied to a
-`FunctionGraph` with aesara's `KanrenRelationSub`, under one graph-level condition that a relation,
-looking at a single term, cannot check: the sub-graph a rule consumes must be *private* to the node
-being replaced (its discrete index and its components are used nowhere else) and must not contain an
-observed variable.  After the rewrite, every discrete random variable left in the graph that is neither
-observed nor consumed by a marginal Op is an error: nothing discrete is silently handed to a random walk.
+Two passes, both driven by the rules in `aemix.relations.registry`:
+
+1. *Rewrite rules* (kanren relations between a sub-graph and its marginal) are applied to a
+   `FunctionGraph` with aesara's `KanrenRelationSub`, under one graph-level condition that a relation,
+   looking at a single term, cannot check: the sub-graph a rule consumes must be *private* to the node
+   being replaced (its discrete variable and components are used nowhere else) and must not contain an
+   observed variable.
+2. *Enumeration*: every discrete latent still left whose finite support a *support rule* knows is
+   summed out of the joint of the random variables that depend on it (its children), elementwise when
+   its elements are independent and each child element depends on one of them (``O(n K)``), jointly
+   over every configuration otherwise (``K ** n``, within a budget).
+
+Afterwards any discrete latent left is an error: nothing discrete is silently handed to a random walk.
 """
 
 from __future__ import annotations
 
+import itertools
+import warnings
 from dataclasses import dataclass, field
 
 import aesara
@@ -19,16 +28,32 @@ from aesara.graph.basic import Apply, Variable, clone_get_equiv, io_toposort
 from aesara.graph.fg import FunctionGraph
 from aesara.graph.rewriting.basic import EquilibriumGraphRewriter
 from aesara.graph.rewriting.kanren import KanrenRelationSub
+from aesara.tensor.elemwise import Elemwise
 from aesara.tensor.random.op import RandomVariable
+from aesara.tensor.subtensor import AdvancedSubtensor, AdvancedSubtensor1
 from aesara.tensor.var import TensorConstant
+from kanren import run, var
 
 from aemix.errors import MarginalizationError
-from aemix.ops import MarginalMixtureRV
+from aemix.ops import (
+    FiniteEnumerationRV,
+    MarginalMixtureRV,
+    MarginalSwitchRV,
+    marginalized_view,
+)
 from aemix.relations import RuleRegistry, registry
 
-__all__ = ["Marginalization", "MarginalModel", "marginalize", "is_discrete"]
+__all__ = [
+    "Marginalization",
+    "MarginalModel",
+    "marginalize",
+    "is_discrete",
+    "PLACEHOLDER_OPS",
+    "DEFAULT_SUPPORT_BUDGET",
+]
 
-MARGINAL_OPS = (MarginalMixtureRV,)
+PLACEHOLDER_OPS = (MarginalMixtureRV, MarginalSwitchRV, FiniteEnumerationRV)
+DEFAULT_SUPPORT_BUDGET = 10_000
 
 
 def is_discrete(var: Variable) -> bool:
@@ -36,18 +61,52 @@ def is_discrete(var: Variable) -> bool:
     return var.type.dtype.startswith(("int", "uint", "bool"))
 
 
+def _is_measurable_node(node) -> bool:
+    return node is not None and isinstance(node.op, (RandomVariable, *PLACEHOLDER_OPS))
+
+
 def _is_random(var: Variable) -> bool:
-    return var.owner is not None and isinstance(var.owner.op, RandomVariable | MarginalMixtureRV)
+    return _is_measurable_node(var.owner) and (
+        isinstance(var.owner.op, PLACEHOLDER_OPS) or var is var.owner.default_output()
+    )
+
+
+def _measurable_outputs(node: Apply) -> list[Variable]:
+    if isinstance(node.op, PLACEHOLDER_OPS):
+        return list(node.outputs)
+    return [node.default_output()]
 
 
 @dataclass(frozen=True)
 class Marginalization:
-    """One application of a rule: which discrete variable was summed out, into which variable."""
+    """One application of a rule: which discrete variable was summed out, by which placeholder node.
+
+    Attributes
+    ----------
+    rule
+        The registry name of the rule.
+    discrete
+        The discrete random variable summed out (an input of ``node``).
+    node
+        The placeholder node; its outputs are variables of the marginal model.
+    """
 
     rule: str
     discrete: Variable
-    marginal: Variable
-    components: tuple[Variable, ...]
+    node: Apply
+
+    @property
+    def outputs(self) -> list[Variable]:
+        return list(self.node.outputs)
+
+    @property
+    def support_size(self) -> int | None:
+        if isinstance(self.node.op, FiniteEnumerationRV):
+            return int(self.node.inputs[1].data.shape[0])
+        if isinstance(self.node.op, MarginalSwitchRV):
+            return 2
+        k = self.discrete.owner.inputs[-1].type.shape[-1]
+        return None if k is None else int(k)
 
 
 @dataclass
@@ -59,10 +118,10 @@ class MarginalModel:
     fgraph
         The rewritten graph (a clone; the user's graph is never modified).
     original_to_marginal
-        Maps each random variable of the user's graph that is still a variable of the marginal model
-        (latent, observed, or marginal) to its counterpart in ``fgraph``.
+        Maps each variable of the user's graph that is still a variable of the marginal model
+        (latent, observed, or replaced by a placeholder output) to its counterpart in ``fgraph``.
     marginalizations
-        What each rule application summed out.
+        What each rule application summed out, in the order applied.
     """
 
     fgraph: FunctionGraph
@@ -72,19 +131,21 @@ class MarginalModel:
     def random_variables(self) -> list[Variable]:
         """The measurable variables of the marginal model, in topological order.
 
-        Variables consumed by a marginal Op (a summed-out index, the absorbed components) are not
-        variables of the marginal model: their density is part of the marginal Op's density.
+        Variables consumed by a placeholder (a summed-out discrete variable, absorbed components or
+        children) are not variables of the marginal model: the placeholder's density covers them.
         """
         absorbed = {
             inp
             for node in self.fgraph.apply_nodes
-            if isinstance(node.op, MARGINAL_OPS)
+            if isinstance(node.op, PLACEHOLDER_OPS)
             for inp in node.inputs
         }
         return [
-            node.default_output()
+            out
             for node in io_toposort(self.fgraph.inputs, self.fgraph.outputs)
-            if _is_random(node.default_output()) and node.default_output() not in absorbed
+            if _is_measurable_node(node)
+            for out in _measurable_outputs(node)
+            if out not in absorbed
         ]
 
 
@@ -92,28 +153,28 @@ def _private_subgraph(fgraph: FunctionGraph, node: Apply, observed: set[Variable
     """Whether the sub-graph from ``node`` back to the random variables it reads is used only by it.
 
     The walk goes from ``node``'s inputs towards the graph inputs and stops at random variables (whose
-    own parameters are not part of the pattern).  Every variable on the way must have all its clients
-    inside the walked sub-graph, and no random variable reached may be observed.
+    own parameters are not part of the pattern) and constants.  Every variable on the way must have
+    all its clients inside the walked sub-graph, none may be an output of the model, and no random
+    variable reached may be observed.
     """
     local_nodes = {node}
     frontier = list(node.inputs)
     walked: list[Variable] = []
     while frontier:
-        var = frontier.pop()
-        if var.owner is None or var in walked:
+        v = frontier.pop()
+        if v.owner is None or v in walked:
             continue
-        walked.append(var)
-        if var in observed:
+        walked.append(v)
+        if v in observed:
             return False
-        local_nodes.add(var.owner)
-        if not _is_random(var):
-            frontier.extend(var.owner.inputs)
+        local_nodes.add(v.owner)
+        if not _is_random(v):
+            frontier.extend(v.owner.inputs)
     return all(
-        client in local_nodes
-        for var in walked
-        for client, _ in fgraph.clients.get(var, [])
-        if client != "output"
-    ) and not any(client == "output" for var in walked for client, _ in fgraph.clients[var])
+        client != "output" and client in local_nodes
+        for v in walked
+        for client, _ in fgraph.clients.get(v, [])
+    )
 
 
 def _upcast_constants(outputs: list[Variable]) -> dict[Variable, Variable]:
@@ -143,14 +204,197 @@ def _upcast_constants(outputs: list[Variable]) -> dict[Variable, Variable]:
     return memo
 
 
-def _describe(var: Variable) -> str:
-    return var.name or str(var)
+def _describe(v: Variable) -> str:
+    return v.name or str(v)
+
+
+class _Rewriting:
+    """The state of one marginalization: the graph, what was replaced, what was applied."""
+
+    def __init__(self, fgraph: FunctionGraph, observed: set[Variable], rules: RuleRegistry):
+        self.fgraph = fgraph
+        self.observed = observed
+        self.rules = rules
+        self.replaced: dict[Variable, Variable] = {}
+        self.applied: list[Marginalization] = []
+
+    # -- pass 1: rewrite rules --------------------------------------------------------------------
+
+    def apply_rewrite_rules(self) -> None:
+        subs = [self._make_sub(rule) for rule in self.rules.rules("rewrite")]
+        if subs:
+            EquilibriumGraphRewriter(subs, max_use_ratio=100).rewrite(self.fgraph)
+
+    def _make_sub(self, rule):
+        def node_filter(node: Apply) -> bool:
+            return _private_subgraph(self.fgraph, node, self.observed)
+
+        sub = KanrenRelationSub(rule.relation, node_filter=node_filter)
+        transform = sub.transform
+
+        def recording_transform(fgraph, node):
+            new_outputs = transform(fgraph, node)
+            if new_outputs:
+                (new,) = new_outputs
+                old = node.outputs[0]
+                new.name = new.name or old.name
+                self.replaced[old] = new
+                self.applied.append(Marginalization(rule.name, new.owner.inputs[0], new.owner))
+            return new_outputs
+
+        sub.transform = recording_transform
+        return sub
+
+    # -- pass 2: enumeration ----------------------------------------------------------------------
+
+    def discrete_latents(self) -> list[Variable]:
+        absorbed = {
+            inp
+            for node in self.fgraph.apply_nodes
+            if isinstance(node.op, PLACEHOLDER_OPS)
+            for inp in node.inputs
+        }
+        return [
+            node.default_output()
+            for node in io_toposort(self.fgraph.inputs, self.fgraph.outputs)
+            if isinstance(node.op, RandomVariable)
+            and is_discrete(node.default_output())
+            and node.default_output() not in self.observed
+            and node.default_output() not in absorbed
+        ]
+
+    def support_of(self, discrete: Variable):
+        for rule in self.rules.rules("support"):
+            q = var()
+            for support in run(1, q, rule.relation(discrete, q)):
+                return rule, np.asarray(support)
+        return None, None
+
+    def children_of(self, discrete: Variable) -> list[Apply]:
+        """The measurable nodes reached from ``discrete`` through deterministic operations."""
+        children: list[Apply] = []
+        frontier, seen = [discrete], set()
+        while frontier:
+            v = frontier.pop()
+            for client, _ in self.fgraph.clients.get(v, []):
+                if client == "output":
+                    if v is not discrete:
+                        raise MarginalizationError(
+                            _describe(discrete),
+                            f"a deterministic function of it ({_describe(v)}) is an output of the "
+                            "model; only random variables that depend on it can be marginalized",
+                        )
+                    continue
+                if client in seen:
+                    continue
+                seen.add(client)
+                if _is_measurable_node(client):
+                    children.append(client)
+                else:
+                    frontier.extend(client.outputs)
+        return children
+
+    def enumerate(self, discrete: Variable, budget: int, on_budget: str) -> None:
+        name = _describe(discrete)
+        rule, support = self.support_of(discrete)
+        if support is None:
+            raise MarginalizationError(name, _why_not(self.fgraph, discrete, self.rules))
+        children = self.children_of(discrete)
+        if not children:
+            raise MarginalizationError(
+                name, "no random variable depends on it; sample it forward from its prior instead"
+            )
+        elementwise = discrete.ndim > 0 and _elementwise(discrete, children)
+        k = len(support)
+        n_joint = 1
+        if discrete.ndim > 0 and not elementwise:
+            if None in discrete.type.shape:
+                raise MarginalizationError(
+                    name, "its shape is not known, so its joint support cannot be enumerated"
+                )
+            n_joint = int(np.prod(discrete.type.shape))
+        cost = k**n_joint
+        if cost > budget:
+            message = (
+                f"summing it out costs {cost} evaluations of its dependents, over the budget of "
+                f"{budget} (raise `support_budget` to allow it)"
+            )
+            if on_budget == "raise" or cost > 100 * budget:
+                raise MarginalizationError(name, message)
+            warnings.warn(f"marginalizing {name!r}: {message}", stacklevel=4)
+        if discrete.ndim > 0 and not elementwise:
+            grid = np.array(list(itertools.product(support, repeat=n_joint)))
+            grid = grid.reshape((-1, *discrete.type.shape))
+        else:
+            grid = support
+        grid = at.constant(grid.astype(discrete.type.dtype))
+        # Children read the discrete variable through a view that aeppl's rewrites leave alone.
+        view = marginalized_view(discrete)
+        for client, i in list(self.fgraph.clients[discrete]):
+            if client != "output":
+                self.fgraph.change_node_input(client, i, view, reason="marginalized_view")
+        clones = [child.clone() for child in children]
+        inputs = [out for clone in clones for out in _measurable_outputs(clone)]
+        olds = [out for child in children for out in _measurable_outputs(child)]
+        node = FiniteEnumerationRV(elementwise)(discrete, grid, *inputs, return_list=True)[0].owner
+        replacements = []
+        for old, new in zip(olds, node.outputs):
+            new.name = old.name
+            replacements.append((old, new))
+            self.replaced[old] = new
+            if old in self.observed:
+                self.observed.add(new)
+        self.fgraph.replace_all(replacements, import_missing=True)
+        self.applied.append(
+            Marginalization(rule.name if rule else "finite_support", discrete, node)
+        )
+
+
+def _depends_on(v: Variable, target: Variable) -> bool:
+    return v is target or (
+        v.owner is not None and any(_depends_on(i, target) for i in v.owner.inputs)
+    )
+
+
+def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
+    """Whether child element ``i`` depends on ``discrete`` only through element ``i``.
+
+    Checked structurally: every child is an elementwise random variable of ``discrete``'s (static)
+    shape, and every operation between ``discrete`` and the children's parameters is elementwise or
+    an index ``theta[discrete]`` into an array that does not depend on ``discrete``.
+    """
+    shape = discrete.type.shape
+    if None in shape:
+        return False
+    for child in children:
+        if not isinstance(child.op, RandomVariable) or child.op.ndim_supp != 0:
+            return False
+        if child.default_output().type.shape != shape:
+            return False
+    nodes = io_toposort([discrete], [i for child in children for i in child.inputs])
+    for node in nodes:
+        if not any(_depends_on(i, discrete) for i in node.inputs):
+            continue
+        if isinstance(node.op, Elemwise):
+            if node.outputs[0].type.shape != shape:
+                return False
+            continue
+        if isinstance(node.op, AdvancedSubtensor1 | AdvancedSubtensor):
+            array, *indices = node.inputs
+            if _depends_on(array, discrete) or len(indices) != 1:
+                return False
+            continue
+        return False
+    return True
 
 
 def marginalize(
     outputs: list[Variable],
     observed: set[Variable] | None = None,
     rules: RuleRegistry = registry,
+    *,
+    support_budget: int = DEFAULT_SUPPORT_BUDGET,
+    on_budget: str = "raise",
 ) -> MarginalModel:
     """Rewrite the model graph of ``outputs`` into its marginal form.
 
@@ -162,6 +406,12 @@ def marginalize(
         Random variables of the user's graph whose values are given (never summed out).
     rules
         The rules to apply, tried in registry order.
+    support_budget
+        Largest number of evaluations of a discrete variable's dependents that enumeration may
+        cost (support size, or support size to the power of its number of elements when they
+        cannot be summed out one by one).
+    on_budget
+        ``"raise"`` (default) or ``"warn"`` when a cost exceeds the budget (up to 100 times it).
 
     Returns
     -------
@@ -170,8 +420,10 @@ def marginalize(
     Raises
     ------
     MarginalizationError
-        If a discrete random variable that is not observed remains after every rule was applied.
+        If a discrete random variable that is not observed cannot be summed out.
     """
+    if on_budget not in ("raise", "warn"):
+        raise ValueError(f"on_budget must be 'raise' or 'warn', got {on_budget!r}")
     observed = set(observed or ())
     equiv = clone_get_equiv(
         [],
@@ -186,85 +438,30 @@ def marginalize(
         if isinstance(original, Variable) and clone.name is None:
             clone.name = original.name
     fgraph = FunctionGraph(outputs=[equiv[o] for o in outputs], clone=False)
-    observed_clones = {equiv[v] for v in observed if v in equiv}
-    discrete_before = {
-        node.default_output()
-        for node in fgraph.apply_nodes
-        if _is_random(node.default_output()) and is_discrete(node.default_output())
-    }
+    state = _Rewriting(fgraph, {equiv[v] for v in observed if v in equiv}, rules)
+    state.apply_rewrite_rules()
+    # Innermost first: a discrete variable's children may include placeholders of later ones.
+    for discrete in reversed(state.discrete_latents()):
+        state.enumerate(discrete, support_budget, on_budget)
 
-    applied: list[Marginalization] = []
-
-    def make_sub(rule):
-        def node_filter(node: Apply) -> bool:
-            return _private_subgraph(fgraph, node, observed_clones)
-
-        def results_filter(results):
-            for result in results:
-                return result
-            return None
-
-        sub = KanrenRelationSub(
-            rule.relation, results_filter=results_filter, node_filter=node_filter
-        )
-        transform = sub.transform
-
-        def recording_transform(fgraph_, node):
-            new_outputs = transform(fgraph_, node)
-            if new_outputs:
-                (new,) = new_outputs
-                index, *components = new.owner.inputs
-                applied.append(Marginalization(rule.name, index, new, tuple(components)))
-                if node.outputs[0].name and not new.name:
-                    new.name = node.outputs[0].name
-            return new_outputs
-
-        sub.transform = recording_transform
-        return sub
-
-    subs = [make_sub(rule) for rule in rules.rules()]
-    if subs:
-        EquilibriumGraphRewriter(subs, max_use_ratio=100).rewrite(fgraph)
-
-    # Map the user's variables to the marginal graph; a replaced variable maps to its marginal.
-    replaced = {m.marginal: m for m in applied}
-    original_to_marginal: dict[Variable, Variable] = {}
     current = {v for node in fgraph.apply_nodes for v in node.outputs}
+    original_to_marginal: dict[Variable, Variable] = {}
     for original, clone in equiv.items():
+        while clone in state.replaced:
+            clone = state.replaced[clone]
         if clone in current:
             original_to_marginal[original] = clone
-    for i, out in enumerate(outputs):
-        new_out = fgraph.outputs[i]
-        if new_out in replaced:
-            original_to_marginal[out] = new_out
-
-    model = MarginalModel(fgraph, original_to_marginal, applied)
-    consumed = {m.discrete for m in applied}
-    for var in discrete_before:
-        if var in consumed or var in observed_clones:
-            continue
-        if var not in current:
-            continue
-        raise MarginalizationError(_describe(var), _why_not(fgraph, var, rules))
-    return model
+    return MarginalModel(fgraph, original_to_marginal, state.applied)
 
 
-def _why_not(fgraph: FunctionGraph, var: Variable, rules: RuleRegistry) -> str:
-    uses = [client for client, _ in fgraph.clients.get(var, [])]
-    op = var.owner.op
-    support = {
-        "poisson": "it has infinite support",
-        "geometric": "it has infinite support",
-        "nbinom": "it has infinite support",
-        "negative_binomial": "it has infinite support",
-    }.get(getattr(op, "name", ""), None)
-    rule_names = ", ".join(rules) or "none"
+def _why_not(fgraph: FunctionGraph, v: Variable, rules: RuleRegistry) -> str:
+    uses = [client for client, _ in fgraph.clients.get(v, [])]
+    op = v.owner.op
     used_by = ", ".join("an output of the model" if c == "output" else str(c.op) for c in uses)
-    if support:
-        return f"{support}, so it cannot be summed out exactly (used by: {used_by})"
-    if len(uses) > 1:
-        return (
-            f"it is used in {len(uses)} places ({used_by}) and no registered rule "
-            f"({rule_names}) marginalizes a shared discrete variable"
-        )
-    return f"no registered rule ({rule_names}) matches how it is used (used by: {used_by})"
+    if getattr(op, "name", "") in ("poisson", "geometric", "nbinom", "negative_binomial"):
+        return f"it has infinite support, so it cannot be summed out exactly (used by: {used_by})"
+    support_rules = ", ".join(r.name for r in rules.rules("support")) or "none"
+    return (
+        f"no registered support rule ({support_rules}) gives it a finite support "
+        f"(its distribution is {getattr(op, 'name', op)}; bounds must be constants; used by: {used_by})"
+    )

@@ -5,23 +5,37 @@ the output of a placeholder Op.  The placeholder keeps the discrete variable and
 as inputs, so that the marginalized variables stay visible (for `Sampler.explain` and for recovering
 them from their conditionals), and its log-density is attached through aeppl's `_logprob` dispatch,
 following the pattern of aeppl's own `MixtureRV`: aeppl's `joint_logprob` does the density work.
+
+Every placeholder defines its density through `marginal_conditionals`: the joint log-probability of
+each value of the summed-out variable with the observed or latent values of the placeholder's
+outputs.  The density is its ``logsumexp`` over values; recovery normalizes it into conditionals.
 """
 
 from __future__ import annotations
 
+from functools import singledispatch
+from typing import NamedTuple
+
 import aesara.tensor as at
+import numpy as np
 from aeppl.abstract import MeasurableVariable
 from aeppl.logprob import _logprob, logprob
-from aesara.graph.basic import Apply, Variable
+from aesara.graph.basic import Apply, Variable, clone_replace
 from aesara.graph.op import Op
+from aesara.tensor.basic import get_scalar_constant_value
+from aesara.tensor.exceptions import NotScalarConstantError
 from aesara.tensor.math import Max
+from aesara.tensor.random.basic import IntegersRV
 from aesara.tensor.type import TensorType
 
 __all__ = [
     "MarginalMixtureRV",
+    "MarginalSwitchRV",
+    "FiniteEnumerationRV",
+    "Conditionals",
+    "marginal_conditionals",
     "logsumexp",
-    "mixture_component_logprobs",
-    "marginal_conditional_logprobs",
+    "constant_branch_value",
 ]
 
 
@@ -36,6 +50,28 @@ def logsumexp(x: Variable, axis: int) -> Variable:
     x_max = Max(axis=(axis,))(x)
     x_max = at.switch(at.isinf(x_max), 0.0, x_max)
     return at.log(at.sum(at.exp(x - at.shape_padaxis(x_max, axis)), axis=axis)) + x_max
+
+
+class Conditionals(NamedTuple):
+    """The summed-out variable's values and their joint log-probabilities with the rest.
+
+    Attributes
+    ----------
+    log_joint
+        Leading axis over the ``K`` values: ``log P(D = d_k, outputs)``, elementwise over the
+        discrete variable's elements when they are summed out independently.
+    support
+        The values ``d_k``: shape ``(K,)`` (the same for every element) or ``(K, *shape)``.
+    """
+
+    log_joint: Variable
+    support: Variable
+
+
+@singledispatch
+def marginal_conditionals(op: Op, values, *inputs) -> Conditionals:
+    """Joint log-probabilities of the summed-out variable's values, for the placeholder ``op``."""
+    raise NotImplementedError(f"no conditionals for {op}")
 
 
 class MarginalMixtureRV(Op):
@@ -72,39 +108,207 @@ class MarginalMixtureRV(Op):
         return "MarginalMixture"
 
 
-MeasurableVariable.register(MarginalMixtureRV)
+def _categorical_log_weights(index: Variable) -> Variable:
+    """``log p`` of the categorical ``index`` (normalized, as aeppl's categorical density is)."""
+    p = index.owner.inputs[-1]
+    return at.log(p) - at.log(at.sum(p, axis=-1, keepdims=True))
 
 
-def categorical_log_weights(index: Variable) -> Variable:
-    """``log p`` of the categorical random variable ``index``, on the value variables' side."""
-    return at.log(index.owner.inputs[-1])
-
-
-def mixture_component_logprobs(op: MarginalMixtureRV, components, value) -> Variable:
-    """Log-density of ``value`` under each component, stacked on a new leading axis of length ``K``."""
-    if op.stacked:
-        return at.stack([logprob(component, value) for component in components])
-    (mixed,) = components
-    # Every element of `mixed` along its first axis is one component, evaluated at the same value.
-    return logprob(mixed, at.broadcast_to(at.shape_padleft(value), mixed.shape))
-
-
-def marginal_conditional_logprobs(op: MarginalMixtureRV, value, index, *components):
-    """Return ``log P(I = k | value)`` for every ``k`` (leading axis) and ``log p(value)``.
-
-    Both are graphs in the value variables of the model; the first is what recovers the marginalized
-    index from its conditional, the second is the marginal log-density.
-    """
-    log_weights = categorical_log_weights(index)
-    joint = at.shape_padright(log_weights, value.ndim) + mixture_component_logprobs(
-        op, components, value
-    )
-    marginal = logsumexp(joint, axis=0)
-    return joint - marginal, marginal
-
-
-@_logprob.register(MarginalMixtureRV)
-def marginal_mixture_logprob(op, values, index, *components, **kwargs):
-    r"""Log-density of a marginal mixture: :math:`\log \sum_k p_k \, p_{X_k}(y)`."""
+@marginal_conditionals.register(MarginalMixtureRV)
+def _mixture_conditionals(op, values, index, *components):
     (value,) = values
-    return marginal_conditional_logprobs(op, value, index, *components)[1]
+    if op.stacked:
+        component_logps = at.stack([logprob(component, value) for component in components])
+    else:
+        (mixed,) = components
+        # Every element of `mixed` along its first axis is one component, evaluated at one value.
+        component_logps = logprob(mixed, at.broadcast_to(at.shape_padleft(value), mixed.shape))
+    log_weights = at.shape_padright(_categorical_log_weights(index), value.ndim)
+    n_components = len(components) if op.stacked else components[0].type.shape[0]
+    if n_components is None:
+        n_components = components[0].shape[0]
+    return Conditionals(log_weights + component_logps, at.arange(n_components))
+
+
+def constant_branch_value(x: Variable):
+    """The value of a branch that is a constant (possibly broadcast), or ``None``."""
+    if getattr(x, "owner", None) is not None and _has_random_ancestor(x):
+        return None
+    try:
+        return get_scalar_constant_value(x)
+    except NotScalarConstantError:
+        return None
+
+
+def _has_random_ancestor(x: Variable) -> bool:
+    from aesara.graph.basic import ancestors
+    from aesara.tensor.random.op import RandomVariable
+
+    return any(
+        v.owner is not None and isinstance(v.owner.op, RandomVariable | MarginalMixtureRV)
+        for v in ancestors([x])
+    )
+
+
+class MarginalSwitchRV(Op):
+    """The marginal of ``switch(B, X, Y)`` with ``B ~ Bernoulli(p)`` summed out.
+
+    Inputs are ``(B, X, Y)``; each branch is a random variable with independent elements, or a
+    constant (a point mass, e.g. the zeros of a zero-inflated count model).  When ``B`` has the
+    output's shape each element is a two-component mixture; when ``B`` is a scalar the whole output
+    is one mixture of the two branches' joint densities.
+    """
+
+    __props__ = ()
+
+    def make_node(self, switch, on_true, on_false):
+        inputs = [at.as_tensor_variable(v) for v in (switch, on_true, on_false)]
+        out = at.switch(*inputs)
+        return Apply(self, inputs, [out.type()])
+
+    def perform(self, node, inputs, outputs):
+        raise NotImplementedError(
+            "MarginalSwitchRV is a density placeholder and cannot be evaluated"
+        )
+
+    def __str__(self):
+        return "MarginalSwitch"
+
+
+def _branch_logprob(branch: Variable, value: Variable) -> Variable:
+    constant = constant_branch_value(branch)
+    if constant is not None:
+        return at.switch(at.eq(value, constant), 0.0, -np.inf)
+    return logprob(branch, value)
+
+
+@marginal_conditionals.register(MarginalSwitchRV)
+def _switch_conditionals(op, values, switch, on_true, on_false):
+    (value,) = values
+    p = switch.owner.inputs[-1]
+    branch_logps = [_branch_logprob(on_false, value), _branch_logprob(on_true, value)]
+    if switch.ndim == 0 and value.ndim > 0:
+        # One draw of B picks a whole branch: mix the branches' joint densities.
+        branch_logps = [at.sum(lp) for lp in branch_logps]
+    log_joint = at.stack([at.log1p(-p) + branch_logps[0], at.log(p) + branch_logps[1]])
+    return Conditionals(log_joint, at.arange(2))
+
+
+class MarginalizedView(Op):
+    """Identity on a summed-out variable, between it and the expressions that read it.
+
+    aeppl's IR rewrites lift operations on random variables into their parameters (e.g. a
+    ``DimShuffle`` of an RV becomes a new, broadcast RV), which would hide the summed-out variable
+    from the enumeration density; behind this view the expressions keep reading the variable itself.
+    """
+
+    __props__ = ()
+    view_map = {0: [0]}
+
+    def make_node(self, x):
+        x = at.as_tensor_variable(x)
+        return Apply(self, [x], [x.type()])
+
+    def perform(self, node, inputs, outputs):
+        outputs[0][0] = inputs[0]
+
+    def __str__(self):
+        return "Marginalized"
+
+
+marginalized_view = MarginalizedView()
+
+
+def _replace_views(graph: Variable, discrete: Variable, value: Variable) -> Variable:
+    """``graph`` with the views of ``discrete`` replaced by ``value``, sharing every random variable.
+
+    `clone_replace` would clone the random variables between the views and the output too, and the
+    clones would no longer be the model's variables that are later replaced by their values.
+    """
+    from aeppl.abstract import ValuedVariable
+    from aesara.graph.basic import ancestors, clone_get_equiv
+
+    memo = {}
+    for v in ancestors([graph]):
+        node = v.owner
+        if node is None:
+            continue
+        if isinstance(node.op, MarginalizedView) and node.inputs[0] is discrete:
+            memo[v] = value
+        elif isinstance(node.op, ValuedVariable) or isinstance(node.op, MeasurableVariable):
+            memo[v] = v
+    equiv = clone_get_equiv([], [graph], copy_inputs=False, copy_orphans=False, memo=memo)
+    return equiv[graph]
+
+
+class FiniteEnumerationRV(Op):
+    """The joint of the random variables that depend on a finite discrete ``D``, with ``D`` summed out.
+
+    Inputs are ``(D, support, *children)``; the outputs stand for the children.  When
+    ``elementwise`` is true, ``D``'s elements are independent and child element ``i`` depends only
+    on ``D_i``: each element is summed over the ``K`` values in ``support`` separately (cost
+    ``O(n K)``).  Otherwise ``support`` lists every joint configuration of ``D``, shape
+    ``(M, *D.shape)``.
+    """
+
+    __props__ = ("elementwise",)
+
+    def __init__(self, elementwise: bool):
+        self.elementwise = elementwise
+        super().__init__()
+
+    def make_node(self, discrete, support, *children):
+        inputs = [at.as_tensor_variable(v) for v in (discrete, support, *children)]
+        return Apply(self, inputs, [child.type() for child in inputs[2:]])
+
+    def perform(self, node, inputs, outputs):
+        raise NotImplementedError(
+            "FiniteEnumerationRV is a density placeholder and cannot be evaluated"
+        )
+
+    def __str__(self):
+        return "FiniteEnumeration"
+
+
+@marginal_conditionals.register(FiniteEnumerationRV)
+def _enumeration_conditionals(op, values, discrete, support, *children):
+    from aemix.vectorize import vectorize_graph
+
+    discrete_value = discrete.type()
+    terms = logprob(discrete, discrete_value)
+    for child, value in zip(children, values):
+        child_logp = _replace_views(logprob(child, value), discrete, discrete_value)
+        terms = terms + (child_logp if op.elementwise else at.sum(child_logp))
+    if not op.elementwise:
+        terms = at.sum(terms)
+        grid = support
+    else:
+        grid = at.broadcast_to(
+            at.shape_padright(support, discrete.ndim), (support.shape[0], *discrete.shape)
+        )
+    (log_joint,) = vectorize_graph([terms], {discrete_value: grid})
+    return Conditionals(log_joint, support)
+
+
+def _marginal_logprob(op, values, *inputs, **kwargs):
+    r"""Log-density of a placeholder: :math:`\log \sum_k P(D = d_k, \text{outputs})`."""
+    log_joint, _ = marginal_conditionals(op, values, *inputs)
+    total = logsumexp(log_joint, axis=0)
+    if len(values) == 1:
+        return total
+    # One density for all outputs together; aeppl sums the terms of a node's outputs.
+    return [at.sum(total)] + [at.zeros(()) for _ in values[1:]]
+
+
+for _op_type in (MarginalMixtureRV, MarginalSwitchRV, FiniteEnumerationRV):
+    MeasurableVariable.register(_op_type)
+    _logprob.register(_op_type)(_marginal_logprob)
+
+
+@_logprob.register(IntegersRV)
+def integers_logprob(op, values, *inputs, **kwargs):
+    r"""Discrete uniform on ``{low, ..., high - 1}``: :math:`-\log(\text{high} - \text{low})`."""
+    (value,) = values
+    low, high = inputs[3:]
+    inside = at.bitwise_and(at.ge(value, low), at.lt(value, high))
+    return at.switch(inside, -at.log(at.cast(high - low, "float64")), -np.inf)

@@ -22,8 +22,8 @@ from aesara.tensor.random.var import RandomGeneratorSharedVariable
 from aemix.errors import InitializationError, ModelError, ValuesError
 from aemix.kernels import rmh
 from aemix.logdensity import LogDensity, build_logdensity, default_transform
-from aemix.marginalize import MarginalModel, is_discrete, marginalize
-from aemix.ops import marginal_conditional_logprobs
+from aemix.marginalize import DEFAULT_SUPPORT_BUDGET, MarginalModel, is_discrete, marginalize
+from aemix.ops import FiniteEnumerationRV, constant_branch_value, logsumexp, marginal_conditionals
 from aemix.relations import RuleRegistry, registry
 from aemix.vectorize import vectorize_graph
 
@@ -517,39 +517,42 @@ class Sampler:
             observed=dict(self._observed_data),
         )
 
-    def _recovery_graphs(self) -> list[tuple[str, Variable]]:
-        """For each marginalization, ``log P(I = k | rest)`` as a graph in one chain's position."""
+    def _recovery_graphs(self) -> list[tuple[str, Variable, np.ndarray]]:
+        """Per marginalization: ``log P(D = d_k | rest)`` in one chain's position, and the values.
+
+        The log-probabilities have the values' axis last; the values are ``(K,)`` (shared by every
+        element of ``D``) or ``(K, *shape)`` (joint configurations).
+        """
         density = self._density
         rv_to_value = dict(self._observed)
         rv_to_value.update(zip(self._latent_rvs, density.constrained))
         graphs = []
         for m in self._model.marginalizations:
-            value = rv_to_value[m.marginal]
-            log_probs, _ = marginal_conditional_logprobs(
-                m.marginal.owner.op, value, m.discrete, *m.components
-            )
+            values = [rv_to_value[out] for out in m.outputs]
+            log_joint, support = marginal_conditionals(m.node.op, values, *m.node.inputs)
+            log_probs = log_joint - logsumexp(log_joint, axis=0)
             log_probs = clone_replace(log_probs, rv_to_value)
-            # Category axis last, as ArviZ and users index it.
-            graphs.append((m.discrete.name, at.moveaxis(log_probs, 0, -1)))
+            support_value = support.eval() if not isinstance(support, np.ndarray) else support
+            graphs.append((m.discrete.name, at.moveaxis(log_probs, 0, -1), support_value))
         return graphs
 
     def _constrain_and_recover(self, kept: np.ndarray, rng: np.random.Generator):
         n_chains, n_samples, dim = kept.shape
         flat = kept.reshape(-1, dim)
         recovery = self._recovery_graphs()
-        outputs = list(self._density.constrained) + [g for _, g in recovery]
+        outputs = list(self._density.constrained) + [g for _, g, _ in recovery]
         fn = self._batched_function("constrain", outputs)
         results = fn(flat)
         draws = {}
         for item, value in zip(self._density.layout, results):
             draws[item.name] = value.reshape(n_chains, n_samples, *item.shape)
         probabilities = {}
-        for (name, _), log_probs in zip(recovery, results[len(self._density.layout) :]):
+        for (name, _, support), log_probs in zip(recovery, results[len(self._density.layout) :]):
             # Gumbel-max: argmax(log p + G) is a draw from the categorical with log-probabilities log p.
             gumbel = -np.log(rng.standard_exponential(log_probs.shape))
-            sample = np.argmax(log_probs + gumbel, axis=-1)
-            shape = log_probs.shape[1:-1]
-            draws[name] = sample.reshape(n_chains, n_samples, *shape)
+            k = np.argmax(log_probs + gumbel, axis=-1)
+            sample = support[k]
+            draws[name] = sample.reshape(n_chains, n_samples, *sample.shape[1:])
             probabilities[name] = np.exp(log_probs).reshape(
                 n_chains, n_samples, *log_probs.shape[1:]
             )
@@ -575,11 +578,18 @@ class Sampler:
         """
         lines = ["marginalized:" if self._model.marginalizations else "marginalized: none"]
         for m in self._model.marginalizations:
-            support = m.discrete.owner.inputs[-1].type.shape[-1]
-            components = ", ".join(c.name or str(c) for c in m.components)
+            enumeration = isinstance(m.node.op, FiniteEnumerationRV)
+            inputs = m.node.inputs[2:] if enumeration else m.node.inputs[1:]
+            how = ""
+            if enumeration and m.node.op.elementwise:
+                how = f", summed per element over {m.discrete.type.shape} elements"
+            elif enumeration and m.discrete.ndim > 0:
+                how = ", summed jointly over every configuration"
             lines.append(
-                f"  {m.discrete.name} ~ {m.discrete.owner.op.name} (support size {support}), "
-                f"rule {m.rule!r}: {m.marginal.name} = MarginalMixture({m.discrete.name}; {components})"
+                f"  {m.discrete.name} ~ {m.discrete.owner.op.name} (support size {m.support_size}"
+                f"{how}), "
+                f"rule {m.rule!r}: {', '.join(o.name or '?' for o in m.outputs)} = "
+                f"{m.node.op}({m.discrete.name}; {', '.join(_short(v) for v in inputs)})"
             )
         lines.append(f"latent (moved by the random walk, {self.dim} unconstrained coordinates):")
         for item, rv in zip(self._density.layout, self._latent_rvs):
@@ -591,6 +601,15 @@ class Sampler:
 
     def __repr__(self) -> str:
         return f"Sampler(latent={self.latent}, marginalized={self.marginalized}, observed={self.observed})"
+
+
+def _short(v: Variable) -> str:
+    constant = constant_branch_value(v)
+    if constant is not None:
+        return str(constant)
+    return v.name or (
+        v.owner.op.name if v.owner is not None and hasattr(v.owner.op, "name") else str(v)
+    )
 
 
 def _check_counts(**counts: int) -> tuple[int, ...]:
@@ -610,6 +629,8 @@ def build_sampler(
     observed: Mapping[Variable, Any] | None = None,
     *,
     rules: RuleRegistry = registry,
+    support_budget: int = DEFAULT_SUPPORT_BUDGET,
+    on_budget: str = "raise",
 ) -> Sampler:
     """Build an RMH sampler for the model graph upstream of ``outputs``.
 
@@ -626,6 +647,12 @@ def build_sampler(
         Maps random variables of the graph to their data.
     rules
         The marginalization rules to apply (default: `aemix.relations.registry`).
+    support_budget
+        Largest number of evaluations of its dependents that summing out one discrete variable may
+        cost; above it, ``on_budget`` decides.
+    on_budget
+        ``"raise"`` (default) a `MarginalizationError`, or ``"warn"`` and go on (up to 100 times the
+        budget).
 
     Returns
     -------
@@ -666,7 +693,9 @@ def build_sampler(
     del frame, caller
 
     observed_constants = {var: _check_observed(var, data) for var, data in observed.items()}
-    model = marginalize(everything, set(observed), rules)
+    model = marginalize(
+        everything, set(observed), rules, support_budget=support_budget, on_budget=on_budget
+    )
     observed_marginal = {}
     for var, data in observed_constants.items():
         if var not in model.original_to_marginal:

@@ -1,8 +1,11 @@
 """Marginalization rules as data: miniKanren relations over expression tuples, in one registry.
 
-A rule is a relation ``rule(model_et, marginal_et)``: a kanren goal that holds when ``marginal_et`` is
-the marginal form of the sub-graph ``model_et``.  Rules never touch a FunctionGraph; the generic
-rewrite in `aemix.marginalize` applies them.  List them with ``list(registry)``, look one up with
+There are two kinds of rule.  A ``"rewrite"`` rule is a relation ``rule(model_et, marginal_et)``: a
+kanren goal that holds when ``marginal_et`` is the marginal form of the sub-graph ``model_et`` (an
+indexed mixture, a Bernoulli switch).  A ``"support"`` rule is a relation ``rule(rv_et, support)``
+that gives the finite support of a discrete distribution; the general enumeration rule sums any
+discrete latent with a known finite support out of the variables that depend on it.  Rules never touch
+a FunctionGraph; the generic rewrites in `aemix.marginalize` apply them.  List them with ``list(registry)``, look one up with
 ``registry["indexed_mixture"]``, and add your own with `registry.register`.
 """
 
@@ -12,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from aemix.relations.mixtures import indexed_mixtureo
+from aemix.relations.supports import finite_supporto
+from aemix.relations.switches import switch_mixtureo
 
 __all__ = ["Rule", "RuleRegistry", "registry"]
 
@@ -30,6 +35,7 @@ class Rule:
 
     name: str
     relation: Callable
+    kind: str = "rewrite"
 
     @property
     def description(self) -> str:
@@ -51,11 +57,19 @@ class RuleRegistry:
     def __init__(self):
         self._rules: dict[str, Rule] = {}
 
-    def register(self, name: str, relation: Callable, *, replace: bool = False) -> Rule:
-        """Add ``relation`` under ``name``; raise `KeyError` if the name is taken (unless ``replace``)."""
+    def register(
+        self, name: str, relation: Callable, *, kind: str = "rewrite", replace: bool = False
+    ) -> Rule:
+        """Add ``relation`` under ``name``; raise `KeyError` if the name is taken (unless ``replace``).
+
+        ``kind`` is ``"rewrite"`` (``relation(model_et, marginal_et)``) or ``"support"``
+        (``relation(rv_et, support)``).
+        """
+        if kind not in ("rewrite", "support"):
+            raise ValueError(f"rule kind must be 'rewrite' or 'support', got {kind!r}")
         if name in self._rules and not replace:
             raise KeyError(f"a marginalization rule named {name!r} is already registered")
-        rule = Rule(name, relation)
+        rule = Rule(name, relation, kind)
         self._rules[name] = rule
         return rule
 
@@ -75,10 +89,12 @@ class RuleRegistry:
     def __len__(self) -> int:
         return len(self._rules)
 
-    def rules(self) -> list[Rule]:
-        """The rules, in the order they are tried."""
-        return list(self._rules.values())
+    def rules(self, kind: str | None = None) -> list[Rule]:
+        """The rules (of one ``kind``, if given), in the order they are tried."""
+        return [r for r in self._rules.values() if kind is None or r.kind == kind]
 
 
 registry = RuleRegistry()
 registry.register("indexed_mixture", indexed_mixtureo)
+registry.register("switch_mixture", switch_mixtureo)
+registry.register("finite_support", finite_supporto, kind="support")

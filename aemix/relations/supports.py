@@ -1,0 +1,95 @@
+"""Finite supports of discrete distributions: the facts the enumeration rule sums over."""
+
+from __future__ import annotations
+
+import numpy as np
+from aesara.graph.basic import Constant
+from aesara.tensor.random.basic import bernoulli, binomial, categorical, integers
+from kanren import conde, eq, lall, var
+from unification import isvar, reify, unify
+
+from aemix.relations.patterns import rv_et
+
+__all__ = ["finite_supporto", "applyo"]
+
+
+def applyo(fn, *terms_and_out):
+    """A goal unifying the last term with ``fn(*ground values of the other terms)``.
+
+    It fails when an input is unbound or when ``fn`` returns ``None`` (no answer for these values).
+    """
+    *terms, out = terms_and_out
+
+    def goal(s):
+        values = [reify(t, s) for t in terms]
+        if any(isvar(v) for v in values):
+            return
+        result = fn(*values)
+        if result is None:
+            return
+        s_new = unify(out, result, s)
+        if s_new is not False:
+            yield s_new
+
+    return goal
+
+
+def _constant(x):
+    if isinstance(x, Constant):
+        return np.asarray(x.data)
+    return None
+
+
+def _categorical_support(p):
+    k = p.type.shape[-1]
+    return None if k is None else tuple(range(k))
+
+
+def _range_support(low, high):
+    low, high = _constant(low), _constant(high)
+    if low is None or high is None or low.ndim or high.ndim:
+        return None
+    return tuple(range(int(low), int(high)))
+
+
+def _binomial_support(n):
+    n = _constant(n)
+    if n is None or n.ndim:
+        return None
+    return tuple(range(int(n) + 1))
+
+
+def finite_supporto(rv_et_, support_lv):
+    r"""Relate a discrete random variable with finite support to that support.
+
+    .. math::
+
+        \frac{D \sim \operatorname{Bern}(p) \mid \operatorname{Cat}(p_{1:K}) \mid
+              \operatorname{integers}(a, b) \mid \operatorname{Bin}(n, p)}
+             {\operatorname{supp} D = \{0, 1\} \mid \{0..K-1\} \mid \{a..b-1\} \mid \{0..n\}}
+
+    Bounds (``a``, ``b``, ``n``) and ``K`` must be constants; otherwise there is no answer.
+
+    Parameters
+    ----------
+    rv_et_
+        The discrete random variable (or its expression tuple).
+    support_lv
+        Unified with the support, a tuple of the values (tuples unify by value, arrays do not).
+    """
+    p_lv, low_lv, high_lv, n_lv = var(), var(), var(), var()
+    return conde(
+        [eq(rv_et_, rv_et(bernoulli, p_lv)), eq(support_lv, (0, 1))],
+        [
+            eq(rv_et_, rv_et(categorical, p_lv)),
+            applyo(_categorical_support, p_lv, support_lv),
+        ],
+        [
+            eq(rv_et_, rv_et(integers, low_lv, high_lv)),
+            applyo(_range_support, low_lv, high_lv, support_lv),
+        ],
+        [
+            lall(eq(rv_et_, rv_et(binomial, n_lv, p_lv))),
+            applyo(_binomial_support, n_lv, support_lv),
+        ],
+    )

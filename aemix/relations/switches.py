@@ -1,0 +1,61 @@
+"""Relations between Bernoulli switches and their marginals."""
+
+from __future__ import annotations
+
+import aesara.tensor as at
+from aesara.tensor.random.basic import bernoulli
+from etuples import etuple, etuplize
+from kanren import eq, lall, var
+
+from aemix.ops import MarginalSwitchRV, constant_branch_value
+from aemix.relations.patterns import is_rv, predicateo, rv_et
+
+__all__ = ["switch_mixtureo"]
+
+
+def _is_component(x, out_shape) -> bool:
+    return is_rv(x) and x.owner.op.ndim_supp == 0 and x.type.shape == out_shape
+
+
+def _valid_branches(switch, on_true, on_false) -> bool:
+    out_shape = at.switch(switch, on_true, on_false).type.shape
+    if None in out_shape or switch.type.shape not in (out_shape, ()):
+        return False
+    constants = [constant_branch_value(b) is not None for b in (on_true, on_false)]
+    if all(constants):
+        return False
+    components = [b for b, c in zip((on_true, on_false), constants) if not c]
+    if not all(_is_component(b, out_shape) for b in components):
+        return False
+    # A point mass mixes with a probability mass function, not with a density.
+    return not any(constants) or all(b.type.dtype.startswith(("int", "uint")) for b in components)
+
+
+def switch_mixtureo(model_et, marginal_et):
+    r"""Relate a Bernoulli switch ``switch(B, X, Y)`` to its marginal over ``B``.
+
+    .. math::
+
+        \frac{Z = \operatorname{switch}(B, X, Y), \quad B \sim \operatorname{Bern}(p), \quad
+              X, Y \text{ independent, elementwise}}
+             {\log p(z) = \operatorname{logsumexp}\left(\log p + \log p_X(z),
+                                                       \log(1 - p) + \log p_Y(z)\right)}
+
+    A branch may be a constant ``c``, a point mass (``log p_c(z) = 0`` if ``z = c`` else
+    ``-inf``), when the other branch is discrete: zero-inflated counts, ``switch(B, 0, Poisson)``.
+    ``B`` has the output's shape (one switch per element) or is a scalar (one switch for all).
+
+    Parameters
+    ----------
+    model_et
+        The term to match.
+    marginal_et
+        Unified with the expression tuple applying `MarginalSwitchRV` to ``(B, X, Y)``.
+    """
+    switch_lv, on_true_lv, on_false_lv, p_lv = var(), var(), var(), var()
+    return lall(
+        eq(model_et, etuple(etuplize(at.switch), switch_lv, on_true_lv, on_false_lv)),
+        eq(switch_lv, rv_et(bernoulli, p_lv)),
+        predicateo(_valid_branches, switch_lv, on_true_lv, on_false_lv),
+        eq(marginal_et, etuple(MarginalSwitchRV(), switch_lv, on_true_lv, on_false_lv)),
+    )
