@@ -20,7 +20,7 @@ import aesara.tensor as at
 import numpy as np
 from aeppl.abstract import MeasurableVariable
 from aeppl.logprob import _logprob, logprob
-from aesara.graph.basic import Apply, Variable, clone_replace
+from aesara.graph.basic import Apply, Variable
 from aesara.graph.op import Op
 from aesara.tensor.basic import get_scalar_constant_value
 from aesara.tensor.exceptions import NotScalarConstantError

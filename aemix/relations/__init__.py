@@ -5,8 +5,9 @@ kanren goal that holds when ``marginal_et`` is the marginal form of the sub-grap
 indexed mixture, a Bernoulli switch).  A ``"support"`` rule is a relation ``rule(rv_et, support)``
 that gives the finite support of a discrete distribution; the general enumeration rule sums any
 discrete latent with a known finite support out of the variables that depend on it.  Rules never touch
-a FunctionGraph; the generic rewrites in `aemix.marginalize` apply them.  List them with ``list(registry)``, look one up with
-``registry["indexed_mixture"]``, and add your own with `registry.register`.
+a FunctionGraph; the generic rewrites in `aemix.marginalize` apply them.  List them with
+``list(registry)``, look one up with ``registry["indexed_mixture"]``, and add your own with
+`registry.register`.
 """
 
 from __future__ import annotations
