@@ -289,10 +289,25 @@ class _Rewriting:
                     continue
                 seen.add(client)
                 if _is_measurable_node(client):
-                    children.append(client)
+                    child = self._absorbing_node(client)
+                    if child not in children:
+                        children.append(child)
                 else:
                     frontier.extend(client.outputs)
         return children
+
+    def _absorbing_node(self, node: Apply) -> Apply:
+        """The placeholder that absorbed ``node`` (transitively), or ``node`` itself."""
+        while True:
+            consumers = [
+                client
+                for out in _measurable_outputs(node)
+                for client, _ in self.fgraph.clients.get(out, [])
+                if client != "output" and isinstance(client.op, PLACEHOLDER_OPS)
+            ]
+            if not consumers:
+                return node
+            node = consumers[0]
 
     def enumerate(self, discrete: Variable, budget: int, on_budget: str) -> None:
         name = _describe(discrete)
@@ -334,8 +349,16 @@ class _Rewriting:
             if client != "output":
                 self.fgraph.change_node_input(client, i, view, reason="marginalized_view")
         clones = [child.clone() for child in children]
-        inputs = [out for clone in clones for out in _measurable_outputs(clone)]
-        olds = [out for child in children for out in _measurable_outputs(child)]
+        pairs = [
+            (old, new)
+            for child, clone in zip(children, clones)
+            for old, new in zip(_measurable_outputs(child), _measurable_outputs(clone))
+        ]
+        # aeppl hands a node's values to its density in the order the variables were given to it
+        # (latent, then observed) and assumes that is the order of the node's outputs.
+        pairs.sort(key=lambda pair: pair[0] in self.observed)
+        olds = [old for old, _ in pairs]
+        inputs = [new for _, new in pairs]
         node = FiniteEnumerationRV(elementwise)(discrete, grid, *inputs, return_list=True)[0].owner
         replacements = []
         for old, new in zip(olds, node.outputs):

@@ -272,6 +272,7 @@ class FiniteEnumerationRV(Op):
 
 @marginal_conditionals.register(FiniteEnumerationRV)
 def _enumeration_conditionals(op, values, discrete, support, *children):
+    from aemix.errors import MarginalizationError, VectorizationError
     from aemix.vectorize import vectorize_graph
 
     discrete_value = discrete.type()
@@ -286,7 +287,13 @@ def _enumeration_conditionals(op, values, discrete, support, *children):
         grid = at.broadcast_to(
             at.shape_padright(support, discrete.ndim), (support.shape[0], *discrete.shape)
         )
-    (log_joint,) = vectorize_graph([terms], {discrete_value: grid})
+    try:
+        (log_joint,) = vectorize_graph([terms], {discrete_value: grid})
+    except VectorizationError as exc:
+        raise MarginalizationError(
+            discrete.name or str(discrete),
+            f"its dependents use {exc.op}, which aemix cannot evaluate at every value of it at once",
+        ) from exc
     return Conditionals(log_joint, support)
 
 

@@ -193,7 +193,9 @@ class Sampler:
         latent_originals: list[Variable],
         observed: dict[Variable, Variable],
         observed_data: dict[str, np.ndarray],
+        mode=None,
     ):
+        self.mode = mode
         self._model = model
         self._density = density
         self._latent_rvs = latent_rvs
@@ -235,6 +237,7 @@ class Sampler:
                 self._density.value_vars,
                 self._density.constrained_logdensity,
                 on_unused_input="ignore",
+                mode=self.mode,
             )
             self._compiled["logdensity"] = fn
         return float(fn(*args))
@@ -304,6 +307,7 @@ class Sampler:
         fn = aesara.function(
             [X0, LP0, EPS, EXP, step_size_in, scale_in],
             [xs, lps, probs, accepted.astype("int8")],
+            mode=self.mode,
         )
         self._compiled["block"] = fn
         return fn
@@ -314,7 +318,7 @@ class Sampler:
         if fn is None:
             positions = at.matrix("positions", dtype=self._density.position.dtype)
             batched = vectorize_graph(outputs, {self._density.position: positions})
-            fn = aesara.function([positions], batched, on_unused_input="ignore")
+            fn = aesara.function([positions], batched, on_unused_input="ignore", mode=self.mode)
             self._compiled[name] = fn
         return fn
 
@@ -345,7 +349,7 @@ class Sampler:
         for node in aesara.graph.basic.io_toposort([], [flat]):
             if isinstance(node.op, RandomVariable) and node.inputs[0] in own.values():
                 updates[node.inputs[0]] = node.outputs[0]
-        fn = aesara.function([], flat, updates=updates)
+        fn = aesara.function([], flat, updates=updates, mode=self.mode)
         self._compiled["prior"] = (fn, list(own.values()))
         return self._compiled["prior"]
 
@@ -631,6 +635,7 @@ def build_sampler(
     rules: RuleRegistry = registry,
     support_budget: int = DEFAULT_SUPPORT_BUDGET,
     on_budget: str = "raise",
+    mode=None,
 ) -> Sampler:
     """Build an RMH sampler for the model graph upstream of ``outputs``.
 
@@ -653,6 +658,9 @@ def build_sampler(
     on_budget
         ``"raise"`` (default) a `MarginalizationError`, or ``"warn"`` and go on (up to 100 times the
         budget).
+    mode
+        The Aesara compilation mode of every compiled function (default: Aesara's default, the C
+        backend); e.g. ``"FAST_COMPILE"`` to skip C compilation for quick checks.
 
     Returns
     -------
@@ -696,11 +704,15 @@ def build_sampler(
     model = marginalize(
         everything, set(observed), rules, support_budget=support_budget, on_budget=on_budget
     )
-    observed_marginal = {}
+    observed_by_marginal = {}
     for var, data in observed_constants.items():
         if var not in model.original_to_marginal:
             raise ModelError(var.name, "observed variable was absorbed into a marginal variable")
-        observed_marginal[model.original_to_marginal[var]] = data
+        observed_by_marginal[model.original_to_marginal[var]] = data
+    # In model order: aeppl matches the values of a node with several outputs to them by order.
+    observed_marginal = {
+        rv: observed_by_marginal[rv] for rv in model.random_variables() if rv in observed_by_marginal
+    }
 
     marginal_to_original = {m: o for o, m in model.original_to_marginal.items()}
     latent_rvs = [rv for rv in model.random_variables() if rv not in observed_marginal]
@@ -717,7 +729,9 @@ def build_sampler(
     shapes, unconstrained_shapes = _latent_shapes(latent_rvs, latent_originals)
     density = build_logdensity(latent_rvs, names, observed_marginal, unconstrained_shapes, shapes)
     observed_data = {var.name: np.asarray(c.data) for var, c in observed_constants.items()}
-    return Sampler(model, density, latent_rvs, latent_originals, observed_marginal, observed_data)
+    return Sampler(
+        model, density, latent_rvs, latent_originals, observed_marginal, observed_data, mode=mode
+    )
 
 
 def _latent_shapes(latent_rvs, latent_originals):

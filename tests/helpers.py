@@ -44,3 +44,38 @@ def stat_scale() -> float:
     import os
 
     return float(os.environ.get("AEMIX_STAT_SCALE", "1.0"))
+
+
+def brute_force_logdensity(continuous, discrete, observed):
+    """log of the sum, over every configuration of the discrete variables, of exp(joint log-prob).
+
+    The joint log-probability comes from aeppl with every variable given a value.
+
+    Parameters
+    ----------
+    continuous
+        ``{rv: value}`` for the continuous latents.
+    discrete
+        ``{rv: support}``; every element of ``rv`` ranges over ``support`` independently.
+    observed
+        ``{rv: data}``.
+    """
+    import itertools
+
+    import aesara
+    from aeppl import joint_logprob
+
+    rvs = list(continuous) + list(discrete)
+    logp, value_vars = joint_logprob(
+        *rvs, realized={rv: at.as_tensor(np.asarray(d)) for rv, d in observed.items()}
+    )
+    fn = aesara.function(value_vars, logp, mode="FAST_COMPILE")
+    shapes = [tuple(aesara.function([], rv.shape, mode="FAST_COMPILE")()) for rv in discrete]
+    sizes = [int(np.prod(s)) for s in shapes]
+    terms = []
+    for config in itertools.product(
+        *[itertools.product(support, repeat=n) for support, n in zip(discrete.values(), sizes)]
+    ):
+        values = [np.asarray(c, dtype="int64").reshape(s) for c, s in zip(config, shapes)]
+        terms.append(fn(*continuous.values(), *values))
+    return logsumexp(terms)

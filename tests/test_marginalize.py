@@ -71,3 +71,78 @@ def test_discrete_latent_without_finite_support_rule_is_an_error():
     Y_rv = srng.normal(K_rv * 2.0, 1.0, name="Y")
     with pytest.raises(MarginalizationError, match="'K'.*no registered support rule"):
         marginalize([Y_rv])
+
+
+# -- every model aemix refuses, with its typed error ------------------------------------------------
+
+
+def _poisson_latent():
+    srng = at.random.RandomStream(0)
+    K_rv = srng.poisson(3.0, name="K")
+    return [srng.normal(K_rv, 1.0, name="Y")], {}
+
+
+def _geometric_latent():
+    srng = at.random.RandomStream(0)
+    K_rv = srng.geometric(0.3, name="K")
+    return [srng.normal(K_rv, 1.0, name="Y")], {}
+
+
+def _negative_binomial_latent():
+    srng = at.random.RandomStream(0)
+    K_rv = srng.negative_binomial(3, 0.5, name="K")
+    return [srng.normal(K_rv, 1.0, name="Y")], {}
+
+
+def _unevaluable_dependents():
+    srng = at.random.RandomStream(0)
+    K_rv = srng.bernoulli(0.5, size=3, name="K")
+    return [srng.normal(at.sort(K_rv * 1.0), 1.0, name="Y")], {}
+
+
+def _over_budget():
+    srng = at.random.RandomStream(0)
+    K_rv = srng.bernoulli(0.5, size=14, name="K")
+    # sum(K) couples every element: 2 ** 14 joint configurations.
+    return [srng.normal(at.sum(K_rv), 1.0, name="Y")], {}
+
+
+def _symbolic_bound():
+    srng = at.random.RandomStream(0)
+    K_rv = srng.integers(0, at.lscalar("n"), name="K")
+    return [srng.normal(K_rv, 1.0, name="Y")], {}
+
+
+def _deterministic_output():
+    srng = at.random.RandomStream(0)
+    K_rv = srng.bernoulli(0.5, name="K")
+    return [K_rv * 2, srng.normal(K_rv, 1.0, name="Y")], {}
+
+
+BAD_MODELS = {
+    "poisson latent: infinite support": (_poisson_latent, "'K'.*infinite support"),
+    "geometric latent: infinite support": (_geometric_latent, "'K'.*infinite support"),
+    "negative binomial latent: infinite support": (_negative_binomial_latent, "'K'.*infinite"),
+    "dependents aemix cannot evaluate": (_unevaluable_dependents, "'K'.*cannot evaluate"),
+    "support over budget": (_over_budget, "'K'.*16384 evaluations.*budget of 10000"),
+    "non-constant support bound": (_symbolic_bound, "'K'.*no registered support rule"),
+    "deterministic function as output": (_deterministic_output, "'K'.*deterministic function"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MODELS))
+def test_unsupported_models_raise_a_typed_error_naming_the_variable(case):
+    import aemix
+
+    make, message = BAD_MODELS[case]
+    outputs, observed = make()
+    with pytest.raises(MarginalizationError, match=message):
+        aemix.build_sampler(outputs, observed=observed, mode="FAST_COMPILE")
+
+
+def test_over_budget_can_warn_instead():
+    outputs, _ = _over_budget()
+    with pytest.warns(UserWarning, match="'K'.*budget"):
+        model = marginalize(outputs, support_budget=1000, on_budget="warn")
+    (m,) = model.marginalizations
+    assert m.node.inputs[1].data.shape == (2**14, 14)

@@ -10,13 +10,13 @@ from etuples import etuple
 from kanren import conde, conso, eq, lall, var
 
 from aemix.ops import MarginalMixtureRV
-from aemix.relations.patterns import is_elementwise_rv, is_rv, predicateo, rv_et
+from aemix.relations.patterns import is_elementwise_rv, is_measurable, predicateo, rv_et
 
 __all__ = ["indexed_mixtureo"]
 
 
 def _scalar_components(components) -> bool:
-    return len(components) >= 2 and all(is_rv(c) and c.ndim == 0 for c in components)
+    return len(components) >= 2 and all(is_measurable(c) and c.ndim == 0 for c in components)
 
 
 def indexed_mixtureo(model_et, marginal_et):
@@ -29,7 +29,7 @@ def indexed_mixtureo(model_et, marginal_et):
 
     ``X`` is either one random variable with independent elements (scalar support, e.g.
     ``normal(loc, scale)`` with vector parameters; the mixture is over its first axis) or
-    ``at.stack([X_1, ..., X_K])`` of scalar random variables.  The index must be a scalar categorical
+    ``at.stack([X_1, ..., X_K])`` of scalar random variables (or marginal variables: mixtures nest).  The index must be a scalar categorical
     random variable.  Whether ``I`` and the components are used elsewhere, or observed, is a property
     of the whole graph and is checked by the rewrite that applies this relation, not here.
 

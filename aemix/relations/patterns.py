@@ -12,7 +12,7 @@ from etuples import etuple, etuplize
 from kanren import var
 from unification import isvar, reify
 
-__all__ = ["rv_et", "predicateo", "is_rv", "is_elementwise_rv"]
+__all__ = ["rv_et", "predicateo", "is_rv", "is_measurable", "is_elementwise_rv"]
 
 
 def rv_et(rv_op, *params_et):
@@ -46,6 +46,14 @@ def is_rv(x) -> bool:
     """Whether ``x`` is an output of a `RandomVariable` node."""
     owner = getattr(x, "owner", None)
     return owner is not None and isinstance(owner.op, RandomVariable)
+
+
+def is_measurable(x) -> bool:
+    """Whether ``x`` is an output of a node aeppl can give a density (random or marginal variable)."""
+    from aeppl.abstract import MeasurableVariable
+
+    owner = getattr(x, "owner", None)
+    return owner is not None and isinstance(owner.op, MeasurableVariable)
 
 
 def is_elementwise_rv(x) -> bool:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import aesara.tensor as at
+from aesara.tensor.elemwise import DimShuffle
 from aesara.tensor.random.basic import bernoulli
 from etuples import etuple, etuplize
-from kanren import eq, lall, var
+from kanren import conde, eq, lall, var
 
 from aemix.ops import MarginalSwitchRV, constant_branch_value
 from aemix.relations.patterns import is_rv, predicateo, rv_et
@@ -52,9 +53,14 @@ def switch_mixtureo(model_et, marginal_et):
     marginal_et
         Unified with the expression tuple applying `MarginalSwitchRV` to ``(B, X, Y)``.
     """
-    switch_lv, on_true_lv, on_false_lv, p_lv = var(), var(), var(), var()
+    cond_lv, switch_lv, on_true_lv, on_false_lv, p_lv = var(), var(), var(), var(), var()
     return lall(
-        eq(model_et, etuple(etuplize(at.switch), switch_lv, on_true_lv, on_false_lv)),
+        eq(model_et, etuple(etuplize(at.switch), cond_lv, on_true_lv, on_false_lv)),
+        conde(
+            [eq(cond_lv, switch_lv)],
+            # A scalar switch broadcast against array branches.
+            [eq(cond_lv, etuple(etuple(DimShuffle, var(), var(), var()), switch_lv))],
+        ),
         eq(switch_lv, rv_et(bernoulli, p_lv)),
         predicateo(_valid_branches, switch_lv, on_true_lv, on_false_lv),
         eq(marginal_et, etuple(MarginalSwitchRV(), switch_lv, on_true_lv, on_false_lv)),

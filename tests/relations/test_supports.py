@@ -1,0 +1,48 @@
+import aesara.tensor as at
+import numpy as np
+import pytest
+from kanren import run, var
+
+from aemix.relations import registry
+from aemix.relations.supports import finite_supporto
+
+srng = at.random.RandomStream(0)
+
+
+def support_of(rv):
+    q = var()
+    return run(0, q, finite_supporto(rv, q))
+
+
+@pytest.mark.parametrize(
+    "rv,expected",
+    [
+        (srng.bernoulli(0.3, size=5), (0, 1)),
+        (srng.categorical(np.ones(3) / 3, size=4), (0, 1, 2)),
+        (srng.integers(2, 6), (2, 3, 4, 5)),
+        (srng.binomial(3, 0.5), (0, 1, 2, 3)),
+    ],
+)
+def test_finite_supports(rv, expected):
+    assert support_of(rv) == (expected,)
+
+
+@pytest.mark.parametrize(
+    "rv",
+    [
+        srng.poisson(1.0),
+        srng.geometric(0.3),
+        srng.integers(0, at.lscalar("n")),
+        srng.binomial(at.lscalar("n"), 0.5),
+        srng.normal(0, 1),
+    ],
+)
+def test_no_finite_support(rv):
+    assert support_of(rv) == ()
+
+
+def test_registry_kinds():
+    assert [r.name for r in registry.rules("support")] == ["finite_support"]
+    assert {"indexed_mixture", "switch_mixture"} <= {r.name for r in registry.rules("rewrite")}
+    with pytest.raises(ValueError, match="kind"):
+        registry.register("bad", finite_supporto, kind="other")
