@@ -711,7 +711,9 @@ def build_sampler(
         observed_by_marginal[model.original_to_marginal[var]] = data
     # In model order: aeppl matches the values of a node with several outputs to them by order.
     observed_marginal = {
-        rv: observed_by_marginal[rv] for rv in model.random_variables() if rv in observed_by_marginal
+        rv: observed_by_marginal[rv]
+        for rv in model.random_variables()
+        if rv in observed_by_marginal
     }
 
     marginal_to_original = {m: o for o, m in model.original_to_marginal.items()}

@@ -79,3 +79,27 @@ def brute_force_logdensity(continuous, discrete, observed):
         values = [np.asarray(c, dtype="int64").reshape(s) for c, s in zip(config, shapes)]
         terms.append(fn(*continuous.values(), *values))
     return logsumexp(terms)
+
+
+def change_point_posterior(counts, alpha, beta):
+    """Exact posterior of the change-point ``tau ~ integers(0, T)`` with Gamma(alpha, beta) rates.
+
+    ``y_t ~ Poisson(e)`` for ``t < tau`` and ``Poisson(l)`` otherwise, ``e, l ~ Gamma(alpha, beta)``
+    (rate ``beta``) independent: each rate integrates out in closed form.
+    """
+    from scipy.special import gammaln
+
+    counts = np.asarray(counts)
+    T = len(counts)
+
+    def segment(y):
+        s, n = y.sum(), len(y)
+        return (
+            alpha * np.log(beta)
+            - gammaln(alpha)
+            + gammaln(alpha + s)
+            - (alpha + s) * np.log(beta + n)
+        )
+
+    log_post = np.array([segment(counts[:t]) + segment(counts[t:]) for t in range(T)])
+    return np.exp(log_post - logsumexp(log_post))

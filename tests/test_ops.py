@@ -112,7 +112,13 @@ def test_per_observation_categorical_index_is_exact(n, weights, mu, data):
 
 
 @exact
-@given(n=hst.integers(1, 3), p=probability, a=location, b=location, data=hst.lists(location, min_size=3, max_size=3))
+@given(
+    n=hst.integers(1, 3),
+    p=probability,
+    a=location,
+    b=location,
+    data=hst.lists(location, min_size=3, max_size=3),
+)
 def test_per_observation_bernoulli_index_is_exact(n, p, a, b, data):
     srng = at.random.RandomStream(0)
     a_rv = srng.normal(0.0, 3.0, name="a")
@@ -143,7 +149,8 @@ def test_zero_inflated_poisson_switch_is_exact(p, lam, data):
     assert sampler.marginalized == ("z",) and sampler.latent == ("lam",)
     # Brute force by hand: y_i is 0 when z_i = 1, Poisson when z_i = 0 (aeppl has no point mass).
     per_obs = np_logsumexp(
-        [np.log(p) + np.where(y == 0, 0.0, -np.inf), np.log1p(-p) + st.poisson(lam).logpmf(y)], axis=0
+        [np.log(p) + np.where(y == 0, 0.0, -np.inf), np.log1p(-p) + st.poisson(lam).logpmf(y)],
+        axis=0,
     )
     ref = st.gamma(2.0).logpdf(lam) + per_obs.sum()
     assert_exact(sampler.logdensity({"lam": lam}), ref)

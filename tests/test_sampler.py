@@ -12,6 +12,7 @@ from tests.helpers import (
     SEED_LOC,
     SEED_SCALE,
     SEED_WEIGHTS,
+    change_point_posterior,
     mixture_cdf,
     mixture_logpdf,
     mixture_moments,
@@ -199,3 +200,70 @@ def test_initial_values_are_used(seed_sampler):
     np.testing.assert_allclose(result.draws["Y"][:, 0], [1.0, 2.0, 3.0], atol=1e-6)
     with pytest.raises(ValuesError, match="'Y'.*shape"):
         seed_sampler.sample(1, n_chains=3, initial_values={"Y": [1.0, 2.0]})
+
+
+# -- sampling tests per rule (known answers; tolerances from Monte Carlo error) ----------------------
+
+
+def last_draws(result, name):
+    """One draw per chain (the last): independent draws when chains have converged."""
+    return result.draws[name][:, -1]
+
+
+def assert_frequencies(draws, probabilities):
+    """Observed frequencies within 4 binomial standard errors of ``probabilities``."""
+    n = len(draws)
+    freq = np.array([np.mean(draws == k) for k in range(len(probabilities))])
+    sd = np.sqrt(probabilities * (1 - probabilities) / n)
+    assert np.all(np.abs(freq - probabilities) <= 4 * sd + 1e-12), (freq, probabilities)
+
+
+@pytest.mark.slow
+def test_switch_mixture_samples_its_marginal():
+    srng = at.random.RandomStream(0)
+    B_rv = srng.bernoulli(0.3, name="B")
+    Y_rv = at.switch(B_rv, srng.normal(-3.0, 1.0), srng.normal(3.0, 1.5))
+    sampler = aemix.build_sampler({"Y": Y_rv})
+    assert sampler.marginalized == ("B",)
+    result = sampler.sample(max(50, int(200 * stat_scale())), n_chains=1000, seed=11, warmup=500)
+    cdf = lambda y: 0.3 * st.norm(-3, 1).cdf(y) + 0.7 * st.norm(3, 1.5).cdf(y)  # noqa: E731
+    assert st.kstest(last_draws(result, "Y"), cdf).pvalue > 1e-3
+    assert_frequencies(last_draws(result, "B"), np.array([0.7, 0.3]))
+
+
+@pytest.mark.slow
+def test_elementwise_enumeration_samples_its_marginal():
+    srng = at.random.RandomStream(0)
+    w = np.array([0.25, 0.75])
+    mu = np.array([-2.0, 2.0])
+    z_rv = srng.categorical(w, size=2, name="z")
+    y_rv = srng.normal(at.as_tensor(mu)[z_rv], 1.0, name="y")
+    sampler = aemix.build_sampler(y_rv)
+    assert sampler.marginalized == ("z",) and sampler.latent == ("y",)
+    result = sampler.sample(max(50, int(200 * stat_scale())), n_chains=1000, seed=12, warmup=500)
+    cdf = lambda y: np.sum(w * st.norm(mu, 1).cdf(np.asarray(y)[..., None]), axis=-1)  # noqa: E731
+    for i in range(2):
+        assert st.kstest(last_draws(result, "y")[:, i], cdf).pvalue > 1e-3
+        assert_frequencies(last_draws(result, "z")[:, i], w)
+    assert result.draws["z"].shape == result.draws["y"].shape
+    assert result.conditional_probabilities["z"].shape == (*result.draws["y"].shape, 2)
+
+
+@pytest.mark.slow
+def test_change_point_posterior_is_recovered_exactly():
+    counts = np.array([5, 3, 6, 4, 5, 7, 1, 0, 2, 1, 1, 0])
+    alpha, beta = 2.0, 1.0
+    srng = at.random.RandomStream(0)
+    T = len(counts)
+    tau_rv = srng.integers(0, T, name="tau")
+    e_rv = srng.gamma(alpha, beta, name="e")
+    l_rv = srng.gamma(alpha, beta, name="l")
+    y_rv = srng.poisson(at.switch(at.arange(T) < tau_rv, e_rv, l_rv), name="y")
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: counts})
+    result = sampler.sample(max(50, int(200 * stat_scale())), n_chains=1000, seed=13, warmup=1000)
+    exact = change_point_posterior(counts, alpha, beta)
+    assert_frequencies(last_draws(result, "tau"), exact)
+    # The conditional probabilities, averaged over draws, estimate the same posterior.
+    mean_probs = result.conditional_probabilities["tau"][:, -1].mean(axis=0)
+    sd = np.sqrt(exact * (1 - exact) / 1000)
+    assert np.all(np.abs(mean_probs - exact) <= 4 * sd + 1e-12), (mean_probs, exact)

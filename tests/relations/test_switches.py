@@ -1,5 +1,4 @@
 import aesara.tensor as at
-import numpy as np
 from aesara.graph.rewriting.unify import eval_if_etuple
 from kanren import run, var
 
