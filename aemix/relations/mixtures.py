@@ -29,9 +29,10 @@ def indexed_mixtureo(model_et, marginal_et):
 
     ``X`` is either one random variable with independent elements (scalar support, e.g.
     ``normal(loc, scale)`` with vector parameters; the mixture is over its first axis) or
-    ``at.stack([X_1, ..., X_K])`` of scalar random variables (or marginal variables: mixtures nest).  The index must be a scalar categorical
-    random variable.  Whether ``I`` and the components are used elsewhere, or observed, is a property
-    of the whole graph and is checked by the rewrite that applies this relation, not here.
+    ``at.stack([X_1, ..., X_K])`` of scalar random variables or marginal variables (so mixtures
+    nest).  The index must be a scalar categorical random variable.  Whether ``I`` and the
+    components are used elsewhere, or observed, is a property of the whole graph and is checked by
+    the rewrite that applies this relation, not here.
 
     Parameters
     ----------
