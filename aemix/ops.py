@@ -39,14 +39,32 @@ __all__ = [
 ]
 
 
+_UNROLL_LIMIT = 16
+
+
 def logsumexp(x: Variable, axis: int) -> Variable:
     """Numerically stable ``log(sum(exp(x), axis))`` that is ``-inf`` (not NaN) when every term is.
 
     `aesara.tensor.logsumexp` is the naive formula and relies on a compile-time rewrite for stability;
     the densities here must be stable in the graph itself, before any rewrite (and after batching).
+    When the summed axis is short and its length known (mixture components, support values), the
+    maximum and the sum are written as elementwise operations over its slices, which Aesara fuses
+    into one loop with the rest of the density instead of several reduction passes.
     """
     x = at.as_tensor_variable(x)
     axis = axis % x.ndim
+    length = x.type.shape[axis]
+    if length is not None and 1 <= length <= _UNROLL_LIMIT:
+        index = (slice(None),) * axis
+        terms = [x[(*index, k)] for k in range(length)]
+        x_max = terms[0]
+        for term in terms[1:]:
+            x_max = at.maximum(x_max, term)
+        x_max = at.switch(at.isinf(x_max), 0.0, x_max)
+        total = at.exp(terms[0] - x_max)
+        for term in terms[1:]:
+            total = total + at.exp(term - x_max)
+        return at.log(total) + x_max
     x_max = Max(axis=(axis,))(x)
     x_max = at.switch(at.isinf(x_max), 0.0, x_max)
     return at.log(at.sum(at.exp(x - at.shape_padaxis(x_max, axis)), axis=axis)) + x_max
