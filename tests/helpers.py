@@ -103,3 +103,147 @@ def change_point_posterior(counts, alpha, beta):
 
     log_post = np.array([segment(counts[:t]) + segment(counts[t:]) for t in range(T)])
     return np.exp(log_post - logsumexp(log_post))
+
+
+def change_point_rate_means(counts, alpha, beta):
+    """Exact posterior means of the early and late rates of the change-point model above.
+
+    Given ``tau = t`` the early rate is Gamma(alpha + sum(y[:t]), beta + t), the late one
+    Gamma(alpha + sum(y[t:]), beta + T - t); average their means over the exact posterior of tau.
+    """
+    counts = np.asarray(counts)
+    T = len(counts)
+    p = change_point_posterior(counts, alpha, beta)
+    t = np.arange(T)
+    before = np.array([counts[:k].sum() for k in range(T)])
+    after = counts.sum() - before
+    return np.sum(p * (alpha + before) / (beta + t)), np.sum(p * (alpha + after) / (beta + T - t))
+
+
+def zero_inflated_poisson_grid(y, pi_a, pi_b, lam_shape, lam_rate, n_pi=1500, n_lam=1500):
+    """Posterior summaries of a zero-inflated Poisson by 2-D quadrature (midpoint rule).
+
+    Model: ``pi ~ Beta(pi_a, pi_b)``, ``lam ~ Gamma(lam_shape, rate lam_rate)``, each ``y_i`` a
+    structural zero with probability ``pi``, Poisson(lam) otherwise.  The ``lam`` grid spans the
+    likelihood's support (found on a coarse pass), so the grid error is far below Monte Carlo error.
+
+    Returns ``{"pi": (mean, sd), "lam": (mean, sd), "p_structural_zero": P(z_i = 1 | y_i = 0)}``.
+    """
+    y = np.asarray(y)
+    n0 = np.sum(y == 0)
+    n_pos = np.sum(y > 0)
+    s = y.sum()
+
+    def log_post(pi, lam):
+        return (
+            n0 * np.log(pi + (1 - pi) * np.exp(-lam))
+            + n_pos * np.log1p(-pi)
+            + s * np.log(lam)
+            - n_pos * lam
+            + (pi_a - 1) * np.log(pi)
+            + (pi_b - 1) * np.log1p(-pi)
+            + (lam_shape - 1) * np.log(lam)
+            - lam_rate * lam
+        )
+
+    def grid(lo, hi, n):
+        h = (hi - lo) / n
+        return lo + h * (np.arange(n) + 0.5)
+
+    pi = grid(0.0, 1.0, n_pi)
+    # Coarse pass over a wide lam range, then a fine grid where the mass is.
+    lam_wide = grid(0.0, 10 * (s / max(n_pos, 1)) + 20.0, 400)
+    lp = log_post(pi[::10, None], lam_wide[None, :])
+    mass = np.exp(lp - lp.max()).sum(0)
+    keep = np.flatnonzero(mass > 1e-16 * mass.sum())
+    step = lam_wide[1] - lam_wide[0]
+    lam = grid(max(lam_wide[keep[0]] - 2 * step, 0.0), lam_wide[keep[-1]] + 2 * step, n_lam)
+    lp = log_post(pi[:, None], lam[None, :])
+    weights = np.exp(lp - lp.max())
+    weights /= weights.sum()
+    p_pi, p_lam = weights.sum(1), weights.sum(0)
+    out = {}
+    for name, x, p in (("pi", pi, p_pi), ("lam", lam, p_lam)):
+        mean = np.sum(p * x)
+        out[name] = (mean, np.sqrt(np.sum(p * (x - mean) ** 2)))
+    structural = pi[:, None] / (pi[:, None] + (1 - pi[:, None]) * np.exp(-lam[None, :]))
+    out["p_structural_zero"] = np.sum(weights * structural)
+    return out
+
+
+def normal_mixture_gibbs(
+    y,
+    *,
+    concentration,
+    mu_loc,
+    mu_sd,
+    tau_shape,
+    tau_rate,
+    n_iter,
+    n_chains,
+    burn,
+    seed,
+    track=(),
+):
+    """A conjugate Gibbs sampler (NumPy, vectorized over chains) for a two-component normal mixture.
+
+    Model: ``w ~ Dirichlet(concentration, concentration)``, ``mu_k ~ Normal(mu_loc, mu_sd)``,
+    ``tau_k ~ Gamma(tau_shape, rate tau_rate)`` (precisions), ``z_i ~ Categorical(w)``,
+    ``y_i ~ Normal(mu[z_i], tau[z_i] ** -0.5)``.  It samples the memberships explicitly (no
+    marginalization), then ``w | z``, ``mu | z, tau``, ``tau | z, mu`` from their conjugate
+    conditionals.  Each kept draw is relabelled so that ``mu_0 < mu_1``.
+
+    Returns ``name -> (n_chains, n_iter)`` arrays: ``w0, w1, mu0, mu1, sigma0, sigma1`` and, for each
+    index ``i`` in ``track``, ``p1_<i>``: the conditional probability that ``y_i`` is in component 1.
+    """
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y, dtype=float)
+    C, K = n_chains, 2
+    mu = np.sort(rng.choice(y, size=(C, K)), axis=1) + 0.01 * np.arange(K)
+    tau = np.full((C, K), 1.0 / y.var())
+    w = np.full((C, K), 1.0 / K)
+    out = {f"{p}{k}": np.empty((C, n_iter)) for p in ("w", "mu", "sigma") for k in range(K)}
+    out.update({f"p1_{i}": np.empty((C, n_iter)) for i in track})
+    track = np.asarray(track, dtype=int)
+    for it in range(-burn, n_iter):
+        # z | w, mu, tau
+        log_p = (
+            np.log(w)[:, None, :]
+            + 0.5 * np.log(tau)[:, None, :]
+            - 0.5 * tau[:, None, :] * (y[None, :, None] - mu[:, None, :]) ** 2
+        )
+        p1 = 1.0 / (1.0 + np.exp(log_p[..., 0] - log_p[..., 1]))  # (C, n)
+        z = rng.random(p1.shape) < p1
+        onehot = np.stack([~z, z], axis=-1).astype(float)
+        n_k = onehot.sum(1)
+        s_k = np.einsum("cnk,n->ck", onehot, y)
+        # w | z
+        g = rng.gamma(concentration + n_k)
+        w = g / g.sum(1, keepdims=True)
+        # mu | z, tau
+        prec = 1.0 / mu_sd**2 + n_k * tau
+        mean = (mu_loc / mu_sd**2 + tau * s_k) / prec
+        mu = mean + rng.standard_normal((C, K)) / np.sqrt(prec)
+        # tau | z, mu
+        ss = np.einsum("cnk,cnk->ck", onehot, (y[None, :, None] - mu[:, None, :]) ** 2)
+        tau = rng.gamma(tau_shape + n_k / 2, 1.0 / (tau_rate + ss / 2))
+        if it < 0:
+            continue
+        order = np.argsort(mu, axis=1)
+        rows = np.arange(C)[:, None]
+        for name, x in (("w", w), ("mu", mu), ("sigma", tau**-0.5)):
+            xs = x[rows, order]
+            for k in range(K):
+                out[f"{name}{k}"][:, it] = xs[:, k]
+        if len(track):
+            # Conditional membership probability under the current (ordered) parameters.
+            lp = (
+                np.log(w)[:, None, :]
+                + 0.5 * np.log(tau)[:, None, :]
+                - 0.5 * tau[:, None, :] * (y[None, track, None] - mu[:, None, :]) ** 2
+            )
+            lp = np.take_along_axis(lp, order[:, None, :], axis=2)
+            prob1 = 1.0 / (1.0 + np.exp(lp[..., 0] - lp[..., 1]))
+            for j, i in enumerate(track):
+                out[f"p1_{i}"][:, it] = prob1[:, j]
+    return out

@@ -1,0 +1,281 @@
+"""The worked examples (examples/*.py) and their shipped data, checked against independent references.
+
+* Data files: sizes and known values of the sources (R's ``faithful``, ``boot::coal``).
+* Each example's script runs end to end at a tiny size (fast).
+* Statistical (``slow``): each model's posterior against a reference computed without aemix, with
+  tolerances from Monte Carlo error (ESS), never tuned seeds:
+  Old Faithful vs a conjugate Gibbs sampler with the memberships sampled explicitly;
+  coal mining vs the exact posterior (rates integrated out in closed form);
+  zero-inflated Poisson vs 2-D quadrature over ``(pi, lam)``;
+  membership recovery on a simulated well-separated mixture; the warm-up's acceptance rates;
+  simulation-based calibration of the zero-inflated Poisson.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pytest
+import scipy.stats as st
+
+from tests.helpers import (
+    change_point_posterior,
+    change_point_rate_means,
+    normal_mixture_gibbs,
+    stat_scale,
+    zero_inflated_poisson_grid,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_example(name: str):
+    """Import ``examples/<name>.py`` (examples/ is not a package)."""
+    module_name = f"examples_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def mcse(x) -> float:
+    """Monte Carlo standard error of the mean of ``x`` (chains, draws), from ArviZ's ESS."""
+    return np.asarray(az.mcse(np.asarray(x, dtype=float))).item()
+
+
+def ess(x) -> float:
+    return np.asarray(az.ess(np.asarray(x, dtype=float))).item()
+
+
+def assert_within_mc_error(name, estimate, error, reference, reference_error=0.0, z=4.0):
+    """``|estimate - reference| <= z * sqrt(error^2 + reference_error^2)``."""
+    tolerance = z * np.hypot(error, reference_error)
+    assert abs(estimate - reference) <= tolerance, (
+        f"{name}: {estimate:.6g} vs reference {reference:.6g}, "
+        f"difference {abs(estimate - reference):.3g} > {tolerance:.3g} ({z} combined MC errors)"
+    )
+
+
+def assert_acceptance_in_band(result, lo=0.1, hi=0.6):
+    rates = result.acceptance_rate
+    assert np.all((rates > lo) & (rates < hi)), (
+        f"acceptance rates outside ({lo}, {hi}): min {rates.min():.3f}, max {rates.max():.3f}, "
+        f"mean {rates.mean():.3f}, step size {result.step_size:.4g}"
+    )
+
+
+# -- shipped data -------------------------------------------------------------------------------
+
+
+def test_faithful_data_is_rs_faithful():
+    of = load_example("old_faithful")
+    table = np.loadtxt(ROOT / "data" / "faithful.csv", delimiter=",", skiprows=1)
+    assert table.shape == (272, 2)
+    np.testing.assert_array_equal(table[0], [3.6, 79])
+    np.testing.assert_array_equal(table[-1], [4.467, 74])
+    # R: mean(faithful$eruptions) = 3.487783, mean(faithful$waiting) = 70.89706
+    np.testing.assert_allclose(table.mean(0), [3.487783, 70.89706], atol=5e-6)
+    np.testing.assert_array_equal(of.load_eruptions(), table[:, 0])
+
+
+def test_coal_counts_are_the_binned_dates_of_boot_coal():
+    cm = load_example("coal_mining")
+    years, counts = cm.load_counts()
+    np.testing.assert_array_equal(years, np.arange(1851, 1963))
+    assert counts[0] == 4 and counts.sum() == 191
+    dates = np.loadtxt(ROOT / "data" / "coal_mining_disaster_dates.csv", skiprows=1)
+    assert len(dates) == 191 and 1851 < dates.min() < dates.max() < 1963
+    binned = np.array([np.sum(np.floor(dates) == year) for year in years])
+    np.testing.assert_array_equal(counts, binned)
+
+
+# -- the scripts run end to end --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("old_faithful", ["--chains", "4", "--samples", "20", "--warmup", "50", "--thin", "1"]),
+        ("coal_mining", ["--chains", "4", "--samples", "20", "--warmup", "50"]),
+        ("zero_inflated_poisson", ["--chains", "4", "--samples", "20", "--warmup", "50"]),
+    ],
+)
+def test_example_script_runs(name, args, tmp_path, capsys):
+    out = tmp_path / f"{name}.png"
+    load_example(name).main([*args, "--seed", "1", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert "marginalized:" in text and "acceptance rate" in text and f"wrote {out}" in text
+    assert out.stat().st_size > 10_000
+
+
+# -- shared runs (module scope: each model is compiled and sampled once) --------------------------
+
+
+def _samples(n: int) -> int:
+    return max(n // 4, int(n * stat_scale()))
+
+
+@pytest.fixture(scope="module")
+def faithful_run():
+    of = load_example("old_faithful")
+    y = of.load_eruptions()
+    settings = dict(of.SETTINGS, n_samples=_samples(of.SETTINGS["n_samples"]))
+    result = of.build(y).sample(seed=101, **settings)
+    return of, y, result
+
+
+@pytest.fixture(scope="module")
+def coal_run():
+    cm = load_example("coal_mining")
+    _, counts = cm.load_counts()
+    settings = dict(cm.SETTINGS, n_samples=_samples(cm.SETTINGS["n_samples"]))
+    result = cm.build(counts).sample(seed=102, **settings)
+    return cm, counts, result
+
+
+@pytest.fixture(scope="module")
+def zip_run():
+    zp = load_example("zero_inflated_poisson")
+    y, z = zp.simulate(seed=0)
+    settings = dict(zp.SETTINGS, n_samples=_samples(zp.SETTINGS["n_samples"]))
+    result = zp.build(y).sample(seed=103, **settings)
+    return zp, y, result
+
+
+# -- posteriors against independent references ------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_old_faithful_matches_an_independent_gibbs_sampler(faithful_run):
+    of, y, result = faithful_run
+    draws = of.relabel(result)
+    track = (int(np.argmin(np.abs(y - 2.9))), int(np.argmin(np.abs(y - 3.067))))
+    reference = normal_mixture_gibbs(
+        y,
+        concentration=of.W_CONCENTRATION,
+        mu_loc=of.MU_LOC,
+        mu_sd=of.MU_SD,
+        tau_shape=of.TAU_SHAPE,
+        tau_rate=of.TAU_RATE,
+        n_iter=max(500, int(3000 * stat_scale())),
+        n_chains=8,
+        burn=300,
+        seed=7,
+        track=track,
+    )
+    pairs = [(f"{name}{k}", draws[name][..., k]) for name in ("w", "mu", "sigma") for k in (0, 1)]
+    pairs += [(f"p1_{i}", draws["p_long"][..., i]) for i in track]
+    for name, x in pairs:
+        # MCSEs from ESS are only trustworthy with enough effective draws.
+        assert ess(x) > 100, (name, ess(x))
+        assert_within_mc_error(
+            name, x.mean(), mcse(x), reference[name].mean(), mcse(reference[name])
+        )
+    # The recovered memberships are draws from those conditionals.
+    z_long = draws["z"][..., track[0]]
+    p_ref = reference[f"p1_{track[0]}"]
+    assert_within_mc_error("z draws", z_long.mean(), mcse(z_long), p_ref.mean(), mcse(p_ref))
+
+
+@pytest.mark.slow
+def test_coal_mining_change_point_matches_the_exact_posterior(coal_run):
+    cm, counts, result = coal_run
+    exact = change_point_posterior(counts, cm.RATE_SHAPE, cm.RATE_RATE)
+    probs = result.conditional_probabilities["tau"]  # (chains, draws, T)
+    tau = result.draws["tau"]
+    for t in np.flatnonzero(exact > 1e-3):
+        # Rao-Blackwellized: the average conditional probability of each year.
+        assert_within_mc_error(
+            f"P(tau={t}) RB", probs[..., t].mean(), mcse(probs[..., t]), exact[t]
+        )
+        # Recovered draws: frequency of each year, error from the indicator's ESS.
+        hit = (tau == t).astype(float)
+        sd = np.sqrt(exact[t] * (1 - exact[t]) / ess(hit))
+        assert_within_mc_error(f"P(tau={t}) drawn", hit.mean(), sd, exact[t])
+    # Years the exact posterior rules out are (almost) never drawn.
+    assert np.mean(exact[tau] < 1e-6) < 1e-3
+    early, late = change_point_rate_means(counts, cm.RATE_SHAPE, cm.RATE_RATE)
+    for name, value in (("early", early), ("late", late)):
+        x = result.draws[name]
+        assert_within_mc_error(name, x.mean(), mcse(x), value)
+
+
+@pytest.mark.slow
+def test_zero_inflated_poisson_matches_grid_quadrature(zip_run):
+    zp, y, result = zip_run
+    grid = zero_inflated_poisson_grid(y, zp.PI_A, zp.PI_B, zp.LAM_SHAPE, zp.LAM_RATE)
+    for name in ("pi", "lam"):
+        x = result.draws[name]
+        mean, sd = grid[name]
+        assert_within_mc_error(f"mean {name}", x.mean(), mcse(x), mean)
+        # Posterior sd: E[(x - mean)^2] has its own Monte Carlo error.
+        sq = (x - mean) ** 2
+        assert_within_mc_error(f"var {name}", sq.mean(), mcse(sq), sd**2)
+    zeros = y == 0
+    p = result.conditional_probabilities["z"][..., zeros, 1].mean(-1)  # same for every zero
+    assert_within_mc_error("P(structural | y=0)", p.mean(), mcse(p), grid["p_structural_zero"])
+    assert np.all(result.conditional_probabilities["z"][..., ~zeros, 1] == 0)
+    assert np.all(result.draws["z"][..., ~zeros] == 0)
+
+
+@pytest.mark.slow
+def test_mixture_recovers_memberships_of_well_separated_components():
+    of = load_example("old_faithful")
+    rng = np.random.default_rng(2024)
+    n = 200
+    truth = rng.random(n) < 0.6  # True: component 1 (the larger mean)
+    y = np.where(truth, rng.normal(4.5, 0.4, n), rng.normal(1.5, 0.3, n))
+    result = of.build(y).sample(
+        max(50, int(200 * stat_scale())), n_chains=16, seed=104, warmup=3000, thin=5
+    )
+    draws = of.relabel(result)
+    p_long = draws["p_long"].mean(axis=(0, 1))
+    assert np.mean((p_long > 0.5) == truth) > 0.95
+    z_majority = draws["z"].mean(axis=(0, 1)) > 0.5
+    assert np.mean(z_majority == truth) > 0.95
+    assert_acceptance_in_band(result)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", ["faithful_run", "coal_run", "zip_run"])
+def test_warmup_lands_acceptance_in_band(run, request):
+    *_, result = request.getfixturevalue(run)
+    assert_acceptance_in_band(result)
+
+
+# -- simulation-based calibration ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_zero_inflated_poisson_simulation_based_calibration():
+    """Talts et al. (2018): with truths drawn from the prior and data from the truths, the rank of
+    each truth among independent posterior draws is uniform if the sampler is right.
+
+    The data sets go into one model as rows (``model`` gives each row its own ``(pi, lam)``; the
+    posterior factorizes), so one compiled sampler serves them all.  The posterior draws are the
+    last draws of independent chains, so they are independent given the data.
+    """
+    zp = load_example("zero_inflated_poisson")
+    n_sets = max(20, int(40 * stat_scale()))
+    n_obs = 30
+    n_chains = 100
+    rng = np.random.default_rng(31)
+    pi = rng.beta(zp.PI_A, zp.PI_B, n_sets)
+    lam = rng.gamma(zp.LAM_SHAPE, 1.0 / zp.LAM_RATE, n_sets)
+    y = np.where(
+        rng.random((n_sets, n_obs)) < pi[:, None], 0, rng.poisson(lam[:, None], (n_sets, n_obs))
+    )
+    result = zp.build(y).sample(1, n_chains=n_chains, seed=105, warmup=2000, thin=300)
+    for name, truth in (("pi", pi), ("lam", lam)):
+        post = result.draws[name][:, 0, :]  # (chains, data sets)
+        ranks = np.sum(post < truth, axis=0)  # 0..n_chains
+        u = (ranks + rng.random(n_sets)) / (n_chains + 1)
+        ks = st.kstest(u, "uniform")
+        assert ks.pvalue > 1e-3, (name, ks, np.sort(ranks))
