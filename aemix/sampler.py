@@ -326,6 +326,25 @@ class Sampler:
         fn = self._batched_function("logdensity_batch", [self._density.logdensity])
         return fn(positions)[0]
 
+    def _unconstrain_function(self):
+        """Compiled map from the latents' values (own space) to one flat unconstrained position."""
+        fn = self._compiled.get("unconstrain")
+        if fn is None:
+            value_vars = self._density.value_vars
+            parents = dict(self._observed)
+            parents.update(zip(self._latent_rvs, value_vars))
+            pieces = []
+            for rv, vv in zip(self._latent_rvs, value_vars):
+                transform = default_transform(rv)
+                piece = vv
+                if transform is not None:
+                    piece = clone_replace(transform.forward(vv, *rv.owner.inputs), parents)
+                pieces.append(at.flatten(piece))
+            flat = at.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+            fn = aesara.function(value_vars, flat, on_unused_input="ignore", mode=self.mode)
+            self._compiled["unconstrain"] = fn
+        return fn
+
     def _prior_function(self):
         """Forward sampler of the latents (original graph), mapped to the flat unconstrained space."""
         fn = self._compiled.get("prior")
@@ -382,8 +401,8 @@ class Sampler:
         unknown = sorted(set(initial_values) - set(self.latent))
         if unknown:
             raise ValuesError(unknown[0], "not a latent variable of this model")
-        pieces = []
-        for item, rv in zip(self._density.layout, self._latent_rvs):
+        values = []
+        for item in self._density.layout:
             if item.name not in initial_values:
                 raise ValuesError(item.name, "no initial value given")
             value = np.asarray(initial_values[item.name], dtype=float)
@@ -395,13 +414,16 @@ class Sampler:
                     f"initial value has shape {value.shape}, "
                     f"expected {item.shape} or {(n_chains, *item.shape)}",
                 )
-            transform = default_transform(rv)
-            if transform is not None:
-                raise ValuesError(
-                    item.name, "initial values of transformed variables are not supported yet"
-                )
-            pieces.append(value.reshape(n_chains, -1))
-        positions = np.concatenate(pieces, axis=1)
+            values.append(value)
+        to_unconstrained = self._unconstrain_function()
+        with np.errstate(all="ignore"):
+            positions = np.stack(
+                [to_unconstrained(*[v[c] for v in values]) for c in range(n_chains)]
+            )
+        for item in self._density.layout:
+            piece = positions[:, item.start : item.stop]
+            if not np.all(np.isfinite(piece)):
+                raise ValuesError(item.name, "initial value is outside the variable's support")
         bad = ~np.isfinite(self._logdensity_batch(positions))
         if bad.any():
             chains = np.flatnonzero(bad)[:10].tolist()
@@ -471,7 +493,7 @@ class Sampler:
         current_step = 2.38 / np.sqrt(dim) if tune else float(step_size)
         target = target_acceptance or 0.234 + (0.44 - 0.234) * np.exp(-(dim - 1) / 4)
 
-        # Warm-up: Robbins-Monro on log step size; per-coordinate scale from the first half.
+        # Warm-up: Robbins-Monro on log step size; per-coordinate scale from the second quarter.
         done, k = 0, 0
         moments = np.zeros((3, dim))  # count, sum and sum of squares of first-half warm-up draws
         while done < warmup:
@@ -483,10 +505,12 @@ class Sampler:
             if tune:
                 k += 1
                 current_step *= np.exp((probs.mean() - target) * 2.0 / np.sqrt(k))
-                if done <= warmup // 2:
-                    late = xs[n // 2 :].reshape(-1, dim)
+                if warmup // 4 < done <= warmup // 2:
+                    # The second quarter only: the first is the walk in from the starting points,
+                    # whose spread would inflate the scales.
+                    late = xs.reshape(-1, dim)
                     moments += [np.full(dim, len(late)), late.sum(0), (late**2).sum(0)]
-                elif moments[0, 0] > 1:
+                elif done > warmup // 2 and moments[0, 0] > 1:
                     count, total, squares = moments
                     sd = np.sqrt(np.maximum(squares / count - (total / count) ** 2, 0.0))
                     if np.all(np.isfinite(sd)) and np.all(sd > 0):

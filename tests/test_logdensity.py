@@ -5,6 +5,7 @@ import pytest
 import scipy.stats as st
 
 import aemix
+from aemix.errors import ValuesError
 
 DATA = np.random.default_rng(1).normal(3.0, 2.0, size=20)
 
@@ -87,3 +88,25 @@ def test_draws_respect_constraints_and_find_the_data(constrained_model):
     assert abs(result.draws["mu"].mean() - DATA.mean()) < 0.3
     # w's posterior is its Dirichlet(1, 2, 3) prior: mean (1, 2, 3) / 6.
     np.testing.assert_allclose(w.mean(axis=(0, 1)), np.array([1, 2, 3]) / 6, atol=0.04)
+
+
+def test_initial_values_of_constrained_variables(constrained_model):
+    init = {"mu": 3.0, "sigma": [1.5, 2.5], "w": np.array([0.2, 0.3, 0.5])}
+    result = constrained_model.sample(
+        1, n_chains=2, seed=0, warmup=0, step_size=1e-9, initial_values=init
+    )
+    np.testing.assert_allclose(result.draws["sigma"][:, 0], [1.5, 2.5], rtol=1e-6)
+    np.testing.assert_allclose(result.draws["w"][0, 0], init["w"], rtol=1e-6)
+    with pytest.raises(ValuesError, match="'sigma'.*outside the variable's support"):
+        constrained_model.sample(1, n_chains=2, initial_values={**init, "sigma": -1.0})
+
+
+def test_warmup_scales_match_the_posterior_spread():
+    # Posterior sd of each coordinate is about 0.1 (100 observations, unit noise), far from the
+    # prior's 10: the tuned per-coordinate scales must come from the posterior, not the walk in.
+    srng = at.random.RandomStream(0)
+    x_rv = srng.normal(0.0, 10.0, size=2, name="x")
+    y_rv = srng.normal(x_rv, 1.0, size=(100, 2), name="y")
+    data = np.random.default_rng(0).normal([1.0, -1.0], 1.0, size=(100, 2))
+    result = aemix.build_sampler(y_rv, observed={y_rv: data}).sample(200, n_chains=16, seed=0)
+    np.testing.assert_allclose(result.scale, 0.1, rtol=0.3)
