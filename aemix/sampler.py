@@ -8,6 +8,7 @@ variables from their conditionals.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 from aesara.graph.basic import Variable, ancestors, clone_replace
 from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.random.var import RandomGeneratorSharedVariable
+from tqdm.auto import tqdm
 
 from aemix.errors import InitializationError, ModelError, ValuesError
 from aemix.kernels import rmh
@@ -444,6 +446,7 @@ class Sampler:
         initial_values: Mapping[str, Any] | None = None,
         thin: int = 1,
         block_size: int = 256,
+        progressbar: bool | None = None,
     ) -> SampleResult:
         """Run ``n_chains`` RMH chains for ``warmup`` + ``n_samples`` steps and keep the last ``n_samples``.
 
@@ -472,6 +475,9 @@ class Sampler:
             kept draws are stored.
         block_size
             Steps per compiled call (the noise of one call is held in memory).
+        progressbar
+            Show a tqdm progress bar over warm-up and sampling; by default only when standard error
+            is a terminal.
 
         Returns
         -------
@@ -494,6 +500,11 @@ class Sampler:
         target = target_acceptance or 0.234 + (0.44 - 0.234) * np.exp(-(dim - 1) / 4)
 
         # Warm-up: Robbins-Monro on log step size; per-coordinate scale from the second quarter.
+        if progressbar is None:
+            progressbar = sys.stderr.isatty()
+        bar = tqdm(
+            total=warmup + n_samples * thin, disable=not progressbar, unit="step", desc="warm-up"
+        )
         done, k = 0, 0
         moments = np.zeros((3, dim))  # count, sum and sum of squares of first-half warm-up draws
         while done < warmup:
@@ -502,6 +513,7 @@ class Sampler:
             xs, lps, probs, _ = block(positions, logdensities, eps, exp_draws, current_step, scale)
             positions, logdensities = xs[-1], lps[-1]
             done += n
+            bar.update(n)
             if tune:
                 k += 1
                 current_step *= np.exp((probs.mean() - target) * 2.0 / np.sqrt(k))
@@ -519,6 +531,7 @@ class Sampler:
                         k = 0
                     moments[:] = 0.0
 
+        bar.set_description("sampling")
         kept = np.empty((n_chains, n_samples, dim))
         kept_lp = np.empty((n_chains, n_samples))
         accepted = np.zeros(n_chains)
@@ -533,7 +546,9 @@ class Sampler:
             accepted += acc.sum(axis=0)
             positions, logdensities = xs[-1], lps[-1]
             done += n
+            bar.update(n * thin)
 
+        bar.close()
         draws, probabilities = self._constrain_and_recover(kept, recovery_rng)
         return SampleResult(
             draws=draws,

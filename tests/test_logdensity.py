@@ -110,3 +110,25 @@ def test_warmup_scales_match_the_posterior_spread():
     data = np.random.default_rng(0).normal([1.0, -1.0], 1.0, size=(100, 2))
     result = aemix.build_sampler(y_rv, observed={y_rv: data}).sample(200, n_chains=16, seed=0)
     np.testing.assert_allclose(result.scale, 0.1, rtol=0.3)
+
+
+def test_float32_literals_give_float64_accurate_densities():
+    # Python literals become float32 (3.0, 0.1) or int8 constants; aemix upcasts them.
+    srng = at.random.RandomStream(0)
+    lam_rv = srng.gamma(2.0, 3.0, name="lam")
+    y_rv = srng.poisson(lam_rv * 0.1, name="y")
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: 4})
+    for lam in [0.3, 7.7, 31.0]:
+        ref = st.gamma(2.0, scale=1 / 3.0).logpdf(lam) + st.poisson(lam * 0.1).logpmf(4)
+        np.testing.assert_allclose(sampler.logdensity({"lam": lam}), ref, rtol=1e-13)
+
+
+def test_integers_density_is_registered():
+    from aeppl import joint_logprob
+
+    srng = at.random.RandomStream(0)
+    k_rv = srng.integers(2, 7)
+    logp, (k_vv,) = joint_logprob(k_rv)
+    f = aesara.function([k_vv], logp)
+    assert np.isclose(f(2), -np.log(5)) and np.isclose(f(6), -np.log(5))
+    assert f(7) == -np.inf and f(1) == -np.inf

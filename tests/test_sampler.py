@@ -267,3 +267,20 @@ def test_change_point_posterior_is_recovered_exactly():
     mean_probs = result.conditional_probabilities["tau"][:, -1].mean(axis=0)
     sd = np.sqrt(exact * (1 - exact) / 1000)
     assert np.all(np.abs(mean_probs - exact) <= 4 * sd + 1e-12), (mean_probs, exact)
+
+
+def test_progress_bar_reports_warmup_and_sampling(seed_sampler, capsys):
+    seed_sampler.sample(10, n_chains=2, seed=0, warmup=10, progressbar=True)
+    err = capsys.readouterr().err
+    assert "sampling" in err and "20/20" in err
+    seed_sampler.sample(10, n_chains=2, seed=0, warmup=10, progressbar=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_no_finite_initial_point_is_a_typed_error():
+    srng = at.random.RandomStream(0)
+    s_rv = srng.uniform(0.0, 1.0, name="s")
+    y_rv = srng.uniform(0.0, s_rv, name="y")
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: 5.0}, mode="FAST_COMPILE")
+    with pytest.raises(aemix.InitializationError, match="no prior draw with a finite"):
+        sampler.sample(5, n_chains=2, seed=0)
