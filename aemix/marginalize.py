@@ -77,6 +77,16 @@ def _measurable_outputs(node: Apply) -> list[Variable]:
     return [node.default_output()]
 
 
+def _absorbed(fgraph: FunctionGraph) -> set[Variable]:
+    """The inputs of placeholder nodes: summed-out variables, absorbed components and children."""
+    return {
+        inp
+        for node in fgraph.apply_nodes
+        if isinstance(node.op, PLACEHOLDER_OPS)
+        for inp in node.inputs
+    }
+
+
 @dataclass(frozen=True)
 class Marginalization:
     """One application of a rule: which discrete variable was summed out, by which placeholder node.
@@ -134,12 +144,7 @@ class MarginalModel:
         Variables consumed by a placeholder (a summed-out discrete variable, absorbed components or
         children) are not variables of the marginal model: the placeholder's density covers them.
         """
-        absorbed = {
-            inp
-            for node in self.fgraph.apply_nodes
-            if isinstance(node.op, PLACEHOLDER_OPS)
-            for inp in node.inputs
-        }
+        absorbed = _absorbed(self.fgraph)
         return [
             out
             for node in io_toposort(self.fgraph.inputs, self.fgraph.outputs)
@@ -248,12 +253,7 @@ class _Rewriting:
     # -- pass 2: enumeration ----------------------------------------------------------------------
 
     def discrete_latents(self) -> list[Variable]:
-        absorbed = {
-            inp
-            for node in self.fgraph.apply_nodes
-            if isinstance(node.op, PLACEHOLDER_OPS)
-            for inp in node.inputs
-        }
+        absorbed = _absorbed(self.fgraph)
         return [
             node.default_output()
             for node in io_toposort(self.fgraph.inputs, self.fgraph.outputs)
