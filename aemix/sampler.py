@@ -732,10 +732,6 @@ def build_sampler(
     frame = inspect.currentframe()
     caller = frame.f_back if frame is not None else None
     everything = output_list + [v for v in observed if v not in output_list]
-    for var in observed:
-        if var not in set(ancestors(output_list)) and var not in output_list:
-            # An observed variable outside the outputs' graph still joins the model.
-            pass
     _assign_names([*output_list, *observed, *_random_variables(everything)], caller)
     del frame, caller
 
