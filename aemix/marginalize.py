@@ -373,12 +373,6 @@ class _Rewriting:
         )
 
 
-def _depends_on(v: Variable, target: Variable) -> bool:
-    return v is target or (
-        v.owner is not None and any(_depends_on(i, target) for i in v.owner.inputs)
-    )
-
-
 def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
     """Whether child element ``i`` depends on ``discrete`` only through element ``i``.
 
@@ -395,16 +389,18 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
         if child.default_output().type.shape != shape:
             return False
     nodes = io_toposort([discrete], [i for child in children for i in child.inputs])
+    dependent = {discrete}
     for node in nodes:
-        if not any(_depends_on(i, discrete) for i in node.inputs):
+        if not any(i in dependent for i in node.inputs):
             continue
+        dependent.update(node.outputs)
         if isinstance(node.op, Elemwise):
             if node.outputs[0].type.shape != shape:
                 return False
             continue
         if isinstance(node.op, AdvancedSubtensor1 | AdvancedSubtensor):
             array, *indices = node.inputs
-            if _depends_on(array, discrete) or len(indices) != 1:
+            if array in dependent or len(indices) != 1:
                 return False
             continue
         return False

@@ -566,6 +566,9 @@ class Sampler:
         The log-probabilities have the values' axis last; the values are ``(K,)`` (shared by every
         element of ``D``) or ``(K, *shape)`` (joint configurations).
         """
+        graphs = self._compiled.get("recovery_graphs")
+        if graphs is not None:
+            return graphs
         density = self._density
         rv_to_value = dict(self._observed)
         rv_to_value.update(zip(self._latent_rvs, density.constrained))
@@ -577,6 +580,7 @@ class Sampler:
             log_probs = clone_replace(log_probs, rv_to_value)
             support_value = support.eval() if not isinstance(support, np.ndarray) else support
             graphs.append((m.discrete.name, at.moveaxis(log_probs, 0, -1), support_value))
+        self._compiled["recovery_graphs"] = graphs
         return graphs
 
     def _constrain_and_recover(self, kept: np.ndarray, rng: np.random.Generator):

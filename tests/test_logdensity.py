@@ -1,5 +1,6 @@
 import aesara
 import aesara.tensor as at
+import arviz as az
 import numpy as np
 import pytest
 import scipy.stats as st
@@ -84,10 +85,18 @@ def test_draws_respect_constraints_and_find_the_data(constrained_model):
     assert w.shape == (50, 500, 3) and np.all(w > 0)
     np.testing.assert_allclose(w.sum(axis=-1), 1.0, rtol=1e-12)
     assert 0.1 < result.acceptance_rate.mean() < 0.6
-    # mu's posterior is close to the data mean (sd about sigma / sqrt(20) ~ 0.45).
-    assert abs(result.draws["mu"].mean() - DATA.mean()) < 0.3
-    # w's posterior is its Dirichlet(1, 2, 3) prior: mean (1, 2, 3) / 6.
-    np.testing.assert_allclose(w.mean(axis=(0, 1)), np.array([1, 2, 3]) / 6, atol=0.04)
+
+    # Tolerances: 4 Monte Carlo standard errors from the effective sample size.
+    def mc_error(draws):
+        return 4 * draws.std() / np.sqrt(float(az.ess(draws)))
+
+    # mu's posterior mean is the data mean up to the prior's shrinkage, which is below
+    # (sd_likelihood / sd_prior)^2 * |mean| ~ (0.45 / 10)^2 * 3 < 0.01.
+    mu = result.draws["mu"]
+    assert abs(mu.mean() - DATA.mean()) < mc_error(mu) + 0.01
+    # The data say nothing about w: its posterior is its Dirichlet(1, 2, 3) prior, mean (1, 2, 3) / 6.
+    for k, expected in enumerate(np.array([1, 2, 3]) / 6):
+        assert abs(w[..., k].mean() - expected) < mc_error(w[..., k])
 
 
 def test_initial_values_of_constrained_variables(constrained_model):
