@@ -8,21 +8,24 @@ Rosenbluth-Metropolis-Hastings sampler batched over many chains.
 from aemix import errors, relations
 from aemix.errors import (
     AemixError,
+    FusedLoopError,
     InitializationError,
     MarginalizationError,
     ModelError,
     ValuesError,
     VectorizationError,
 )
-from aemix.sampler import Sampler, SampleResult, build_sampler
+from aemix.sampler import Sampler, SampleResult, SampleSummary, build_sampler
 
 __all__ = [
     "build_sampler",
     "Sampler",
     "SampleResult",
+    "SampleSummary",
     "errors",
     "relations",
     "AemixError",
+    "FusedLoopError",
     "InitializationError",
     "MarginalizationError",
     "ModelError",

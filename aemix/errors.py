@@ -57,3 +57,7 @@ class ValuesError(AemixError, ValueError):
 
 class InitializationError(AemixError):
     """No initial point with a finite log-density was found for some chains."""
+
+
+class FusedLoopError(AemixError):
+    """The model's step does not lower to the fused C loop (``Sampler.sample(loop="fused")``)."""

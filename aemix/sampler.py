@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,15 +21,17 @@ from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.random.var import RandomGeneratorSharedVariable
 from tqdm.auto import tqdm
 
-from aemix.errors import InitializationError, ModelError, ValuesError
+from aemix.errors import FusedLoopError, InitializationError, ModelError, ValuesError
+from aemix.fused import FusedProgram, compile_loop
 from aemix.kernels import rmh
 from aemix.logdensity import LogDensity, build_logdensity, default_transform
 from aemix.marginalize import DEFAULT_SUPPORT_BUDGET, MarginalModel, is_discrete, marginalize
 from aemix.ops import FiniteEnumerationRV, constant_branch_value, logsumexp, marginal_conditionals
 from aemix.relations import RuleRegistry, registry
+from aemix.scalarize import LoweringError, lower_to_scalars
 from aemix.vectorize import vectorize_graph
 
-__all__ = ["build_sampler", "Sampler", "SampleResult"]
+__all__ = ["build_sampler", "Sampler", "SampleResult", "SampleSummary"]
 
 _MAX_INIT_TRIES = 100
 
@@ -132,24 +134,42 @@ class SampleResult:
         ``name -> array`` of shape ``(n_chains, n_samples, *shape)`` for every latent variable (in its
         own space) and every marginalized discrete variable (drawn from its conditional given each
         kept draw).
-    conditional_probabilities
-        For each marginalized variable, ``P(I = k | rest)`` with shape
-        ``(n_chains, n_samples, *shape, K)``.
     acceptance_rate
         Fraction of accepted proposals per chain over the kept steps, shape ``(n_chains,)``.
     logdensity
         Unconstrained log-density (Jacobian included) of each kept draw, ``(n_chains, n_samples)``.
     step_size, scale
         The (frozen) kernel parameters used for the kept draws.
+    observed
+        The observed data, ``name -> array``.
+    loop
+        Which compiled loop ran: ``"fused"`` or ``"scan"`` (see `Sampler.sample`).
     """
 
     draws: dict[str, np.ndarray]
-    conditional_probabilities: dict[str, np.ndarray]
     acceptance_rate: np.ndarray
     logdensity: np.ndarray
     step_size: float
     scale: np.ndarray
     observed: dict[str, np.ndarray] = field(default_factory=dict)
+    loop: str = "scan"
+    _conditionals_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = field(
+        default=None, repr=False
+    )
+    _conditionals: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def conditional_probabilities(self) -> dict[str, np.ndarray]:
+        """For each marginalized variable, ``P(D = d_k | rest)`` at every kept draw.
+
+        Shape ``(n_chains, n_samples, *shape, K)`` (the support's values on the last axis); computed
+        on first access (it is ``K`` times larger than the draws) and then kept.
+        """
+        if self._conditionals is None:
+            self._conditionals = (
+                self._conditionals_fn(self.draws) if self._conditionals_fn is not None else {}
+            )
+        return self._conditionals
 
     def to_inference_data(self):
         """The draws as an ArviZ ``InferenceData`` (posterior, sample_stats, observed_data)."""
@@ -172,6 +192,66 @@ class SampleResult:
         import arviz as az
 
         return az.summary(self.to_inference_data(), **kwargs)
+
+
+@dataclass
+class SampleSummary:
+    """Running moments from `Sampler.sample` with ``summary_only=True``; no draw is stored.
+
+    Attributes
+    ----------
+    mean, variance
+        ``name -> array`` of shape ``(n_chains, *shape)``: per chain, the mean and the (population,
+        ``ddof=0``) variance over the kept draws of every latent and marginalized variable.
+    n_samples
+        Kept draws per chain.
+    acceptance_rate, step_size, scale, loop
+        As in `SampleResult`.
+    """
+
+    mean: dict[str, np.ndarray]
+    variance: dict[str, np.ndarray]
+    n_samples: int
+    acceptance_rate: np.ndarray
+    step_size: float
+    scale: np.ndarray
+    loop: str = "scan"
+
+    def pooled(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``name -> (mean, variance)`` over all chains' draws together."""
+        out = {}
+        for name, mean in self.mean.items():
+            pooled_mean = mean.mean(axis=0)
+            within = self.variance[name].mean(axis=0)
+            between = ((mean - pooled_mean) ** 2).mean(axis=0)
+            out[name] = (pooled_mean, within + between)
+        return out
+
+
+class _Moments:
+    """Per-chain running mean and sum of squared deviations, merged block by block (Chan et al.)."""
+
+    def __init__(self):
+        self.count = 0
+        self.mean: np.ndarray | None = None
+        self.m2: np.ndarray | None = None
+
+    def merge(self, count: int, mean: np.ndarray, m2: np.ndarray) -> None:
+        if count == 0:
+            return
+        if self.mean is None:
+            self.count, self.mean, self.m2 = count, mean.copy(), m2.copy()
+            return
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (count / total)
+        self.m2 = self.m2 + m2 + delta**2 * (self.count * count / total)
+        self.count = total
+
+    def add_draws(self, draws: np.ndarray) -> None:
+        """Merge ``draws`` of shape ``(n_chains, n, ...)``."""
+        mean = draws.mean(axis=1)
+        self.merge(draws.shape[1], mean, ((draws - mean[:, None]) ** 2).sum(axis=1))
 
 
 class Sampler:
@@ -445,9 +525,11 @@ class Sampler:
         target_acceptance: float | None = None,
         initial_values: Mapping[str, Any] | None = None,
         thin: int = 1,
+        summary_only: bool = False,
+        loop: str = "auto",
         block_size: int = 256,
         progressbar: bool | None = None,
-    ) -> SampleResult:
+    ) -> SampleResult | SampleSummary:
         """Run ``n_chains`` RMH chains for ``warmup`` + ``n_samples`` steps and keep the last ``n_samples``.
 
         Parameters
@@ -458,7 +540,7 @@ class Sampler:
             Number of chains, run together as one batched computation.
         seed
             Seed of everything random (initial points, proposals, recovered discrete draws); the same
-            seed gives the same draws.
+            seed (with the same ``loop`` and ``block_size``) gives the same draws.
         step_size
             A fixed proposal scale.  When ``None`` (the default), the step size and a per-coordinate
             scale are tuned during warm-up toward ``target_acceptance`` and then frozen.
@@ -473,25 +555,46 @@ class Sampler:
         thin
             Keep one step in ``thin``: ``n_samples * thin`` steps run after warm-up, and only the
             kept draws are stored.
+        summary_only
+            Store no draw: return a `SampleSummary` of per-chain running means and variances, whose
+            memory does not grow with ``n_samples``.
+        loop
+            ``"fused"``: one C loop over chains and steps, with the step lowered to scalar code
+            (`aemix.fused`); ``"scan"``: the step vectorized over chains inside an Aesara ``scan``
+            over a block of steps, with the noise drawn by NumPy for the block.  ``"auto"`` (the
+            default) takes the fused loop when the model lowers to it and the sampler uses Aesara's
+            default C backend (see `explain`), else the scan.
         block_size
-            Steps per compiled call (the noise of one call is held in memory).
+            Steps per compiled call (between progress-bar updates; for the scan loop the noise of
+            one call is held in memory).
         progressbar
             Show a tqdm progress bar over warm-up and sampling; by default only when standard error
             is a terminal.
 
         Returns
         -------
-        SampleResult
+        SampleResult or SampleSummary
+
+        Raises
+        ------
+        FusedLoopError
+            If ``loop="fused"`` and the model does not lower to the fused loop.
         """
-        n_samples, n_chains, warmup, thin = _check_counts(
-            n_samples=n_samples, n_chains=n_chains, warmup=warmup, thin=thin
+        n_samples, n_chains, warmup, thin, block_size = _check_counts(
+            n_samples=n_samples, n_chains=n_chains, warmup=warmup, thin=thin, block_size=block_size
         )
         if step_size is not None and not (np.isfinite(step_size) and step_size > 0):
             raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
+        if loop not in ("auto", "fused", "scan"):
+            raise ValueError(f"loop must be 'auto', 'fused' or 'scan', got {loop!r}")
+        if loop == "fused" or (loop == "auto" and self._fused_ok()):
+            runner = _FusedRunner(self, self._fused_program())
+        else:
+            runner = _ScanRunner(self)
         seeds = np.random.SeedSequence(seed).spawn(3)
         init_rng, noise_rng, recovery_rng = (np.random.default_rng(s) for s in seeds)
+        runner.seed(noise_rng, recovery_rng)
         dim = self.dim
-        block = self._step_function()
         positions = self.initial_positions(n_chains, init_rng, initial_values)
         logdensities = self._logdensity_batch(positions)
         scale = np.ones(dim)
@@ -506,72 +609,88 @@ class Sampler:
             total=warmup + n_samples * thin, disable=not progressbar, unit="step", desc="warm-up"
         )
         done, k = 0, 0
-        moments = np.zeros((3, dim))  # count, sum and sum of squares of first-half warm-up draws
+        quarter = _Moments()  # moments of the second quarter's positions, per chain
         while done < warmup:
             n = min(block_size if not tune else 50, warmup - done)
-            eps, exp_draws = rmh.draw_noise(noise_rng, n, n_chains, dim)
-            xs, lps, probs, _ = block(positions, logdensities, eps, exp_draws, current_step, scale)
-            positions, logdensities = xs[-1], lps[-1]
+            block = runner.run(positions, logdensities, current_step, scale, n, 1, "warmup")
+            positions, logdensities = block.positions, block.logdensities
             done += n
             bar.update(n)
             if tune:
                 k += 1
-                current_step *= np.exp((probs.mean() - target) * 2.0 / np.sqrt(k))
+                acceptance = block.acceptance_sum.sum() / (n * n_chains)
+                current_step *= np.exp((acceptance - target) * 2.0 / np.sqrt(k))
                 if warmup // 4 < done <= warmup // 2:
                     # The second quarter only: the first is the walk in from the starting points,
                     # whose spread would inflate the scales.
-                    late = xs.reshape(-1, dim)
-                    moments += [np.full(dim, len(late)), late.sum(0), (late**2).sum(0)]
-                elif done > warmup // 2 and moments[0, 0] > 1:
-                    count, total, squares = moments
-                    sd = np.sqrt(np.maximum(squares / count - (total / count) ** 2, 0.0))
+                    quarter.merge(n, block.position_mean, block.position_m2)
+                elif done > warmup // 2 and quarter.count > 1:
+                    pooled_mean = quarter.mean.mean(axis=0)
+                    total_m2 = quarter.m2.sum(axis=0) + quarter.count * (
+                        (quarter.mean - pooled_mean) ** 2
+                    ).sum(axis=0)
+                    sd = np.sqrt(total_m2 / (quarter.count * n_chains))
                     if np.all(np.isfinite(sd)) and np.all(sd > 0):
                         scale = sd
                         current_step = 2.38 / np.sqrt(dim)
                         k = 0
-                    moments[:] = 0.0
+                    quarter = _Moments()
 
         bar.set_description("sampling")
-        kept = np.empty((n_chains, n_samples, dim))
-        kept_lp = np.empty((n_chains, n_samples))
+        mode = "moments" if summary_only else "draws"
         accepted = np.zeros(n_chains)
+        moments = _Moments()
+        if not summary_only:
+            runner.allocate(n_chains, n_samples)
         done = 0
         per_block = max(1, block_size // thin)  # kept draws per compiled call
         while done < n_samples:
             n = min(per_block, n_samples - done)
-            eps, exp_draws = rmh.draw_noise(noise_rng, n * thin, n_chains, dim)
-            xs, lps, _, acc = block(positions, logdensities, eps, exp_draws, current_step, scale)
-            kept[:, done : done + n] = np.swapaxes(xs[thin - 1 :: thin], 0, 1)
-            kept_lp[:, done : done + n] = lps[thin - 1 :: thin].T
-            accepted += acc.sum(axis=0)
-            positions, logdensities = xs[-1], lps[-1]
+            block = runner.run(
+                positions, logdensities, current_step, scale, n * thin, thin, mode, offset=done
+            )
+            positions, logdensities = block.positions, block.logdensities
+            accepted += block.n_accepted
+            if summary_only:
+                moments.merge(n, block.record_mean, block.record_m2)
             done += n
             bar.update(n * thin)
-
         bar.close()
-        draws, probabilities = self._constrain_and_recover(kept, recovery_rng)
-        return SampleResult(
-            draws=draws,
-            conditional_probabilities=probabilities,
+
+        common = dict(
             acceptance_rate=accepted / (n_samples * thin),
-            logdensity=kept_lp,
             step_size=float(current_step),
             scale=scale,
+            loop=runner.name,
+        )
+        if summary_only:
+            mean, variance = {}, {}
+            for name, shape, columns in runner.record_layout():
+                mean[name] = moments.mean[:, columns].reshape(n_chains, *shape)
+                variance[name] = (moments.m2[:, columns] / moments.count).reshape(n_chains, *shape)
+            return SampleSummary(mean=mean, variance=variance, n_samples=n_samples, **common)
+        draws, kept_logdensity = runner.collect()
+        return SampleResult(
+            draws=draws,
+            logdensity=kept_logdensity,
             observed=dict(self._observed_data),
+            _conditionals_fn=self._conditional_probabilities,
+            **common,
         )
 
     def _recovery_graphs(self) -> list[tuple[str, Variable, np.ndarray]]:
-        """Per marginalization: ``log P(D = d_k | rest)`` in one chain's position, and the values.
+        """Per marginalization: ``log P(D = d_k | rest)`` in one chain's latent values.
 
-        The log-probabilities have the values' axis last; the values are ``(K,)`` (shared by every
-        element of ``D``) or ``(K, *shape)`` (joint configurations).
+        The graphs are in the latents' value variables (`LogDensity.value_vars`), with the support's
+        axis last; the values are ``(K,)`` (shared by every element of ``D``) or ``(K, *shape)``
+        (joint configurations).
         """
         graphs = self._compiled.get("recovery_graphs")
         if graphs is not None:
             return graphs
         density = self._density
         rv_to_value = dict(self._observed)
-        rv_to_value.update(zip(self._latent_rvs, density.constrained))
+        rv_to_value.update(zip(self._latent_rvs, density.value_vars))
         graphs = []
         for m in self._model.marginalizations:
             values = [rv_to_value[out] for out in m.outputs]
@@ -583,27 +702,133 @@ class Sampler:
         self._compiled["recovery_graphs"] = graphs
         return graphs
 
+    def _in_position(self, graphs: list[Variable]) -> list[Variable]:
+        """Graphs in the latents' values rewritten in one chain's flat unconstrained position."""
+        density = self._density
+        return clone_replace(graphs, dict(zip(density.value_vars, density.constrained)))
+
+    def _conditional_probabilities(self, draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``P(D = d_k | rest)`` for every marginalized ``D`` at each draw of the latents."""
+        recovery = self._recovery_graphs()
+        if not recovery:
+            return {}
+        fn = self._compiled.get("conditionals")
+        if fn is None:
+            batched_values = [
+                at.tensor(vv.type.dtype, shape=(None, *vv.type.shape), name=vv.name)
+                for vv in self._density.value_vars
+            ]
+            graphs = [at.exp(g) for _, g, _ in recovery]
+            batched = vectorize_graph(graphs, dict(zip(self._density.value_vars, batched_values)))
+            fn = aesara.function(batched_values, batched, on_unused_input="ignore", mode=self.mode)
+            self._compiled["conditionals"] = fn
+        first = draws[self.latent[0]]
+        n_chains, n_samples = first.shape[:2]
+        args = [
+            draws[item.name].reshape(n_chains * n_samples, *item.shape)
+            for item in self._density.layout
+        ]
+        out = {}
+        for (name, _, _), probs in zip(recovery, fn(*args)):
+            out[name] = probs.reshape(n_chains, n_samples, *probs.shape[1:])
+        return out
+
     def _constrain_and_recover(self, kept: np.ndarray, rng: np.random.Generator):
+        """Latents in their own space and discrete draws (Gumbel-max) for flat positions ``kept``."""
         n_chains, n_samples, dim = kept.shape
         flat = kept.reshape(-1, dim)
         recovery = self._recovery_graphs()
-        outputs = list(self._density.constrained) + [g for _, g, _ in recovery]
+        outputs = list(self._density.constrained) + self._in_position([g for _, g, _ in recovery])
         fn = self._batched_function("constrain", outputs)
         results = fn(flat)
         draws = {}
         for item, value in zip(self._density.layout, results):
             draws[item.name] = value.reshape(n_chains, n_samples, *item.shape)
-        probabilities = {}
         for (name, _, support), log_probs in zip(recovery, results[len(self._density.layout) :]):
             # Gumbel-max: argmax(log p + G) is a draw from the categorical with log-probabilities log p.
             gumbel = -np.log(rng.standard_exponential(log_probs.shape))
             k = np.argmax(log_probs + gumbel, axis=-1)
             sample = support[k]
             draws[name] = sample.reshape(n_chains, n_samples, *sample.shape[1:])
-            probabilities[name] = np.exp(log_probs).reshape(
-                n_chains, n_samples, *log_probs.shape[1:]
-            )
-        return draws, probabilities
+        return draws
+
+    # -- the fused loop ------------------------------------------------------------------------
+
+    def _fused_ok(self) -> bool:
+        """Whether ``loop="auto"`` takes the fused loop."""
+        if self.mode not in (None, "FAST_RUN") or not aesara.config.cxx:
+            return False
+        try:
+            self._fused_program()
+        except FusedLoopError:
+            return False
+        return True
+
+    def _fused_program(self) -> FusedProgram:
+        """The step and record of one chain lowered to scalar code (cached; raises if impossible)."""
+        cached = self._compiled.get("fused_program")
+        if isinstance(cached, FusedLoopError):
+            raise cached
+        if cached is not None:
+            return cached
+        try:
+            program = self._lower_for_fused_loop()
+        except LoweringError as exc:
+            error = FusedLoopError(f"the model does not lower to scalar code: {exc}")
+            self._compiled["fused_program"] = error
+            raise error from exc
+        self._compiled["fused_program"] = program
+        return program
+
+    def _lower_for_fused_loop(self) -> FusedProgram:
+        density = self._density
+        position, dim = density.position, density.dim
+        f64 = "float64"
+        if position.type.dtype != f64 or density.logdensity.type.dtype != f64:
+            raise LoweringError("the fused loop runs in float64 only")
+
+        def logdensity_fn(x):
+            return clone_replace(density.logdensity, {position: x})
+
+        lp, exp_draw, step_size = at.scalar(dtype=f64), at.scalar(dtype=f64), at.scalar(dtype=f64)
+        eps, scale = at.vector(dtype=f64), at.vector(dtype=f64)
+        state, info = rmh.step(
+            rmh.RWNoise(eps, exp_draw), rmh.RWState(position, lp), logdensity_fn, step_size, scale
+        )
+        step = lower_to_scalars(
+            [position, lp, eps, exp_draw, step_size, scale],
+            [(dim,), (), (dim,), (), (), (dim,)],
+            [state.position, state.logdensity, info.acceptance_probability, info.is_accepted],
+        )
+        # The record: the latents in their own space and each discrete variable drawn from its
+        # conditional by inverse CDF, D = d_0 + sum_j [U > F_j] (d_{j+1} - d_j).
+        records = list(density.constrained)
+        uniforms, uniform_shapes = [], []
+        for _, log_probs, support in self._recovery_graphs():
+            (log_probs,) = self._in_position([log_probs])
+            shape = lower_to_scalars([position], [(dim,)], [log_probs]).outputs[0].shape[:-1]
+            u = at.tensor(f64, shape=shape)
+            probs = at.exp(log_probs)
+            support = np.asarray(support)
+            cdf = probs[..., 0]
+            value = at.as_tensor_variable(support[0])
+            for j in range(len(support) - 1):
+                value = value + at.switch(at.gt(u, cdf), support[j + 1] - support[j], 0)
+                cdf = cdf + probs[..., j + 1]
+            uniforms.append(u)
+            uniform_shapes.append(shape)
+            records.append(value.astype(support.dtype))
+        record = lower_to_scalars([position, *uniforms], [(dim,), *uniform_shapes], records)
+        n_uniforms = int(sum(np.prod(s, dtype=int) for s in uniform_shapes))
+        return FusedProgram.from_graphs(step, record, dim, n_uniforms)
+
+    def _fused_function(self, mode: str):
+        key = f"fused_{mode}"
+        fn = self._compiled.get(key)
+        if fn is None:
+            fn = compile_loop(self._fused_program(), mode)
+            self._compiled[key] = fn
+        return fn
 
     def explain(self) -> str:
         """What aemix did with the model: the rules that fired, on which variables, and the result.
@@ -648,6 +873,167 @@ class Sampler:
 
     def __repr__(self) -> str:
         return f"Sampler(latent={self.latent}, marginalized={self.marginalized}, observed={self.observed})"
+
+
+@dataclass
+class _Block:
+    """What one compiled call of a loop returns (per chain; see `FusedRMHLoop`)."""
+
+    positions: np.ndarray
+    logdensities: np.ndarray
+    acceptance_sum: np.ndarray
+    n_accepted: np.ndarray
+    position_mean: np.ndarray
+    position_m2: np.ndarray
+    record_mean: np.ndarray | None = None
+    record_m2: np.ndarray | None = None
+
+
+class _ScanRunner:
+    """Blocks of steps by the vectorized step inside ``scan``; NumPy draws the noise per block."""
+
+    name = "scan"
+
+    def __init__(self, sampler: Sampler):
+        self.sampler = sampler
+        self.fn = sampler._step_function()
+
+    def seed(self, noise_rng, recovery_rng):
+        self.noise_rng, self.recovery_rng = noise_rng, recovery_rng
+
+    def record_layout(self):
+        s = self.sampler
+        layout, start = [], 0
+        shapes = [(item.name, item.shape) for item in s._density.layout]
+        shapes += [(m.discrete.name, _shape_of(m.discrete)) for m in s._model.marginalizations]
+        for name, shape in shapes:
+            size = int(np.prod(shape, dtype=int))
+            layout.append((name, shape, slice(start, start + size)))
+            start += size
+        return layout
+
+    def allocate(self, n_chains: int, n_samples: int) -> None:
+        self.draws: dict[str, np.ndarray] = {}
+        self.kept_logdensity = np.empty((n_chains, n_samples))
+        self.n_samples = n_samples
+
+    def collect(self):
+        return self.draws, self.kept_logdensity
+
+    def run(self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0):
+        n_chains, dim = positions.shape
+        eps, exp_draws = rmh.draw_noise(self.noise_rng, n_steps, n_chains, dim)
+        xs, lps, probs, acc = self.fn(positions, logdensities, eps, exp_draws, step_size, scale)
+        kept = np.swapaxes(xs[thin - 1 :: thin], 0, 1)
+        mean = kept.mean(axis=1)
+        block = _Block(
+            positions=xs[-1],
+            logdensities=lps[-1],
+            acceptance_sum=probs.sum(axis=0),
+            n_accepted=acc.sum(axis=0),
+            position_mean=mean,
+            position_m2=((kept - mean[:, None]) ** 2).sum(axis=1),
+        )
+        if mode == "warmup":
+            return block
+        draws = self.sampler._constrain_and_recover(kept, self.recovery_rng)
+        if mode == "draws":
+            n_kept = kept.shape[1]
+            for name, value in draws.items():
+                if name not in self.draws:
+                    shape = (n_chains, self.n_samples, *value.shape[2:])
+                    self.draws[name] = np.empty(shape, dtype=value.dtype)
+                self.draws[name][:, offset : offset + n_kept] = value
+            self.kept_logdensity[:, offset : offset + n_kept] = lps[thin - 1 :: thin].T
+        else:
+            flat = np.concatenate(
+                [
+                    draws[name].reshape(n_chains, kept.shape[1], -1)
+                    for name, _, _ in self.record_layout()
+                ],
+                axis=2,
+            ).astype(float)
+            moments = _Moments()
+            moments.add_draws(flat)
+            block.record_mean, block.record_m2 = moments.mean, moments.m2
+        return block
+
+
+class _FusedRunner:
+    """Blocks of steps by the fused C loop (`aemix.fused`); the noise is drawn inside the loop."""
+
+    name = "fused"
+
+    def __init__(self, sampler: Sampler, program: FusedProgram):
+        self.sampler = sampler
+        self.program = program
+
+    def seed(self, noise_rng, recovery_rng):
+        self.bit_generator = noise_rng.bit_generator
+
+    def _records(self):
+        """``(name, shape, is_float)`` of every record, in the order of the record's outputs."""
+        s = self.sampler
+        records = [(item.name, item.shape, True) for item in s._density.layout]
+        for (name, _, support), m in zip(s._recovery_graphs(), s._model.marginalizations):
+            records.append((name, _shape_of(m.discrete), np.asarray(support).dtype.kind == "f"))
+        return records
+
+    def record_layout(self):
+        """``(name, shape, columns)`` in the moments' columns: the float records, then the others."""
+        layout, start = [], {True: 0, False: self.program.n_float}
+        for name, shape, is_float in self._records():
+            size = int(np.prod(shape, dtype=int))
+            layout.append((name, shape, slice(start[is_float], start[is_float] + size)))
+            start[is_float] += size
+        return layout
+
+    def allocate(self, n_chains: int, n_samples: int) -> None:
+        p = self.program
+        self.sink = (
+            np.empty((n_chains, n_samples, p.n_float)),
+            np.empty((n_chains, n_samples, p.n_int), dtype=np.int64),
+            np.empty((n_chains, n_samples)),
+        )
+
+    def collect(self):
+        floats, ints, kept_logdensity = self.sink
+        n_chains, n_samples = kept_logdensity.shape
+        draws, columns = {}, {True: 0, False: 0}
+        for name, shape, is_float in self._records():
+            size = int(np.prod(shape, dtype=int))
+            source = floats if is_float else ints
+            piece = source[:, :, columns[is_float] : columns[is_float] + size]
+            # A view when the record is the only one of its kind (the common case); else a copy.
+            draws[name] = piece.reshape(n_chains, n_samples, *shape)
+            columns[is_float] += size
+        return draws, kept_logdensity
+
+    def run(self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0):
+        fn = self.sampler._fused_function(mode)
+        sink = self.sink if mode == "draws" else None
+        x, lp, acc_sum, n_acc, pmean, pm2, *rest = fn(
+            self.bit_generator,
+            positions,
+            logdensities,
+            step_size,
+            scale,
+            n_steps,
+            thin,
+            sink,
+            offset,
+        )
+        block = _Block(x, lp, acc_sum, n_acc, pmean, pm2)
+        if mode == "moments":
+            block.record_mean, block.record_m2 = rest
+        return block
+
+
+def _shape_of(var: Variable) -> tuple[int, ...]:
+    shape = var.type.shape
+    if any(s is None for s in shape):
+        shape = tuple(int(s) for s in aesara.function([], var.shape, mode="FAST_COMPILE")())
+    return tuple(shape)
 
 
 def _short(v: Variable) -> str:

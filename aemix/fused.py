@@ -1,0 +1,543 @@
+"""The fused backend: one compiled C loop over chains and steps.
+
+When the one-chain RMH step and the per-draw record (the latents in their own space and the discrete
+variables drawn from their conditionals) lower to scalar graphs (`aemix.scalarize`), aemix writes them
+as two `aesara.scalar.Composite` blocks inside a `COp` whose C code loops over chains and, for each
+chain, over steps, keeping the state in registers.  The random numbers (the proposal's normal
+increments, the acceptance's exponential, the recovery's uniforms) are drawn inside the loop from a
+NumPy ``BitGenerator`` through NumPy's own C distributions (``numpy/random/distributions.h``), so the
+draws are NumPy's ziggurat normals and exponentials, reproducible from the seed.
+
+The kernel is still the one of `aemix.kernels.rmh`, written as a graph for one chain: this module
+only changes how that graph is executed (vectorized over chains by `aemix.vectorize` and looped by
+``scan`` otherwise).
+
+The loop runs in one of three modes:
+
+``"draws"``
+    store the record of every ``thin``-th step, ``(n_chains, n_kept, n_records)``;
+``"moments"``
+    keep only per-chain running means and sums of squared deviations (Welford) of the records, so
+    memory does not grow with the number of steps;
+``"warmup"``
+    no records; only the final state, the acceptance statistics and the moments of the positions
+    (used to tune the proposal).
+
+In every mode, the final state, the per-chain sum of acceptance probabilities, the number of accepted
+proposals and the moments of the unconstrained positions over the kept steps are returned.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+from dataclasses import dataclass
+
+import aesara
+import aesara.scalar as aes
+import aesara.tensor as at
+import numpy as np
+from aesara.graph.basic import Apply
+from aesara.link.c.op import COp
+from aesara.link.c.type import generic
+
+from aemix.scalarize import ScalarGraph
+
+__all__ = ["FusedRMHLoop", "FusedProgram", "MODES"]
+
+MODES = ("draws", "moments", "warmup")
+
+# Chains per tile: the state of a tile stays in the L1/L2 cache while it runs all its steps.
+_TILE = 256
+# Bump when the generated C code changes: Aesara keys its compile cache on this version.
+_CODE_VERSION = 6
+# Kept steps staged per tile before they are copied to the (chain-major) outputs.
+_STAGE_ROWS = 256
+
+
+# glibc's vector math library: declaring its functions `simd` lets GCC vectorize the loop over a
+# tile's chains through them (glibc declares them so only under -ffast-math).  These five have had
+# vector versions since glibc 2.22.
+_HAS_LIBMVEC = ctypes.util.find_library("mvec") is not None
+_SIMD_DECLARATIONS = "\n".join(
+    f"""#pragma omp declare simd notinbranch
+extern "C" double {fn}({args}) noexcept;"""
+    for fn, args in [
+        ("exp", "double"),
+        ("log", "double"),
+        ("pow", "double, double"),
+        ("sin", "double"),
+        ("cos", "double"),
+    ]
+)
+
+
+def _composite(inputs: list, outputs: list) -> aes.Composite:
+    # A Composite may not return one of its inputs or a constant as such: pass them through identity.
+    outs = [o if o.owner is not None and o not in inputs else aes.identity(o) for o in outputs]
+    return aes.Composite(inputs, outs)
+
+
+@dataclass(frozen=True)
+class FusedProgram:
+    """The lowered step and record of a model, ready to be looped.
+
+    Attributes
+    ----------
+    dim
+        Length of the flat unconstrained position.
+    step
+        Composite with inputs ``position[dim], logdensity, normal[dim], exponential, step_size,
+        scale[dim]`` and outputs ``position[dim], logdensity, acceptance_probability, is_accepted``.
+    record
+        Composite with inputs ``position[dim], uniform[n_uniforms]`` and outputs the float records
+        then the integer records.
+    n_uniforms, n_float, n_int
+        Number of uniform draws per record, of float records and of integer records.
+    """
+
+    dim: int
+    step: aes.Composite
+    record: aes.Composite
+    n_uniforms: int
+    n_float: int
+    n_int: int
+
+    @classmethod
+    def from_graphs(
+        cls, step: ScalarGraph, record: ScalarGraph, dim: int, n_uniforms: int
+    ) -> FusedProgram:
+        step_inputs = [e for array in step.inputs for e in array.flat]
+        step_outputs = [e for array in step.outputs for e in array.flat]
+        record_inputs = [e for array in record.inputs for e in array.flat]
+        floats = [e for a in record.outputs for e in a.flat if e.type.dtype.startswith("float")]
+        ints = [e for a in record.outputs for e in a.flat if not e.type.dtype.startswith("float")]
+        return cls(
+            dim=dim,
+            step=_composite(step_inputs, step_outputs),
+            record=_composite(record_inputs, floats + ints),
+            n_uniforms=n_uniforms,
+            n_float=len(floats),
+            n_int=len(ints),
+        )
+
+
+def _npyrandom_dirs() -> tuple[str, str]:
+    include = os.path.join(np.get_include(), "numpy", "random")
+    lib = os.path.join(os.path.dirname(np.random.__file__), "lib")
+    return include, lib
+
+
+class FusedRMHLoop(COp):
+    """Run ``n_steps`` RMH steps of every chain in one C loop (see the module docstring).
+
+    Inputs: ``bit_generator`` (a NumPy ``BitGenerator``, advanced in place), ``position``
+    ``(n_chains, dim)``, ``logdensity`` ``(n_chains,)``, ``step_size`` (scalar), ``scale``
+    ``(dim,)``, ``n_steps`` and ``thin`` (integer scalars).
+
+    Outputs: ``position``, ``logdensity`` (final state), ``acceptance_sum``, ``n_accepted``
+    ``(n_chains,)``, ``position_mean``, ``position_m2`` ``(n_chains, dim)``, then by mode: for
+    ``"draws"``, ``float_records`` ``(n_chains, n_kept, n_float)``, ``int_records``
+    ``(n_chains, n_kept, n_int)`` and ``kept_logdensity`` ``(n_chains, n_kept)``; for ``"moments"``,
+    ``record_mean`` and ``record_m2`` ``(n_chains, n_float + n_int)``.
+    """
+
+    __props__ = ("program", "mode")
+
+    def __init__(self, program: FusedProgram, mode: str = "draws"):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.program = program
+        self.mode = mode
+        super().__init__()
+
+    def make_node(
+        self, bit_generator, position, logdensity, step_size, scale, n_steps, thin, sink, offset
+    ):
+        position = at.as_tensor_variable(position, dtype="float64")
+        logdensity = at.as_tensor_variable(logdensity, dtype="float64")
+        step_size = at.as_tensor_variable(step_size, dtype="float64")
+        scale = at.as_tensor_variable(scale, dtype="float64")
+        n_steps = at.as_tensor_variable(n_steps, dtype="int64")
+        thin = at.as_tensor_variable(thin, dtype="int64")
+        offset = at.as_tensor_variable(offset, dtype="int64")
+        if (position.ndim, logdensity.ndim, step_size.ndim, scale.ndim) != (2, 1, 0, 1):
+            raise TypeError("position, logdensity, step_size, scale must be 2-, 1-, 0-, 1-d")
+        outputs = [at.matrix(), at.vector(), at.vector(), at.lvector(), at.matrix(), at.matrix()]
+        if self.mode == "moments":
+            outputs += [at.matrix(), at.matrix()]
+        inputs = [
+            bit_generator,
+            position,
+            logdensity,
+            step_size,
+            scale,
+            n_steps,
+            thin,
+            sink,
+            offset,
+        ]
+        return Apply(self, inputs, outputs)
+
+    def perform(self, node, inputs, output_storage):
+        raise NotImplementedError("the fused loop has only a C implementation")
+
+    def c_headers(self, **kwargs):
+        return ["<math.h>", "<Python.h>", "numpy/random/distributions.h"]
+
+    def c_header_dirs(self, **kwargs):
+        return [np.get_include(), *self.program.step.c_header_dirs(**kwargs)]
+
+    def c_lib_dirs(self, **kwargs):
+        return [_npyrandom_dirs()[1]]
+
+    def c_libraries(self, **kwargs):
+        return ["npyrandom", "m", *(["mvec"] if _HAS_LIBMVEC else [])]
+
+    def c_support_code(self, **kwargs):
+        parts = {
+            self.program.step.c_support_code(**kwargs),
+            self.program.record.c_support_code(**kwargs),
+        }
+        return "\n".join([_SIMD_DECLARATIONS if _HAS_LIBMVEC else "", *sorted(parts)])
+
+    def _scalar_nodes(self):
+        step, record = self.program.step, self.program.record
+        return (
+            step.make_node(*[t() for t in step.inputs_type]),
+            record.make_node(*[t() for t in record.inputs_type]),
+        )
+
+    def c_support_code_apply(self, node, name):
+        step_node, record_node = self._scalar_nodes()
+        return "\n".join(
+            [
+                self.program.step.c_support_code_apply(step_node, f"{name}_step"),
+                self.program.record.c_support_code_apply(record_node, f"{name}_record"),
+            ]
+        )
+
+    def c_code_cache_version(self):
+        versions = (
+            self.program.step.c_code_cache_version(),
+            self.program.record.c_code_cache_version(),
+        )
+        if not all(versions):
+            return ()
+        return (_CODE_VERSION, *versions)
+
+    def c_compile_args(self, **kwargs):
+        # The IEEE-relaxing parts of -ffast-math that keep NaN and infinity semantics (the kernel
+        # rejects NaN proposals and the log-densities may be -inf); not -ffast-math itself, which
+        # also links crtfastmath and flushes denormals to zero in the whole process.
+        return [
+            "-fno-math-errno",
+            "-fno-trapping-math",
+            "-fno-signed-zeros",
+            "-fopenmp-simd",
+        ]
+
+    def c_code(self, node, name, inames, onames, sub):
+        p = self.program
+        d, nu, nf, ni = p.dim, p.n_uniforms, p.n_float, p.n_int
+        nr = nf + ni
+        bitgen, x0, lp0, step_size, scale, n_steps, thin, sink, offset = inames
+        x_out, lp_out, acc_out, nacc_out, pmean_out, pm2_out, *mode_outs = onames
+        fail = sub["fail"]
+        step_node, record_node = self._scalar_nodes()
+
+        def ctype(var):
+            return var.type.dtype_specs()[1]
+
+        def lines(template, n):
+            return "\n".join(template.format(k=k) for k in range(n))
+
+        # Scalar names the composites read and write, in the composites' input/output order.
+        x = [f"x_{k}" for k in range(d)]
+        xn = [f"xn_{k}" for k in range(d)]
+        eps = [f"eps_{k}" for k in range(d)]
+        sc = [f"scale_{k}" for k in range(d)]
+        u = [f"u_{k}" for k in range(nu)]
+        rec = [f"rec_{k}" for k in range(nr)]
+        step_code = p.step.c_code(
+            step_node,
+            f"{name}_step",
+            [*x, "lp", *eps, "expo", "h", *sc],
+            [*xn, "lpn", "accept_prob", "accepted"],
+            dict(fail=fail, id=f"{name}_s"),
+        )
+        record_code = p.record.c_code(
+            record_node, f"{name}_record", [*x, *u], rec, dict(fail=fail, id=f"{name}_r")
+        )
+        step_out_decl = "\n".join(
+            f"{ctype(o)} {n};"
+            for o, n in zip(step_node.outputs, [*xn, "lpn", "accept_prob", "accepted"])
+        )
+        rec_decl = "\n".join(f"{ctype(o)} {n};" for o, n in zip(record_node.outputs, rec))
+        # Per tile, the state is held in structure-of-arrays form, X[k * TILE + i], so that the
+        # loop over the chains of a tile is unit-stride and vectorizes.
+        load_x = lines("const double x_{k} = X[{k} * TILE + i];", d)
+        load_eps = lines("const double eps_{k} = EPS[{k} * TILE + i];", d)
+        load_u = lines("const double u_{k} = U[{k} * TILE + i];", nu)
+        store_x = lines("X[{k} * TILE + i] = xn_{k};", d)
+        load_scale = lines(
+            f"const double scale_{{k}} = *(double*)PyArray_GETPTR1({scale}, {{k}});", d
+        )
+        welford_pos = lines(
+            "{{ const double v = X[{k} * TILE + i], delta = v - PMEAN[{k} * TILE + i];"
+            " PMEAN[{k} * TILE + i] += delta * inv_count;"
+            " PM2[{k} * TILE + i] += delta * (v - PMEAN[{k} * TILE + i]); }}",
+            d,
+        )
+        alloc = [
+            (x_out, 2, "n_chains, D", "NPY_FLOAT64"),
+            (lp_out, 1, "n_chains", "NPY_FLOAT64"),
+            (acc_out, 1, "n_chains", "NPY_FLOAT64"),
+            (nacc_out, 1, "n_chains", "NPY_INT64"),
+            (pmean_out, 2, "n_chains, D", "NPY_FLOAT64"),
+            (pm2_out, 2, "n_chains, D", "NPY_FLOAT64"),
+        ]
+        on_record = ""
+        tile_out = ""
+        if self.mode == "draws":
+            # The draws go straight to the caller's arrays (the sink), from kept index `offset` on.
+            frec_out, irec_out, klp_out = "sink_float", "sink_int", "sink_lp"
+            # Records go to a tile-local stage, STAGE_ROWS kept steps deep, unit-stride over the
+            # chains; a full stage is copied out chain by chain, in contiguous runs.
+            stage = lines("FSTAGE[({k} * STAGE_ROWS + s) * TILE + i] = rec_{k};", nf)
+            stage += "\n" + "\n".join(
+                f"ISTAGE[({k} * STAGE_ROWS + s) * TILE + i] = (npy_int64){rec[nf + k]};"
+                for k in range(ni)
+            )
+            on_record = f"""
+                {{
+                const npy_intp s = kept % STAGE_ROWS;
+                #pragma omp simd
+                for (npy_intp i = 0; i < nc; ++i) {{
+                    {load_x}
+                    {load_u}
+                    {rec_decl}
+                    {record_code}
+                    {stage}
+                    LSTAGE[s * TILE + i] = LP[i];
+                }}
+                if (s == STAGE_ROWS - 1 || kept == n_kept - 1) {{
+                    const npy_intp first = kept - s;
+                    for (npy_intp i = 0; i < nc; ++i) {{
+                        for (npy_intp r = 0; r <= s; ++r) {{
+                            for (npy_intp k = 0; k < {nf}; ++k)
+                                *(double*)PyArray_GETPTR3({frec_out}, c0 + i, off + first + r, k) =
+                                    FSTAGE[(k * STAGE_ROWS + r) * TILE + i];
+                            for (npy_intp k = 0; k < {ni}; ++k)
+                                *(npy_int64*)PyArray_GETPTR3({irec_out}, c0 + i, off + first + r, k) =
+                                    ISTAGE[(k * STAGE_ROWS + r) * TILE + i];
+                            *(double*)PyArray_GETPTR2({klp_out}, c0 + i, off + first + r) =
+                                LSTAGE[r * TILE + i];
+                        }}
+                    }}
+                }}
+                }}"""
+        elif self.mode == "moments":
+            rmean_out, rm2_out = mode_outs
+            alloc += [
+                (rmean_out, 2, f"n_chains, {nr}", "NPY_FLOAT64"),
+                (rm2_out, 2, f"n_chains, {nr}", "NPY_FLOAT64"),
+            ]
+            updates = lines(
+                "{{ const double v = (double)rec_{k}, delta = v - RMEAN[{k} * TILE + i];"
+                " RMEAN[{k} * TILE + i] += delta * inv_count;"
+                " RM2[{k} * TILE + i] += delta * (v - RMEAN[{k} * TILE + i]); }}",
+                nr,
+            )
+            on_record = f"""
+                #pragma omp simd
+                for (npy_intp i = 0; i < nc; ++i) {{
+                    {load_x}
+                    {load_u}
+                    {rec_decl}
+                    {record_code}
+                    {updates}
+                }}"""
+            tile_out = lines(
+                f"*(double*)PyArray_GETPTR2({rmean_out}, c0 + i, {{k}}) = RMEAN[{{k}} * TILE + i];"
+                f" *(double*)PyArray_GETPTR2({rm2_out}, c0 + i, {{k}}) = RM2[{{k}} * TILE + i];",
+                nr,
+            )
+        allocations = "\n".join(
+            f"""{{
+                npy_intp dims[{nd}] = {{{dims}}};
+                Py_XDECREF({out});
+                {out} = (PyArrayObject*)PyArray_ZEROS({nd}, dims, {typ}, 0);
+                if (!{out}) {{ {fail} }}
+            }}"""
+            for out, nd, dims, typ in alloc
+        )
+        sink_code = ""
+        if self.mode == "draws":
+            sink_code = f"""
+        const npy_intp off = *(npy_int64*)PyArray_DATA({offset});
+        PyArrayObject *sink_float = NULL, *sink_int = NULL, *sink_lp = NULL;
+        {{
+            const int ndims[3] = {{3, 3, 2}};
+            const int types[3] = {{NPY_FLOAT64, NPY_INT64, NPY_FLOAT64}};
+            const npy_intp widths[3] = {{{nf}, {ni}, -1}};
+            PyArrayObject* arrays[3] = {{NULL, NULL, NULL}};
+            if (!PyTuple_Check({sink}) || PyTuple_GET_SIZE({sink}) != 3) {{
+                PyErr_SetString(PyExc_TypeError, "sink must be a tuple of three arrays");
+                {fail}
+            }}
+            for (int j = 0; j < 3; ++j) {{
+                PyObject* a = PyTuple_GET_ITEM({sink}, j);
+                if (!PyArray_Check(a) || PyArray_NDIM((PyArrayObject*)a) != ndims[j]
+                    || PyArray_TYPE((PyArrayObject*)a) != types[j]
+                    || !PyArray_ISWRITEABLE((PyArrayObject*)a)
+                    || PyArray_DIMS((PyArrayObject*)a)[0] != n_chains
+                    || PyArray_DIMS((PyArrayObject*)a)[1] < off + n_kept
+                    || (widths[j] >= 0 && PyArray_DIMS((PyArrayObject*)a)[2] != widths[j])) {{
+                    PyErr_Format(PyExc_ValueError, "sink array %d has the wrong type or shape", j);
+                    {fail}
+                }}
+                arrays[j] = (PyArrayObject*)a;
+            }}
+            sink_float = arrays[0]; sink_int = arrays[1]; sink_lp = arrays[2];
+        }}
+        if (off < 0) {{ PyErr_SetString(PyExc_ValueError, "offset must be >= 0"); {fail} }}
+"""
+        nu_ = max(nu, 1)
+        nr_ = max(nr, 1)
+        return f"""
+        {{
+        enum {{ TILE = {_TILE} }};
+        const npy_intp D = {d};
+        if (PyArray_NDIM({x0}) != 2 || PyArray_DIMS({x0})[1] != D) {{
+            PyErr_Format(PyExc_ValueError, "position must have shape (n_chains, %d)", (int)D);
+            {fail}
+        }}
+        const npy_intp n_chains = PyArray_DIMS({x0})[0];
+        if (PyArray_DIMS({lp0})[0] != n_chains || PyArray_DIMS({scale})[0] != D) {{
+            PyErr_SetString(PyExc_ValueError, "logdensity or scale has the wrong length");
+            {fail}
+        }}
+        const npy_int64 steps = *(npy_int64*)PyArray_DATA({n_steps});
+        const npy_int64 thin_ = *(npy_int64*)PyArray_DATA({thin});
+        if (steps < 0 || thin_ < 1) {{
+            PyErr_SetString(PyExc_ValueError, "n_steps must be >= 0 and thin >= 1");
+            {fail}
+        }}
+        const npy_intp n_kept = steps / thin_;
+        const double h = *(double*)PyArray_DATA({step_size});
+        PyObject* capsule = PyObject_GetAttrString({bitgen}, "capsule");
+        if (!capsule) {{ {fail} }}
+        bitgen_t* rng = (bitgen_t*)PyCapsule_GetPointer(capsule, "BitGenerator");
+        Py_DECREF(capsule);
+        if (!rng) {{ {fail} }}
+        {sink_code}
+        {allocations}
+        {load_scale}
+        double* buffer = (double*)malloc(sizeof(double) * TILE * (4 * D + 3 + {nu_} + 2 * {nr_}));
+        if (!buffer) {{ PyErr_NoMemory(); {fail} }}
+        double* X = buffer;
+        double* EPS = X + D * TILE;
+        double* PMEAN = EPS + D * TILE;
+        double* PM2 = PMEAN + D * TILE;
+        double* LP = PM2 + D * TILE;
+        double* ACC = LP + TILE;
+        double* EXPO = ACC + TILE;
+        double* U = EXPO + TILE;
+        double* RMEAN = U + {nu_} * TILE;
+        double* RM2 = RMEAN + {nr_} * TILE;
+        (void)U; (void)RMEAN; (void)RM2;
+        npy_int64 NACC[TILE];
+        enum {{ STAGE_ROWS = {_STAGE_ROWS} }};
+        double* FSTAGE = (double*)malloc(sizeof(double) * TILE * STAGE_ROWS * ({nf} + 1));
+        npy_int64* ISTAGE = (npy_int64*)malloc(sizeof(npy_int64) * TILE * STAGE_ROWS * ({ni} + 1));
+        double* LSTAGE = FSTAGE + {nf} * STAGE_ROWS * TILE;
+        if (!FSTAGE || !ISTAGE) {{ free(buffer); free(FSTAGE); free(ISTAGE); PyErr_NoMemory(); {fail} }}
+        (void)LSTAGE;
+        for (npy_intp c0 = 0; c0 < n_chains; c0 += TILE) {{
+            const npy_intp nc = n_chains - c0 < TILE ? n_chains - c0 : TILE;
+            for (npy_intp i = 0; i < nc; ++i) {{
+                for (npy_intp k = 0; k < D; ++k) {{
+                    X[k * TILE + i] = *(double*)PyArray_GETPTR2({x0}, c0 + i, k);
+                    PMEAN[k * TILE + i] = 0.0;
+                    PM2[k * TILE + i] = 0.0;
+                }}
+                for (npy_intp k = 0; k < {nr_}; ++k) {{
+                    RMEAN[k * TILE + i] = 0.0;
+                    RM2[k * TILE + i] = 0.0;
+                }}
+                LP[i] = *(double*)PyArray_GETPTR1({lp0}, c0 + i);
+                ACC[i] = 0.0;
+                NACC[i] = 0;
+            }}
+            npy_intp kept = 0;
+            for (npy_int64 t = 0; t < steps; ++t) {{
+                for (npy_intp k = 0; k < D; ++k) {{
+                    random_standard_normal_fill(rng, nc, EPS + k * TILE);
+                }}
+                random_standard_exponential_fill(rng, nc, EXPO);
+                #pragma omp simd
+                for (npy_intp i = 0; i < nc; ++i) {{
+                    {load_x}
+                    {load_eps}
+                    const double lp = LP[i];
+                    const double expo = EXPO[i];
+                    {step_out_decl}
+                    {step_code}
+                    {store_x}
+                    LP[i] = lpn;
+                    ACC[i] += accept_prob;
+                    NACC[i] += accepted ? 1 : 0;
+                }}
+                if ((t + 1) % thin_ == 0) {{
+                    const double inv_count = 1.0 / (double)(kept + 1);
+                    #pragma omp simd
+                    for (npy_intp i = 0; i < nc; ++i) {{
+                        {welford_pos}
+                    }}
+                    for (npy_intp k = 0; k < {nu}; ++k) {{
+                        random_standard_uniform_fill(rng, nc, U + k * TILE);
+                    }}
+                    {on_record}
+                    ++kept;
+                }}
+            }}
+            for (npy_intp i = 0; i < nc; ++i) {{
+                for (npy_intp k = 0; k < D; ++k) {{
+                    *(double*)PyArray_GETPTR2({x_out}, c0 + i, k) = X[k * TILE + i];
+                    *(double*)PyArray_GETPTR2({pmean_out}, c0 + i, k) = PMEAN[k * TILE + i];
+                    *(double*)PyArray_GETPTR2({pm2_out}, c0 + i, k) = PM2[k * TILE + i];
+                }}
+                *(double*)PyArray_GETPTR1({lp_out}, c0 + i) = LP[i];
+                *(double*)PyArray_GETPTR1({acc_out}, c0 + i) = ACC[i];
+                *(npy_int64*)PyArray_GETPTR1({nacc_out}, c0 + i) = NACC[i];
+                {tile_out}
+            }}
+        }}
+        free(buffer);
+        free(FSTAGE);
+        free(ISTAGE);
+        }}
+        """
+
+
+def compile_loop(program: FusedProgram, mode: str):
+    """Compile the fused loop of ``program`` in ``mode`` to a Python callable.
+
+    The callable takes ``(bit_generator, position, logdensity, step_size, scale, n_steps, thin)``
+    and returns the outputs listed in `FusedRMHLoop`.
+    """
+    bit_generator = generic()
+    position = at.matrix("position")
+    logdensity = at.vector("logdensity")
+    step_size = at.dscalar("step_size")
+    scale = at.vector("scale")
+    n_steps = at.lscalar("n_steps")
+    thin = at.lscalar("thin")
+    sink = generic()
+    offset = at.lscalar("offset")
+    inputs = [bit_generator, position, logdensity, step_size, scale, n_steps, thin, sink, offset]
+    outputs = FusedRMHLoop(program, mode)(*inputs)
+    return aesara.function(
+        inputs, outputs, mode=aesara.compile.mode.Mode(linker="c", optimizer=None)
+    )
