@@ -45,12 +45,12 @@ from aemix.scalarize import ScalarGraph
 
 __all__ = ["FusedRMHLoop", "FusedProgram", "MODES"]
 
-MODES = ("draws", "moments", "warmup")
+MODES = {"warmup": 0, "draws": 1, "moments": 2}
 
 # Chains per tile: the state of a tile stays in the L1/L2 cache while it runs all its steps.
 _TILE = 256
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 6
+_CODE_VERSION = 7
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
 
@@ -142,17 +142,24 @@ class FusedRMHLoop(COp):
     ``record_mean`` and ``record_m2`` ``(n_chains, n_float + n_int)``.
     """
 
-    __props__ = ("program", "mode")
+    __props__ = ("program",)
 
-    def __init__(self, program: FusedProgram, mode: str = "draws"):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    def __init__(self, program: FusedProgram):
         self.program = program
-        self.mode = mode
         super().__init__()
 
     def make_node(
-        self, bit_generator, position, logdensity, step_size, scale, n_steps, thin, sink, offset
+        self,
+        bit_generator,
+        position,
+        logdensity,
+        step_size,
+        scale,
+        n_steps,
+        thin,
+        mode,
+        sink,
+        offset,
     ):
         position = at.as_tensor_variable(position, dtype="float64")
         logdensity = at.as_tensor_variable(logdensity, dtype="float64")
@@ -161,11 +168,11 @@ class FusedRMHLoop(COp):
         n_steps = at.as_tensor_variable(n_steps, dtype="int64")
         thin = at.as_tensor_variable(thin, dtype="int64")
         offset = at.as_tensor_variable(offset, dtype="int64")
+        mode = at.as_tensor_variable(mode, dtype="int64")
         if (position.ndim, logdensity.ndim, step_size.ndim, scale.ndim) != (2, 1, 0, 1):
             raise TypeError("position, logdensity, step_size, scale must be 2-, 1-, 0-, 1-d")
         outputs = [at.matrix(), at.vector(), at.vector(), at.lvector(), at.matrix(), at.matrix()]
-        if self.mode == "moments":
-            outputs += [at.matrix(), at.matrix()]
+        outputs += [at.matrix(), at.matrix()]
         inputs = [
             bit_generator,
             position,
@@ -174,6 +181,7 @@ class FusedRMHLoop(COp):
             scale,
             n_steps,
             thin,
+            mode,
             sink,
             offset,
         ]
@@ -241,8 +249,8 @@ class FusedRMHLoop(COp):
         p = self.program
         d, nu, nf, ni = p.dim, p.n_uniforms, p.n_float, p.n_int
         nr = nf + ni
-        bitgen, x0, lp0, step_size, scale, n_steps, thin, sink, offset = inames
-        x_out, lp_out, acc_out, nacc_out, pmean_out, pm2_out, *mode_outs = onames
+        bitgen, x0, lp0, step_size, scale, n_steps, thin, mode, sink, offset = inames
+        x_out, lp_out, acc_out, nacc_out, pmean_out, pm2_out, rmean_out, rm2_out = onames
         fail = sub["fail"]
         step_node, record_node = self._scalar_nodes()
 
@@ -297,9 +305,7 @@ class FusedRMHLoop(COp):
             (pmean_out, 2, "n_chains, D", "NPY_FLOAT64"),
             (pm2_out, 2, "n_chains, D", "NPY_FLOAT64"),
         ]
-        on_record = ""
-        tile_out = ""
-        if self.mode == "draws":
+        if True:  # draws (run mode 1)
             # The draws go straight to the caller's arrays (the sink), from kept index `offset` on.
             frec_out, irec_out, klp_out = "sink_float", "sink_int", "sink_lp"
             # Records go to a tile-local stage, STAGE_ROWS kept steps deep, unit-stride over the
@@ -309,7 +315,7 @@ class FusedRMHLoop(COp):
                 f"ISTAGE[({k} * STAGE_ROWS + s) * TILE + i] = (npy_int64){rec[nf + k]};"
                 for k in range(ni)
             )
-            on_record = f"""
+            on_draws = f"""
                 {{
                 const npy_intp s = kept % STAGE_ROWS;
                 #pragma omp simd
@@ -337,8 +343,7 @@ class FusedRMHLoop(COp):
                     }}
                 }}
                 }}"""
-        elif self.mode == "moments":
-            rmean_out, rm2_out = mode_outs
+        if True:  # moments (run mode 2)
             alloc += [
                 (rmean_out, 2, f"n_chains, {nr}", "NPY_FLOAT64"),
                 (rm2_out, 2, f"n_chains, {nr}", "NPY_FLOAT64"),
@@ -349,7 +354,7 @@ class FusedRMHLoop(COp):
                 " RM2[{k} * TILE + i] += delta * (v - RMEAN[{k} * TILE + i]); }}",
                 nr,
             )
-            on_record = f"""
+            on_moments = f"""
                 #pragma omp simd
                 for (npy_intp i = 0; i < nc; ++i) {{
                     {load_x}
@@ -372,12 +377,15 @@ class FusedRMHLoop(COp):
             }}"""
             for out, nd, dims, typ in alloc
         )
-        sink_code = ""
-        if self.mode == "draws":
-            sink_code = f"""
+        sink_code = f"""
+        const npy_int64 run_mode = *(npy_int64*)PyArray_DATA({mode});
+        if (run_mode < 0 || run_mode > 2) {{
+            PyErr_SetString(PyExc_ValueError, "mode must be 0 (warm-up), 1 (draws) or 2 (moments)");
+            {fail}
+        }}
         const npy_intp off = *(npy_int64*)PyArray_DATA({offset});
         PyArrayObject *sink_float = NULL, *sink_int = NULL, *sink_lp = NULL;
-        {{
+        if (run_mode == 1) {{
             const int ndims[3] = {{3, 3, 2}};
             const int types[3] = {{NPY_FLOAT64, NPY_INT64, NPY_FLOAT64}};
             const npy_intp widths[3] = {{{nf}, {ni}, -1}};
@@ -495,10 +503,16 @@ class FusedRMHLoop(COp):
                     for (npy_intp i = 0; i < nc; ++i) {{
                         {welford_pos}
                     }}
-                    for (npy_intp k = 0; k < {nu}; ++k) {{
-                        random_standard_uniform_fill(rng, nc, U + k * TILE);
+                    if (run_mode != 0) {{
+                        for (npy_intp k = 0; k < {nu}; ++k) {{
+                            random_standard_uniform_fill(rng, nc, U + k * TILE);
+                        }}
                     }}
-                    {on_record}
+                    if (run_mode == 1) {{
+                        {on_draws}
+                    }} else if (run_mode == 2) {{
+                        {on_moments}
+                    }}
                     ++kept;
                 }}
             }}
@@ -521,8 +535,8 @@ class FusedRMHLoop(COp):
         """
 
 
-def compile_loop(program: FusedProgram, mode: str):
-    """Compile the fused loop of ``program`` in ``mode`` to a Python callable.
+def compile_loop(program: FusedProgram):
+    """Compile the fused loop of ``program`` to a Python callable.
 
     The callable takes ``(bit_generator, position, logdensity, step_size, scale, n_steps, thin)``
     and returns the outputs listed in `FusedRMHLoop`.
@@ -534,10 +548,22 @@ def compile_loop(program: FusedProgram, mode: str):
     scale = at.vector("scale")
     n_steps = at.lscalar("n_steps")
     thin = at.lscalar("thin")
+    mode = at.lscalar("mode")
     sink = generic()
     offset = at.lscalar("offset")
-    inputs = [bit_generator, position, logdensity, step_size, scale, n_steps, thin, sink, offset]
-    outputs = FusedRMHLoop(program, mode)(*inputs)
+    inputs = [
+        bit_generator,
+        position,
+        logdensity,
+        step_size,
+        scale,
+        n_steps,
+        thin,
+        mode,
+        sink,
+        offset,
+    ]
+    outputs = FusedRMHLoop(program)(*inputs)
     return aesara.function(
         inputs, outputs, mode=aesara.compile.mode.Mode(linker="c", optimizer=None)
     )

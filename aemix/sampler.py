@@ -22,7 +22,7 @@ from aesara.tensor.random.var import RandomGeneratorSharedVariable
 from tqdm.auto import tqdm
 
 from aemix.errors import FusedLoopError, InitializationError, ModelError, ValuesError
-from aemix.fused import FusedProgram, compile_loop
+from aemix.fused import MODES, FusedProgram, compile_loop
 from aemix.kernels import rmh
 from aemix.logdensity import LogDensity, build_logdensity, default_transform
 from aemix.marginalize import DEFAULT_SUPPORT_BUDGET, MarginalModel, is_discrete, marginalize
@@ -822,12 +822,11 @@ class Sampler:
         n_uniforms = int(sum(np.prod(s, dtype=int) for s in uniform_shapes))
         return FusedProgram.from_graphs(step, record, dim, n_uniforms)
 
-    def _fused_function(self, mode: str):
-        key = f"fused_{mode}"
-        fn = self._compiled.get(key)
+    def _fused_function(self):
+        fn = self._compiled.get("fused")
         if fn is None:
-            fn = compile_loop(self._fused_program(), mode)
-            self._compiled[key] = fn
+            fn = compile_loop(self._fused_program())
+            self._compiled["fused"] = fn
         return fn
 
     def explain(self) -> str:
@@ -847,6 +846,7 @@ class Sampler:
         latent (moved by the random walk, 1 unconstrained coordinates):
           Y: shape ()
         observed: none
+        loop: fused C loop over chains and steps (6 scalar inputs per step, 36 scalar operations)
         """
         lines = ["marginalized:" if self._model.marginalizations else "marginalized: none"]
         for m in self._model.marginalizations:
@@ -869,7 +869,20 @@ class Sampler:
             how = "" if transform is None else f", sampled through {type(transform).__name__}"
             lines.append(f"  {item.name}: shape {item.shape}{how}")
         lines.append(f"observed: {', '.join(self.observed) or 'none'}")
+        lines.append(f"loop: {self._loop_description()}")
         return "\n".join(lines)
+
+    def _loop_description(self) -> str:
+        if self.mode not in (None, "FAST_RUN") or not aesara.config.cxx:
+            return f"scan (the fused loop needs Aesara's C backend; mode is {self.mode!r})"
+        try:
+            program = self._fused_program()
+        except FusedLoopError as exc:
+            return f"scan ({exc})"
+        return (
+            f"fused C loop over chains and steps ({program.step.nin} scalar inputs per step, "
+            f"{len(program.step.fgraph.apply_nodes)} scalar operations)"
+        )
 
     def __repr__(self) -> str:
         return f"Sampler(latent={self.latent}, marginalized={self.marginalized}, observed={self.observed})"
@@ -1010,9 +1023,9 @@ class _FusedRunner:
         return draws, kept_logdensity
 
     def run(self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0):
-        fn = self.sampler._fused_function(mode)
+        fn = self.sampler._fused_function()
         sink = self.sink if mode == "draws" else None
-        x, lp, acc_sum, n_acc, pmean, pm2, *rest = fn(
+        outs = fn(
             self.bit_generator,
             positions,
             logdensities,
@@ -1020,13 +1033,11 @@ class _FusedRunner:
             scale,
             n_steps,
             thin,
+            MODES[mode],
             sink,
             offset,
         )
-        block = _Block(x, lp, acc_sum, n_acc, pmean, pm2)
-        if mode == "moments":
-            block.record_mean, block.record_m2 = rest
-        return block
+        return _Block(*outs)
 
 
 def _shape_of(var: Variable) -> tuple[int, ...]:

@@ -23,6 +23,7 @@ from aesara.raise_op import CheckAndRaise
 from aesara.tensor.basic import Alloc, Join, MakeVector, ScalarFromTensor, TensorFromScalar
 from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
 from aesara.tensor.extra_ops import BroadcastTo
+from aesara.tensor.math import MaxAndArgmax
 from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from aesara.tensor.subtensor import Subtensor
 
@@ -205,6 +206,29 @@ def _lower_careduce(op, node, inputs, budget):
             entries = paired + entries[len(entries) - len(entries) % 2 :]
         out[index] = entries[0]
     return [out]
+
+
+@lower_node.register(MaxAndArgmax)
+def _lower_max_and_argmax(op, node, inputs, budget):
+    (x,) = inputs
+    axes = tuple(range(x.ndim)) if op.axis is None else tuple(op.axis)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    moved = np.moveaxis(x, kept, list(range(len(kept))))
+    out_shape = moved.shape[: len(kept)]
+    flat = moved.reshape(out_shape + (-1,))
+    dtype, index_dtype = (o.type.dtype for o in node.outputs)
+    maxima, argmaxima = np.empty(out_shape, dtype=object), np.empty(out_shape, dtype=object)
+    for index in np.ndindex(*out_shape):
+        best, arg = flat[index][0], _constant(0, index_dtype)
+        for j, entry in enumerate(flat[index][1:], start=1):
+            # Strictly greater: the first maximum wins, as in NumPy.
+            better = _apply_scalar(aes.gt, [entry, best], ["bool"], budget)[0]
+            best = _apply_scalar(aes.switch, [better, entry, best], [dtype], budget)[0]
+            arg = _apply_scalar(
+                aes.switch, [better, _constant(j, index_dtype), arg], [index_dtype], budget
+            )[0]
+        maxima[index], argmaxima[index] = best, arg
+    return [maxima, argmaxima]
 
 
 @lower_node.register(MakeVector)

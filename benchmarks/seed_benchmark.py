@@ -12,9 +12,14 @@ kept samples per chain.  Everything is float64.  The peers are
 ``aemix``
     The model written as an Aesara graph (``Y_rv = N_rv[I_rv]``), ``aemix.build_sampler(Y_rv)``,
     then ``sampler.sample(n, n_chains=1000, seed=0, step_size=2.0, warmup=0)``.  Its run time is
-    end to end: initial points, the compiled scan over blocks of steps, and the recovery of the
-    discrete ``I`` from its conditional for every draw.  Its compile time is ``build_sampler`` plus
-    a first ``sample(1, n_chains, warmup=0)`` call, which compiles every Aesara function once.
+    end to end: initial points, the compiled loop, and the draw of the discrete ``I`` from its
+    conditional at every kept step.  For this model aemix takes its fused loop (`aemix.fused`):
+    the step lowered to scalar C code inside one loop over chains and steps.  Its compile time is
+    ``build_sampler`` plus a first ``sample(1, n_chains, warmup=0)`` call, which compiles every
+    Aesara function once.
+``aemix-scan``
+    The same sampler with ``loop="scan"``: the step vectorized over chains in an Aesara ``scan``
+    over blocks of steps, NumPy noise per block, and a batched recovery pass (the general path).
 ``numpy``
     Hand-written NumPy, vectorized over chains (the state has shape ``(chains,)``).
 ``jax-batched``
@@ -73,7 +78,7 @@ LOG_COEF = np.log(WEIGHTS) - np.log(SCALE) - 0.5 * np.log(2.0 * np.pi)
 EXACT_MEAN = float(WEIGHTS @ LOC)
 EXACT_VAR = float(WEIGHTS @ (SCALE**2 + LOC**2) - EXACT_MEAN**2)
 
-PEERS = ("aemix", "numpy", "jax-batched", "jax-vmap", "numba")
+PEERS = ("aemix", "aemix-scan", "numpy", "jax-batched", "jax-vmap", "numba")
 DEFAULT_SAMPLES = (10, 100, 1_000, 10_000, 100_000)
 QUICK_SAMPLES = (10, 100, 1_000, 10_000)
 BURN_IN_FRACTION = 0.1
@@ -134,12 +139,18 @@ def initial_points(chains: int, seed: int = 1) -> np.ndarray:
 
 
 def bench_aemix(
-    chains: int, samples: Sequence[int], repeats: int, step_size: float, x0: np.ndarray
+    chains: int,
+    samples: Sequence[int],
+    repeats: int,
+    step_size: float,
+    x0: np.ndarray,
+    loop: str = "auto",
 ) -> PeerResult:
     """Time ``aemix.build_sampler`` + first call, then ``sample`` for each sample count.
 
     ``x0`` is unused: aemix starts its chains at prior draws, which for this model are exact
-    draws from the mixture as well.
+    draws from the mixture as well.  ``loop`` is passed to `Sampler.sample` (``"auto"`` takes the
+    fused C loop for this model; ``"scan"`` is the vectorized scan).
     """
     del x0
     with warnings.catch_warnings():
@@ -149,7 +160,7 @@ def bench_aemix(
 
         import aemix
 
-    result = PeerResult("aemix")
+    result = PeerResult("aemix" if loop == "auto" else f"aemix-{loop}")
     start = time.perf_counter()
     srng = at.random.RandomStream(0)
     N_rv = srng.normal(LOC, SCALE, name="N")
@@ -159,7 +170,9 @@ def bench_aemix(
     build = time.perf_counter() - start
     (latent,) = sampler.latent
     _, first = _timed(
-        lambda: sampler.sample(1, n_chains=chains, seed=0, step_size=step_size, warmup=0)
+        lambda: sampler.sample(
+            1, n_chains=chains, seed=0, step_size=step_size, warmup=0, loop=loop
+        )
     )
     result.notes.append(
         f"aemix compile = build_sampler {build:.2f} s + first sample(1) call {first:.2f} s "
@@ -171,7 +184,7 @@ def bench_aemix(
         for _ in range(repeats):
             out, seconds = _timed(
                 lambda n=n: sampler.sample(
-                    n, n_chains=chains, seed=0, step_size=step_size, warmup=0
+                    n, n_chains=chains, seed=0, step_size=step_size, warmup=0, loop=loop
                 )
             )
             result.run_s[n].append(seconds)
@@ -180,7 +193,7 @@ def bench_aemix(
         if n == max(samples):
             result.draws = draws
         del draws
-        _log(f"  aemix      n={n:>7}: {result.best(n):.4f} s")
+        _log(f"  {result.name:<10} n={n:>7}: {result.best(n):.4f} s")
     return result
 
 
@@ -581,6 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     common = (args.chains, args.samples, args.repeats, args.step_size, x0)
     runners: dict[str, Callable[[], PeerResult]] = {
         "aemix": lambda: bench_aemix(*common),
+        "aemix-scan": lambda: bench_aemix(*common, loop="scan"),
         "numpy": lambda: bench_numpy(*common),
         "jax-batched": lambda: bench_jax("jax-batched", *common),
         "jax-vmap": lambda: bench_jax("jax-vmap", *common),

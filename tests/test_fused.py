@@ -1,0 +1,127 @@
+"""The fused C loop (`aemix.fused`) against the scan loop, and its summary-only mode."""
+
+import tracemalloc
+
+import aesara.tensor as at
+import arviz as az
+import numpy as np
+import pytest
+
+import aemix
+from aemix.errors import FusedLoopError
+from tests.helpers import SEED_WEIGHTS, mixture_moments, stat_scale
+
+
+def _mean_and_se(draws: np.ndarray) -> tuple[float, float]:
+    """Mean of ``(chains, draws)`` and its Monte Carlo standard error (ArviZ's ESS)."""
+    ess = az.ess(az.convert_to_dataset(draws[None] if draws.ndim == 1 else draws))
+    ess = float(ess.to_array().values.squeeze())
+    return float(draws.mean()), float(draws.std() / np.sqrt(ess))
+
+
+def test_auto_takes_the_fused_loop_for_the_seed(seed_sampler):
+    result = seed_sampler.sample(20, n_chains=3, seed=0, warmup=20)
+    assert result.loop == "fused"
+    assert result.draws["Y"].shape == (3, 20)
+    assert result.draws["I"].dtype.kind == "i"
+    assert "fused" in seed_sampler.explain()
+
+
+def test_fused_and_scan_loops_sample_the_same_distribution(seed_sampler):
+    n = int(4000 * stat_scale())
+    fused = seed_sampler.sample(n, n_chains=100, seed=1, warmup=500, loop="fused")
+    scan = seed_sampler.sample(n, n_chains=100, seed=2, warmup=500, loop="scan")
+    assert (fused.loop, scan.loop) == ("fused", "scan")
+    exact_mean, exact_var = mixture_moments()
+    for stat, exact in [(lambda y: y, exact_mean), (lambda y: (y - exact_mean) ** 2, exact_var)]:
+        m1, se1 = _mean_and_se(stat(fused.draws["Y"]))
+        m2, se2 = _mean_and_se(stat(scan.draws["Y"]))
+        assert abs(m1 - m2) < 4.5 * np.hypot(se1, se2)
+        assert abs(m1 - exact) < 4.5 * se1
+    # The discrete draws: frequencies of I against the weights (the marginal of I).
+    for result in (fused, scan):
+        for k, w in enumerate(SEED_WEIGHTS):
+            m, se = _mean_and_se((result.draws["I"] == k).astype(float))
+            assert abs(m - w) < 4.5 * se
+    # Acceptance rates of the same kernel agree.
+    assert abs(fused.acceptance_rate.mean() - scan.acceptance_rate.mean()) < 0.02
+
+
+@pytest.mark.parametrize("loop", ["fused", "scan"])
+def test_a_fixed_seed_gives_identical_draws(seed_sampler, loop):
+    a = seed_sampler.sample(300, n_chains=5, seed=7, warmup=100, loop=loop)
+    b = seed_sampler.sample(300, n_chains=5, seed=7, warmup=100, loop=loop)
+    c = seed_sampler.sample(300, n_chains=5, seed=8, warmup=100, loop=loop)
+    np.testing.assert_array_equal(a.draws["Y"], b.draws["Y"])
+    np.testing.assert_array_equal(a.draws["I"], b.draws["I"])
+    np.testing.assert_array_equal(a.logdensity, b.logdensity)
+    assert not np.array_equal(a.draws["Y"], c.draws["Y"])
+
+
+@pytest.mark.parametrize("loop", ["fused", "scan"])
+def test_summary_only_agrees_with_the_moments_of_stored_draws(seed_sampler, loop):
+    # The same seed consumes the random numbers in the same order in both modes, so the running
+    # moments must equal the moments of the stored draws up to rounding.
+    kwargs = dict(n_chains=4, seed=3, warmup=200, thin=3, block_size=64, loop=loop)
+    stored = seed_sampler.sample(500, **kwargs)
+    summary = seed_sampler.sample(500, summary_only=True, **kwargs)
+    assert isinstance(summary, aemix.SampleSummary) and summary.n_samples == 500
+    for name in ("Y", "I"):
+        draws = stored.draws[name].astype(float)
+        np.testing.assert_allclose(summary.mean[name], draws.mean(axis=1), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(summary.variance[name], draws.var(axis=1), rtol=1e-9)
+        pooled_mean, pooled_var = summary.pooled()[name]
+        np.testing.assert_allclose(pooled_mean, draws.mean(), rtol=1e-10)
+        np.testing.assert_allclose(pooled_var, draws.var(), rtol=1e-9)
+    np.testing.assert_array_equal(summary.acceptance_rate, stored.acceptance_rate)
+
+
+@pytest.mark.parametrize("loop", ["fused", "scan"])
+def test_summary_only_memory_does_not_grow_with_steps(seed_sampler, loop):
+    def peak(n_samples):
+        seed_sampler.sample(10, n_chains=50, seed=0, warmup=0, summary_only=True, loop=loop)
+        tracemalloc.start()
+        seed_sampler.sample(
+            n_samples, n_chains=50, seed=0, warmup=0, summary_only=True, block_size=128, loop=loop
+        )
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    small, large = peak(1_000), peak(20_000)
+    # Storing the draws of the large run would take 50 * 20_000 * (8 + 8 + 8) bytes = 24 MB.
+    assert large < small + 1_000_000
+
+
+def test_conditional_probabilities_are_the_same_for_both_loops(seed_sampler):
+    fused = seed_sampler.sample(50, n_chains=2, seed=0, warmup=10, loop="fused")
+    probs = fused.conditional_probabilities["I"]
+    scan = seed_sampler.sample(50, n_chains=2, seed=0, warmup=10, loop="scan")
+    # Computed from the draws, by the same function: check against the exact conditional.
+    y = fused.draws["Y"][..., None]
+    from tests.helpers import SEED_LOC, SEED_SCALE
+
+    joint = np.log(SEED_WEIGHTS) - np.log(SEED_SCALE) - 0.5 * ((y - SEED_LOC) / SEED_SCALE) ** 2
+    exact = np.exp(joint - joint.max(-1, keepdims=True))
+    exact /= exact.sum(-1, keepdims=True)
+    np.testing.assert_allclose(probs, exact, rtol=1e-10)
+    assert scan.conditional_probabilities["I"].shape == probs.shape
+
+
+def test_fused_loop_refused_for_a_model_that_does_not_lower():
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(0.0, 1.0, size=2, name="mu")
+    # A determinant has no scalar lowering.
+    cov = at.eye(2) + at.outer(mu, mu)
+    Y_rv = srng.normal(at.linalg.det(cov), 1.0, name="Y")
+    sampler = aemix.build_sampler({"Y": Y_rv}, observed={Y_rv: 1.5})
+    with pytest.raises(FusedLoopError, match="does not lower"):
+        sampler.sample(5, n_chains=2, warmup=0, loop="fused")
+    result = sampler.sample(5, n_chains=2, warmup=0, seed=0)
+    assert result.loop == "scan"
+    assert "scan" in sampler.explain()
+
+
+def test_bad_loop_name_is_a_clear_error(seed_sampler):
+    with pytest.raises(ValueError, match="loop must be"):
+        seed_sampler.sample(5, loop="numba")
