@@ -2,28 +2,34 @@
 
 When the one-chain RMH step and the per-draw record (the latents in their own space and the discrete
 variables drawn from their conditionals) lower to scalar graphs (`aemix.scalarize`), aemix writes them
-as two `aesara.scalar.Composite` blocks inside a `COp` whose C code loops over chains and, for each
-chain, over steps, keeping the state in registers.  The random numbers (the proposal's normal
-increments, the acceptance's exponential, the recovery's uniforms) are drawn inside the loop from a
-NumPy ``BitGenerator`` through NumPy's own C distributions (``numpy/random/distributions.h``), so the
-draws are NumPy's ziggurat normals and exponentials, reproducible from the seed.
+as two `aesara.scalar.Composite` blocks inside a `COp` whose C code runs every step of every chain:
+
+- the chains are taken in tiles of `_TILE`; a tile's state is held in structure-of-arrays form
+  (unit stride over its chains), so it stays in cache for all the steps of the call, and the time
+  per chain-step does not depend on the number of chains;
+- at each step, the tile's random numbers are drawn in one go from a NumPy ``BitGenerator`` through
+  NumPy's own C distributions (``numpy/random/distributions.h``: ziggurat normals and exponentials),
+  then the step is applied to every chain of the tile in a loop that GCC vectorizes (the transcendental
+  functions through glibc's vector math library, libmvec, where present);
+- at each kept step, the record's uniforms come from a second generator, so the steps' random stream
+  does not depend on which steps are kept.
 
 The kernel is still the one of `aemix.kernels.rmh`, written as a graph for one chain: this module
 only changes how that graph is executed (vectorized over chains by `aemix.vectorize` and looped by
 ``scan`` otherwise).
 
-The loop runs in one of three modes:
+A call runs in one of three modes (`MODES`), chosen at run time:
 
 ``"draws"``
-    store the record of every ``thin``-th step, ``(n_chains, n_kept, n_records)``;
+    write the record and the log-density of every ``thin``-th step into caller-provided arrays (the
+    ``sink``), from kept index ``offset`` on;
 ``"moments"``
     keep only per-chain running means and sums of squared deviations (Welford) of the records, so
     memory does not grow with the number of steps;
 ``"warmup"``
-    no records; only the final state, the acceptance statistics and the moments of the positions
-    (used to tune the proposal).
+    no records.
 
-In every mode, the final state, the per-chain sum of acceptance probabilities, the number of accepted
+In every mode the final state, the per-chain sum of acceptance probabilities, the number of accepted
 proposals and the moments of the unconstrained positions over the kept steps are returned.
 """
 
@@ -50,7 +56,7 @@ MODES = {"warmup": 0, "draws": 1, "moments": 2}
 # Chains per tile: the state of a tile stays in the L1/L2 cache while it runs all its steps.
 _TILE = 256
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 7
+_CODE_VERSION = 8
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
 
@@ -131,15 +137,19 @@ def _npyrandom_dirs() -> tuple[str, str]:
 class FusedRMHLoop(COp):
     """Run ``n_steps`` RMH steps of every chain in one C loop (see the module docstring).
 
-    Inputs: ``bit_generator`` (a NumPy ``BitGenerator``, advanced in place), ``position``
-    ``(n_chains, dim)``, ``logdensity`` ``(n_chains,)``, ``step_size`` (scalar), ``scale``
-    ``(dim,)``, ``n_steps`` and ``thin`` (integer scalars).
+    Inputs: ``bit_generators`` (a tuple of two NumPy ``BitGenerator``: the steps' and the
+    records', advanced in place), ``position`` ``(n_chains, dim)``, ``logdensity`` ``(n_chains,)``,
+    ``step_size`` (scalar), ``scale`` ``(dim,)``, ``n_steps``, ``thin`` and ``mode`` (integer
+    scalars; see `MODES`), ``sink`` (in ``"draws"`` mode, a tuple of three C-ordered arrays:
+    float records ``(n_chains, >= offset + n_kept, n_float)``, int64 records
+    ``(n_chains, >= offset + n_kept, n_int)`` and log-densities ``(n_chains, >= offset + n_kept)``,
+    written in place; else ignored) and ``offset`` (integer scalar), where
+    ``n_kept = n_steps // thin``.
 
     Outputs: ``position``, ``logdensity`` (final state), ``acceptance_sum``, ``n_accepted``
-    ``(n_chains,)``, ``position_mean``, ``position_m2`` ``(n_chains, dim)``, then by mode: for
-    ``"draws"``, ``float_records`` ``(n_chains, n_kept, n_float)``, ``int_records``
-    ``(n_chains, n_kept, n_int)`` and ``kept_logdensity`` ``(n_chains, n_kept)``; for ``"moments"``,
-    ``record_mean`` and ``record_m2`` ``(n_chains, n_float + n_int)``.
+    ``(n_chains,)``, ``position_mean``, ``position_m2`` ``(n_chains, dim)`` (moments over the kept
+    steps) and ``record_mean``, ``record_m2`` ``(n_chains, n_float + n_int)`` (zeros unless in
+    ``"moments"`` mode).
     """
 
     __props__ = ("program",)
@@ -434,11 +444,22 @@ class FusedRMHLoop(COp):
         }}
         const npy_intp n_kept = steps / thin_;
         const double h = *(double*)PyArray_DATA({step_size});
-        PyObject* capsule = PyObject_GetAttrString({bitgen}, "capsule");
-        if (!capsule) {{ {fail} }}
-        bitgen_t* rng = (bitgen_t*)PyCapsule_GetPointer(capsule, "BitGenerator");
-        Py_DECREF(capsule);
-        if (!rng) {{ {fail} }}
+        // Two generators: the steps' noise, and the records' uniforms (so that the steps' stream
+        // does not depend on which steps are kept).
+        bitgen_t* rngs[2] = {{NULL, NULL}};
+        if (!PyTuple_Check({bitgen}) || PyTuple_GET_SIZE({bitgen}) != 2) {{
+            PyErr_SetString(PyExc_TypeError, "bit_generators must be a tuple of two BitGenerators");
+            {fail}
+        }}
+        for (int j = 0; j < 2; ++j) {{
+            PyObject* capsule = PyObject_GetAttrString(PyTuple_GET_ITEM({bitgen}, j), "capsule");
+            if (!capsule) {{ {fail} }}
+            rngs[j] = (bitgen_t*)PyCapsule_GetPointer(capsule, "BitGenerator");
+            Py_DECREF(capsule);
+            if (!rngs[j]) {{ {fail} }}
+        }}
+        bitgen_t* rng = rngs[0];
+        bitgen_t* record_rng = rngs[1];
         {sink_code}
         {allocations}
         {load_scale}
@@ -505,7 +526,7 @@ class FusedRMHLoop(COp):
                     }}
                     if (run_mode != 0) {{
                         for (npy_intp k = 0; k < {nu}; ++k) {{
-                            random_standard_uniform_fill(rng, nc, U + k * TILE);
+                            random_standard_uniform_fill(record_rng, nc, U + k * TILE);
                         }}
                     }}
                     if (run_mode == 1) {{
@@ -538,8 +559,8 @@ class FusedRMHLoop(COp):
 def compile_loop(program: FusedProgram):
     """Compile the fused loop of ``program`` to a Python callable.
 
-    The callable takes ``(bit_generator, position, logdensity, step_size, scale, n_steps, thin)``
-    and returns the outputs listed in `FusedRMHLoop`.
+    The callable takes ``(bit_generators, position, logdensity, step_size, scale, n_steps, thin,
+    mode, sink, offset)`` and returns the outputs listed in `FusedRMHLoop`.
     """
     bit_generator = generic()
     position = at.matrix("position")

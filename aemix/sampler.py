@@ -29,7 +29,7 @@ from aemix.marginalize import DEFAULT_SUPPORT_BUDGET, MarginalModel, is_discrete
 from aemix.ops import FiniteEnumerationRV, constant_branch_value, logsumexp, marginal_conditionals
 from aemix.relations import RuleRegistry, registry
 from aemix.scalarize import LoweringError, lower_to_scalars
-from aemix.vectorize import vectorize_graph
+from aemix.vectorize import vectorize_draws, vectorize_graph
 
 __all__ = ["build_sampler", "Sampler", "SampleResult", "SampleSummary"]
 
@@ -428,7 +428,10 @@ class Sampler:
         return fn
 
     def _prior_function(self):
-        """Forward sampler of the latents (original graph), mapped to the flat unconstrained space."""
+        """Forward sampler of the latents for ``n`` chains at once, as flat unconstrained positions.
+
+        Returns the compiled function of ``n`` and the shared generators it draws from.
+        """
         fn = self._compiled.get("prior")
         if fn is not None:
             return fn
@@ -446,11 +449,13 @@ class Sampler:
         rngs = [v for v in ancestors([flat]) if isinstance(v, RandomGeneratorSharedVariable)]
         own = {r: aesara.shared(np.random.default_rng(0)) for r in rngs}
         flat = clone_replace(flat, own)
+        n_chains = at.lscalar("n_chains")
+        (batched,) = vectorize_draws([flat], n_chains)
         updates = {}
-        for node in aesara.graph.basic.io_toposort([], [flat]):
+        for node in aesara.graph.basic.io_toposort([n_chains], [batched]):
             if isinstance(node.op, RandomVariable) and node.inputs[0] in own.values():
                 updates[node.inputs[0]] = node.outputs[0]
-        fn = aesara.function([], flat, updates=updates, mode=self.mode)
+        fn = aesara.function([n_chains], batched, updates=updates, mode=self.mode)
         self._compiled["prior"] = (fn, list(own.values()))
         return self._compiled["prior"]
 
@@ -465,13 +470,12 @@ class Sampler:
         fn, rngs = self._prior_function()
         for shared_rng in rngs:
             shared_rng.set_value(np.random.default_rng(rng.integers(2**63)), borrow=True)
-        positions = np.stack([np.asarray(fn(), dtype=float).reshape(-1) for _ in range(n_chains)])
+        positions = np.array(fn(n_chains), dtype=float).reshape(n_chains, self.dim)
         for _ in range(_MAX_INIT_TRIES):
             bad = ~np.isfinite(self._logdensity_batch(positions))
             if not bad.any():
                 return positions
-            for i in np.flatnonzero(bad):
-                positions[i] = np.asarray(fn(), dtype=float).reshape(-1)
+            positions[bad] = np.asarray(fn(int(bad.sum())), dtype=float).reshape(-1, self.dim)
         raise InitializationError(
             f"no prior draw with a finite log-density was found for {int(bad.sum())} of {n_chains} "
             f"chains after {_MAX_INIT_TRIES} tries; pass initial_values"
@@ -982,7 +986,7 @@ class _FusedRunner:
         self.program = program
 
     def seed(self, noise_rng, recovery_rng):
-        self.bit_generator = noise_rng.bit_generator
+        self.bit_generators = (noise_rng.bit_generator, recovery_rng.bit_generator)
 
     def _records(self):
         """``(name, shape, is_float)`` of every record, in the order of the record's outputs."""
@@ -1026,7 +1030,7 @@ class _FusedRunner:
         fn = self.sampler._fused_function()
         sink = self.sink if mode == "draws" else None
         outs = fn(
-            self.bit_generator,
+            self.bit_generators,
             positions,
             logdensities,
             step_size,

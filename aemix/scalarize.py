@@ -25,7 +25,8 @@ from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
 from aesara.tensor.extra_ops import BroadcastTo
 from aesara.tensor.math import MaxAndArgmax
 from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
-from aesara.tensor.subtensor import Subtensor
+from aesara.tensor.subtensor import AdvancedSubtensor, AdvancedSubtensor1, Subtensor
+from aesara.tensor.type import TensorType
 
 __all__ = ["LoweringError", "ScalarGraph", "lower_node", "lower_to_scalars"]
 
@@ -66,8 +67,15 @@ class _Budget:
             raise LoweringError(f"more than {self.limit} scalar operations")
 
 
-def _constant(value, dtype: str) -> Constant:
-    return aes.constant(np.asarray(value, dtype=dtype).item(), dtype=dtype)
+def _constant(value, dtype: str) -> Variable:
+    value = np.asarray(value, dtype=dtype).item()
+    if isinstance(value, float) and not np.isfinite(value):
+        # Aesara writes float constants with str(): "inf" and "nan" are not C.  Write them as the
+        # divisions the C compiler folds back to them (an expression, so not folded here).
+        numerator = 0.0 if np.isnan(value) else np.sign(value)
+        out = aes.true_divide.make_node(aes.constant(numerator), aes.constant(0.0)).outputs[0]
+        return out if out.type.dtype == dtype else aes.cast(out, dtype)
+    return aes.constant(value, dtype=dtype)
 
 
 def _is_constant(entry) -> bool:
@@ -157,6 +165,17 @@ def _lower_subtensor(op, node, inputs, budget):
         return int(entry)
 
     index = tuple(resolve(e) for e in op.idx_list)
+    return [np.asarray(x[index], dtype=object)]
+
+
+@lower_node.register(AdvancedSubtensor1)
+@lower_node.register(AdvancedSubtensor)
+def _lower_advanced_subtensor(op, node, inputs, budget):
+    x, *index_inputs = inputs
+    if any(not isinstance(i.type, TensorType) for i in node.inputs[1:]):
+        raise LoweringError(f"{op} with a slice or a new axis")
+    # NumPy's own advanced indexing, on the object array, with the constant integer indices.
+    index = tuple(_static_values(i, "an index").astype("int64") for i in index_inputs)
     return [np.asarray(x[index], dtype=object)]
 
 

@@ -27,6 +27,7 @@ from aesara.tensor.basic import (
 from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
 from aesara.tensor.extra_ops import BroadcastTo
 from aesara.tensor.math import MaxAndArgmax
+from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from aesara.tensor.subtensor import (
     AdvancedSubtensor,
@@ -37,7 +38,7 @@ from aesara.tensor.subtensor import (
 
 from aemix.errors import VectorizationError
 
-__all__ = ["vectorize_graph", "batch_node", "Batched"]
+__all__ = ["vectorize_graph", "vectorize_draws", "batch_node", "Batched"]
 
 
 class Batched:
@@ -83,16 +84,43 @@ def vectorize_graph(
     new: dict[Variable, tuple[Variable, bool]] = {
         old: (batched, True) for old, batched in replacements.items()
     }
-    for node in io_toposort(list(replacements), list(outputs)):
-        inputs = [new.get(inp, (inp, False)) for inp in node.inputs]
-        if not any(is_batched for _, is_batched in inputs):
-            if any(var is not inp for (var, _), inp in zip(inputs, node.inputs)):
+    return _rebuild(outputs, list(replacements), new, ctx, draw_per_chain=False)
+
+
+def vectorize_draws(outputs: Sequence[Variable], n_chains: Variable) -> list[Variable]:
+    """Rebuild a forward-sampling graph so that it draws ``n_chains`` independent copies at once.
+
+    Every `RandomVariable` gets a leading chain axis in its ``size`` (so each chain has its own
+    draw, even where the parameters are shared), and everything downstream is batched as in
+    `vectorize_graph`.
+
+    Parameters
+    ----------
+    outputs
+        Graphs of one draw.
+    n_chains
+        Symbolic integer scalar: the number of copies.
+
+    Returns
+    -------
+    list of Variable
+        The outputs with a leading axis of length ``n_chains``.
+    """
+    return _rebuild(outputs, None, {}, Batched(n_chains), draw_per_chain=True)
+
+
+def _rebuild(outputs, inputs, new, ctx, draw_per_chain: bool) -> list[Variable]:
+    for node in io_toposort(inputs or [], list(outputs)):
+        node_inputs = [new.get(inp, (inp, False)) for inp in node.inputs]
+        fresh_draw = draw_per_chain and isinstance(node.op, RandomVariable)
+        if not fresh_draw and not any(is_batched for _, is_batched in node_inputs):
+            if any(var is not inp for (var, _), inp in zip(node_inputs, node.inputs)):
                 # Unbatched, but reads a rebuilt input (e.g. the shape of a batched variable).
-                clone = node.clone_with_new_inputs([var for var, _ in inputs], strict=False)
+                clone = node.clone_with_new_inputs([var for var, _ in node_inputs], strict=False)
                 for old, var in zip(node.outputs, clone.outputs):
                     new[old] = (var, False)
             continue
-        results = batch_node(node.op, node, ctx, *inputs)
+        results = batch_node(node.op, node, ctx, *node_inputs)
         for old, result in zip(node.outputs, results):
             new[old] = result
     out = []
@@ -119,6 +147,25 @@ def _padded(x: Variable, is_batched: bool) -> Variable:
 def _batch_elemwise(op, node, ctx, *inputs):
     outs = op.make_node(*[_padded(x, b) for x, b in inputs]).outputs
     return [(o, True) for o in outs]
+
+
+@batch_node.register(RandomVariable)
+def _batch_random_variable(op, node, ctx, rng, size, dtype, *params):
+    rng, rng_batched = rng
+    if rng_batched or size[1] or dtype[1]:
+        raise VectorizationError(op, "a random generator, size or dtype varies across chains")
+    value = node.outputs[1]
+    batch_ndim = value.ndim - op.ndim_supp
+    new_params = []
+    for (param, is_batched), core_ndim in zip(params, op.ndims_params):
+        if is_batched:
+            # Align the parameter's own batch dimensions with the draw's, after the chain axis.
+            missing = batch_ndim - (param.ndim - 1 - core_ndim)
+            param = param.dimshuffle(0, *(["x"] * missing), *range(1, param.ndim))
+        new_params.append(param)
+    new_size = [ctx.size, *[value.shape[i] for i in range(batch_ndim)]]
+    new_rng, new_value = op.make_node(rng, new_size, dtype[0], *new_params).outputs
+    return [(new_rng, False), (new_value, True)]
 
 
 @batch_node.register(DimShuffle)

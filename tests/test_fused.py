@@ -76,21 +76,31 @@ def test_summary_only_agrees_with_the_moments_of_stored_draws(seed_sampler, loop
     np.testing.assert_array_equal(summary.acceptance_rate, stored.acceptance_rate)
 
 
-@pytest.mark.parametrize("loop", ["fused", "scan"])
-def test_summary_only_memory_does_not_grow_with_steps(seed_sampler, loop):
+# Aesara 2.9.4's Cython scan (scan_perform_ext) leaks one small block (~65 bytes) per step,
+# whatever the number of chains; the fused loop allocates nothing per step.
+@pytest.mark.parametrize("loop, leak_per_step", [("fused", 0), ("scan", 200)])
+def test_summary_only_memory_does_not_grow_with_steps(seed_sampler, loop, leak_per_step):
+    n_chains = 200
+
     def peak(n_samples):
-        seed_sampler.sample(10, n_chains=50, seed=0, warmup=0, summary_only=True, loop=loop)
+        seed_sampler.sample(10, n_chains=n_chains, seed=0, warmup=0, summary_only=True, loop=loop)
         tracemalloc.start()
         seed_sampler.sample(
-            n_samples, n_chains=50, seed=0, warmup=0, summary_only=True, block_size=128, loop=loop
+            n_samples,
+            n_chains=n_chains,
+            seed=0,
+            warmup=0,
+            summary_only=True,
+            block_size=128,
+            loop=loop,
         )
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         return top
 
     small, large = peak(1_000), peak(20_000)
-    # Storing the draws of the large run would take 50 * 20_000 * (8 + 8 + 8) bytes = 24 MB.
-    assert large < small + 1_000_000
+    # Storing the extra 19_000 draws would take 200 * 19_000 * (8 + 8 + 8) bytes = 91 MB.
+    assert large - small < 1_000_000 + leak_per_step * 19_000
 
 
 def test_conditional_probabilities_are_the_same_for_both_loops(seed_sampler):
@@ -110,10 +120,9 @@ def test_conditional_probabilities_are_the_same_for_both_loops(seed_sampler):
 
 def test_fused_loop_refused_for_a_model_that_does_not_lower():
     srng = at.random.RandomStream(0)
-    mu = srng.normal(0.0, 1.0, size=2, name="mu")
-    # A determinant has no scalar lowering.
-    cov = at.eye(2) + at.outer(mu, mu)
-    Y_rv = srng.normal(at.linalg.det(cov), 1.0, name="Y")
+    mu = srng.normal(0.0, 1.0, size=3, name="mu")
+    # An index computed from the state has no scalar lowering.
+    Y_rv = srng.normal(mu[at.argmax(mu)], 1.0, name="Y")
     sampler = aemix.build_sampler({"Y": Y_rv}, observed={Y_rv: 1.5})
     with pytest.raises(FusedLoopError, match="does not lower"):
         sampler.sample(5, n_chains=2, warmup=0, loop="fused")
