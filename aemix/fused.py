@@ -47,16 +47,16 @@ from aesara.graph.basic import Apply
 from aesara.link.c.op import COp
 from aesara.link.c.type import generic
 
-from aemix.scalarize import ScalarGraph
+from aemix.scalarize import LoopReduce, ScalarGraph
 
-__all__ = ["FusedRMHLoop", "FusedProgram", "MODES"]
+__all__ = ["FusedRMHLoop", "FusedProgram", "MODES", "compile_loop", "composite"]
 
 MODES = {"warmup": 0, "draws": 1, "moments": 2}
 
 # Chains per tile: the state of a tile stays in the L1/L2 cache while it runs all its steps.
 _TILE = 256
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 8
+_CODE_VERSION = 9
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
 
@@ -78,7 +78,7 @@ extern "C" double {fn}({args}) noexcept;"""
 )
 
 
-def _composite(inputs: list, outputs: list) -> aes.Composite:
+def composite(inputs: list, outputs: list) -> aes.Composite:
     # A Composite may not return one of its inputs or a constant as such: pass them through identity.
     outs = [o if o.owner is not None and o not in inputs else aes.identity(o) for o in outputs]
     return aes.Composite(inputs, outs)
@@ -100,6 +100,9 @@ class FusedProgram:
         then the integer records.
     n_uniforms, n_float, n_int
         Number of uniform draws per record, of float records and of integer records.
+    record_note
+        Empty when the record is the model's (the latents in their own space and the discrete
+        draws); otherwise the record is the unconstrained position, and this says why.
     """
 
     dim: int
@@ -108,10 +111,16 @@ class FusedProgram:
     n_uniforms: int
     n_float: int
     n_int: int
+    record_note: str = ""
 
     @classmethod
     def from_graphs(
-        cls, step: ScalarGraph, record: ScalarGraph, dim: int, n_uniforms: int
+        cls,
+        step: ScalarGraph,
+        record: ScalarGraph,
+        dim: int,
+        n_uniforms: int,
+        record_note: str = "",
     ) -> FusedProgram:
         step_inputs = [e for array in step.inputs for e in array.flat]
         step_outputs = [e for array in step.outputs for e in array.flat]
@@ -120,11 +129,12 @@ class FusedProgram:
         ints = [e for a in record.outputs for e in a.flat if not e.type.dtype.startswith("float")]
         return cls(
             dim=dim,
-            step=_composite(step_inputs, step_outputs),
-            record=_composite(record_inputs, floats + ints),
+            step=composite(step_inputs, step_outputs),
+            record=composite(record_inputs, floats + ints),
             n_uniforms=n_uniforms,
             n_float=len(floats),
             n_int=len(ints),
+            record_note=record_note,
         )
 
 
@@ -263,6 +273,12 @@ class FusedRMHLoop(COp):
         x_out, lp_out, acc_out, nacc_out, pmean_out, pm2_out, rmean_out, rm2_out = onames
         fail = sub["fail"]
         step_node, record_node = self._scalar_nodes()
+        # Vectorize over the chains of a tile, unless the step or the record loops over data:
+        # then the loops over the data rows are vectorized instead (simd regions do not nest).
+        has_loops = any(
+            isinstance(n.op, LoopReduce) for c in (p.step, p.record) for n in c.fgraph.apply_nodes
+        )
+        chain_simd = "" if has_loops else "#pragma omp simd"
 
         def ctype(var):
             return var.type.dtype_specs()[1]
@@ -328,7 +344,7 @@ class FusedRMHLoop(COp):
             on_draws = f"""
                 {{
                 const npy_intp s = kept % STAGE_ROWS;
-                #pragma omp simd
+                {chain_simd}
                 for (npy_intp i = 0; i < nc; ++i) {{
                     {load_x}
                     {load_u}
@@ -365,7 +381,7 @@ class FusedRMHLoop(COp):
                 nr,
             )
             on_moments = f"""
-                #pragma omp simd
+                {chain_simd}
                 for (npy_intp i = 0; i < nc; ++i) {{
                     {load_x}
                     {load_u}
@@ -505,7 +521,7 @@ class FusedRMHLoop(COp):
                     random_standard_normal_fill(rng, nc, EPS + k * TILE);
                 }}
                 random_standard_exponential_fill(rng, nc, EXPO);
-                #pragma omp simd
+                {chain_simd}
                 for (npy_intp i = 0; i < nc; ++i) {{
                     {load_x}
                     {load_eps}
@@ -520,7 +536,7 @@ class FusedRMHLoop(COp):
                 }}
                 if ((t + 1) % thin_ == 0) {{
                     const double inv_count = 1.0 / (double)(kept + 1);
-                    #pragma omp simd
+                    {chain_simd}
                     for (npy_intp i = 0; i < nc; ++i) {{
                         {welford_pos}
                     }}

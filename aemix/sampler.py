@@ -22,7 +22,7 @@ from aesara.tensor.random.var import RandomGeneratorSharedVariable
 from tqdm.auto import tqdm
 
 from aemix.errors import FusedLoopError, InitializationError, ModelError, ValuesError
-from aemix.fused import MODES, FusedProgram, compile_loop
+from aemix.fused import MODES, FusedProgram, compile_loop, composite
 from aemix.kernels import rmh
 from aemix.logdensity import LogDensity, build_logdensity, default_transform
 from aemix.marginalize import DEFAULT_SUPPORT_BUDGET, MarginalModel, is_discrete, marginalize
@@ -804,6 +804,36 @@ class Sampler:
             [(dim,), (), (dim,), (), (), (dim,)],
             [state.position, state.logdensity, info.acceptance_probability, info.is_accepted],
         )
+        self._check_lowering(lower_to_scalars([position], [(dim,)], [density.logdensity]))
+        try:
+            return self._lower_record(step)
+        except LoweringError as exc:
+            # The loop keeps the positions; the record is computed from them afterwards, batched.
+            record = lower_to_scalars([position], [(dim,)], [position])
+            return FusedProgram.from_graphs(step, record, dim, 0, record_note=str(exc))
+
+    def _check_lowering(self, lowered) -> None:
+        """Compare the lowered log-density with Aesara's at two prior draws (a guard against a
+        lowering rule that is wrong for this model)."""
+        try:
+            points = self.initial_positions(2, np.random.default_rng(20261124))
+        except InitializationError:
+            return
+        check = composite(list(lowered.inputs[0].flat), [lowered.outputs[0].item()])
+        expected = self._logdensity_batch(points)
+        for point, want in zip(points, expected):
+            with np.errstate(all="ignore"):
+                got = float(check.impl(*point))
+            if not np.isclose(got, want, rtol=1e-9, atol=1e-9, equal_nan=True):
+                raise LoweringError(
+                    f"self-check failed: the lowered log-density is {got!r} where Aesara's is "
+                    f"{want!r}"
+                )
+
+    def _lower_record(self, step) -> FusedProgram:
+        density = self._density
+        position, dim = density.position, density.dim
+        f64 = "float64"
         # The record: the latents in their own space and each discrete variable drawn from its
         # conditional by inverse CDF, D = d_0 + sum_j [U > F_j] (d_{j+1} - d_j).
         records = list(density.constrained)
@@ -883,10 +913,16 @@ class Sampler:
             program = self._fused_program()
         except FusedLoopError as exc:
             return f"scan ({exc})"
-        return (
+        text = (
             f"fused C loop over chains and steps ({program.step.nin} scalar inputs per step, "
             f"{len(program.step.fgraph.apply_nodes)} scalar operations)"
         )
+        if program.record_note:
+            text += (
+                "; the draws in the variables' own space and the discrete draws are computed "
+                f"after the loop from the kept positions ({program.record_note})"
+            )
+        return text
 
     def __repr__(self) -> str:
         return f"Sampler(latent={self.latent}, marginalized={self.marginalized}, observed={self.observed})"
@@ -919,15 +955,7 @@ class _ScanRunner:
         self.noise_rng, self.recovery_rng = noise_rng, recovery_rng
 
     def record_layout(self):
-        s = self.sampler
-        layout, start = [], 0
-        shapes = [(item.name, item.shape) for item in s._density.layout]
-        shapes += [(m.discrete.name, _shape_of(m.discrete)) for m in s._model.marginalizations]
-        for name, shape in shapes:
-            size = int(np.prod(shape, dtype=int))
-            layout.append((name, shape, slice(start, start + size)))
-            start += size
-        return layout
+        return _draws_layout(self.sampler)
 
     def allocate(self, n_chains: int, n_samples: int) -> None:
         self.draws: dict[str, np.ndarray] = {}
@@ -987,6 +1015,7 @@ class _FusedRunner:
 
     def seed(self, noise_rng, recovery_rng):
         self.bit_generators = (noise_rng.bit_generator, recovery_rng.bit_generator)
+        self.recovery_rng = recovery_rng
 
     def _records(self):
         """``(name, shape, is_float)`` of every record, in the order of the record's outputs."""
@@ -998,6 +1027,8 @@ class _FusedRunner:
 
     def record_layout(self):
         """``(name, shape, columns)`` in the moments' columns: the float records, then the others."""
+        if self.program.record_note:
+            return _draws_layout(self.sampler)
         layout, start = [], {True: 0, False: self.program.n_float}
         for name, shape, is_float in self._records():
             size = int(np.prod(shape, dtype=int))
@@ -1015,6 +1046,9 @@ class _FusedRunner:
 
     def collect(self):
         floats, ints, kept_logdensity = self.sink
+        if self.program.record_note:
+            # The loop kept the positions: constrain them and draw the discrete variables now.
+            return self.sampler._constrain_and_recover(floats, self.recovery_rng), kept_logdensity
         n_chains, n_samples = kept_logdensity.shape
         draws, columns = {}, {True: 0, False: 0}
         for name, shape, is_float in self._records():
@@ -1029,6 +1063,14 @@ class _FusedRunner:
     def run(self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0):
         fn = self.sampler._fused_function()
         sink = self.sink if mode == "draws" else None
+        if mode == "moments" and self.program.record_note:
+            # Positions only in the loop: keep this block's, then take the moments of its draws.
+            n_chains, n_kept = len(positions), n_steps // thin
+            self.allocate(n_chains, n_kept)
+            block = self.run(positions, logdensities, step_size, scale, n_steps, thin, "draws")
+            draws, _ = self.collect()
+            block.record_mean, block.record_m2 = _draws_moments(self.sampler, draws)
+            return block
         outs = fn(
             self.bit_generators,
             positions,
@@ -1042,6 +1084,30 @@ class _FusedRunner:
             offset,
         )
         return _Block(*outs)
+
+
+def _draws_layout(sampler: Sampler):
+    """``(name, shape, columns)`` of the latents then the marginalized variables, flattened."""
+    layout, start = [], 0
+    shapes = [(item.name, item.shape) for item in sampler._density.layout]
+    shapes += [(m.discrete.name, _shape_of(m.discrete)) for m in sampler._model.marginalizations]
+    for name, shape in shapes:
+        size = int(np.prod(shape, dtype=int))
+        layout.append((name, shape, slice(start, start + size)))
+        start += size
+    return layout
+
+
+def _draws_moments(sampler: Sampler, draws: dict[str, np.ndarray]):
+    """Per-chain mean and sum of squared deviations of ``draws``, in `_draws_layout`'s columns."""
+    n_chains, n_kept = next(iter(draws.values())).shape[:2]
+    flat = np.concatenate(
+        [draws[name].reshape(n_chains, n_kept, -1) for name, _, _ in _draws_layout(sampler)],
+        axis=2,
+    ).astype(float)
+    moments = _Moments()
+    moments.add_draws(flat)
+    return moments.mean, moments.m2
 
 
 def _shape_of(var: Variable) -> tuple[int, ...]:

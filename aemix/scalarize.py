@@ -13,12 +13,13 @@ statically, or more scalar operations than a budget: such models take the genera
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from functools import singledispatch
 
 import aesara.scalar as aes
 import numpy as np
-from aesara.graph.basic import Apply, Constant, Variable, io_toposort
+from aesara.graph.basic import Apply, Constant, Variable, clone_replace, io_toposort
 from aesara.raise_op import CheckAndRaise
 from aesara.tensor.basic import Alloc, Join, MakeVector, ScalarFromTensor, TensorFromScalar
 from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
@@ -28,9 +29,19 @@ from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from aesara.tensor.subtensor import AdvancedSubtensor, AdvancedSubtensor1, Subtensor
 from aesara.tensor.type import TensorType
 
-__all__ = ["LoweringError", "ScalarGraph", "lower_node", "lower_to_scalars"]
+__all__ = [
+    "LoweringError",
+    "LoopReduce",
+    "Looped",
+    "ScalarGraph",
+    "lower_looped_node",
+    "lower_node",
+    "lower_to_scalars",
+]
 
 DEFAULT_MAX_OPERATIONS = 4000
+# A constant axis at least this long (observed data, say) becomes a loop instead of being unrolled.
+LOOP_MIN = 16
 
 
 class LoweringError(Exception):
@@ -57,14 +68,30 @@ class ScalarGraph:
 
 
 class _Budget:
+    """The lowering's state: the operation budget and the data behind each loop placeholder."""
+
     def __init__(self, limit: int):
         self.limit = limit
         self.used = 0
+        self.data: dict[Variable, np.ndarray] = {}
+        self._by_key: dict[tuple, Variable] = {}
 
     def charge(self, n: int = 1) -> None:
         self.used += n
         if self.used > self.limit:
             raise LoweringError(f"more than {self.limit} scalar operations")
+
+    def placeholder(self, data: np.ndarray) -> Variable:
+        """A scalar standing for ``data[i]`` inside a loop over ``i`` (a constant if data is)."""
+        data = np.ascontiguousarray(data)
+        if np.all(data == data[0]) or np.all(np.isnan(data)):
+            return _constant(data[0], data.dtype.name)
+        key = (data.dtype.str, data.tobytes())
+        if key not in self._by_key:
+            var = aes.get_scalar_type(data.dtype.name)(name=f"data{len(self._by_key)}")
+            self._by_key[key] = var
+            self.data[var] = data
+        return self._by_key[key]
 
 
 def _constant(value, dtype: str) -> Variable:
@@ -103,6 +130,14 @@ def _apply_scalar(scalar_op, entries, out_dtypes, budget: _Budget):
         if len(out_dtypes) == 1:
             results = [results]
         return [_constant(r, dt) for r, dt in zip(results, out_dtypes)]
+    if all(_is_constant(e) or e in budget.data for e in entries):
+        # Data only: computed here, once per data row, into new data.
+        columns = [budget.data[e] if e in budget.data else e.data for e in entries]
+        with np.errstate(all="ignore"):
+            results = np.vectorize(scalar_op.impl, otypes=out_dtypes)(*columns)
+        if len(out_dtypes) == 1:
+            results = [results]
+        return [budget.placeholder(np.asarray(r, dtype=dt)) for r, dt in zip(results, out_dtypes)]
     budget.charge()
     outs = scalar_op.make_node(*entries).outputs
     # Elemwise may ask for an output dtype its scalar op does not produce on its own.
@@ -153,6 +188,10 @@ def _static_values(array: np.ndarray, what: str) -> np.ndarray:
 @lower_node.register(Subtensor)
 def _lower_subtensor(op, node, inputs, budget):
     x, *index_inputs = inputs
+    return [np.asarray(x[_subtensor_index(op, index_inputs)], dtype=object)]
+
+
+def _subtensor_index(op, index_inputs) -> tuple:
     index_values = iter(_static_values(i, "an index").item() for i in index_inputs)
 
     def resolve(entry):
@@ -164,8 +203,7 @@ def _lower_subtensor(op, node, inputs, budget):
             return int(next(index_values))
         return int(entry)
 
-    index = tuple(resolve(e) for e in op.idx_list)
-    return [np.asarray(x[index], dtype=object)]
+    return tuple(resolve(e) for e in op.idx_list)
 
 
 @lower_node.register(AdvancedSubtensor1)
@@ -190,15 +228,18 @@ def _shape_from(inputs, what):
 
 
 @lower_node.register(BroadcastTo)
+@lower_node.register(Alloc)
 def _lower_broadcast_to(op, node, inputs, budget):
     x, *shape = inputs
-    return [np.broadcast_to(x, _shape_from(shape, "a broadcast shape")).copy()]
-
-
-@lower_node.register(Alloc)
-def _lower_alloc(op, node, inputs, budget):
-    x, *shape = inputs
-    return [np.broadcast_to(x, _shape_from(shape, "an allocation shape")).copy()]
+    target = _shape_from(shape, "a broadcast shape")
+    padded = (1,) * (len(target) - x.ndim) + x.shape
+    long_axes = [a for a, size in enumerate(target) if size >= LOOP_MIN and padded[a] == 1]
+    if len(long_axes) == 1:
+        # Repeating values along a long axis: a loop whose rows are all the same.
+        (axis,) = long_axes
+        entries = np.broadcast_to(x, target[:axis] + (1,) + target[axis + 1 :]).copy()
+        return [Looped(entries, axis, target[axis])]
+    return [np.broadcast_to(x, target).copy()]
 
 
 @lower_node.register(CAReduce)
@@ -303,8 +344,412 @@ def _lower_assert(op, node, inputs, budget):
     return [out]
 
 
-def _lower_constant(var: Constant) -> np.ndarray:
-    return _constant_array(np.asarray(var.data, dtype=var.type.dtype))
+# -- loops over data ---------------------------------------------------------------------------
+#
+# A constant with a long axis (observed data, a grid of support values) is not unrolled: it becomes
+# a `Looped` tensor, whose entries along that axis are one scalar expression in placeholders that
+# stand for the data's rows.  Elementwise operations extend the expression, expressions of the data
+# alone are computed here once per row, and a reduction over the long axis becomes one `LoopReduce`
+# scalar operation: a C loop over the rows inside the step's code.
+
+
+class Looped:
+    """A tensor whose entries along ``axis`` are an expression evaluated at each of ``n`` rows.
+
+    ``entries`` has the tensor's shape with ``1`` at ``axis``; its entries use placeholders
+    (`_Budget.placeholder`) for the data.
+    """
+
+    def __init__(self, entries: np.ndarray, axis: int, n: int):
+        self.entries = entries
+        self.axis = axis
+        self.n = n
+
+    @property
+    def ndim(self) -> int:
+        return self.entries.ndim
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        shape = list(self.entries.shape)
+        shape[self.axis] = self.n
+        return tuple(shape)
+
+
+def _looped_constant(array: np.ndarray, axis: int, budget: _Budget) -> Looped:
+    moved = np.moveaxis(array, axis, -1)
+    entries = np.empty(moved.shape[:-1], dtype=object)
+    for index in np.ndindex(*entries.shape):
+        entries[index] = budget.placeholder(moved[index])
+    return Looped(np.expand_dims(entries, axis), axis, array.shape[axis])
+
+
+_REDUCTIONS = {
+    aes.Add: ("add", "acc += v;", 0),
+    aes.Mul: ("mul", "acc *= v;", 1),
+    aes.ScalarMaximum: ("max", "acc = v > acc ? v : acc;", -np.inf),
+    aes.ScalarMinimum: ("min", "acc = v < acc ? v : acc;", np.inf),
+    aes.AND: ("and", "acc = acc && v;", 1),
+    aes.OR: ("or", "acc = acc || v;", 0),
+}
+
+
+def _c_value(value) -> str:
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float):
+        if np.isnan(value):
+            return '__builtin_nan("")'
+        if np.isinf(value):
+            return "__builtin_inf()" if value > 0 else "-__builtin_inf()"
+        return repr(value)
+    return str(int(value))
+
+
+class LoopReduce(aes.ScalarOp):
+    """Reduce a scalar expression over the rows of constant data: ``acc = acc (op) body(x, d_i)``.
+
+    Parameters
+    ----------
+    body
+        Composite with inputs ``(*free, *rows)``: the free scalars (the same at every row) then one
+        scalar per data column.
+    reduction
+        ``"add"``, ``"mul"``, ``"max"``, ``"min"``, ``"and"`` or ``"or"``.
+    data
+        The data columns, each of length ``n``.
+    """
+
+    __props__ = ("body", "reduction", "data_key")
+    nin = -1
+    nout = 1
+
+    def __init__(self, body: aes.Composite, reduction: str, data: tuple[np.ndarray, ...]):
+        self.body = body
+        self.reduction = reduction
+        self.data = data
+        digest = hashlib.sha1()
+        for column in data:
+            digest.update(column.dtype.str.encode())
+            digest.update(column.tobytes())
+        # In the C names too: a Composite is identified by its code, which must show the data.
+        self.data_key = digest.hexdigest()[:20]
+        super().__init__()
+
+    def make_node(self, *inputs):
+        inputs = [aes.as_scalar(i) for i in inputs]
+        return Apply(self, inputs, [self.body.outputs_type[0]()])
+
+    def output_types(self, types):
+        return [self.body.outputs_type[0]]
+
+    def impl(self, *free):
+        update = {
+            "add": np.add,
+            "mul": np.multiply,
+            "max": lambda a, v: v if v > a else a,
+            "min": lambda a, v: v if v < a else a,
+            "and": lambda a, v: a and v,
+            "or": lambda a, v: a or v,
+        }[self.reduction]
+        acc = {name: init for _, (name, _, init) in _REDUCTIONS.items()}[self.reduction]
+        for row in zip(*self.data):
+            acc = update(acc, self.body.impl(*free, *row))
+        return np.asarray(acc, dtype=self.body.outputs_type[0].dtype)
+
+    def _body_node(self):
+        return self.body.make_node(*[t() for t in self.body.inputs_type])
+
+    def c_support_code(self, **kwargs):
+        return self.body.c_support_code(**kwargs)
+
+    def c_support_code_apply(self, node, name):
+        arrays = []
+        for j, column in enumerate(self.data):
+            ctype = aes.get_scalar_type(column.dtype.name).dtype_specs()[1]
+            values = ", ".join(_c_value(v) for v in column)
+            arrays.append(
+                f"static const {ctype} aemix_data_{self.data_key}_{j}[{len(column)}] = {{{values}}};"
+            )
+        body_support = self.body.c_support_code_apply(self._body_node(), f"{name}_body")
+        return "\n".join([*arrays, body_support])
+
+    def c_code(self, node, name, inames, onames, sub):
+        n_free = len(inames)
+        rows = [f"row_{j}" for j in range(len(self.data))]
+        body_node = self._body_node()
+        body_code = self.body.c_code(body_node, f"{name}_body", [*inames, *rows], ["v"], sub)
+        out_type = self.body.outputs_type[0].dtype_specs()[1]
+        loads = "\n".join(
+            f"const {body_node.inputs[n_free + j].type.dtype_specs()[1]} {row} = "
+            f"aemix_data_{self.data_key}_{j}[i];"
+            for j, row in enumerate(rows)
+        )
+        _, update, init = next(v for v in _REDUCTIONS.values() if v[0] == self.reduction)
+        return f"""
+        {{
+            {out_type} acc = {_c_value(float(init)) if "float" in out_type else int(init)};
+            {self._pragma()}
+            for (npy_intp i = 0; i < {len(self.data[0])}; ++i) {{
+                {loads}
+                {out_type} v;
+                {body_code}
+                {update}
+            }}
+            {onames[0]} = acc;
+        }}
+        """
+
+    def _pragma(self) -> str:
+        # The loop over the rows is the one to vectorize (the fused loop does not vectorize over
+        # chains when the step has a loop inside).
+        clause = {"add": "+", "mul": "*", "max": "max", "min": "min"}.get(self.reduction)
+        return f"#pragma omp simd reduction({clause}:acc)" if clause else ""
+
+    def c_code_cache_version(self):
+        version = self.body.c_code_cache_version()
+        return (2, *version) if version else ()
+
+
+def _depends_on_data(var, budget: _Budget, memo: dict) -> bool:
+    if var not in memo:
+        memo[var] = var in budget.data or (
+            var.owner is not None
+            and any(_depends_on_data(i, budget, memo) for i in var.owner.inputs)
+        )
+    return memo[var]
+
+
+def _loop_reduce(scalar_op, entry, n: int, dtype: str, budget: _Budget):
+    """``reduce_i entry(data_i)`` as one `LoopReduce` (or in closed form if ``entry`` has no data)."""
+    kind = _REDUCTIONS.get(type(scalar_op))
+    if kind is None or (kind[0] in ("max", "min") and not dtype.startswith("float")):
+        raise LoweringError(f"no loop for a reduction by {scalar_op} in {dtype}")
+    entry = entry if entry.type.dtype == dtype else aes.cast(entry, dtype)
+    memo: dict = {}
+    if not _depends_on_data(entry, budget, memo):
+        if kind[0] == "add":
+            return _apply_scalar(aes.mul, [entry, _constant(n, dtype)], [dtype], budget)[0]
+        if kind[0] == "mul":
+            return _apply_scalar(aes.pow, [entry, _constant(n, dtype)], [dtype], budget)[0]
+        return entry
+    # The body's inputs: the data placeholders, and the largest subexpressions without data.
+    free, seen = [], set()
+
+    def collect(var):
+        if var in seen:
+            return
+        seen.add(var)
+        if var in budget.data or isinstance(var, Constant):
+            return
+        if not _depends_on_data(var, budget, memo):
+            free.append(var)
+            return
+        for i in var.owner.inputs:
+            collect(i)
+
+    collect(entry)
+    rows = [v for v in seen if v in budget.data]
+    fresh = [v.type() for v in free + rows]
+    (body_out,) = clone_replace([entry], dict(zip(free + rows, fresh)))
+    if body_out in fresh or body_out.owner is None:
+        body_out = aes.identity(body_out)
+    body = aes.Composite(fresh, [body_out])
+    op = LoopReduce(body, kind[0], tuple(budget.data[r] for r in rows))
+    if not free:
+        # Data only: reduced here.
+        with np.errstate(all="ignore"):
+            return _constant(op.impl(), dtype)
+    budget.charge(len(body.fgraph.apply_nodes))
+    return op.make_node(*free).outputs[0]
+
+
+def _align(inputs, ndim: int):
+    """The loop axis (counted in ``ndim`` dimensions) and length shared by the `Looped` inputs."""
+    looped = [x for x in inputs if isinstance(x, Looped)]
+    from_right = {x.ndim - x.axis for x in looped}
+    lengths = {x.n for x in looped}
+    if len(from_right) > 1 or len(lengths) > 1:
+        raise LoweringError("loops over different axes or lengths meet")
+    return ndim - from_right.pop(), lengths.pop()
+
+
+@singledispatch
+def lower_looped_node(op, node, inputs, budget):
+    """Like `lower_node`, for nodes with a `Looped` input; refuse what has no rule."""
+    raise LoweringError(f"no loop lowering for {op} (data of {_looped_length(inputs)} rows)")
+
+
+def _looped_length(inputs) -> int:
+    return next(x.n for x in inputs if isinstance(x, Looped))
+
+
+@lower_looped_node.register(Elemwise)
+def _looped_elemwise(op, node, inputs, budget):
+    axis, n = _align(inputs, node.outputs[0].ndim)
+    ndim = node.outputs[0].ndim
+    arrays = []
+    for x in inputs:
+        if isinstance(x, Looped):
+            arrays.append(x.entries)
+            continue
+        position = axis - (ndim - x.ndim)
+        if position >= 0 and x.shape[position] != 1:
+            x = _as_rows(x, position, n, budget)
+            if x is None:
+                raise LoweringError(f"{op} combines data rows with an array of their length")
+            x = x.entries
+        arrays.append(x)
+    (out,) = _lower_elemwise(op, node, arrays, budget) if len(node.outputs) == 1 else (None,)
+    if out is None:
+        raise LoweringError(f"{op} with several outputs inside a loop")
+    return [Looped(out, axis, n)]
+
+
+def _as_rows(x: np.ndarray, axis: int, n: int, budget: _Budget) -> Looped | None:
+    """An explicit array with ``n`` entries along ``axis`` as a loop, if it can be one."""
+    if x.shape[axis] != n:
+        return None
+    first = np.take(x, [0], axis=axis)
+    if all(np.take(x, [i], axis=axis).tolist() == first.tolist() for i in range(1, n)):
+        return Looped(first, axis, n)  # the same entries in every row
+    values = _values(x)
+    if values is not None:
+        return _looped_constant(values, axis, budget)
+    return None
+
+
+@lower_looped_node.register(DimShuffle)
+def _looped_dimshuffle(op, node, inputs, budget):
+    (x,) = inputs
+    (entries,) = _lower_dimshuffle(op, node, [x.entries], budget)
+    return [Looped(entries, list(op.new_order).index(x.axis), x.n)]
+
+
+@lower_looped_node.register(BroadcastTo)
+@lower_looped_node.register(Alloc)
+def _looped_broadcast(op, node, inputs, budget):
+    x, *shape = inputs
+    if any(isinstance(s, Looped) for s in shape):
+        raise LoweringError(f"{op} to a shape read from data")
+    target = list(_shape_from(shape, "a broadcast shape"))
+    axis = x.axis + len(target) - x.ndim
+    if target[axis] != x.n:
+        raise LoweringError(f"{op} of a loop of {x.n} rows to length {target[axis]}")
+    target[axis] = 1
+    return [Looped(np.broadcast_to(x.entries, target).copy(), axis, x.n)]
+
+
+@lower_looped_node.register(Subtensor)
+def _looped_subtensor(op, node, inputs, budget):
+    x, *index_inputs = inputs
+    if not isinstance(x, Looped) or any(isinstance(i, Looped) for i in index_inputs):
+        raise LoweringError(f"{op} with an index read from data")
+    index = _subtensor_index(op, index_inputs)
+    index = index + (slice(None),) * (x.ndim - len(index))
+    if index[x.axis] != slice(None):
+        raise LoweringError(f"{op} of the rows of a loop")
+    axis = x.axis - sum(1 for i in index[: x.axis] if not isinstance(i, slice))
+    return [Looped(np.asarray(x.entries[index], dtype=object), axis, x.n)]
+
+
+@lower_looped_node.register(SpecifyShape)
+def _looped_identity(op, node, inputs, budget):
+    return [inputs[0]]
+
+
+@lower_looped_node.register(CAReduce)
+def _looped_careduce(op, node, inputs, budget):
+    (x,) = inputs
+    axes = tuple(range(x.ndim)) if op.axis is None else tuple(op.axis)
+    # Reduce the other axes first, as usual, keeping the loop axis (of size 1 in the entries).
+    others = tuple(a for a in axes if a != x.axis)
+    entries = x.entries
+    if others:
+        clone = op.clone(axis=others)
+        inner = Apply(clone, [node.inputs[0]], [node.outputs[0].type()])
+        (entries,) = _lower_careduce(clone, inner, [entries], budget)
+    axis = x.axis - sum(1 for a in others if a < x.axis)
+    if x.axis not in axes:
+        return [Looped(entries, axis, x.n)]
+    dtype = node.outputs[0].type.dtype
+    entries = entries.reshape(entries.shape[:axis] + entries.shape[axis + 1 :])
+    out = np.empty(entries.shape, dtype=object)
+    for index in np.ndindex(*entries.shape):
+        out[index] = _loop_reduce(op.scalar_op, entries[index], x.n, dtype, budget)
+    return [out]
+
+
+@lower_looped_node.register(AdvancedSubtensor1)
+@lower_looped_node.register(AdvancedSubtensor)
+def _looped_gather(op, node, inputs, budget):
+    x, *indices = inputs
+    if isinstance(x, Looped) or len(indices) != 1:
+        raise LoweringError(f"{op} of data, or with several index arrays")
+    (index,) = indices
+    dtype = node.outputs[0].type.dtype
+    trailing = x.shape[1:]
+    entries = np.empty(index.entries.shape + trailing, dtype=object)
+    for i in np.ndindex(*index.entries.shape):
+        k = index.entries[i]
+        for t in np.ndindex(*trailing):
+            # x[k] for a k read from data: a chain of selections over x's first axis.
+            value = x[(x.shape[0] - 1, *t)]
+            for j in range(x.shape[0] - 2, -1, -1):
+                hit = _apply_scalar(aes.eq, [k, _constant(j, k.type.dtype)], ["bool"], budget)[0]
+                value = _apply_scalar(aes.switch, [hit, x[(j, *t)], value], [dtype], budget)[0]
+            entries[i + t] = value
+    return [Looped(entries, index.axis, index.n)]
+
+
+@lower_looped_node.register(CheckAndRaise)
+def _looped_check(op, node, inputs, budget):
+    x, *conditions = inputs
+    symbolic = []
+    for c in conditions:
+        for e in (c.entries if isinstance(c, Looped) else c).flat:
+            if e in budget.data:
+                if not np.all(budget.data[e]):
+                    raise LoweringError(f"{op} fails for some data")
+            elif not _is_constant(e):
+                if isinstance(c, Looped):
+                    raise LoweringError(f"{op} with a condition on the inputs and the data")
+                symbolic.append(e)
+            elif not bool(e.data):
+                raise LoweringError(f"{op} fails for every input")
+    if not symbolic:
+        return [x]
+    if not isinstance(x, Looped):
+        return _lower_assert(op, node, [x, *[np.asarray(symbolic, dtype=object)]], budget)
+    (entries,) = _lower_assert(op, node, [x.entries, np.asarray(symbolic, dtype=object)], budget)
+    return [Looped(entries, x.axis, x.n)]
+
+
+def _unrolled_constant(x, budget: _Budget) -> np.ndarray | None:
+    """A `Looped` input made of data alone as an explicit array of constants (else ``None``)."""
+    if not isinstance(x, Looped):
+        return x
+    out = np.empty(x.shape, dtype=object)
+    for index in np.ndindex(*x.entries.shape):
+        e = x.entries[index]
+        if e in budget.data:
+            column = budget.data[e]
+        elif _is_constant(e):
+            column = np.full(x.n, e.data, dtype=e.type.dtype)
+        else:
+            return None
+        for i, value in enumerate(column):
+            position = list(index)
+            position[x.axis] = i
+            out[tuple(position)] = _constant(value, column.dtype.name)
+    return out
+
+
+def _lower_constant(var: Constant, budget: _Budget):
+    array = np.asarray(var.data, dtype=var.type.dtype)
+    long_axes = [a for a, size in enumerate(array.shape) if size >= LOOP_MIN]
+    if len(long_axes) == 1:
+        return _looped_constant(array, long_axes[0], budget)
+    return _constant_array(array)
 
 
 def lower_to_scalars(
@@ -362,16 +807,30 @@ def lower_to_scalars(
         if var in lowered:
             return lowered[var]
         if isinstance(var, Constant):
-            lowered[var] = _lower_constant(var)
+            lowered[var] = _lower_constant(var, budget)
             return lowered[var]
         raise LoweringError(f"{var} is neither an input nor computed from the inputs")
 
     for node in io_toposort(list(inputs), list(outputs)):
-        outs = lower_node(node.op, node, [get(i) for i in node.inputs], budget)
+        node_inputs = [get(i) for i in node.inputs]
+        if any(isinstance(x, Looped) for x in node_inputs):
+            try:
+                outs = lower_looped_node(node.op, node, node_inputs, budget)
+            except LoweringError:
+                # Constant data used otherwise than elementwise (an index, a shape): unrolled.
+                explicit = [_unrolled_constant(x, budget) for x in node_inputs]
+                if any(x is None for x in explicit):
+                    raise
+                outs = lower_node(node.op, node, explicit, budget)
+        else:
+            outs = lower_node(node.op, node, node_inputs, budget)
         for var, array in zip(node.outputs, outs):
             if var.type.ndim != array.ndim or any(
                 s is not None and s != a for s, a in zip(var.type.shape, array.shape)
             ):
                 raise LoweringError(f"{node.op} lowered to shape {array.shape} for {var.type}")
             lowered[var] = array
-    return ScalarGraph(scalar_inputs, [get(o) for o in outputs], budget.used)
+    results = [get(o) for o in outputs]
+    if any(isinstance(r, Looped) for r in results):
+        raise LoweringError("an output has a data axis (only reductions over data are lowered)")
+    return ScalarGraph(scalar_inputs, results, budget.used)
