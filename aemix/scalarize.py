@@ -585,8 +585,18 @@ def _looped_length(inputs) -> int:
 
 @lower_looped_node.register(Elemwise)
 def _looped_elemwise(op, node, inputs, budget):
-    axis, n = _align(inputs, node.outputs[0].ndim)
     ndim = node.outputs[0].ndim
+    looped = [x for x in inputs if isinstance(x, Looped)]
+    if len({(x.ndim - x.axis, x.n) for x in looped}) > 1:
+        # Loops over different axes meet: keep the innermost, unroll the others if they are data.
+        innermost = min(x.ndim - x.axis for x in looped)
+        inputs = [
+            _unrolled_constant(x, budget)
+            if isinstance(x, Looped) and x.ndim - x.axis != innermost
+            else x
+            for x in inputs
+        ]
+    axis, n = _align(inputs, ndim)
     arrays = []
     for x in inputs:
         if isinstance(x, Looped):
@@ -594,10 +604,12 @@ def _looped_elemwise(op, node, inputs, budget):
             continue
         position = axis - (ndim - x.ndim)
         if position >= 0 and x.shape[position] != 1:
-            x = _as_rows(x, position, n, budget)
-            if x is None:
-                raise LoweringError(f"{op} combines data rows with an array of their length")
-            x = x.entries
+            rows = _as_rows(x, position, n, budget)
+            if rows is None:
+                # Symbolic values along the data's axis: unroll the data instead, if it is data.
+                explicit = [_unrolled_constant(y, budget) for y in inputs]
+                return _lower_elemwise(op, node, explicit, budget)
+            x = rows.entries
         arrays.append(x)
     (out,) = _lower_elemwise(op, node, arrays, budget) if len(node.outputs) == 1 else (None,)
     if out is None:
@@ -724,31 +736,46 @@ def _looped_check(op, node, inputs, budget):
     return [Looped(entries, x.axis, x.n)]
 
 
-def _unrolled_constant(x, budget: _Budget) -> np.ndarray | None:
-    """A `Looped` input made of data alone as an explicit array of constants (else ``None``)."""
+def _unrolled_constant(x, budget: _Budget) -> np.ndarray:
+    """A `Looped` input as an explicit array: its expression written out once per data row."""
     if not isinstance(x, Looped):
         return x
+    placeholders = list(budget.data)
     out = np.empty(x.shape, dtype=object)
-    for index in np.ndindex(*x.entries.shape):
-        e = x.entries[index]
-        if e in budget.data:
-            column = budget.data[e]
-        elif _is_constant(e):
-            column = np.full(x.n, e.data, dtype=e.type.dtype)
-        else:
-            return None
-        for i, value in enumerate(column):
+    for i in range(x.n):
+        rows = {p: _constant(budget.data[p][i], budget.data[p].dtype.name) for p in placeholders}
+        memo: dict = {}
+        for index in np.ndindex(*x.entries.shape):
             position = list(index)
             position[x.axis] = i
-            out[tuple(position)] = _constant(value, column.dtype.name)
+            out[tuple(position)] = _substitute(x.entries[index], rows, budget, memo)
     return out
+
+
+def _substitute(var, rows: dict, budget: _Budget, memo: dict):
+    """``var`` with the placeholders replaced by one row's values, folding what becomes constant."""
+    if var in rows:
+        return rows[var]
+    if var.owner is None:
+        return var
+    if var not in memo:
+        inputs = [_substitute(i, rows, budget, memo) for i in var.owner.inputs]
+        if all(a is b for a, b in zip(inputs, var.owner.inputs)):
+            memo[var] = var
+        else:
+            dtypes = [o.type.dtype for o in var.owner.outputs]
+            outs = _apply_scalar(var.owner.op, inputs, dtypes, budget)
+            for old, new in zip(var.owner.outputs, outs):
+                memo[old] = new
+    return memo[var]
 
 
 def _lower_constant(var: Constant, budget: _Budget):
     array = np.asarray(var.data, dtype=var.type.dtype)
     long_axes = [a for a, size in enumerate(array.shape) if size >= LOOP_MIN]
-    if len(long_axes) == 1:
-        return _looped_constant(array, long_axes[0], budget)
+    if long_axes:
+        # The last long axis is looped over; the others are unrolled.
+        return _looped_constant(array, long_axes[-1], budget)
     return _constant_array(array)
 
 
@@ -817,10 +844,8 @@ def lower_to_scalars(
             try:
                 outs = lower_looped_node(node.op, node, node_inputs, budget)
             except LoweringError:
-                # Constant data used otherwise than elementwise (an index, a shape): unrolled.
+                # A loop used otherwise than elementwise (as an index, a shape): unrolled.
                 explicit = [_unrolled_constant(x, budget) for x in node_inputs]
-                if any(x is None for x in explicit):
-                    raise
                 outs = lower_node(node.op, node, explicit, budget)
         else:
             outs = lower_node(node.op, node, node_inputs, budget)

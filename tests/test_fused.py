@@ -134,3 +134,46 @@ def test_fused_loop_refused_for_a_model_that_does_not_lower():
 def test_bad_loop_name_is_a_clear_error(seed_sampler):
     with pytest.raises(ValueError, match="loop must be"):
         seed_sampler.sample(5, loop="numba")
+
+
+def conjugate_normal_model(y, prior_sd=10.0):
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(0.0, prior_sd, name="mu")
+    Y_rv = srng.normal(mu, 1.0, size=len(y), name="Y")
+    return aemix.build_sampler({"Y": Y_rv}, observed={Y_rv: y})
+
+
+def test_observed_data_is_a_loop_in_the_fused_step_and_the_posterior_is_exact():
+    y = np.random.default_rng(5).normal(1.5, 1.0, size=40)
+    sampler = conjugate_normal_model(y)
+    assert sampler.explain().splitlines()[-1].startswith("loop: fused")
+    result = sampler.sample(int(2000 * stat_scale()), n_chains=50, seed=3, warmup=500)
+    assert result.loop == "fused"
+    post_var = 1.0 / (1.0 / 100.0 + len(y))
+    post_mean = post_var * y.sum()
+    m, se = _mean_and_se(result.draws["mu"])
+    assert abs(m - post_mean) < 4.5 * se
+    v, se_v = _mean_and_se((result.draws["mu"] - post_mean) ** 2)
+    assert abs(v - post_var) < 4.5 * se_v
+
+
+def test_a_wrong_lowering_is_caught_by_the_self_check(monkeypatch):
+    import aesara.scalar as aes
+
+    from aemix import sampler as sampler_module
+
+    real = sampler_module.lower_to_scalars
+
+    def off_by_one(inputs, shapes, outputs, *args, **kwargs):
+        graph = real(inputs, shapes, outputs, *args, **kwargs)
+        if len(outputs) == 1 and outputs[0].name and outputs[0].name.endswith("logdensity"):
+            graph.outputs[0] = np.asarray(aes.add(graph.outputs[0].item(), aes.constant(1.0)))
+        return graph
+
+    y = np.random.default_rng(6).normal(size=20)
+    sampler = conjugate_normal_model(y)
+    sampler._density.logdensity.name = "model_logdensity"
+    monkeypatch.setattr(sampler_module, "lower_to_scalars", off_by_one)
+    with pytest.raises(FusedLoopError, match="self-check failed"):
+        sampler.sample(5, n_chains=2, warmup=0, loop="fused")
+    assert sampler.sample(5, n_chains=2, warmup=0, seed=0).loop == "scan"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from aesara.raise_op import Assert
 
-from aemix.scalarize import LoweringError, lower_to_scalars
+from aemix.scalarize import LoopReduce, LoweringError, lower_to_scalars
 
 FAST = aesara.compile.mode.Mode(linker="py", optimizer=None)
 
@@ -84,3 +84,86 @@ def test_wrong_static_shape_is_refused():
     x = at.matrix("x")
     with pytest.raises(LoweringError, match="dimensions"):
         lower_to_scalars([x], [(3,)], [x.sum()])
+
+
+# -- loops over data -------------------------------------------------------------------------------
+
+
+def normal_logpdf_sum(x, y, sigma=1.0):
+    return (-0.5 * ((y - x) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)).sum()
+
+
+def test_a_sum_over_data_is_one_loop_not_unrolled():
+    x = at.vector("x")
+    y = np.random.default_rng(1).normal(size=200)
+    out = normal_logpdf_sum(x[0], at.as_tensor_variable(y))
+    graph = lower_to_scalars([x], [(1,)], [out])
+    # The loop's body is written once: far fewer operations than data rows.
+    assert graph.n_operations < 20
+    loops = [
+        n
+        for n in aes.Composite(
+            [graph.inputs[0].item()], [graph.outputs[0].item()]
+        ).fgraph.apply_nodes
+        if isinstance(n.op, LoopReduce)
+    ]
+    assert len(loops) == 1 and len(loops[0].op.data[0]) == 200
+    f = aesara.function([x], out, mode=FAST)
+    for value in (-3.0, 0.1, 2.5):
+        np.testing.assert_allclose(evaluate(graph, [[value]])[0], f([value]), rtol=1e-12)
+
+
+def test_expressions_of_the_data_alone_are_computed_once():
+    x = at.vector("x")
+    y = np.abs(np.random.default_rng(2).normal(size=50)) + 0.5
+    # sum(log y) has no input: folded to a constant; only x * sum(y) is left.
+    out = at.log(at.as_tensor_variable(y)).sum() + (x[0] * y).sum()
+    graph = lower_to_scalars([x], [(1,)], [out])
+    assert graph.n_operations <= 3
+    np.testing.assert_allclose(
+        evaluate(graph, [[2.0]])[0], np.log(y).sum() + 2.0 * y.sum(), rtol=1e-12
+    )
+
+
+def test_a_grid_of_two_long_axes_loops_over_the_last():
+    # A change point: logsumexp over tau of sum over t of the log-density of counts[t].
+    x = at.vector("x")
+    counts = np.random.default_rng(3).poisson(3.0, size=40)
+    taus = np.arange(30)[:, None]
+    t = np.arange(40)[None, :]
+    rate = at.switch(at.lt(t, taus), at.exp(x[0]), at.exp(x[1]))
+    terms = (counts * at.log(rate) - rate).sum(axis=1)
+    out = at.log(at.exp(terms - terms.max()).sum()) + terms.max()
+    graph = lower_to_scalars([x], [(2,)], [out])
+    assert graph.n_operations < 30 * 40
+    f = aesara.function([x], out, mode=FAST)
+    for value in ([0.5, 1.5], [1.2, 0.9]):
+        np.testing.assert_allclose(evaluate(graph, [value])[0], f(value), rtol=1e-10)
+
+
+def test_indexing_by_data_selects_per_row():
+    mu = at.vector("mu")
+    rng = np.random.default_rng(4)
+    z = rng.integers(0, 3, size=60)
+    y = rng.normal(size=60)
+    out = ((y - mu[z]) ** 2).sum()
+    graph = lower_to_scalars([mu], [(3,)], [out])
+    assert graph.n_operations < 60
+    f = aesara.function([mu], out, mode=FAST)
+    value = [-1.0, 0.5, 2.0]
+    np.testing.assert_allclose(evaluate(graph, [value])[0], f(value), rtol=1e-12)
+
+
+def test_a_check_that_fails_for_some_data_is_refused():
+    x = at.vector("x")
+    y = np.linspace(-1.0, 1.0, 30)
+    out = Assert("data must be positive")(at.log(x[0]) * y, at.all(at.gt(y, 0))).sum()
+    with pytest.raises(LoweringError, match="fails"):
+        lower_to_scalars([x], [(1,)], [out])
+
+
+def test_an_output_along_the_data_is_refused():
+    x = at.vector("x")
+    y = np.linspace(0.0, 1.0, 30)
+    with pytest.raises(LoweringError, match="data axis"):
+        lower_to_scalars([x], [(1,)], [x[0] * y])
