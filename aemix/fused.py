@@ -49,14 +49,14 @@ from aesara.link.c.type import generic
 
 from aemix.scalarize import LoopReduce, ScalarGraph
 
-__all__ = ["FusedRMHLoop", "FusedProgram", "MODES", "compile_loop", "composite"]
+__all__ = ["FusedRMHLoop", "FusedProgram", "MODES", "TILE", "compile_loop", "composite"]
 
 MODES = {"warmup": 0, "draws": 1, "moments": 2}
 
 # Chains per tile: the state of a tile stays in the L1/L2 cache while it runs all its steps.
-_TILE = 256
+TILE = 256
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 9
+_CODE_VERSION = 10
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
 
@@ -147,13 +147,15 @@ def _npyrandom_dirs() -> tuple[str, str]:
 class FusedRMHLoop(COp):
     """Run ``n_steps`` RMH steps of every chain in one C loop (see the module docstring).
 
-    Inputs: ``bit_generators`` (a tuple of two NumPy ``BitGenerator``: the steps' and the
-    records', advanced in place), ``position`` ``(n_chains, dim)``, ``logdensity`` ``(n_chains,)``,
+    Inputs: ``bit_generators`` (a tuple of two NumPy ``BitGenerator`` per tile of `TILE` chains:
+    the tile's steps' and records', advanced in place), ``position`` ``(n_chains, dim)``,
+    ``logdensity`` ``(n_chains,)``,
     ``step_size`` (scalar), ``scale`` ``(dim,)``, ``n_steps``, ``thin`` and ``mode`` (integer
     scalars; see `MODES`), ``sink`` (in ``"draws"`` mode, a tuple of three C-ordered arrays:
     float records ``(n_chains, >= offset + n_kept, n_float)``, int64 records
     ``(n_chains, >= offset + n_kept, n_int)`` and log-densities ``(n_chains, >= offset + n_kept)``,
-    written in place; else ignored) and ``offset`` (integer scalar), where
+    written in place; else ignored), ``offset`` and ``n_threads`` (integer scalars: the tiles are
+    shared among ``n_threads`` OpenMP threads; the draws do not depend on it), where
     ``n_kept = n_steps // thin``.
 
     Outputs: ``position``, ``logdensity`` (final state), ``acceptance_sum``, ``n_accepted``
@@ -180,6 +182,7 @@ class FusedRMHLoop(COp):
         mode,
         sink,
         offset,
+        n_threads,
     ):
         position = at.as_tensor_variable(position, dtype="float64")
         logdensity = at.as_tensor_variable(logdensity, dtype="float64")
@@ -189,6 +192,7 @@ class FusedRMHLoop(COp):
         thin = at.as_tensor_variable(thin, dtype="int64")
         offset = at.as_tensor_variable(offset, dtype="int64")
         mode = at.as_tensor_variable(mode, dtype="int64")
+        n_threads = at.as_tensor_variable(n_threads, dtype="int64")
         if (position.ndim, logdensity.ndim, step_size.ndim, scale.ndim) != (2, 1, 0, 1):
             raise TypeError("position, logdensity, step_size, scale must be 2-, 1-, 0-, 1-d")
         outputs = [at.matrix(), at.vector(), at.vector(), at.lvector(), at.matrix(), at.matrix()]
@@ -204,6 +208,7 @@ class FusedRMHLoop(COp):
             mode,
             sink,
             offset,
+            n_threads,
         ]
         return Apply(self, inputs, outputs)
 
@@ -211,7 +216,7 @@ class FusedRMHLoop(COp):
         raise NotImplementedError("the fused loop has only a C implementation")
 
     def c_headers(self, **kwargs):
-        return ["<math.h>", "<Python.h>", "numpy/random/distributions.h"]
+        return ["<math.h>", "<vector>", "<Python.h>", "numpy/random/distributions.h"]
 
     def c_header_dirs(self, **kwargs):
         return [np.get_include(), *self.program.step.c_header_dirs(**kwargs)]
@@ -262,14 +267,14 @@ class FusedRMHLoop(COp):
             "-fno-math-errno",
             "-fno-trapping-math",
             "-fno-signed-zeros",
-            "-fopenmp-simd",
+            "-fopenmp",
         ]
 
     def c_code(self, node, name, inames, onames, sub):
         p = self.program
         d, nu, nf, ni = p.dim, p.n_uniforms, p.n_float, p.n_int
         nr = nf + ni
-        bitgen, x0, lp0, step_size, scale, n_steps, thin, mode, sink, offset = inames
+        bitgen, x0, lp0, step_size, scale, n_steps, thin, mode, sink, offset, threads = inames
         x_out, lp_out, acc_out, nacc_out, pmean_out, pm2_out, rmean_out, rm2_out = onames
         fail = sub["fail"]
         step_node, record_node = self._scalar_nodes()
@@ -441,7 +446,7 @@ class FusedRMHLoop(COp):
         nr_ = max(nr, 1)
         return f"""
         {{
-        enum {{ TILE = {_TILE} }};
+        enum {{ TILE = {TILE} }};
         const npy_intp D = {d};
         if (PyArray_NDIM({x0}) != 2 || PyArray_DIMS({x0})[1] != D) {{
             PyErr_Format(PyExc_ValueError, "position must have shape (n_chains, %d)", (int)D);
@@ -460,27 +465,45 @@ class FusedRMHLoop(COp):
         }}
         const npy_intp n_kept = steps / thin_;
         const double h = *(double*)PyArray_DATA({step_size});
-        // Two generators: the steps' noise, and the records' uniforms (so that the steps' stream
-        // does not depend on which steps are kept).
-        bitgen_t* rngs[2] = {{NULL, NULL}};
-        if (!PyTuple_Check({bitgen}) || PyTuple_GET_SIZE({bitgen}) != 2) {{
-            PyErr_SetString(PyExc_TypeError, "bit_generators must be a tuple of two BitGenerators");
+        // Two generators per tile of chains: the steps' noise, and the records' uniforms (so that
+        // the steps' stream does not depend on which steps are kept).  Per tile, so that the draws
+        // do not depend on how many threads run the tiles.
+        const npy_intp n_tiles = (n_chains + TILE - 1) / TILE;
+        if (!PyTuple_Check({bitgen}) || PyTuple_GET_SIZE({bitgen}) != 2 * n_tiles) {{
+            PyErr_Format(PyExc_TypeError,
+                "bit_generators must be a tuple of 2 BitGenerators per tile of %d chains (%d)",
+                (int)TILE, (int)(2 * n_tiles));
             {fail}
         }}
-        for (int j = 0; j < 2; ++j) {{
+        std::vector<bitgen_t*> rngs(2 * n_tiles, (bitgen_t*)NULL);
+        for (npy_intp j = 0; j < 2 * n_tiles; ++j) {{
             PyObject* capsule = PyObject_GetAttrString(PyTuple_GET_ITEM({bitgen}, j), "capsule");
             if (!capsule) {{ {fail} }}
             rngs[j] = (bitgen_t*)PyCapsule_GetPointer(capsule, "BitGenerator");
             Py_DECREF(capsule);
             if (!rngs[j]) {{ {fail} }}
         }}
-        bitgen_t* rng = rngs[0];
-        bitgen_t* record_rng = rngs[1];
+        const int n_threads = (int)*(npy_int64*)PyArray_DATA({threads});
+        if (n_threads < 1) {{
+            PyErr_SetString(PyExc_ValueError, "n_threads must be >= 1");
+            {fail}
+        }}
         {sink_code}
         {allocations}
         {load_scale}
+        int out_of_memory = 0;
+        Py_BEGIN_ALLOW_THREADS
+        #pragma omp parallel num_threads(n_threads)
+        {{
         double* buffer = (double*)malloc(sizeof(double) * TILE * (4 * D + 3 + {nu_} + 2 * {nr_}));
-        if (!buffer) {{ PyErr_NoMemory(); {fail} }}
+        enum {{ STAGE_ROWS = {_STAGE_ROWS} }};
+        double* FSTAGE = (double*)malloc(sizeof(double) * TILE * STAGE_ROWS * ({nf} + 1));
+        npy_int64* ISTAGE = (npy_int64*)malloc(sizeof(npy_int64) * TILE * STAGE_ROWS * ({ni} + 1));
+        npy_int64* NACC = (npy_int64*)malloc(sizeof(npy_int64) * TILE);
+        if (!buffer || !FSTAGE || !ISTAGE || !NACC) {{
+            #pragma omp atomic write
+            out_of_memory = 1;
+        }}
         double* X = buffer;
         double* EPS = X + D * TILE;
         double* PMEAN = EPS + D * TILE;
@@ -491,15 +514,14 @@ class FusedRMHLoop(COp):
         double* U = EXPO + TILE;
         double* RMEAN = U + {nu_} * TILE;
         double* RM2 = RMEAN + {nr_} * TILE;
-        (void)U; (void)RMEAN; (void)RM2;
-        npy_int64 NACC[TILE];
-        enum {{ STAGE_ROWS = {_STAGE_ROWS} }};
-        double* FSTAGE = (double*)malloc(sizeof(double) * TILE * STAGE_ROWS * ({nf} + 1));
-        npy_int64* ISTAGE = (npy_int64*)malloc(sizeof(npy_int64) * TILE * STAGE_ROWS * ({ni} + 1));
         double* LSTAGE = FSTAGE + {nf} * STAGE_ROWS * TILE;
-        if (!FSTAGE || !ISTAGE) {{ free(buffer); free(FSTAGE); free(ISTAGE); PyErr_NoMemory(); {fail} }}
-        (void)LSTAGE;
-        for (npy_intp c0 = 0; c0 < n_chains; c0 += TILE) {{
+        (void)U; (void)RMEAN; (void)RM2; (void)LSTAGE;
+        #pragma omp for schedule(static)
+        for (npy_intp tile = 0; tile < n_tiles; ++tile) {{
+            if (!buffer || !FSTAGE || !ISTAGE || !NACC) continue;
+            const npy_intp c0 = tile * TILE;
+            bitgen_t* rng = rngs[2 * tile];
+            bitgen_t* record_rng = rngs[2 * tile + 1];
             const npy_intp nc = n_chains - c0 < TILE ? n_chains - c0 : TILE;
             for (npy_intp i = 0; i < nc; ++i) {{
                 for (npy_intp k = 0; k < D; ++k) {{
@@ -568,6 +590,10 @@ class FusedRMHLoop(COp):
         free(buffer);
         free(FSTAGE);
         free(ISTAGE);
+        free(NACC);
+        }}
+        Py_END_ALLOW_THREADS
+        if (out_of_memory) {{ PyErr_NoMemory(); {fail} }}
         }}
         """
 
@@ -576,7 +602,7 @@ def compile_loop(program: FusedProgram):
     """Compile the fused loop of ``program`` to a Python callable.
 
     The callable takes ``(bit_generators, position, logdensity, step_size, scale, n_steps, thin,
-    mode, sink, offset)`` and returns the outputs listed in `FusedRMHLoop`.
+    mode, sink, offset, n_threads)`` and returns the outputs listed in `FusedRMHLoop`.
     """
     bit_generator = generic()
     position = at.matrix("position")
@@ -588,6 +614,7 @@ def compile_loop(program: FusedProgram):
     mode = at.lscalar("mode")
     sink = generic()
     offset = at.lscalar("offset")
+    n_threads = at.lscalar("n_threads")
     inputs = [
         bit_generator,
         position,
@@ -599,6 +626,7 @@ def compile_loop(program: FusedProgram):
         mode,
         sink,
         offset,
+        n_threads,
     ]
     outputs = FusedRMHLoop(program)(*inputs)
     return aesara.function(

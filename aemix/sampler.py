@@ -8,6 +8,7 @@ variables from their conditionals.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,12 +18,13 @@ import aesara
 import aesara.tensor as at
 import numpy as np
 from aesara.graph.basic import Variable, ancestors, clone_replace
+from aesara.link.c.exceptions import CompileError
 from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.random.var import RandomGeneratorSharedVariable
 from tqdm.auto import tqdm
 
 from aemix.errors import FusedLoopError, InitializationError, ModelError, ValuesError
-from aemix.fused import MODES, FusedProgram, compile_loop, composite
+from aemix.fused import MODES, TILE, FusedProgram, compile_loop, composite
 from aemix.kernels import rmh
 from aemix.logdensity import LogDensity, build_logdensity, default_transform
 from aemix.marginalize import DEFAULT_SUPPORT_BUDGET, MarginalModel, is_discrete, marginalize
@@ -531,6 +533,7 @@ class Sampler:
         thin: int = 1,
         summary_only: bool = False,
         loop: str = "auto",
+        n_threads: int | None = None,
         block_size: int = 256,
         progressbar: bool | None = None,
     ) -> SampleResult | SampleSummary:
@@ -568,6 +571,9 @@ class Sampler:
             over a block of steps, with the noise drawn by NumPy for the block.  ``"auto"`` (the
             default) takes the fused loop when the model lowers to it and the sampler uses Aesara's
             default C backend (see `explain`), else the scan.
+        n_threads
+            Threads of the fused loop, which share the chains among them (the scan loop runs on one);
+            by default every core this process may use.  The draws do not depend on it.
         block_size
             Steps per compiled call (between progress-bar updates; for the scan loop the noise of
             one call is held in memory).
@@ -597,7 +603,8 @@ class Sampler:
             runner = _ScanRunner(self)
         seeds = np.random.SeedSequence(seed).spawn(3)
         init_rng, noise_rng, recovery_rng = (np.random.default_rng(s) for s in seeds)
-        runner.seed(noise_rng, recovery_rng)
+        runner.seed(noise_rng, recovery_rng, n_chains)
+        runner.n_threads = _thread_count(n_threads)
         dim = self.dim
         positions = self.initial_positions(n_chains, init_rng, initial_values)
         logdensities = self._logdensity_batch(positions)
@@ -763,7 +770,7 @@ class Sampler:
         if self.mode not in (None, "FAST_RUN") or not aesara.config.cxx:
             return False
         try:
-            self._fused_program()
+            self._fused_function()
         except FusedLoopError:
             return False
         return True
@@ -858,8 +865,16 @@ class Sampler:
 
     def _fused_function(self):
         fn = self._compiled.get("fused")
+        if isinstance(fn, FusedLoopError):
+            raise fn
         if fn is None:
-            fn = compile_loop(self._fused_program())
+            program = self._fused_program()
+            try:
+                fn = compile_loop(program)
+            except CompileError as exc:
+                fn = FusedLoopError(f"the fused loop does not compile: {str(exc)[:500]}")
+                self._compiled["fused"] = fn
+                raise fn from exc
             self._compiled["fused"] = fn
         return fn
 
@@ -913,6 +928,8 @@ class Sampler:
             program = self._fused_program()
         except FusedLoopError as exc:
             return f"scan ({exc})"
+        if isinstance(self._compiled.get("fused"), FusedLoopError):
+            return f"scan ({self._compiled['fused']})"
         text = (
             f"fused C loop over chains and steps ({program.step.nin} scalar inputs per step, "
             f"{len(program.step.fgraph.apply_nodes)} scalar operations)"
@@ -951,7 +968,7 @@ class _ScanRunner:
         self.sampler = sampler
         self.fn = sampler._step_function()
 
-    def seed(self, noise_rng, recovery_rng):
+    def seed(self, noise_rng, recovery_rng, n_chains: int):
         self.noise_rng, self.recovery_rng = noise_rng, recovery_rng
 
     def record_layout(self):
@@ -1013,8 +1030,15 @@ class _FusedRunner:
         self.sampler = sampler
         self.program = program
 
-    def seed(self, noise_rng, recovery_rng):
-        self.bit_generators = (noise_rng.bit_generator, recovery_rng.bit_generator)
+    def seed(self, noise_rng, recovery_rng, n_chains: int):
+        # Two generators per tile of chains (steps, records), so the draws do not depend on the
+        # number of threads.
+        n_tiles = -(-n_chains // TILE)
+        steps = noise_rng.bit_generator.seed_seq.spawn(n_tiles)
+        records = recovery_rng.bit_generator.seed_seq.spawn(n_tiles)
+        self.bit_generators = tuple(
+            np.random.PCG64(s) for pair in zip(steps, records) for s in pair
+        )
         self.recovery_rng = recovery_rng
 
     def _records(self):
@@ -1082,6 +1106,7 @@ class _FusedRunner:
             MODES[mode],
             sink,
             offset,
+            self.n_threads,
         )
         return _Block(*outs)
 
@@ -1124,6 +1149,14 @@ def _short(v: Variable) -> str:
     return v.name or (
         v.owner.op.name if v.owner is not None and hasattr(v.owner.op, "name") else str(v)
     )
+
+
+def _thread_count(n_threads: int | None) -> int:
+    if n_threads is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
+        raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
+    return int(n_threads)
 
 
 def _check_counts(**counts: int) -> tuple[int, ...]:

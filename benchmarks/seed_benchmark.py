@@ -17,6 +17,8 @@ kept samples per chain.  Everything is float64.  The peers are
     the step lowered to scalar C code inside one loop over chains and steps.  Its compile time is
     ``build_sampler`` plus a first ``sample(1, n_chains, warmup=0)`` call, which compiles every
     Aesara function once.
+``aemix-1thread``
+    The same with ``n_threads=1`` (by default the fused loop shares the chains among every core).
 ``aemix-scan``
     The same sampler with ``loop="scan"``: the step vectorized over chains in an Aesara ``scan``
     over blocks of steps, NumPy noise per block, and a batched recovery pass (the general path).
@@ -78,7 +80,7 @@ LOG_COEF = np.log(WEIGHTS) - np.log(SCALE) - 0.5 * np.log(2.0 * np.pi)
 EXACT_MEAN = float(WEIGHTS @ LOC)
 EXACT_VAR = float(WEIGHTS @ (SCALE**2 + LOC**2) - EXACT_MEAN**2)
 
-PEERS = ("aemix", "aemix-scan", "numpy", "jax-batched", "jax-vmap", "numba")
+PEERS = ("aemix", "aemix-1thread", "aemix-scan", "numpy", "jax-batched", "jax-vmap", "numba")
 DEFAULT_SAMPLES = (10, 100, 1_000, 10_000, 100_000)
 QUICK_SAMPLES = (10, 100, 1_000, 10_000)
 BURN_IN_FRACTION = 0.1
@@ -145,12 +147,14 @@ def bench_aemix(
     step_size: float,
     x0: np.ndarray,
     loop: str = "auto",
+    n_threads: int | None = None,
 ) -> PeerResult:
     """Time ``aemix.build_sampler`` + first call, then ``sample`` for each sample count.
 
     ``x0`` is unused: aemix starts its chains at prior draws, which for this model are exact
     draws from the mixture as well.  ``loop`` is passed to `Sampler.sample` (``"auto"`` takes the
-    fused C loop for this model; ``"scan"`` is the vectorized scan).
+    fused C loop for this model; ``"scan"`` is the vectorized scan); ``n_threads`` to the fused
+    loop (``None``: every core).
     """
     del x0
     with warnings.catch_warnings():
@@ -160,7 +164,8 @@ def bench_aemix(
 
         import aemix
 
-    result = PeerResult("aemix" if loop == "auto" else f"aemix-{loop}")
+    name = "aemix" if loop == "auto" else f"aemix-{loop}"
+    result = PeerResult(name if n_threads != 1 else f"{name}-1thread")
     start = time.perf_counter()
     srng = at.random.RandomStream(0)
     N_rv = srng.normal(LOC, SCALE, name="N")
@@ -171,7 +176,13 @@ def bench_aemix(
     (latent,) = sampler.latent
     _, first = _timed(
         lambda: sampler.sample(
-            1, n_chains=chains, seed=0, step_size=step_size, warmup=0, loop=loop
+            1,
+            n_chains=chains,
+            seed=0,
+            step_size=step_size,
+            warmup=0,
+            loop=loop,
+            n_threads=n_threads,
         )
     )
     result.notes.append(
@@ -184,7 +195,13 @@ def bench_aemix(
         for _ in range(repeats):
             out, seconds = _timed(
                 lambda n=n: sampler.sample(
-                    n, n_chains=chains, seed=0, step_size=step_size, warmup=0, loop=loop
+                    n,
+                    n_chains=chains,
+                    seed=0,
+                    step_size=step_size,
+                    warmup=0,
+                    loop=loop,
+                    n_threads=n_threads,
                 )
             )
             result.run_s[n].append(seconds)
@@ -594,6 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     common = (args.chains, args.samples, args.repeats, args.step_size, x0)
     runners: dict[str, Callable[[], PeerResult]] = {
         "aemix": lambda: bench_aemix(*common),
+        "aemix-1thread": lambda: bench_aemix(*common, n_threads=1),
         "aemix-scan": lambda: bench_aemix(*common, loop="scan"),
         "numpy": lambda: bench_numpy(*common),
         "jax-batched": lambda: bench_jax("jax-batched", *common),

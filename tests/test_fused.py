@@ -58,6 +58,17 @@ def test_a_fixed_seed_gives_identical_draws(seed_sampler, loop):
     assert not np.array_equal(a.draws["Y"], c.draws["Y"])
 
 
+def test_draws_do_not_depend_on_the_number_of_threads(seed_sampler):
+    # 600 chains: three tiles of chains, shared unevenly between the threads.
+    kwargs = dict(n_chains=600, seed=11, warmup=50, loop="fused")
+    one = seed_sampler.sample(100, n_threads=1, **kwargs)
+    three = seed_sampler.sample(100, n_threads=3, **kwargs)
+    np.testing.assert_array_equal(one.draws["Y"], three.draws["Y"])
+    np.testing.assert_array_equal(one.draws["I"], three.draws["I"])
+    with pytest.raises(ValueError, match="n_threads"):
+        seed_sampler.sample(5, n_threads=0)
+
+
 @pytest.mark.parametrize("loop", ["fused", "scan"])
 def test_summary_only_agrees_with_the_moments_of_stored_draws(seed_sampler, loop):
     # The same seed consumes the random numbers in the same order in both modes, so the running
