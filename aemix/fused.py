@@ -56,7 +56,7 @@ MODES = {"warmup": 0, "draws": 1, "moments": 2}
 # Chains per tile: the state of a tile stays in the L1/L2 cache while it runs all its steps.
 TILE = 256
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 10
+_CODE_VERSION = 11
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
 
@@ -496,7 +496,9 @@ class FusedRMHLoop(COp):
         #pragma omp parallel num_threads(n_threads)
         {{
         double* buffer = (double*)malloc(sizeof(double) * TILE * (4 * D + 3 + {nu_} + 2 * {nr_}));
-        enum {{ STAGE_ROWS = {_STAGE_ROWS} }};
+        // Only as deep as this call keeps draws: fresh memory is slow to touch the first time.
+        const npy_intp STAGE_ROWS =
+            run_mode != 1 || n_kept < 1 ? 1 : (n_kept < {_STAGE_ROWS} ? n_kept : {_STAGE_ROWS});
         double* FSTAGE = (double*)malloc(sizeof(double) * TILE * STAGE_ROWS * ({nf} + 1));
         npy_int64* ISTAGE = (npy_int64*)malloc(sizeof(npy_int64) * TILE * STAGE_ROWS * ({ni} + 1));
         npy_int64* NACC = (npy_int64*)malloc(sizeof(npy_int64) * TILE);

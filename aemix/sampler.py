@@ -534,7 +534,7 @@ class Sampler:
         summary_only: bool = False,
         loop: str = "auto",
         n_threads: int | None = None,
-        block_size: int = 256,
+        block_size: int | None = None,
         progressbar: bool | None = None,
     ) -> SampleResult | SampleSummary:
         """Run ``n_chains`` RMH chains for ``warmup`` + ``n_samples`` steps and keep the last ``n_samples``.
@@ -575,8 +575,8 @@ class Sampler:
             Threads of the fused loop, which share the chains among them (the scan loop runs on one);
             by default every core this process may use.  The draws do not depend on it.
         block_size
-            Steps per compiled call (between progress-bar updates; for the scan loop the noise of
-            one call is held in memory).
+            Steps per compiled call, between progress-bar updates (the scan loop holds the noise of
+            one call in memory); by default 4096 for the fused loop and 256 for the scan.
         progressbar
             Show a tqdm progress bar over warm-up and sampling; by default only when standard error
             is a terminal.
@@ -590,9 +590,11 @@ class Sampler:
         FusedLoopError
             If ``loop="fused"`` and the model does not lower to the fused loop.
         """
-        n_samples, n_chains, warmup, thin, block_size = _check_counts(
-            n_samples=n_samples, n_chains=n_chains, warmup=warmup, thin=thin, block_size=block_size
+        n_samples, n_chains, warmup, thin = _check_counts(
+            n_samples=n_samples, n_chains=n_chains, warmup=warmup, thin=thin
         )
+        if block_size is not None:
+            (block_size,) = _check_counts(block_size=block_size)
         if step_size is not None and not (np.isfinite(step_size) and step_size > 0):
             raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
         if loop not in ("auto", "fused", "scan"):
@@ -605,6 +607,8 @@ class Sampler:
         init_rng, noise_rng, recovery_rng = (np.random.default_rng(s) for s in seeds)
         runner.seed(noise_rng, recovery_rng, n_chains)
         runner.n_threads = _thread_count(n_threads)
+        if block_size is None:
+            block_size = 4096 if runner.name == "fused" else 256
         dim = self.dim
         positions = self.initial_positions(n_chains, init_rng, initial_values)
         logdensities = self._logdensity_batch(positions)
