@@ -29,8 +29,9 @@ A call runs in one of three modes (`MODES`), chosen at run time:
 ``"warmup"``
     no records.
 
-In every mode the final state, the per-chain sum of acceptance probabilities, the number of accepted
-proposals and the moments of the unconstrained positions over the kept steps are returned.
+In every mode the final state, the per-chain sum of acceptance probabilities and the number of
+accepted proposals are returned; in warm-up mode, also the moments of the unconstrained positions
+(which the tuning uses).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ MODES = {"warmup": 0, "draws": 1, "moments": 2}
 # Chains per tile: the state of a tile stays in the L1/L2 cache while it runs all its steps.
 TILE = 256
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 11
+_CODE_VERSION = 12
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
 
@@ -144,6 +145,22 @@ def _npyrandom_dirs() -> tuple[str, str]:
     return include, lib
 
 
+# The loop's inputs: name and (dtype, ndim), or `generic` for a Python object.
+INPUTS = (
+    ("bit_generators", generic),
+    ("position", ("float64", 2)),
+    ("logdensity", ("float64", 1)),
+    ("step_size", ("float64", 0)),
+    ("scale", ("float64", 1)),
+    ("n_steps", ("int64", 0)),
+    ("thin", ("int64", 0)),
+    ("mode", ("int64", 0)),
+    ("sink", generic),
+    ("offset", ("int64", 0)),
+    ("n_threads", ("int64", 0)),
+)
+
+
 class FusedRMHLoop(COp):
     """Run ``n_steps`` RMH steps of every chain in one C loop (see the module docstring).
 
@@ -159,9 +176,9 @@ class FusedRMHLoop(COp):
     ``n_kept = n_steps // thin``.
 
     Outputs: ``position``, ``logdensity`` (final state), ``acceptance_sum``, ``n_accepted``
-    ``(n_chains,)``, ``position_mean``, ``position_m2`` ``(n_chains, dim)`` (moments over the kept
-    steps) and ``record_mean``, ``record_m2`` ``(n_chains, n_float + n_int)`` (zeros unless in
-    ``"moments"`` mode).
+    ``(n_chains,)``, ``position_mean``, ``position_m2`` ``(n_chains, dim)`` (moments of the
+    positions over the kept steps; zeros unless in ``"warmup"`` mode) and ``record_mean``,
+    ``record_m2`` ``(n_chains, n_float + n_int)`` (zeros unless in ``"moments"`` mode).
     """
 
     __props__ = ("program",)
@@ -170,46 +187,18 @@ class FusedRMHLoop(COp):
         self.program = program
         super().__init__()
 
-    def make_node(
-        self,
-        bit_generator,
-        position,
-        logdensity,
-        step_size,
-        scale,
-        n_steps,
-        thin,
-        mode,
-        sink,
-        offset,
-        n_threads,
-    ):
-        position = at.as_tensor_variable(position, dtype="float64")
-        logdensity = at.as_tensor_variable(logdensity, dtype="float64")
-        step_size = at.as_tensor_variable(step_size, dtype="float64")
-        scale = at.as_tensor_variable(scale, dtype="float64")
-        n_steps = at.as_tensor_variable(n_steps, dtype="int64")
-        thin = at.as_tensor_variable(thin, dtype="int64")
-        offset = at.as_tensor_variable(offset, dtype="int64")
-        mode = at.as_tensor_variable(mode, dtype="int64")
-        n_threads = at.as_tensor_variable(n_threads, dtype="int64")
-        if (position.ndim, logdensity.ndim, step_size.ndim, scale.ndim) != (2, 1, 0, 1):
-            raise TypeError("position, logdensity, step_size, scale must be 2-, 1-, 0-, 1-d")
-        outputs = [at.matrix(), at.vector(), at.vector(), at.lvector(), at.matrix(), at.matrix()]
-        outputs += [at.matrix(), at.matrix()]
+    def make_node(self, *inputs):
+        if len(inputs) != len(INPUTS):
+            raise TypeError(f"expected the inputs {[name for name, _ in INPUTS]}")
         inputs = [
-            bit_generator,
-            position,
-            logdensity,
-            step_size,
-            scale,
-            n_steps,
-            thin,
-            mode,
-            sink,
-            offset,
-            n_threads,
+            x if kind is generic else at.as_tensor_variable(x, dtype=kind[0])
+            for x, (_, kind) in zip(inputs, INPUTS)
         ]
+        for x, (name, kind) in zip(inputs, INPUTS):
+            if kind is not generic and x.ndim != kind[1]:
+                raise TypeError(f"{name} must have {kind[1]} dimensions, got {x.ndim}")
+        outputs = [at.matrix(), at.vector(), at.vector(), at.lvector()]
+        outputs += [at.matrix(), at.matrix(), at.matrix(), at.matrix()]
         return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, output_storage):
@@ -560,9 +549,11 @@ class FusedRMHLoop(COp):
                 }}
                 if ((t + 1) % thin_ == 0) {{
                     const double inv_count = 1.0 / (double)(kept + 1);
-                    {chain_simd}
-                    for (npy_intp i = 0; i < nc; ++i) {{
-                        {welford_pos}
+                    if (run_mode == 0) {{
+                        {chain_simd}
+                        for (npy_intp i = 0; i < nc; ++i) {{
+                            {welford_pos}
+                        }}
                     }}
                     if (run_mode != 0) {{
                         for (npy_intp k = 0; k < {nu}; ++k) {{
@@ -606,29 +597,11 @@ def compile_loop(program: FusedProgram):
     The callable takes ``(bit_generators, position, logdensity, step_size, scale, n_steps, thin,
     mode, sink, offset, n_threads)`` and returns the outputs listed in `FusedRMHLoop`.
     """
-    bit_generator = generic()
-    position = at.matrix("position")
-    logdensity = at.vector("logdensity")
-    step_size = at.dscalar("step_size")
-    scale = at.vector("scale")
-    n_steps = at.lscalar("n_steps")
-    thin = at.lscalar("thin")
-    mode = at.lscalar("mode")
-    sink = generic()
-    offset = at.lscalar("offset")
-    n_threads = at.lscalar("n_threads")
     inputs = [
-        bit_generator,
-        position,
-        logdensity,
-        step_size,
-        scale,
-        n_steps,
-        thin,
-        mode,
-        sink,
-        offset,
-        n_threads,
+        generic(name=name)
+        if kind is generic
+        else at.tensor(kind[0], shape=(None,) * kind[1], name=name)
+        for name, kind in INPUTS
     ]
     outputs = FusedRMHLoop(program)(*inputs)
     return aesara.function(

@@ -781,19 +781,27 @@ class Sampler:
 
     def _fused_program(self) -> FusedProgram:
         """The step and record of one chain lowered to scalar code (cached; raises if impossible)."""
-        cached = self._compiled.get("fused_program")
+        return self._cached_or_refused(
+            "fused_program",
+            self._lower_for_fused_loop,
+            LoweringError,
+            "the model does not lower to scalar code",
+        )
+
+    def _cached_or_refused(self, key: str, build, failure: type[Exception], why: str):
+        """``build()`` once; a failure is kept (as a `FusedLoopError`) and raised again."""
+        cached = self._compiled.get(key)
         if isinstance(cached, FusedLoopError):
             raise cached
-        if cached is not None:
-            return cached
-        try:
-            program = self._lower_for_fused_loop()
-        except LoweringError as exc:
-            error = FusedLoopError(f"the model does not lower to scalar code: {exc}")
-            self._compiled["fused_program"] = error
-            raise error from exc
-        self._compiled["fused_program"] = program
-        return program
+        if cached is None:
+            try:
+                cached = build()
+            except failure as exc:
+                cached = FusedLoopError(f"{why}: {str(exc)[:500]}")
+                self._compiled[key] = cached
+                raise cached from exc
+            self._compiled[key] = cached
+        return cached
 
     def _lower_for_fused_loop(self) -> FusedProgram:
         density = self._density
@@ -868,19 +876,10 @@ class Sampler:
         return FusedProgram.from_graphs(step, record, dim, n_uniforms)
 
     def _fused_function(self):
-        fn = self._compiled.get("fused")
-        if isinstance(fn, FusedLoopError):
-            raise fn
-        if fn is None:
-            program = self._fused_program()
-            try:
-                fn = compile_loop(program)
-            except CompileError as exc:
-                fn = FusedLoopError(f"the fused loop does not compile: {str(exc)[:500]}")
-                self._compiled["fused"] = fn
-                raise fn from exc
-            self._compiled["fused"] = fn
-        return fn
+        program = self._fused_program()
+        return self._cached_or_refused(
+            "fused", lambda: compile_loop(program), CompileError, "the fused loop does not compile"
+        )
 
     def explain(self) -> str:
         """What aemix did with the model: the rules that fired, on which variables, and the result.
