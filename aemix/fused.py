@@ -37,6 +37,7 @@ accepted proposals are returned; in warm-up mode, also the moments of the uncons
 from __future__ import annotations
 
 import ctypes.util
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -57,7 +58,7 @@ MODES = {"warmup": 0, "draws": 1, "moments": 2}
 # Chains per tile: the state of a tile stays in the L1/L2 cache while it runs all its steps.
 TILE = 256
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 12
+_CODE_VERSION = 13
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
 
@@ -145,6 +146,30 @@ def _npyrandom_dirs() -> tuple[str, str]:
     return include, lib
 
 
+_PROGRAMS: dict[str, FusedProgram] = {}
+
+
+def program_key(program: FusedProgram) -> str:
+    """A digest of everything the generated C code depends on."""
+    digest = hashlib.sha256()
+    for part in (
+        _CODE_VERSION,
+        _HAS_LIBMVEC,
+        TILE,
+        _STAGE_ROWS,
+        program.dim,
+        program.n_uniforms,
+        program.n_float,
+        program.n_int,
+        program.step.c_code_template,
+        program.record.c_code_template,
+        [str(t) for t in (*program.step.inputs_type, *program.step.outputs_type)],
+        [str(t) for t in (*program.record.inputs_type, *program.record.outputs_type)],
+    ):
+        digest.update(repr(part).encode())
+    return digest.hexdigest()
+
+
 # The loop's inputs: name and (dtype, ndim), or `generic` for a Python object.
 INPUTS = (
     ("bit_generators", generic),
@@ -181,11 +206,20 @@ class FusedRMHLoop(COp):
     ``record_m2`` ``(n_chains, n_float + n_int)`` (zeros unless in ``"moments"`` mode).
     """
 
-    __props__ = ("program",)
+    # The Op is identified by a digest of its code, not by the program itself: Aesara pickles every
+    # compiled Op into its cache index and unpickles the whole index at the first compilation of a
+    # process, and rebuilding the programs' Composites there is slow.  The program lives in a
+    # registry of this process, which is only read when the code is generated (a cache miss).
+    __props__ = ("key",)
 
     def __init__(self, program: FusedProgram):
-        self.program = program
+        self.key = program_key(program)
+        _PROGRAMS[self.key] = program
         super().__init__()
+
+    @property
+    def program(self) -> FusedProgram:
+        return _PROGRAMS[self.key]
 
     def make_node(self, *inputs):
         if len(inputs) != len(INPUTS):
@@ -240,13 +274,12 @@ class FusedRMHLoop(COp):
         )
 
     def c_code_cache_version(self):
-        versions = (
-            self.program.step.c_code_cache_version(),
-            self.program.record.c_code_cache_version(),
-        )
-        if not all(versions):
+        program = _PROGRAMS.get(self.key)
+        if program is not None and not all(
+            c.c_code_cache_version() for c in (program.step, program.record)
+        ):
             return ()
-        return (_CODE_VERSION, *versions)
+        return (_CODE_VERSION,)
 
     def c_compile_args(self, **kwargs):
         # The IEEE-relaxing parts of -ffast-math that keep NaN and infinity semantics (the kernel

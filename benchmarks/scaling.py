@@ -1,7 +1,8 @@
 """How aemix's time per chain-step scales with the number of chains, on the seed's model.
 
 For each number of chains (100 to 100,000) the number of kept samples is chosen so that every run
-does the same number of chain-steps (``--chain-steps``, 10^7 by default), and the best of
+does the same number of chain-steps (``--chain-steps``, 10^7 by default; or ``--samples N`` for the
+same number of samples in every run), and the best of
 ``--repeats`` end-to-end ``sampler.sample(..., warmup=0, step_size=2.0)`` calls is reported in
 nanoseconds per chain-step, for the fused loop on one thread, on every core, and the scan loop.
 Flat scaling means the same number in every row of a column.
@@ -34,6 +35,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chain-steps", type=float, default=1e7)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--samples", type=int, default=None, help="a fixed number of samples for every row instead"
+    )
     parser.add_argument("--quick", action="store_true", help="10^6 chain-steps, 2 repeats")
     args = parser.parse_args(argv)
     if args.quick:
@@ -51,10 +55,11 @@ def main(argv=None) -> int:
     for config in CONFIGS.values():
         sampler.sample(1, n_chains=100, seed=0, warmup=0, step_size=2.0, **config)
 
-    print(f"ns per chain-step, {args.chain_steps:.0e} chain-steps per run, best of {args.repeats}")
+    per_run = f"{args.samples} samples" if args.samples else f"{args.chain_steps:.0e} chain-steps"
+    print(f"ns per chain-step, {per_run} per run, best of {args.repeats}")
     print(f"{'chains':>8} {'samples':>8} " + " ".join(f"{name:>17}" for name in CONFIGS))
     for chains in CHAINS:
-        samples = max(1, int(args.chain_steps // chains))
+        samples = args.samples or max(1, int(args.chain_steps // chains))
         cells = []
         for config in CONFIGS.values():
             best = np.inf
