@@ -962,7 +962,28 @@ class _Block:
     record_m2: np.ndarray | None = None
 
 
-class _ScanRunner:
+class _DrawStore:
+    """Result arrays filled block by block (for records computed after the loop)."""
+
+    def allocate(self, n_chains: int, n_samples: int) -> None:
+        self.draws: dict[str, np.ndarray] = {}
+        self.kept_logdensity = np.empty((n_chains, n_samples))
+        self.n_samples = n_samples
+
+    def collect(self):
+        return self.draws, self.kept_logdensity
+
+    def store(self, draws: dict[str, np.ndarray], kept_logdensity: np.ndarray, offset: int):
+        n_chains, n_kept = kept_logdensity.shape
+        for name, value in draws.items():
+            if name not in self.draws:
+                shape = (n_chains, self.n_samples, *value.shape[2:])
+                self.draws[name] = np.empty(shape, dtype=value.dtype)
+            self.draws[name][:, offset : offset + n_kept] = value
+        self.kept_logdensity[:, offset : offset + n_kept] = kept_logdensity
+
+
+class _ScanRunner(_DrawStore):
     """Blocks of steps by the vectorized step inside ``scan``; NumPy draws the noise per block."""
 
     name = "scan"
@@ -976,14 +997,6 @@ class _ScanRunner:
 
     def record_layout(self):
         return _draws_layout(self.sampler)
-
-    def allocate(self, n_chains: int, n_samples: int) -> None:
-        self.draws: dict[str, np.ndarray] = {}
-        self.kept_logdensity = np.empty((n_chains, n_samples))
-        self.n_samples = n_samples
-
-    def collect(self):
-        return self.draws, self.kept_logdensity
 
     def run(self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0):
         n_chains, dim = positions.shape
@@ -1003,13 +1016,7 @@ class _ScanRunner:
             return block
         draws = self.sampler._constrain_and_recover(kept, self.recovery_rng)
         if mode == "draws":
-            n_kept = kept.shape[1]
-            for name, value in draws.items():
-                if name not in self.draws:
-                    shape = (n_chains, self.n_samples, *value.shape[2:])
-                    self.draws[name] = np.empty(shape, dtype=value.dtype)
-                self.draws[name][:, offset : offset + n_kept] = value
-            self.kept_logdensity[:, offset : offset + n_kept] = lps[thin - 1 :: thin].T
+            self.store(draws, lps[thin - 1 :: thin].T, offset)
         else:
             flat = np.concatenate(
                 [
@@ -1024,7 +1031,7 @@ class _ScanRunner:
         return block
 
 
-class _FusedRunner:
+class _FusedRunner(_DrawStore):
     """Blocks of steps by the fused C loop (`aemix.fused`); the noise is drawn inside the loop."""
 
     name = "fused"
@@ -1065,6 +1072,9 @@ class _FusedRunner:
 
     def allocate(self, n_chains: int, n_samples: int) -> None:
         p = self.program
+        if p.record_note:
+            super().allocate(n_chains, n_samples)
+            return
         self.sink = (
             np.empty((n_chains, n_samples, p.n_float)),
             np.empty((n_chains, n_samples, p.n_int), dtype=np.int64),
@@ -1072,10 +1082,9 @@ class _FusedRunner:
         )
 
     def collect(self):
-        floats, ints, kept_logdensity = self.sink
         if self.program.record_note:
-            # The loop kept the positions: constrain them and draw the discrete variables now.
-            return self.sampler._constrain_and_recover(floats, self.recovery_rng), kept_logdensity
+            return super().collect()
+        floats, ints, kept_logdensity = self.sink
         n_chains, n_samples = kept_logdensity.shape
         draws, columns = {}, {True: 0, False: 0}
         for name, shape, is_float in self._records():
@@ -1089,15 +1098,32 @@ class _FusedRunner:
 
     def run(self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0):
         fn = self.sampler._fused_function()
-        sink = self.sink if mode == "draws" else None
-        if mode == "moments" and self.program.record_note:
-            # Positions only in the loop: keep this block's, then take the moments of its draws.
+        if mode != "warmup" and self.program.record_note:
+            # The loop keeps this block's positions; the record is computed from them, per block
+            # (so that both modes draw the discrete variables from the same random stream).
             n_chains, n_kept = len(positions), n_steps // thin
-            self.allocate(n_chains, n_kept)
-            block = self.run(positions, logdensities, step_size, scale, n_steps, thin, "draws")
-            draws, _ = self.collect()
-            block.record_mean, block.record_m2 = _draws_moments(self.sampler, draws)
+            sink = (
+                np.empty((n_chains, n_kept, self.program.n_float)),
+                np.empty((n_chains, n_kept, 0), dtype=np.int64),
+                np.empty((n_chains, n_kept)),
+            )
+            block = self._call(
+                fn, positions, logdensities, step_size, scale, n_steps, thin, "draws", sink, 0
+            )
+            draws = self.sampler._constrain_and_recover(sink[0], self.recovery_rng)
+            if mode == "draws":
+                self.store(draws, sink[2], offset)
+            else:
+                block.record_mean, block.record_m2 = _draws_moments(self.sampler, draws)
             return block
+        sink, offset = (self.sink, offset) if mode == "draws" else (None, 0)
+        return self._call(
+            fn, positions, logdensities, step_size, scale, n_steps, thin, mode, sink, offset
+        )
+
+    def _call(
+        self, fn, positions, logdensities, step_size, scale, n_steps, thin, mode, sink, offset
+    ) -> _Block:
         outs = fn(
             self.bit_generators,
             positions,

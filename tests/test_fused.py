@@ -188,3 +188,27 @@ def test_a_wrong_lowering_is_caught_by_the_self_check(monkeypatch):
     with pytest.raises(FusedLoopError, match="self-check failed"):
         sampler.sample(5, n_chains=2, warmup=0, loop="fused")
     assert sampler.sample(5, n_chains=2, warmup=0, seed=0).loop == "scan"
+
+
+def test_a_record_computed_after_the_loop_keeps_both_modes_on_one_stream():
+    # Per-observation memberships: the record has a data axis, so the fused loop keeps the
+    # positions and the memberships are drawn after it, block by block.
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(np.array([-2.0, 2.0]), 1.0, name="mu")
+    z = srng.bernoulli(0.5, size=20, name="z")
+    y_rv = srng.normal(mu[z], 1.0, name="y")
+    y = np.random.default_rng(7).normal(np.repeat([-2.0, 2.0], 10), 1.0)
+    sampler = aemix.build_sampler({"y": y_rv}, observed={y_rv: y})
+    assert "after the loop" in sampler.explain()
+    kwargs = dict(n_chains=3, seed=2, warmup=50, thin=2, block_size=32, loop="fused")
+    stored = sampler.sample(100, **kwargs)
+    summary = sampler.sample(100, summary_only=True, **kwargs)
+    assert stored.draws["z"].shape == (3, 100, 20)
+    for name in ("mu", "z"):
+        draws = stored.draws[name].astype(float)
+        np.testing.assert_allclose(summary.mean[name], draws.mean(axis=1), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(summary.variance[name], draws.var(axis=1), atol=1e-12)
+    # The memberships follow the data: the first ten observations sit with the lower mean.
+    low = np.argmin(stored.draws["mu"], axis=-1)[..., None]
+    agree = (stored.draws["z"] == low)[..., :10].mean()
+    assert agree > 0.9
