@@ -27,6 +27,7 @@ from aesara.tensor.basic import (
 from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
 from aesara.tensor.extra_ops import BroadcastTo
 from aesara.tensor.math import MaxAndArgmax
+from aesara.tensor.random.basic import CategoricalRV
 from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from aesara.tensor.subtensor import (
@@ -164,6 +165,13 @@ def _batch_random_variable(op, node, ctx, rng, size, dtype, *params):
             param = param.dimshuffle(0, *(["x"] * missing), *range(1, param.ndim))
         new_params.append(param)
     new_size = [ctx.size, *[value.shape[i] for i in range(batch_ndim)]]
+    if isinstance(op, CategoricalRV):
+        # Inverse CDF in the graph, as Aesara's sampler does (the count of CDF values below a
+        # uniform), which otherwise loops over the draws in Python.
+        (p,) = new_params
+        new_rng, u = at.random.uniform(0.0, 1.0, size=new_size, rng=rng).owner.outputs
+        cdf = at.cumsum(p, axis=-1)[..., :-1]
+        return [(new_rng, False), (at.lt(cdf, u[..., None]).sum(axis=-1).astype(value.dtype), True)]
     new_rng, new_value = op.make_node(rng, new_size, dtype[0], *new_params).outputs
     return [(new_rng, False), (new_value, True)]
 

@@ -6,7 +6,7 @@ from aeppl.logprob import CheckParameterValue
 
 from aemix.errors import VectorizationError
 from aemix.ops import logsumexp
-from aemix.vectorize import vectorize_graph
+from aemix.vectorize import vectorize_draws, vectorize_graph
 
 rng = np.random.default_rng(0)
 CHAINS = 5
@@ -73,3 +73,26 @@ def test_batched_index_into_shared_and_batched_arrays():
     np.testing.assert_allclose(
         aesara.function([zs, xs], both_out)(zv, xv), np.stack([xv[i][zv[i]] for i in range(2)])
     )
+
+
+def test_vectorize_draws_gives_each_chain_its_own_draws():
+    srng = at.random.RandomStream(3)
+    sigma = srng.halfnormal(0.0, 2.0, name="sigma")
+    mu = srng.normal(0.0, sigma, size=3, name="mu")
+    w = srng.dirichlet(np.ones(3), name="w")
+    z = srng.categorical(w, size=4, name="z")
+    k = srng.categorical(np.array([0.2, 0.3, 0.5]), name="k")
+    n = at.lscalar("n")
+    outs = vectorize_draws([sigma, mu, z, k], n)
+    f = aesara.function([n], outs, mode=aesara.compile.mode.Mode(linker="py", optimizer=None))
+    draws = 40_000
+    s, m, zz, kk = f(draws)
+    assert s.shape == (draws,) and m.shape == (draws, 3) and zz.shape == (draws, 4)
+    assert len(np.unique(s)) == draws  # one draw per chain, not one shared draw
+    # mu | sigma ~ N(0, sigma^2): Var(mu) = E[sigma^2] = 4 (within 5 standard errors).
+    var_se = np.sqrt(np.var(m[:, 0] ** 2) / draws)
+    assert np.all(np.abs(m.var(axis=0) - 4.0) < 5 * var_se)
+    # Categorical draws by inverse CDF: frequencies within 5 binomial standard errors.
+    for values, p in [(kk, np.array([0.2, 0.3, 0.5])), (zz.ravel(), np.full(3, 1 / 3))]:
+        freq = np.bincount(values, minlength=3) / values.size
+        assert np.all(np.abs(freq - p) < 5 * np.sqrt(p * (1 - p) / values.size))
