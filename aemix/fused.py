@@ -81,7 +81,8 @@ extern "C" double {fn}({args}) noexcept;"""
 
 
 def composite(inputs: list, outputs: list) -> aes.Composite:
-    # A Composite may not return one of its inputs or a constant as such: pass them through identity.
+    """``aesara.scalar.Composite(inputs, outputs)``, passing through ``identity`` the outputs that
+    are inputs or constants (which a Composite may not return as such)."""
     outs = [o if o.owner is not None and o not in inputs else aes.identity(o) for o in outputs]
     return aes.Composite(inputs, outs)
 
