@@ -4,9 +4,11 @@ When the one-chain RMH step and the per-draw record (the latents in their own sp
 variables drawn from their conditionals) lower to scalar graphs (`aemix.scalarize`), aemix writes them
 as two `aesara.scalar.Composite` blocks inside a `COp` whose C code runs every step of every chain:
 
-- the chains are taken in tiles of `_TILE`; a tile's state is held in structure-of-arrays form
-  (unit stride over its chains), so it stays in cache for all the steps of the call, and the time
-  per chain-step does not depend on the number of chains;
+- the chains are taken in tiles (`tile_count`: at most `TILE` chains each, and at least
+  `MIN_TILES` tiles when there are chains enough, so that a few hundred chains still keep every
+  core busy); a tile's state is held in structure-of-arrays form (unit stride over its chains), so
+  it stays in cache for all the steps of the call, and the time per chain-step does not depend on
+  the number of chains;
 - at each step, the tile's random numbers are drawn in one go from a NumPy ``BitGenerator`` through
   NumPy's own C distributions (``numpy/random/distributions.h``: ziggurat normals and exponentials),
   then the step is applied to every chain of the tile in a loop that GCC vectorizes (the transcendental
@@ -51,14 +53,26 @@ from aesara.link.c.type import generic
 
 from aemix.scalarize import LoopReduce, ScalarGraph
 
-__all__ = ["FusedRMHLoop", "FusedProgram", "MODES", "TILE", "compile_loop", "composite"]
+__all__ = [
+    "FusedRMHLoop",
+    "FusedProgram",
+    "MODES",
+    "TILE",
+    "compile_loop",
+    "composite",
+    "tile_count",
+]
 
 MODES = {"warmup": 0, "draws": 1, "moments": 2}
 
-# Chains per tile: the state of a tile stays in the L1/L2 cache while it runs all its steps.
+# Most chains per tile: the state of a tile stays in the L1/L2 cache while it runs all its steps.
 TILE = 256
+# Fewer chains than `MIN_TILES * TILE` are split into (up to) this many tiles of at least
+# `_MIN_WIDTH` chains, so that the threads have tiles to share.
+MIN_TILES = 8
+_MIN_WIDTH = 32
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 13
+_CODE_VERSION = 16
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
 
@@ -150,13 +164,29 @@ def _npyrandom_dirs() -> tuple[str, str]:
 _PROGRAMS: dict[str, FusedProgram] = {}
 
 
+def tile_count(n_chains: int) -> int:
+    """The number of tiles ``n_chains`` chains are split into (a function of ``n_chains`` only).
+
+    The loop gives each tile its own two generators, so the draws depend on this split, never on
+    the number of threads.  The loop derives a tile's width from the count as
+    ``ceil(n_chains / n_tiles)``; the count returned here is one for which that width splits the
+    chains into exactly ``n_tiles`` non-empty tiles.
+
+    >>> [tile_count(n) for n in (1, 32, 100, 129, 1000, 2048, 10_000)]
+    [1, 1, 4, 5, 8, 8, 40]
+    """
+    if n_chains < 1:
+        return 0
+    width = min(TILE, max(_MIN_WIDTH, -(-n_chains // MIN_TILES)))
+    return -(-n_chains // width)
+
+
 def program_key(program: FusedProgram) -> str:
     """A digest of everything the generated C code depends on."""
     digest = hashlib.sha256()
     for part in (
         _CODE_VERSION,
         _HAS_LIBMVEC,
-        TILE,
         _STAGE_ROWS,
         program.dim,
         program.n_uniforms,
@@ -190,8 +220,8 @@ INPUTS = (
 class FusedRMHLoop(COp):
     """Run ``n_steps`` RMH steps of every chain in one C loop (see the module docstring).
 
-    Inputs: ``bit_generators`` (a tuple of two NumPy ``BitGenerator`` per tile of `TILE` chains:
-    the tile's steps' and records', advanced in place), ``position`` ``(n_chains, dim)``,
+    Inputs: ``bit_generators`` (a tuple of two NumPy ``BitGenerator`` per tile, ``tile_count(n_chains)``
+    tiles: the tile's steps' and records', advanced in place), ``position`` ``(n_chains, dim)``,
     ``logdensity`` ``(n_chains,)``,
     ``step_size`` (scalar), ``scale`` ``(dim,)``, ``n_steps``, ``thin`` and ``mode`` (integer
     scalars; see `MODES`), ``sink`` (in ``"draws"`` mode, a tuple of three C-ordered arrays:
@@ -469,7 +499,6 @@ class FusedRMHLoop(COp):
         nr_ = max(nr, 1)
         return f"""
         {{
-        enum {{ TILE = {TILE} }};
         const npy_intp D = {d};
         if (PyArray_NDIM({x0}) != 2 || PyArray_DIMS({x0})[1] != D) {{
             PyErr_Format(PyExc_ValueError, "position must have shape (n_chains, %d)", (int)D);
@@ -491,11 +520,18 @@ class FusedRMHLoop(COp):
         // Two generators per tile of chains: the steps' noise, and the records' uniforms (so that
         // the steps' stream does not depend on which steps are kept).  Per tile, so that the draws
         // do not depend on how many threads run the tiles.
-        const npy_intp n_tiles = (n_chains + TILE - 1) / TILE;
-        if (!PyTuple_Check({bitgen}) || PyTuple_GET_SIZE({bitgen}) != 2 * n_tiles) {{
-            PyErr_Format(PyExc_TypeError,
-                "bit_generators must be a tuple of 2 BitGenerators per tile of %d chains (%d)",
-                (int)TILE, (int)(2 * n_tiles));
+        if (!PyTuple_Check({bitgen}) || PyTuple_GET_SIZE({bitgen}) % 2 != 0) {{
+            PyErr_SetString(PyExc_TypeError,
+                "bit_generators must be a tuple of 2 BitGenerators per tile of chains");
+            {fail}
+        }}
+        const npy_intp n_tiles = PyTuple_GET_SIZE({bitgen}) / 2;
+        // The tile width (see `tile_count`).
+        const npy_intp TILE = n_tiles > 0 ? (n_chains + n_tiles - 1) / n_tiles : 1;
+        if (n_tiles > 0 ? (n_chains + TILE - 1) / TILE != n_tiles || TILE > {TILE} : n_chains > 0) {{
+            PyErr_Format(PyExc_ValueError,
+                "%d BitGenerators do not split %d chains into tiles (see aemix.fused.tile_count)",
+                (int)(2 * n_tiles), (int)n_chains);
             {fail}
         }}
         std::vector<bitgen_t*> rngs(2 * n_tiles, (bitgen_t*)NULL);

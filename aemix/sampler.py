@@ -24,7 +24,7 @@ from aesara.tensor.random.var import RandomGeneratorSharedVariable
 from tqdm.auto import tqdm
 
 from aemix.errors import FusedLoopError, InitializationError, ModelError, ValuesError
-from aemix.fused import MODES, TILE, FusedProgram, compile_loop, composite
+from aemix.fused import MODES, FusedProgram, compile_loop, composite, tile_count
 from aemix.kernels import rmh
 from aemix.logdensity import LogDensity, build_logdensity, default_transform
 from aemix.marginalize import DEFAULT_SUPPORT_BUDGET, MarginalModel, is_discrete, marginalize
@@ -1043,7 +1043,7 @@ class _FusedRunner(_DrawStore):
     def seed(self, noise_rng, recovery_rng, n_chains: int):
         # Two generators per tile of chains (steps, records), so the draws do not depend on the
         # number of threads.
-        n_tiles = -(-n_chains // TILE)
+        n_tiles = tile_count(n_chains)
         steps = noise_rng.bit_generator.seed_seq.spawn(n_tiles)
         records = recovery_rng.bit_generator.seed_seq.spawn(n_tiles)
         self.bit_generators = tuple(

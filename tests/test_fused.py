@@ -59,7 +59,7 @@ def test_a_fixed_seed_gives_identical_draws(seed_sampler, loop):
 
 
 def test_draws_do_not_depend_on_the_number_of_threads(seed_sampler):
-    # 600 chains: three tiles of chains, shared unevenly between the threads.
+    # 600 chains: eight tiles of 80 chains or fewer, shared unevenly between three threads.
     kwargs = dict(n_chains=600, seed=11, warmup=50, loop="fused")
     one = seed_sampler.sample(100, n_threads=1, **kwargs)
     three = seed_sampler.sample(100, n_threads=3, **kwargs)
@@ -67,6 +67,22 @@ def test_draws_do_not_depend_on_the_number_of_threads(seed_sampler):
     np.testing.assert_array_equal(one.draws["I"], three.draws["I"])
     with pytest.raises(ValueError, match="n_threads"):
         seed_sampler.sample(5, n_threads=0)
+
+
+def test_tile_counts_split_the_chains_as_the_loop_does(seed_sampler, monkeypatch):
+    from aemix.fused import MIN_TILES, TILE, tile_count
+
+    for n in range(1, 20_000):
+        t = tile_count(n)
+        width = -(-n // t)  # the loop's rule
+        assert -(-n // width) == t and width <= TILE, n
+        assert t >= min(MIN_TILES, -(-n // 32)), n
+    # The loop refuses generators that do not split the chains (more tiles than chains, or tiles
+    # too wide), rather than leaving chains out.
+    for wrong in (lambda n: n + 1, lambda n: 1):
+        monkeypatch.setattr("aemix.sampler.tile_count", wrong)
+        with pytest.raises(ValueError, match="do not split 600 chains"):
+            seed_sampler.sample(5, n_chains=600, warmup=0, loop="fused")
 
 
 @pytest.mark.parametrize("loop", ["fused", "scan"])
