@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -396,7 +396,7 @@ class Sampler:
         self._compiled["block"] = fn
         return fn
 
-    def _batched_function(self, name: str, outputs: list[Variable]):
+    def _batched_function(self, name: Hashable, outputs: list[Variable]):
         """Compile ``outputs`` (graphs in one chain's position) for a batch of positions."""
         fn = self._compiled.get(name)
         if fn is None:
@@ -531,6 +531,7 @@ class Sampler:
         target_acceptance: float | None = None,
         initial_values: Mapping[str, Any] | None = None,
         thin: int = 1,
+        var_names: Sequence[str] | None = None,
         summary_only: bool = False,
         loop: str = "auto",
         n_threads: int | None = None,
@@ -562,6 +563,10 @@ class Sampler:
         thin
             Keep one step in ``thin``: ``n_samples * thin`` steps run after warm-up, and only the
             kept draws are stored.
+        var_names
+            The variables to keep (latent and marginalized, by name); by default all of them.  The
+            others are not computed, so that the discrete variables left out cost nothing; the
+            chains' moves, hence the kept variables' draws for a given seed, do not depend on it.
         summary_only
             Store no draw: return a `SampleSummary` of per-chain running means and variances, whose
             memory does not grow with ``n_samples``.
@@ -593,6 +598,7 @@ class Sampler:
         n_samples, n_chains, warmup, thin = _check_counts(
             n_samples=n_samples, n_chains=n_chains, warmup=warmup, thin=thin
         )
+        keep = self._kept_names(var_names)
         if block_size is not None:
             (block_size,) = _check_counts(block_size=block_size)
         if step_size is not None and not (np.isfinite(step_size) and step_size > 0):
@@ -600,9 +606,9 @@ class Sampler:
         if loop not in ("auto", "fused", "scan"):
             raise ValueError(f"loop must be 'auto', 'fused' or 'scan', got {loop!r}")
         if loop == "fused" or (loop == "auto" and self._fused_ok()):
-            runner = _FusedRunner(self, self._fused_program())
+            runner = _FusedRunner(self, self._fused_program(keep), keep)
         else:
-            runner = _ScanRunner(self)
+            runner = _ScanRunner(self, keep)
         seeds = np.random.SeedSequence(seed).spawn(3)
         init_rng, noise_rng, recovery_rng = (np.random.default_rng(s) for s in seeds)
         runner.seed(noise_rng, recovery_rng, n_chains)
@@ -693,6 +699,23 @@ class Sampler:
             **common,
         )
 
+    def _kept_names(self, var_names: Sequence[str] | None) -> tuple[str, ...]:
+        """The variables ``sample`` keeps, in the model's order (latents, then marginalized)."""
+        every = self.latent + self.marginalized
+        if var_names is None:
+            return every
+        if isinstance(var_names, str):
+            raise TypeError(f"var_names must be a sequence of names, got the string {var_names!r}")
+        for name in var_names:
+            if name not in every:
+                raise ValueError(
+                    f"var_names: {name!r} is not a variable of this model (latent: "
+                    f"{self.latent}, marginalized: {self.marginalized})"
+                )
+        if not var_names:
+            raise ValueError("var_names is empty: keep at least one variable")
+        return tuple(name for name in every if name in var_names)
+
     def _recovery_graphs(self) -> list[tuple[str, Variable, np.ndarray]]:
         """Per marginalization: ``log P(D = d_k | rest)`` in one chain's latent values.
 
@@ -727,6 +750,12 @@ class Sampler:
         recovery = self._recovery_graphs()
         if not recovery:
             return {}
+        missing = [name for name in self.latent if name not in draws]
+        if missing:
+            raise ValueError(
+                f"the conditional probabilities are functions of every latent variable, and the "
+                f"draws of {missing} were not kept: sample with var_names that include them"
+            )
         fn = self._compiled.get("conditionals")
         if fn is None:
             batched_values = [
@@ -748,18 +777,27 @@ class Sampler:
             out[name] = probs.reshape(n_chains, n_samples, *probs.shape[1:])
         return out
 
-    def _constrain_and_recover(self, kept: np.ndarray, rng: np.random.Generator):
-        """Latents in their own space and discrete draws (Gumbel-max) for flat positions ``kept``."""
+    def _constrain_and_recover(
+        self, kept: np.ndarray, rng: np.random.Generator, keep: tuple[str, ...]
+    ):
+        """The variables ``keep`` at flat positions ``kept``: latents in their own space, discrete
+        variables drawn from their conditionals (Gumbel-max)."""
         n_chains, n_samples, dim = kept.shape
         flat = kept.reshape(-1, dim)
-        recovery = self._recovery_graphs()
-        outputs = list(self._density.constrained) + self._in_position([g for _, g, _ in recovery])
-        fn = self._batched_function("constrain", outputs)
+        layout = [
+            (item, value)
+            for item, value in zip(self._density.layout, self._density.constrained)
+            if item.name in keep
+        ]
+        recovery = [r for r in self._recovery_graphs() if r[0] in keep]
+        outputs = [value for _, value in layout]
+        outputs += self._in_position([g for _, g, _ in recovery])
+        fn = self._batched_function(("constrain", keep), outputs)
         results = fn(flat)
         draws = {}
-        for item, value in zip(self._density.layout, results):
+        for (item, _), value in zip(layout, results):
             draws[item.name] = value.reshape(n_chains, n_samples, *item.shape)
-        for (name, _, support), log_probs in zip(recovery, results[len(self._density.layout) :]):
+        for (name, _, support), log_probs in zip(recovery, results[len(layout) :]):
             # Gumbel-max: argmax(log p + G) is a draw from the categorical with log-probabilities log p.
             gumbel = -np.log(rng.standard_exponential(log_probs.shape))
             k = np.argmax(log_probs + gumbel, axis=-1)
@@ -779,11 +817,19 @@ class Sampler:
             return False
         return True
 
-    def _fused_program(self) -> FusedProgram:
-        """The step and record of one chain lowered to scalar code (cached; raises if impossible)."""
+    def _fused_program(self, keep: tuple[str, ...] | None = None) -> FusedProgram:
+        """The step and the record of the variables ``keep`` (by default all) of one chain, lowered
+        to scalar code (cached; raises if impossible)."""
+        keep = self.latent + self.marginalized if keep is None else keep
+        step = self._cached_or_refused(
+            "fused_step",
+            self._lower_step_for_fused_loop,
+            LoweringError,
+            "the model does not lower to scalar code",
+        )
         return self._cached_or_refused(
-            "fused_program",
-            self._lower_for_fused_loop,
+            ("fused_program", keep),
+            lambda: self._lower_record(step, keep),
             LoweringError,
             "the model does not lower to scalar code",
         )
@@ -803,7 +849,7 @@ class Sampler:
             self._compiled[key] = cached
         return cached
 
-    def _lower_for_fused_loop(self) -> FusedProgram:
+    def _lower_step_for_fused_loop(self):
         density = self._density
         position, dim = density.position, density.dim
         f64 = "float64"
@@ -824,12 +870,7 @@ class Sampler:
             [state.position, state.logdensity, info.acceptance_probability, info.is_accepted],
         )
         self._check_lowering(lower_to_scalars([position], [(dim,)], [density.logdensity]))
-        try:
-            return self._lower_record(step)
-        except LoweringError as exc:
-            # The loop keeps the positions; the record is computed from them afterwards, batched.
-            record = lower_to_scalars([position], [(dim,)], [position])
-            return FusedProgram.from_graphs(step, record, dim, 0, record_note=str(exc))
+        return step
 
     def _check_lowering(self, lowered) -> None:
         """Compare the lowered log-density with Aesara's at two prior draws (a guard against a
@@ -849,15 +890,28 @@ class Sampler:
                     f"{want!r}"
                 )
 
-    def _lower_record(self, step) -> FusedProgram:
+    def _lower_record(self, step, keep: tuple[str, ...]) -> FusedProgram:
+        try:
+            return self._lower_record_to_scalars(step, keep)
+        except LoweringError as exc:
+            # The loop keeps the positions; the record is computed from them afterwards, batched.
+            position, dim = self._density.position, self._density.dim
+            record = lower_to_scalars([position], [(dim,)], [position])
+            return FusedProgram.from_graphs(step, record, dim, 0, record_note=str(exc))
+
+    def _lower_record_to_scalars(self, step, keep: tuple[str, ...]) -> FusedProgram:
         density = self._density
         position, dim = density.position, density.dim
         f64 = "float64"
-        # The record: the latents in their own space and each discrete variable drawn from its
-        # conditional by inverse CDF, D = d_0 + sum_j [U > F_j] (d_{j+1} - d_j).
-        records = list(density.constrained)
+        # The record: the kept latents in their own space and each kept discrete variable drawn
+        # from its conditional by inverse CDF, D = d_0 + sum_j [U > F_j] (d_{j+1} - d_j).
+        records = [
+            value for item, value in zip(density.layout, density.constrained) if item.name in keep
+        ]
         uniforms, uniform_shapes = [], []
-        for _, log_probs, support in self._recovery_graphs():
+        for name, log_probs, support in self._recovery_graphs():
+            if name not in keep:
+                continue
             (log_probs,) = self._in_position([log_probs])
             shape = lower_to_scalars([position], [(dim,)], [log_probs]).outputs[0].shape[:-1]
             u = at.tensor(f64, shape=shape)
@@ -875,10 +929,14 @@ class Sampler:
         n_uniforms = int(sum(np.prod(s, dtype=int) for s in uniform_shapes))
         return FusedProgram.from_graphs(step, record, dim, n_uniforms)
 
-    def _fused_function(self):
-        program = self._fused_program()
+    def _fused_function(self, keep: tuple[str, ...] | None = None):
+        keep = self.latent + self.marginalized if keep is None else keep
+        program = self._fused_program(keep)
         return self._cached_or_refused(
-            "fused", lambda: compile_loop(program), CompileError, "the fused loop does not compile"
+            ("fused", keep),
+            lambda: compile_loop(program),
+            CompileError,
+            "the fused loop does not compile",
         )
 
     def explain(self) -> str:
@@ -931,8 +989,9 @@ class Sampler:
             program = self._fused_program()
         except FusedLoopError as exc:
             return f"scan ({exc})"
-        if isinstance(self._compiled.get("fused"), FusedLoopError):
-            return f"scan ({self._compiled['fused']})"
+        failure = self._compiled.get(("fused", self.latent + self.marginalized))
+        if isinstance(failure, FusedLoopError):
+            return f"scan ({failure})"
         text = (
             f"fused C loop over chains and steps ({program.step.nin} scalar inputs per step, "
             f"{len(program.step.fgraph.apply_nodes)} scalar operations)"
@@ -988,15 +1047,16 @@ class _ScanRunner(_DrawStore):
 
     name = "scan"
 
-    def __init__(self, sampler: Sampler):
+    def __init__(self, sampler: Sampler, keep: tuple[str, ...]):
         self.sampler = sampler
+        self.keep = keep
         self.fn = sampler._step_function()
 
     def seed(self, noise_rng, recovery_rng, n_chains: int):
         self.noise_rng, self.recovery_rng = noise_rng, recovery_rng
 
     def record_layout(self):
-        return _draws_layout(self.sampler)
+        return _draws_layout(self.sampler, self.keep)
 
     def run(self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0):
         n_chains, dim = positions.shape
@@ -1014,20 +1074,11 @@ class _ScanRunner(_DrawStore):
         )
         if mode == "warmup":
             return block
-        draws = self.sampler._constrain_and_recover(kept, self.recovery_rng)
+        draws = self.sampler._constrain_and_recover(kept, self.recovery_rng, self.keep)
         if mode == "draws":
             self.store(draws, lps[thin - 1 :: thin].T, offset)
         else:
-            flat = np.concatenate(
-                [
-                    draws[name].reshape(n_chains, kept.shape[1], -1)
-                    for name, _, _ in self.record_layout()
-                ],
-                axis=2,
-            ).astype(float)
-            moments = _Moments()
-            moments.add_draws(flat)
-            block.record_mean, block.record_m2 = moments.mean, moments.m2
+            block.record_mean, block.record_m2 = _draws_moments(self.sampler, draws, self.keep)
         return block
 
 
@@ -1036,9 +1087,10 @@ class _FusedRunner(_DrawStore):
 
     name = "fused"
 
-    def __init__(self, sampler: Sampler, program: FusedProgram):
+    def __init__(self, sampler: Sampler, program: FusedProgram, keep: tuple[str, ...]):
         self.sampler = sampler
         self.program = program
+        self.keep = keep
 
     def seed(self, noise_rng, recovery_rng, n_chains: int):
         # Two generators per tile of chains (steps, records), so the draws do not depend on the
@@ -1057,12 +1109,12 @@ class _FusedRunner(_DrawStore):
         records = [(item.name, item.shape, True) for item in s._density.layout]
         for (name, _, support), m in zip(s._recovery_graphs(), s._model.marginalizations):
             records.append((name, _shape_of(m.discrete), np.asarray(support).dtype.kind == "f"))
-        return records
+        return [record for record in records if record[0] in self.keep]
 
     def record_layout(self):
         """``(name, shape, columns)`` in the moments' columns: the float records, then the others."""
         if self.program.record_note:
-            return _draws_layout(self.sampler)
+            return _draws_layout(self.sampler, self.keep)
         layout, start = [], {True: 0, False: self.program.n_float}
         for name, shape, is_float in self._records():
             size = int(np.prod(shape, dtype=int))
@@ -1097,7 +1149,7 @@ class _FusedRunner(_DrawStore):
         return draws, kept_logdensity
 
     def run(self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0):
-        fn = self.sampler._fused_function()
+        fn = self.sampler._fused_function(self.keep)
         if mode != "warmup" and self.program.record_note:
             # The loop keeps this block's positions; the record is computed from them, per block
             # (so that both modes draw the discrete variables from the same random stream).
@@ -1110,11 +1162,11 @@ class _FusedRunner(_DrawStore):
             block = self._call(
                 fn, positions, logdensities, step_size, scale, n_steps, thin, "draws", sink, 0
             )
-            draws = self.sampler._constrain_and_recover(sink[0], self.recovery_rng)
+            draws = self.sampler._constrain_and_recover(sink[0], self.recovery_rng, self.keep)
             if mode == "draws":
                 self.store(draws, sink[2], offset)
             else:
-                block.record_mean, block.record_m2 = _draws_moments(self.sampler, draws)
+                block.record_mean, block.record_m2 = _draws_moments(self.sampler, draws, self.keep)
             return block
         sink, offset = (self.sink, offset) if mode == "draws" else (None, 0)
         return self._call(
@@ -1140,23 +1192,25 @@ class _FusedRunner(_DrawStore):
         return _Block(*outs)
 
 
-def _draws_layout(sampler: Sampler):
-    """``(name, shape, columns)`` of the latents then the marginalized variables, flattened."""
+def _draws_layout(sampler: Sampler, keep: tuple[str, ...]):
+    """``(name, shape, columns)`` of the kept latents then marginalized variables, flattened."""
     layout, start = [], 0
     shapes = [(item.name, item.shape) for item in sampler._density.layout]
     shapes += [(m.discrete.name, _shape_of(m.discrete)) for m in sampler._model.marginalizations]
     for name, shape in shapes:
+        if name not in keep:
+            continue
         size = int(np.prod(shape, dtype=int))
         layout.append((name, shape, slice(start, start + size)))
         start += size
     return layout
 
 
-def _draws_moments(sampler: Sampler, draws: dict[str, np.ndarray]):
+def _draws_moments(sampler: Sampler, draws: dict[str, np.ndarray], keep: tuple[str, ...]):
     """Per-chain mean and sum of squared deviations of ``draws``, in `_draws_layout`'s columns."""
     n_chains, n_kept = next(iter(draws.values())).shape[:2]
     flat = np.concatenate(
-        [draws[name].reshape(n_chains, n_kept, -1) for name, _, _ in _draws_layout(sampler)],
+        [draws[name].reshape(n_chains, n_kept, -1) for name, _, _ in _draws_layout(sampler, keep)],
         axis=2,
     ).astype(float)
     moments = _Moments()

@@ -14,7 +14,7 @@ import aesara.tensor as at
 import numpy as np
 
 import aemix
-from aemix.fused import MODES
+from aemix.fused import MODES, tile_count
 
 srng = at.random.RandomStream(0)
 N_rv = srng.normal(np.array([-2, 0, 3.2, 2.5]), np.array([1.2, 1, 5, 2.8]), name="N")
@@ -25,7 +25,7 @@ fn = s._fused_function()
 chains, n = 1000, 10000
 x0 = s.initial_positions(chains, np.random.default_rng(0))
 lp0 = s._logdensity_batch(x0)
-bgs = tuple(np.random.PCG64(i) for i in range(8))
+bgs = tuple(np.random.PCG64(i) for i in range(2 * tile_count(chains)))
 sink = (np.zeros((chains, n, 1)), np.zeros((chains, n, 1), dtype=np.int64), np.zeros((chains, n)))
 
 

@@ -19,6 +19,9 @@ kept samples per chain.  Everything is float64.  The peers are
     Aesara function once.
 ``aemix-1thread``
     The same with ``n_threads=1`` (by default the fused loop shares the chains among every core).
+``aemix-Y``, ``aemix-Y-1thread``
+    The same with ``var_names=["Y"]``: ``I`` is not recovered, so aemix does what the hand-written
+    peers do (they sample ``Y`` only); the like-for-like comparison.
 ``aemix-scan``
     The same sampler with ``loop="scan"``: the step vectorized over chains in an Aesara ``scan``
     over blocks of steps, NumPy noise per block, and a batched recovery pass (the general path).
@@ -37,8 +40,8 @@ the first call minus the best time of the following calls.  Run times are the be
 calls.
 
 Reported: nanoseconds per chain-step (run time / (chains * samples)), compile times, and the ratios
-aemix / peer, as a printed table, a CSV and a log-log plot of time against samples (written to
-``--out``).  The draws of each peer's largest run, pooled over chains after discarding the first
+aemix / peer and aemix-Y / peer, as a printed table, a CSV and a log-log plot of time against
+samples (written to ``--out``).  The draws of each peer's largest run, pooled over chains after discarding the first
 10%, are checked against the exact mixture mean (0.92) and variance (9.7016).
 
 Examples
@@ -80,7 +83,17 @@ LOG_COEF = np.log(WEIGHTS) - np.log(SCALE) - 0.5 * np.log(2.0 * np.pi)
 EXACT_MEAN = float(WEIGHTS @ LOC)
 EXACT_VAR = float(WEIGHTS @ (SCALE**2 + LOC**2) - EXACT_MEAN**2)
 
-PEERS = ("aemix", "aemix-1thread", "aemix-scan", "numpy", "jax-batched", "jax-vmap", "numba")
+PEERS = (
+    "aemix",
+    "aemix-1thread",
+    "aemix-Y",
+    "aemix-Y-1thread",
+    "aemix-scan",
+    "numpy",
+    "jax-batched",
+    "jax-vmap",
+    "numba",
+)
 DEFAULT_SAMPLES = (10, 100, 1_000, 10_000, 100_000)
 QUICK_SAMPLES = (10, 100, 1_000, 10_000)
 BURN_IN_FRACTION = 0.1
@@ -146,15 +159,17 @@ def bench_aemix(
     repeats: int,
     step_size: float,
     x0: np.ndarray,
+    name: str = "aemix",
     loop: str = "auto",
     n_threads: int | None = None,
+    var_names: Sequence[str] | None = None,
 ) -> PeerResult:
     """Time ``aemix.build_sampler`` + first call, then ``sample`` for each sample count.
 
     ``x0`` is unused: aemix starts its chains at prior draws, which for this model are exact
     draws from the mixture as well.  ``loop`` is passed to `Sampler.sample` (``"auto"`` takes the
     fused C loop for this model; ``"scan"`` is the vectorized scan); ``n_threads`` to the fused
-    loop (``None``: every core).
+    loop (``None``: every core); ``var_names`` (``None``: ``Y`` and ``I``) too.
     """
     del x0
     with warnings.catch_warnings():
@@ -164,8 +179,7 @@ def bench_aemix(
 
         import aemix
 
-    name = "aemix" if loop == "auto" else f"aemix-{loop}"
-    result = PeerResult(name if n_threads != 1 else f"{name}-1thread")
+    result = PeerResult(name)
     start = time.perf_counter()
     srng = at.random.RandomStream(0)
     N_rv = srng.normal(LOC, SCALE, name="N")
@@ -183,10 +197,11 @@ def bench_aemix(
             warmup=0,
             loop=loop,
             n_threads=n_threads,
+            var_names=var_names,
         )
     )
     result.notes.append(
-        f"aemix compile = build_sampler {build:.2f} s + first sample(1) call {first:.2f} s "
+        f"{name} compile = build_sampler {build:.2f} s + first sample(1) call {first:.2f} s "
         "(Aesara's C cache in ~/.aesara makes later runs faster than a cold one)"
     )
     for n in samples:
@@ -202,6 +217,7 @@ def bench_aemix(
                     warmup=0,
                     loop=loop,
                     n_threads=n_threads,
+                    var_names=var_names,
                 )
             )
             result.run_s[n].append(seconds)
@@ -210,7 +226,7 @@ def bench_aemix(
         if n == max(samples):
             result.draws = draws
         del draws
-        _log(f"  {result.name:<10} n={n:>7}: {result.best(n):.4f} s")
+        _log(f"  {result.name:<16} n={n:>7}: {result.best(n):.4f} s")
     return result
 
 
@@ -423,6 +439,7 @@ def bench_numba(
 def rows(results: list[PeerResult], chains: int, repeats: int) -> list[dict[str, object]]:
     """One CSV/table row per peer and sample count."""
     reference = next((r for r in results if r.name == "aemix"), None)
+    like_for_like = next((r for r in results if r.name == "aemix-Y"), None)
     out = []
     for r in results:
         for n in sorted(r.run_s):
@@ -441,11 +458,14 @@ def rows(results: list[PeerResult], chains: int, repeats: int) -> list[dict[str,
                 "ns_per_chain_step": run / (chains * n) * 1e9,
                 "aemix_over_peer_run": float("nan"),
                 "aemix_over_peer_total": float("nan"),
+                "aemix_Y_over_peer_run": float("nan"),
             }
             if reference is not None and n in reference.run_s:
                 ref_total = reference.best(n) + reference.compile_s[n]
                 row["aemix_over_peer_run"] = reference.best(n) / run
                 row["aemix_over_peer_total"] = ref_total / total
+            if like_for_like is not None and n in like_for_like.run_s:
+                row["aemix_Y_over_peer_run"] = like_for_like.best(n) / run
             out.append(row)
     return out
 
@@ -457,18 +477,19 @@ def _fmt(value: float, width: int, precision: int) -> str:
 def print_table(table: list[dict[str, object]]) -> None:
     """Print the timing rows grouped by sample count."""
     header = (
-        f"{'samples':>8} {'peer':<12} {'compile s':>10} {'run s':>10} {'ns/chain-step':>14} "
-        f"{'aemix/peer run':>15} {'aemix/peer total':>17}"
+        f"{'samples':>8} {'peer':<16} {'compile s':>10} {'run s':>10} {'ns/chain-step':>14} "
+        f"{'aemix/peer run':>15} {'aemix/peer total':>17} {'aemix-Y/peer run':>17}"
     )
     print(header)
     print("-" * len(header))
     for n in sorted({row["samples"] for row in table}):
         for row in (row for row in table if row["samples"] == n):
             print(
-                f"{n:>8} {row['peer']:<12} {_fmt(row['compile_s'], 10, 3)} "
+                f"{n:>8} {row['peer']:<16} {_fmt(row['compile_s'], 10, 3)} "
                 f"{row['run_s']:>10.4f} {row['ns_per_chain_step']:>14.1f} "
                 f"{_fmt(row['aemix_over_peer_run'], 15, 2)} "
-                f"{_fmt(row['aemix_over_peer_total'], 17, 2)}"
+                f"{_fmt(row['aemix_over_peer_total'], 17, 2)} "
+                f"{_fmt(row['aemix_Y_over_peer_run'], 17, 2)}"
             )
         print()
 
@@ -503,12 +524,12 @@ def print_moments(table: list[dict[str, object]]) -> None:
         f"Moments of the largest run (first {BURN_IN_FRACTION:.0%} of each chain discarded, "
         "chains pooled):"
     )
-    header = f"{'peer':<12} {'samples':>8} {'mean':>8} {'exact':>8} {'var':>8} {'exact':>8}  check"
+    header = f"{'peer':<16} {'samples':>8} {'mean':>8} {'exact':>8} {'var':>8} {'exact':>8}  check"
     print(header)
     print("-" * len(header))
     for row in table:
         print(
-            f"{row['peer']:<12} {row['samples']:>8} {row['mean']:>8.4f} {row['exact_mean']:>8.4f} "
+            f"{row['peer']:<16} {row['samples']:>8} {row['mean']:>8.4f} {row['exact_mean']:>8.4f} "
             f"{row['var']:>8.4f} {row['exact_var']:>8.4f}  {'ok' if row['ok'] else 'MISMATCH'}"
         )
     print()
@@ -611,8 +632,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     common = (args.chains, args.samples, args.repeats, args.step_size, x0)
     runners: dict[str, Callable[[], PeerResult]] = {
         "aemix": lambda: bench_aemix(*common),
-        "aemix-1thread": lambda: bench_aemix(*common, n_threads=1),
-        "aemix-scan": lambda: bench_aemix(*common, loop="scan"),
+        "aemix-1thread": lambda: bench_aemix(*common, "aemix-1thread", n_threads=1),
+        "aemix-Y": lambda: bench_aemix(*common, "aemix-Y", var_names=["Y"]),
+        "aemix-Y-1thread": lambda: bench_aemix(
+            *common, "aemix-Y-1thread", n_threads=1, var_names=["Y"]
+        ),
+        "aemix-scan": lambda: bench_aemix(*common, "aemix-scan", loop="scan"),
         "numpy": lambda: bench_numpy(*common),
         "jax-batched": lambda: bench_jax("jax-batched", *common),
         "jax-vmap": lambda: bench_jax("jax-vmap", *common),

@@ -228,3 +228,36 @@ def test_a_record_computed_after_the_loop_keeps_both_modes_on_one_stream():
     low = np.argmin(stored.draws["mu"], axis=-1)[..., None]
     agree = (stored.draws["z"] == low)[..., :10].mean()
     assert agree > 0.9
+    # Keeping the memberships only: the same draws, from the same stream.
+    z_only = sampler.sample(100, var_names=["z"], **kwargs)
+    assert set(z_only.draws) == {"z"}
+    np.testing.assert_array_equal(z_only.draws["z"], stored.draws["z"])
+
+
+@pytest.mark.parametrize("loop", ["fused", "scan"])
+def test_var_names_keeps_some_variables_without_changing_their_draws(seed_sampler, loop):
+    kwargs = dict(n_chains=5, seed=4, warmup=50, block_size=64, loop=loop)
+    full = seed_sampler.sample(200, **kwargs)
+    y_only = seed_sampler.sample(200, var_names=["Y"], **kwargs)
+    i_only = seed_sampler.sample(200, var_names=("I",), **kwargs)
+    assert set(y_only.draws) == {"Y"} and set(i_only.draws) == {"I"}
+    # The chains move the same way whatever is kept, and the discrete draws use their own stream.
+    np.testing.assert_array_equal(y_only.draws["Y"], full.draws["Y"])
+    np.testing.assert_array_equal(i_only.draws["I"], full.draws["I"])
+    np.testing.assert_array_equal(y_only.logdensity, full.logdensity)
+    np.testing.assert_array_equal(y_only.acceptance_rate, full.acceptance_rate)
+    assert set(y_only.to_inference_data().posterior.data_vars) == {"Y"}
+    with pytest.raises(ValueError, match=r"draws of \['Y'\] were not kept"):
+        _ = i_only.conditional_probabilities
+    summary = seed_sampler.sample(200, var_names=["I"], summary_only=True, **kwargs)
+    assert set(summary.mean) == {"I"}
+    np.testing.assert_allclose(summary.mean["I"], full.draws["I"].mean(axis=1), rtol=1e-12)
+
+
+def test_bad_var_names_are_clear_errors(seed_sampler):
+    with pytest.raises(ValueError, match=r"'Z' is not a variable of this model"):
+        seed_sampler.sample(5, n_chains=2, warmup=0, var_names=["Y", "Z"])
+    with pytest.raises(TypeError, match="the string 'Y'"):
+        seed_sampler.sample(5, n_chains=2, warmup=0, var_names="Y")
+    with pytest.raises(ValueError, match="empty"):
+        seed_sampler.sample(5, n_chains=2, warmup=0, var_names=[])
