@@ -41,8 +41,8 @@ calls.
 
 Reported: nanoseconds per chain-step (run time / (chains * samples)), compile times, and the ratios
 aemix / peer and aemix-Y / peer, as a printed table, a CSV and a log-log plot of time against
-samples (written to ``--out``).  The draws of each peer's largest run, pooled over chains after discarding the first
-10%, are checked against the exact mixture mean (0.92) and variance (9.7016).
+samples (written to ``--out``).  The draws of each peer's largest run, pooled over chains after
+discarding the first 10%, are checked against the exact mixture mean (0.92) and variance (9.7016).
 
 Examples
 --------

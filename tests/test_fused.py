@@ -261,3 +261,18 @@ def test_bad_var_names_are_clear_errors(seed_sampler):
         seed_sampler.sample(5, n_chains=2, warmup=0, var_names="Y")
     with pytest.raises(ValueError, match="empty"):
         seed_sampler.sample(5, n_chains=2, warmup=0, var_names=[])
+
+
+def test_a_second_sample_call_compiles_nothing(seed_sampler, monkeypatch):
+    for loop in ("fused", "scan"):
+        seed_sampler.sample(5, n_chains=3, seed=0, warmup=60, loop=loop)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr("aemix.sampler.aesara.function", refuse)
+    monkeypatch.setattr("aemix.sampler.compile_loop", refuse)
+    monkeypatch.setattr("aemix.sampler.lower_to_scalars", refuse)
+    for loop in ("fused", "scan"):
+        result = seed_sampler.sample(50, n_chains=7, seed=1, warmup=60, loop=loop)
+        assert result.draws["Y"].shape == (7, 50)
