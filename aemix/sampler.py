@@ -135,7 +135,7 @@ class SampleResult:
     draws
         ``name -> array`` of shape ``(n_chains, n_samples, *shape)`` for every latent variable (in its
         own space) and every marginalized discrete variable (drawn from its conditional given each
-        kept draw).
+        kept draw), or those named in ``var_names``.
     acceptance_rate
         Fraction of accepted proposals per chain over the kept steps, shape ``(n_chains,)``.
     logdensity
@@ -204,7 +204,8 @@ class SampleSummary:
     ----------
     mean, variance
         ``name -> array`` of shape ``(n_chains, *shape)``: per chain, the mean and the (population,
-        ``ddof=0``) variance over the kept draws of every latent and marginalized variable.
+        ``ddof=0``) variance over the kept draws of every latent and marginalized variable (or of
+        those named in ``var_names``).
     n_samples
         Kept draws per chain.
     acceptance_rate, step_size, scale, loop
