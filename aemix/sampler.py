@@ -606,7 +606,7 @@ class Sampler:
             raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
         if loop not in ("auto", "fused", "scan"):
             raise ValueError(f"loop must be 'auto', 'fused' or 'scan', got {loop!r}")
-        if loop == "fused" or (loop == "auto" and self._fused_ok()):
+        if loop == "fused" or (loop == "auto" and self._fused_ok(keep)):
             runner = _FusedRunner(self, self._fused_program(keep), keep)
         else:
             runner = _ScanRunner(self, keep)
@@ -808,12 +808,12 @@ class Sampler:
 
     # -- the fused loop ------------------------------------------------------------------------
 
-    def _fused_ok(self) -> bool:
-        """Whether ``loop="auto"`` takes the fused loop."""
+    def _fused_ok(self, keep: tuple[str, ...] | None = None) -> bool:
+        """Whether ``loop="auto"`` takes the fused loop (keeping the variables ``keep``)."""
         if self.mode not in (None, "FAST_RUN") or not aesara.config.cxx:
             return False
         try:
-            self._fused_function()
+            self._fused_function(keep)
         except FusedLoopError:
             return False
         return True

@@ -254,6 +254,21 @@ def test_var_names_keeps_some_variables_without_changing_their_draws(seed_sample
     np.testing.assert_allclose(summary.mean["I"], full.draws["I"].mean(axis=1), rtol=1e-12)
 
 
+def test_var_names_compiles_only_the_loop_it_runs(monkeypatch):
+    # A fresh sampler asked for Y only never builds the loop that also records I.
+    srng = at.random.RandomStream(0)
+    N_rv = srng.normal(np.array([-2.0, 1.0]), np.array([1.0, 2.0]), name="N")
+    I_rv = srng.categorical(np.array([0.3, 0.7]), name="I")
+    sampler = aemix.build_sampler({"Y": N_rv[I_rv]})
+    built = []
+    original = aemix.sampler.compile_loop
+    monkeypatch.setattr(
+        "aemix.sampler.compile_loop", lambda program: built.append(program) or original(program)
+    )
+    sampler.sample(5, n_chains=2, seed=0, warmup=0, var_names=["Y"])
+    assert [(p.n_float, p.n_int, p.n_uniforms) for p in built] == [(1, 0, 0)]
+
+
 def test_bad_var_names_are_clear_errors(seed_sampler):
     with pytest.raises(ValueError, match=r"'Z' is not a variable of this model"):
         seed_sampler.sample(5, n_chains=2, warmup=0, var_names=["Y", "Z"])
