@@ -48,6 +48,9 @@ import aesara.scalar as aes
 import aesara.tensor as at
 import numpy as np
 from aesara.graph.basic import Apply
+from aesara.graph.fg import FunctionGraph
+from aesara.graph.rewriting.basic import MergeOptimizer
+from aesara.graph.utils import MethodNotDefined
 from aesara.link.c.op import COp
 from aesara.link.c.type import generic
 
@@ -72,7 +75,7 @@ TILE = 256
 MIN_TILES = 8
 _MIN_WIDTH = 32
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 16
+_CODE_VERSION = 18
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
 
@@ -101,6 +104,18 @@ def composite(inputs: list, outputs: list) -> aes.Composite:
     return aes.Composite(inputs, outs)
 
 
+def merged_composite(inputs: list, outputs: list) -> aes.Composite:
+    """`composite` after merging the scalar graph's equal sub-expressions (two graphs lowered
+    separately, such as a log-density and a conditional built from the same terms, share them)."""
+    fgraph = FunctionGraph(inputs, outputs, clone=True)
+    MergeOptimizer().rewrite(fgraph)
+    outs, seen = [], set()
+    for o in fgraph.outputs:
+        outs.append(aes.identity(o) if o in seen else o)
+        seen.add(o)
+    return composite(list(fgraph.inputs), outs)
+
+
 @dataclass(frozen=True)
 class FusedProgram:
     """The lowered step and record of a model, ready to be looped.
@@ -120,6 +135,14 @@ class FusedProgram:
     record_note
         Empty when the record is the model's (the latents in their own space and the discrete
         draws); otherwise the record is the unconstrained position, and this says why.
+    n_carried, initial_carried, carried_step, carried_record
+        The record in its carried form (``n_carried`` 0 when there is none): the record's part that
+        does not depend on the uniforms (``initial_carried``: ``position[dim]`` to
+        ``carried[n_carried]``) is held in the state and computed inside the step at the proposal
+        (``carried_step``: the step's inputs and ``carried``, to the step's outputs and
+        ``carried``), where it shares the log-density's terms; ``carried_record`` takes
+        ``carried, uniform[n_uniforms]`` to the records.  The loop takes this form when it
+        records every step.
     """
 
     dim: int
@@ -129,6 +152,10 @@ class FusedProgram:
     n_float: int
     n_int: int
     record_note: str = ""
+    n_carried: int = 0
+    initial_carried: aes.Composite | None = None
+    carried_step: aes.Composite | None = None
+    carried_record: aes.Composite | None = None
 
     @classmethod
     def from_graphs(
@@ -138,21 +165,48 @@ class FusedProgram:
         dim: int,
         n_uniforms: int,
         record_note: str = "",
+        carried: tuple[ScalarGraph, ScalarGraph, ScalarGraph] | None = None,
     ) -> FusedProgram:
-        step_inputs = [e for array in step.inputs for e in array.flat]
-        step_outputs = [e for array in step.outputs for e in array.flat]
-        record_inputs = [e for array in record.inputs for e in array.flat]
-        floats = [e for a in record.outputs for e in a.flat if e.type.dtype.startswith("float")]
-        ints = [e for a in record.outputs for e in a.flat if not e.type.dtype.startswith("float")]
+        """The program of the lowered ``step`` and ``record`` (and optionally the ``carried``
+        form of the record: ``(initial, step, record)`` graphs, see the class)."""
+
+        def flat(arrays):
+            return [e for array in arrays for e in array.flat]
+
+        def floats_then_ints(arrays):
+            elements = flat(arrays)
+            floats = [e for e in elements if e.type.dtype.startswith("float")]
+            return floats, [e for e in elements if not e.type.dtype.startswith("float")]
+
+        floats, ints = floats_then_ints(record.outputs)
+        extra = {}
+        if carried is not None:
+            initial, carried_step, carried_record = carried
+            extra = dict(
+                n_carried=len(flat(initial.outputs)),
+                initial_carried=composite(flat(initial.inputs), flat(initial.outputs)),
+                carried_step=merged_composite(
+                    flat(carried_step.inputs), flat(carried_step.outputs)
+                ),
+                carried_record=composite(
+                    flat(carried_record.inputs), sum(floats_then_ints(carried_record.outputs), [])
+                ),
+            )
         return cls(
             dim=dim,
-            step=composite(step_inputs, step_outputs),
-            record=composite(record_inputs, floats + ints),
+            step=composite(flat(step.inputs), flat(step.outputs)),
+            record=composite(flat(record.inputs), floats + ints),
             n_uniforms=n_uniforms,
             n_float=len(floats),
             n_int=len(ints),
             record_note=record_note,
+            **extra,
         )
+
+    def composites(self) -> list[aes.Composite]:
+        """Every Composite of the program."""
+        parts = [self.step, self.record, self.initial_carried, self.carried_step]
+        return [c for c in [*parts, self.carried_record] if c is not None]
 
 
 def _npyrandom_dirs() -> tuple[str, str]:
@@ -192,10 +246,9 @@ def program_key(program: FusedProgram) -> str:
         program.n_uniforms,
         program.n_float,
         program.n_int,
-        program.step.c_code_template,
-        program.record.c_code_template,
-        [str(t) for t in (*program.step.inputs_type, *program.step.outputs_type)],
-        [str(t) for t in (*program.record.inputs_type, *program.record.outputs_type)],
+        program.n_carried,
+        *[c.c_code_template for c in program.composites()],
+        *[[str(t) for t in (*c.inputs_type, *c.outputs_type)] for c in program.composites()],
     ):
         digest.update(repr(part).encode())
     return digest.hexdigest()
@@ -282,33 +335,39 @@ class FusedRMHLoop(COp):
         return ["npyrandom", "m", *(["mvec"] if _HAS_LIBMVEC else [])]
 
     def c_support_code(self, **kwargs):
-        parts = {
-            self.program.step.c_support_code(**kwargs),
-            self.program.record.c_support_code(**kwargs),
-        }
+        # Per inner operation, so that code two composites share (such as a data array a loop
+        # reads) is defined once.
+        parts = set()
+        for c in self.program.composites():
+            for node in c.fgraph.toposort():
+                try:
+                    parts.add(node.op.c_support_code(**kwargs).strip())
+                except MethodNotDefined:
+                    pass
         return "\n".join([_SIMD_DECLARATIONS if _HAS_LIBMVEC else "", *sorted(parts)])
 
-    def _scalar_nodes(self):
-        step, record = self.program.step, self.program.record
-        return (
-            step.make_node(*[t() for t in step.inputs_type]),
-            record.make_node(*[t() for t in record.inputs_type]),
-        )
+    # The composites' roles, in `FusedProgram.composites` order (the names of their C code).
+    _ROLES = ("step", "record", "initial_carried", "carried_step", "carried_record")
+
+    def _scalar_nodes(self) -> dict:
+        """``role -> (composite, node)`` of every composite of the program."""
+        p = self.program
+        out = {}
+        for role in self._ROLES:
+            c = getattr(p, role)
+            if c is not None:
+                out[role] = (c, c.make_node(*[t() for t in c.inputs_type]))
+        return out
 
     def c_support_code_apply(self, node, name):
-        step_node, record_node = self._scalar_nodes()
         return "\n".join(
-            [
-                self.program.step.c_support_code_apply(step_node, f"{name}_step"),
-                self.program.record.c_support_code_apply(record_node, f"{name}_record"),
-            ]
+            c.c_support_code_apply(n, f"{name}_{role}")
+            for role, (c, n) in self._scalar_nodes().items()
         )
 
     def c_code_cache_version(self):
         program = _PROGRAMS.get(self.key)
-        if program is not None and not all(
-            c.c_code_cache_version() for c in (program.step, program.record)
-        ):
+        if program is not None and not all(c.c_code_cache_version() for c in program.composites()):
             return ()
         return (_CODE_VERSION,)
 
@@ -330,11 +389,13 @@ class FusedRMHLoop(COp):
         bitgen, x0, lp0, step_size, scale, n_steps, thin, mode, sink, offset, threads = inames
         x_out, lp_out, acc_out, nacc_out, pmean_out, pm2_out, rmean_out, rm2_out = onames
         fail = sub["fail"]
-        step_node, record_node = self._scalar_nodes()
+        nodes = self._scalar_nodes()
+        step_node, record_node = nodes["step"][1], nodes["record"][1]
+        ncar = p.n_carried
         # Vectorize over the chains of a tile, unless the step or the record loops over data:
         # then the loops over the data rows are vectorized instead (simd regions do not nest).
         has_loops = any(
-            isinstance(n.op, LoopReduce) for c in (p.step, p.record) for n in c.fgraph.apply_nodes
+            isinstance(n.op, LoopReduce) for c in p.composites() for n in c.fgraph.apply_nodes
         )
         chain_simd = "" if has_loops else "#pragma omp simd"
 
@@ -366,6 +427,63 @@ class FusedRMHLoop(COp):
             for o, n in zip(step_node.outputs, [*xn, "lpn", "accept_prob", "accepted"])
         )
         rec_decl = "\n".join(f"{ctype(o)} {n};" for o, n in zip(record_node.outputs, rec))
+
+        def decl(node, names):
+            return "\n".join(f"{ctype(o)} {n};" for o, n in zip(node.outputs, names))
+
+        # The carried form of the record (see `FusedProgram`): RC[k * TILE + i] in the state.
+        r = [f"r_{k}" for k in range(ncar)]
+        rn = [f"rn_{k}" for k in range(ncar)]
+        load_r = lines("const double r_{k} = RC[{k} * TILE + i];", ncar)
+        store_rn = lines("RC[{k} * TILE + i] = rn_{k};", ncar)
+        if ncar:
+            step_names = [*xn, "lpn", "accept_prob", "accepted", *rn]
+            cstep_node = nodes["carried_step"][1]
+            initial_code = f"""
+                {decl(nodes["initial_carried"][1], rn)}
+                {
+                p.initial_carried.c_code(
+                    nodes["initial_carried"][1],
+                    f"{name}_initial_carried",
+                    x,
+                    rn,
+                    dict(fail=fail, id=f"{name}_ic"),
+                )
+            }"""
+            carried_step_code = f"""
+                {decl(cstep_node, step_names)}
+                {
+                p.carried_step.c_code(
+                    cstep_node,
+                    f"{name}_carried_step",
+                    [*x, "lp", *eps, "expo", "h", *sc, *r],
+                    step_names,
+                    dict(fail=fail, id=f"{name}_cs"),
+                )
+            }"""
+            carried_record_code = f"""
+                {decl(nodes["carried_record"][1], rec)}
+                {
+                p.carried_record.c_code(
+                    nodes["carried_record"][1],
+                    f"{name}_carried_record",
+                    [*r, *u],
+                    rec,
+                    dict(fail=fail, id=f"{name}_cr"),
+                )
+            }"""
+
+        def either(carried: str, plain: str) -> str:
+            """``carried`` when the loop runs the carried form, else ``plain``."""
+            return f"if (use_carry) {{ {carried} }} else {{ {plain} }}" if ncar else plain
+
+        def over_chains(body: str) -> str:
+            return f"""
+                {chain_simd}
+                for (npy_intp i = 0; i < nc; ++i) {{
+                    {body}
+                }}"""
+
         # Per tile, the state is held in structure-of-arrays form, X[k * TILE + i], so that the
         # loop over the chains of a tile is unit-stride and vectorizes.
         load_x = lines("const double x_{k} = X[{k} * TILE + i];", d)
@@ -399,18 +517,18 @@ class FusedRMHLoop(COp):
                 f"ISTAGE[({k} * STAGE_ROWS + s) * TILE + i] = (npy_int64){rec[nf + k]};"
                 for k in range(ni)
             )
+            staged = f"""
+                    {stage}
+                    LSTAGE[s * TILE + i] = LP[i];"""
             on_draws = f"""
                 {{
                 const npy_intp s = kept % STAGE_ROWS;
-                {chain_simd}
-                for (npy_intp i = 0; i < nc; ++i) {{
-                    {load_x}
-                    {load_u}
-                    {rec_decl}
-                    {record_code}
-                    {stage}
-                    LSTAGE[s * TILE + i] = LP[i];
-                }}
+                {
+                either(
+                    over_chains(load_r + load_u + (carried_record_code if ncar else "") + staged),
+                    over_chains(load_x + load_u + rec_decl + record_code + staged),
+                )
+            }
                 if (s == STAGE_ROWS - 1 || kept == n_kept - 1) {{
                     const npy_intp first = kept - s;
                     for (npy_intp i = 0; i < nc; ++i) {{
@@ -419,7 +537,9 @@ class FusedRMHLoop(COp):
                                 *(double*)PyArray_GETPTR3({frec_out}, c0 + i, off + first + r, k) =
                                     FSTAGE[(k * STAGE_ROWS + r) * TILE + i];
                             for (npy_intp k = 0; k < {ni}; ++k)
-                                *(npy_int64*)PyArray_GETPTR3({irec_out}, c0 + i, off + first + r, k) =
+                                *(npy_int64*)PyArray_GETPTR3({
+                irec_out
+            }, c0 + i, off + first + r, k) =
                                     ISTAGE[(k * STAGE_ROWS + r) * TILE + i];
                             *(double*)PyArray_GETPTR2({klp_out}, c0 + i, off + first + r) =
                                 LSTAGE[r * TILE + i];
@@ -438,15 +558,10 @@ class FusedRMHLoop(COp):
                 " RM2[{k} * TILE + i] += delta * (v - RMEAN[{k} * TILE + i]); }}",
                 nr,
             )
-            on_moments = f"""
-                {chain_simd}
-                for (npy_intp i = 0; i < nc; ++i) {{
-                    {load_x}
-                    {load_u}
-                    {rec_decl}
-                    {record_code}
-                    {updates}
-                }}"""
+            on_moments = either(
+                over_chains(load_r + load_u + (carried_record_code if ncar else "") + updates),
+                over_chains(load_x + load_u + rec_decl + record_code + updates),
+            )
             tile_out = lines(
                 f"*(double*)PyArray_GETPTR2({rmean_out}, c0 + i, {{k}}) = RMEAN[{{k}} * TILE + i];"
                 f" *(double*)PyArray_GETPTR2({rm2_out}, c0 + i, {{k}}) = RM2[{{k}} * TILE + i];",
@@ -497,6 +612,31 @@ class FusedRMHLoop(COp):
 """
         nu_ = max(nu, 1)
         nr_ = max(nr, 1)
+        ncar_ = max(ncar, 1)
+        plain_step = f"""
+                    {load_x}
+                    {load_eps}
+                    const double lp = LP[i];
+                    const double expo = EXPO[i];
+                    {step_out_decl}
+                    {step_code}
+                    {store_x}
+                    LP[i] = lpn;
+                    ACC[i] += accept_prob;
+                    NACC[i] += accepted ? 1 : 0;"""
+        carried_step = f"""
+                    {load_x}
+                    {load_eps}
+                    {load_r}
+                    const double lp = LP[i];
+                    const double expo = EXPO[i];
+                    {carried_step_code if ncar else ""}
+                    {store_x}
+                    {store_rn}
+                    LP[i] = lpn;
+                    ACC[i] += accept_prob;
+                    NACC[i] += accepted ? 1 : 0;"""
+        initial_carried = over_chains(load_x + (initial_code if ncar else "") + store_rn)
         return f"""
         {{
         const npy_intp D = {d};
@@ -554,7 +694,8 @@ class FusedRMHLoop(COp):
         Py_BEGIN_ALLOW_THREADS
         #pragma omp parallel num_threads(n_threads)
         {{
-        double* buffer = (double*)malloc(sizeof(double) * TILE * (4 * D + 3 + {nu_} + 2 * {nr_}));
+        double* buffer =
+            (double*)malloc(sizeof(double) * TILE * (4 * D + 3 + {nu_} + 2 * {nr_} + {ncar_}));
         // Only as deep as this call keeps draws: fresh memory is slow to touch the first time.
         const npy_intp STAGE_ROWS =
             run_mode != 1 || n_kept < 1 ? 1 : (n_kept < {_STAGE_ROWS} ? n_kept : {_STAGE_ROWS});
@@ -575,8 +716,12 @@ class FusedRMHLoop(COp):
         double* U = EXPO + TILE;
         double* RMEAN = U + {nu_} * TILE;
         double* RM2 = RMEAN + {nr_} * TILE;
+        double* RC = RM2 + {nr_} * TILE;
         double* LSTAGE = FSTAGE + {nf} * STAGE_ROWS * TILE;
-        (void)U; (void)RMEAN; (void)RM2; (void)LSTAGE;
+        (void)U; (void)RMEAN; (void)RM2; (void)LSTAGE; (void)RC;
+        // The carried form of the record when every step is recorded (see `FusedProgram`).
+        const int use_carry = {1 if ncar else 0} && run_mode != 0 && thin_ == 1;
+        (void)use_carry;
         #pragma omp for schedule(static)
         for (npy_intp tile = 0; tile < n_tiles; ++tile) {{
             if (!buffer || !FSTAGE || !ISTAGE || !NACC) continue;
@@ -598,25 +743,14 @@ class FusedRMHLoop(COp):
                 ACC[i] = 0.0;
                 NACC[i] = 0;
             }}
+            {either(initial_carried, "")}
             npy_intp kept = 0;
             for (npy_int64 t = 0; t < steps; ++t) {{
                 for (npy_intp k = 0; k < D; ++k) {{
                     random_standard_normal_fill(rng, nc, EPS + k * TILE);
                 }}
                 random_standard_exponential_fill(rng, nc, EXPO);
-                {chain_simd}
-                for (npy_intp i = 0; i < nc; ++i) {{
-                    {load_x}
-                    {load_eps}
-                    const double lp = LP[i];
-                    const double expo = EXPO[i];
-                    {step_out_decl}
-                    {step_code}
-                    {store_x}
-                    LP[i] = lpn;
-                    ACC[i] += accept_prob;
-                    NACC[i] += accepted ? 1 : 0;
-                }}
+                {either(over_chains(carried_step), over_chains(plain_step))}
                 if ((t + 1) % thin_ == 0) {{
                     const double inv_count = 1.0 / (double)(kept + 1);
                     if (run_mode == 0) {{

@@ -850,7 +850,8 @@ class Sampler:
             self._compiled[key] = cached
         return cached
 
-    def _lower_step_for_fused_loop(self):
+    def _rmh_step_graph(self):
+        """One chain's RMH step as a tensor graph: ``(inputs, shapes, outputs, info)``."""
         density = self._density
         position, dim = density.position, density.dim
         f64 = "float64"
@@ -865,11 +866,15 @@ class Sampler:
         state, info = rmh.step(
             rmh.RWNoise(eps, exp_draw), rmh.RWState(position, lp), logdensity_fn, step_size, scale
         )
-        step = lower_to_scalars(
-            [position, lp, eps, exp_draw, step_size, scale],
-            [(dim,), (), (dim,), (), (), (dim,)],
-            [state.position, state.logdensity, info.acceptance_probability, info.is_accepted],
-        )
+        inputs = [position, lp, eps, exp_draw, step_size, scale]
+        shapes = [(dim,), (), (dim,), (), (), (dim,)]
+        outputs = [state.position, state.logdensity, info.acceptance_probability, info.is_accepted]
+        return inputs, shapes, outputs, info
+
+    def _lower_step_for_fused_loop(self):
+        density = self._density
+        position, dim = density.position, density.dim
+        step = lower_to_scalars(*self._rmh_step_graph()[:3])
         self._check_lowering(lower_to_scalars([position], [(dim,)], [density.logdensity]))
         return step
 
@@ -909,7 +914,8 @@ class Sampler:
         records = [
             value for item, value in zip(density.layout, density.constrained) if item.name in keep
         ]
-        uniforms, uniform_shapes = [], []
+        n_latents = len(records)
+        uniforms, uniform_shapes, all_probs, supports = [], [], [], []
         for name, log_probs, support in self._recovery_graphs():
             if name not in keep:
                 continue
@@ -918,17 +924,48 @@ class Sampler:
             u = at.tensor(f64, shape=shape)
             probs = at.exp(log_probs)
             support = np.asarray(support)
-            cdf = probs[..., 0]
-            value = at.as_tensor_variable(support[0])
-            for j in range(len(support) - 1):
-                value = value + at.switch(at.gt(u, cdf), support[j + 1] - support[j], 0)
-                cdf = cdf + probs[..., j + 1]
             uniforms.append(u)
             uniform_shapes.append(shape)
-            records.append(value.astype(support.dtype))
+            all_probs.append(probs)
+            supports.append(support)
+            records.append(_inverse_cdf(u, probs, support))
         record = lower_to_scalars([position, *uniforms], [(dim,), *uniform_shapes], records)
         n_uniforms = int(sum(np.prod(s, dtype=int) for s in uniform_shapes))
-        return FusedProgram.from_graphs(step, record, dim, n_uniforms)
+        carried = None
+        if all_probs:  # (carrying the latents alone would only move their transforms)
+            try:
+                carried = self._carried_record(
+                    records[:n_latents] + all_probs, n_latents, uniforms, uniform_shapes, supports
+                )
+            except LoweringError:
+                pass
+        return FusedProgram.from_graphs(step, record, dim, n_uniforms, carried=carried)
+
+    def _carried_record(self, carried, n_latents, uniforms, uniform_shapes, supports):
+        """The record's part that does not depend on the uniforms (the latents in their own space,
+        the discrete conditionals), carried in the chain's state: computed at the proposal inside
+        the step, where it shares the log-density's terms, and kept or replaced with the state.
+
+        Returns the scalar graphs ``(initial, step, record)``: the carried values at a position;
+        the step, which also takes and returns them; the record from them and the uniforms.
+        """
+        density = self._density
+        position, dim = density.position, density.dim
+        initial = lower_to_scalars([position], [(dim,)], carried)
+        shapes = [a.shape for a in initial.outputs]
+        current = [at.tensor("float64", shape=shape) for shape in shapes]
+        inputs, step_shapes, outputs, info = self._rmh_step_graph()
+        at_proposal = clone_replace(carried, {position: info.proposal})
+        kept = [at.switch(info.is_accepted, new, old) for new, old in zip(at_proposal, current)]
+        step = lower_to_scalars(
+            [*inputs, *current], [*step_shapes, *shapes], [*outputs, *kept], max_operations=8000
+        )
+        records = current[:n_latents] + [
+            _inverse_cdf(u, probs, support)
+            for u, probs, support in zip(uniforms, current[n_latents:], supports)
+        ]
+        record = lower_to_scalars([*current, *uniforms], [*shapes, *uniform_shapes], records)
+        return initial, step, record
 
     def _fused_function(self, keep: tuple[str, ...] | None = None):
         keep = self.latent + self.marginalized if keep is None else keep
@@ -1191,6 +1228,17 @@ class _FusedRunner(_DrawStore):
             self.n_threads,
         )
         return _Block(*outs)
+
+
+def _inverse_cdf(u: Variable, probs: Variable, support: np.ndarray) -> Variable:
+    """``D = d_0 + sum_j [u > F_j] (d_{j+1} - d_j)``: a draw from ``probs`` (the support's axis
+    last) by inverse CDF, given ``u ~ Uniform(0, 1)`` of ``probs``' shape less the last axis."""
+    cdf = probs[..., 0]
+    value = at.as_tensor_variable(support[0])
+    for j in range(len(support) - 1):
+        value = value + at.switch(at.gt(u, cdf), support[j + 1] - support[j], 0)
+        cdf = cdf + probs[..., j + 1]
+    return value.astype(support.dtype)
 
 
 def _draws_layout(sampler: Sampler, keep: tuple[str, ...]):

@@ -467,8 +467,13 @@ class LoopReduce(aes.ScalarOp):
         for j, column in enumerate(self.data):
             ctype = aes.get_scalar_type(column.dtype.name).dtype_specs()[1]
             values = ", ".join(_c_value(v) for v in column)
+            # Guarded: every loop over the same data names the same array, and a module may hold
+            # several such loops (the fused loop's plain and carried steps).
+            guard = f"AEMIX_DATA_{self.data_key}_{j}"
             arrays.append(
+                f"#ifndef {guard}\n#define {guard}\n"
                 f"static const {ctype} aemix_data_{self.data_key}_{j}[{len(column)}] = {{{values}}};"
+                "\n#endif"
             )
         body_support = self.body.c_support_code_apply(self._body_node(), f"{name}_body")
         return "\n".join([*arrays, body_support])
@@ -507,7 +512,7 @@ class LoopReduce(aes.ScalarOp):
 
     def c_code_cache_version(self):
         version = self.body.c_code_cache_version()
-        return (2, *version) if version else ()
+        return (3, *version) if version else ()
 
 
 def _depends_on_data(var, budget: _Budget, memo: dict) -> bool:

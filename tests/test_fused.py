@@ -291,3 +291,31 @@ def test_a_second_sample_call_compiles_nothing(seed_sampler, monkeypatch):
     for loop in ("fused", "scan"):
         result = seed_sampler.sample(50, n_chains=7, seed=1, warmup=60, loop=loop)
         assert result.draws["Y"].shape == (7, 50)
+
+
+def test_the_carried_record_gives_the_draws_of_the_plain_one(seed_sampler):
+    # Recording every step, the loop carries the discrete conditionals in the state (computed at
+    # the proposal, beside its log-density); without that form it recomputes them per draw.
+    import dataclasses
+
+    from aemix.fused import compile_loop
+
+    kwargs = dict(n_chains=300, seed=9, warmup=0, step_size=2.0, loop="fused")
+    keep = seed_sampler.latent + seed_sampler.marginalized
+    program = seed_sampler._fused_program(keep)
+    assert program.n_carried == 1 + len(SEED_WEIGHTS)  # Y and P(I = k | Y)
+    carried = seed_sampler.sample(400, **kwargs)
+    plain = dataclasses.replace(
+        program, n_carried=0, initial_carried=None, carried_step=None, carried_record=None
+    )
+    sampler = seed_sampler
+    saved = {k: sampler._compiled[k] for k in [("fused_program", keep), ("fused", keep)]}
+    try:
+        sampler._compiled[("fused_program", keep)] = plain
+        sampler._compiled[("fused", keep)] = compile_loop(plain)
+        reference = sampler.sample(400, **kwargs)
+    finally:
+        sampler._compiled.update(saved)
+    np.testing.assert_array_equal(carried.draws["Y"], reference.draws["Y"])
+    np.testing.assert_array_equal(carried.logdensity, reference.logdensity)
+    np.testing.assert_array_equal(carried.draws["I"], reference.draws["I"])
