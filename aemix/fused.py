@@ -15,6 +15,10 @@ as two `aesara.scalar.Composite` blocks inside a `COp` whose C code runs every s
   functions through glibc's vector math library, libmvec, where present);
 - at each kept step, the record's uniforms come from a second generator, so the steps' random stream
   does not depend on which steps are kept.
+- when every step is recorded (``thin=1``), the record's part that does not depend on its uniforms
+  (a discrete variable's conditional probabilities, the latents in their own space) is carried in
+  the state: the step computes it at the proposal, where it shares the log-density's terms, and
+  keeps it or the current one with the state; otherwise the record computes it at each kept step.
 
 The kernel is still the one of `aemix.kernels.rmh`, written as a graph for one chain: this module
 only changes how that graph is executed (vectorized over chains by `aemix.vectorize` and looped by
