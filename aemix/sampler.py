@@ -30,7 +30,7 @@ from aemix.logdensity import LogDensity, build_logdensity, default_transform
 from aemix.marginalize import DEFAULT_SUPPORT_BUDGET, MarginalModel, is_discrete, marginalize
 from aemix.ops import FiniteEnumerationRV, constant_branch_value, logsumexp, marginal_conditionals
 from aemix.relations import RuleRegistry, registry
-from aemix.scalarize import LoweringError, lower_to_scalars
+from aemix.scalarize import DEFAULT_MAX_OPERATIONS, LoweringError, lower_to_scalars
 from aemix.vectorize import vectorize_draws, vectorize_graph
 
 __all__ = ["build_sampler", "Sampler", "SampleResult", "SampleSummary"]
@@ -957,8 +957,12 @@ class Sampler:
         inputs, step_shapes, outputs, info = self._rmh_step_graph()
         at_proposal = clone_replace(carried, {position: info.proposal})
         kept = [at.switch(info.is_accepted, new, old) for new, old in zip(at_proposal, current)]
+        # Before merging, the step and the carried values count their shared terms twice.
         step = lower_to_scalars(
-            [*inputs, *current], [*step_shapes, *shapes], [*outputs, *kept], max_operations=8000
+            [*inputs, *current],
+            [*step_shapes, *shapes],
+            [*outputs, *kept],
+            max_operations=2 * DEFAULT_MAX_OPERATIONS,
         )
         records = current[:n_latents] + [
             _inverse_cdf(u, probs, support)
