@@ -79,7 +79,7 @@ TILE = 256
 MIN_TILES = 8
 _MIN_WIDTH = 32
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 18
+_CODE_VERSION = 19
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
 
@@ -207,10 +207,10 @@ class FusedProgram:
             **extra,
         )
 
-    def composites(self) -> list[aes.Composite]:
-        """Every Composite of the program."""
-        parts = [self.step, self.record, self.initial_carried, self.carried_step]
-        return [c for c in [*parts, self.carried_record] if c is not None]
+    def composites(self) -> dict[str, aes.Composite]:
+        """``role -> Composite`` of every Composite of the program (the role is its field)."""
+        roles = ("step", "record", "initial_carried", "carried_step", "carried_record")
+        return {role: getattr(self, role) for role in roles if getattr(self, role) is not None}
 
 
 def _npyrandom_dirs() -> tuple[str, str]:
@@ -251,8 +251,11 @@ def program_key(program: FusedProgram) -> str:
         program.n_float,
         program.n_int,
         program.n_carried,
-        *[c.c_code_template for c in program.composites()],
-        *[[str(t) for t in (*c.inputs_type, *c.outputs_type)] for c in program.composites()],
+        *[c.c_code_template for c in program.composites().values()],
+        *[
+            [str(t) for t in (*c.inputs_type, *c.outputs_type)]
+            for c in program.composites().values()
+        ],
     ):
         digest.update(repr(part).encode())
     return digest.hexdigest()
@@ -342,7 +345,7 @@ class FusedRMHLoop(COp):
         # Per inner operation, so that code two composites share (such as a data array a loop
         # reads) is defined once.
         parts = set()
-        for c in self.program.composites():
+        for c in self.program.composites().values():
             for node in c.fgraph.toposort():
                 try:
                     parts.add(node.op.c_support_code(**kwargs).strip())
@@ -350,18 +353,12 @@ class FusedRMHLoop(COp):
                     pass
         return "\n".join([_SIMD_DECLARATIONS if _HAS_LIBMVEC else "", *sorted(parts)])
 
-    # The composites' roles, in `FusedProgram.composites` order (the names of their C code).
-    _ROLES = ("step", "record", "initial_carried", "carried_step", "carried_record")
-
     def _scalar_nodes(self) -> dict:
         """``role -> (composite, node)`` of every composite of the program."""
-        p = self.program
-        out = {}
-        for role in self._ROLES:
-            c = getattr(p, role)
-            if c is not None:
-                out[role] = (c, c.make_node(*[t() for t in c.inputs_type]))
-        return out
+        return {
+            role: (c, c.make_node(*[t() for t in c.inputs_type]))
+            for role, c in self.program.composites().items()
+        }
 
     def c_support_code_apply(self, node, name):
         return "\n".join(
@@ -371,7 +368,9 @@ class FusedRMHLoop(COp):
 
     def c_code_cache_version(self):
         program = _PROGRAMS.get(self.key)
-        if program is not None and not all(c.c_code_cache_version() for c in program.composites()):
+        if program is not None and not all(
+            c.c_code_cache_version() for c in program.composites().values()
+        ):
             return ()
         return (_CODE_VERSION,)
 
@@ -394,12 +393,13 @@ class FusedRMHLoop(COp):
         x_out, lp_out, acc_out, nacc_out, pmean_out, pm2_out, rmean_out, rm2_out = onames
         fail = sub["fail"]
         nodes = self._scalar_nodes()
-        step_node, record_node = nodes["step"][1], nodes["record"][1]
         ncar = p.n_carried
         # Vectorize over the chains of a tile, unless the step or the record loops over data:
         # then the loops over the data rows are vectorized instead (simd regions do not nest).
         has_loops = any(
-            isinstance(n.op, LoopReduce) for c in p.composites() for n in c.fgraph.apply_nodes
+            isinstance(n.op, LoopReduce)
+            for c in p.composites().values()
+            for n in c.fgraph.apply_nodes
         )
         chain_simd = "" if has_loops else "#pragma omp simd"
 
@@ -416,66 +416,22 @@ class FusedRMHLoop(COp):
         sc = [f"scale_{k}" for k in range(d)]
         u = [f"u_{k}" for k in range(nu)]
         rec = [f"rec_{k}" for k in range(nr)]
-        step_code = p.step.c_code(
-            step_node,
-            f"{name}_step",
-            [*x, "lp", *eps, "expo", "h", *sc],
-            [*xn, "lpn", "accept_prob", "accepted"],
-            dict(fail=fail, id=f"{name}_s"),
-        )
-        record_code = p.record.c_code(
-            record_node, f"{name}_record", [*x, *u], rec, dict(fail=fail, id=f"{name}_r")
-        )
-        step_out_decl = "\n".join(
-            f"{ctype(o)} {n};"
-            for o, n in zip(step_node.outputs, [*xn, "lpn", "accept_prob", "accepted"])
-        )
-        rec_decl = "\n".join(f"{ctype(o)} {n};" for o, n in zip(record_node.outputs, rec))
-
-        def decl(node, names):
-            return "\n".join(f"{ctype(o)} {n};" for o, n in zip(node.outputs, names))
-
         # The carried form of the record (see `FusedProgram`): RC[k * TILE + i] in the state.
         r = [f"r_{k}" for k in range(ncar)]
         rn = [f"rn_{k}" for k in range(ncar)]
-        load_r = lines("const double r_{k} = RC[{k} * TILE + i];", ncar)
-        store_rn = lines("RC[{k} * TILE + i] = rn_{k};", ncar)
-        if ncar:
-            step_names = [*xn, "lpn", "accept_prob", "accepted", *rn]
-            cstep_node = nodes["carried_step"][1]
-            initial_code = f"""
-                {decl(nodes["initial_carried"][1], rn)}
-                {
-                p.initial_carried.c_code(
-                    nodes["initial_carried"][1],
-                    f"{name}_initial_carried",
-                    x,
-                    rn,
-                    dict(fail=fail, id=f"{name}_ic"),
-                )
-            }"""
-            carried_step_code = f"""
-                {decl(cstep_node, step_names)}
-                {
-                p.carried_step.c_code(
-                    cstep_node,
-                    f"{name}_carried_step",
-                    [*x, "lp", *eps, "expo", "h", *sc, *r],
-                    step_names,
-                    dict(fail=fail, id=f"{name}_cs"),
-                )
-            }"""
-            carried_record_code = f"""
-                {decl(nodes["carried_record"][1], rec)}
-                {
-                p.carried_record.c_code(
-                    nodes["carried_record"][1],
-                    f"{name}_carried_record",
-                    [*r, *u],
-                    rec,
-                    dict(fail=fail, id=f"{name}_cr"),
-                )
-            }"""
+        step_in = [*x, "lp", *eps, "expo", "h", *sc]
+        step_out = [*xn, "lpn", "accept_prob", "accepted"]
+
+        def scalar_code(role: str, inputs: list[str], outputs: list[str]) -> str:
+            """Declarations of ``outputs`` and the C code of the composite ``role`` (if any)."""
+            if role not in nodes:
+                return ""
+            c, n = nodes[role]
+            declarations = "\n".join(f"{ctype(o)} {v};" for o, v in zip(n.outputs, outputs))
+            code = c.c_code(
+                n, f"{name}_{role}", inputs, outputs, dict(fail=fail, id=f"{name}_{role}")
+            )
+            return f"{declarations}\n{code}"
 
         def either(carried: str, plain: str) -> str:
             """``carried`` when the loop runs the carried form, else ``plain``."""
@@ -494,6 +450,40 @@ class FusedRMHLoop(COp):
         load_eps = lines("const double eps_{k} = EPS[{k} * TILE + i];", d)
         load_u = lines("const double u_{k} = U[{k} * TILE + i];", nu)
         store_x = lines("X[{k} * TILE + i] = xn_{k};", d)
+        load_r = lines("const double r_{k} = RC[{k} * TILE + i];", ncar)
+        store_rn = lines("RC[{k} * TILE + i] = rn_{k};", ncar)
+
+        def step_body(code: str, load: str = "", store: str = "") -> str:
+            return f"""
+                    {load_x}
+                    {load_eps}
+                    {load}
+                    const double lp = LP[i];
+                    const double expo = EXPO[i];
+                    {code}
+                    {store_x}
+                    {store}
+                    LP[i] = lpn;
+                    ACC[i] += accept_prob;
+                    NACC[i] += accepted ? 1 : 0;"""
+
+        steps = either(
+            over_chains(
+                step_body(
+                    scalar_code("carried_step", [*step_in, *r], [*step_out, *rn]), load_r, store_rn
+                )
+            ),
+            over_chains(step_body(scalar_code("step", step_in, step_out))),
+        )
+        initial_carried = over_chains(load_x + scalar_code("initial_carried", x, rn) + store_rn)
+
+        def record_loop(then: str) -> str:
+            """Over the tile's chains: the record into ``rec_*``, then ``then``."""
+            return either(
+                over_chains(load_r + load_u + scalar_code("carried_record", [*r, *u], rec) + then),
+                over_chains(load_x + load_u + scalar_code("record", [*x, *u], rec) + then),
+            )
+
         load_scale = lines(
             f"const double scale_{{k}} = *(double*)PyArray_GETPTR1({scale}, {{k}});", d
         )
@@ -521,30 +511,21 @@ class FusedRMHLoop(COp):
                 f"ISTAGE[({k} * STAGE_ROWS + s) * TILE + i] = (npy_int64){rec[nf + k]};"
                 for k in range(ni)
             )
-            staged = f"""
-                    {stage}
-                    LSTAGE[s * TILE + i] = LP[i];"""
+            stage_records = record_loop(f"{stage}\nLSTAGE[s * TILE + i] = LP[i];")
+            float_out = f"*(double*)PyArray_GETPTR3({frec_out}, c0 + i, off + first + r, k)"
+            int_out = f"*(npy_int64*)PyArray_GETPTR3({irec_out}, c0 + i, off + first + r, k)"
             on_draws = f"""
                 {{
                 const npy_intp s = kept % STAGE_ROWS;
-                {
-                either(
-                    over_chains(load_r + load_u + (carried_record_code if ncar else "") + staged),
-                    over_chains(load_x + load_u + rec_decl + record_code + staged),
-                )
-            }
+                {stage_records}
                 if (s == STAGE_ROWS - 1 || kept == n_kept - 1) {{
                     const npy_intp first = kept - s;
                     for (npy_intp i = 0; i < nc; ++i) {{
                         for (npy_intp r = 0; r <= s; ++r) {{
                             for (npy_intp k = 0; k < {nf}; ++k)
-                                *(double*)PyArray_GETPTR3({frec_out}, c0 + i, off + first + r, k) =
-                                    FSTAGE[(k * STAGE_ROWS + r) * TILE + i];
+                                {float_out} = FSTAGE[(k * STAGE_ROWS + r) * TILE + i];
                             for (npy_intp k = 0; k < {ni}; ++k)
-                                *(npy_int64*)PyArray_GETPTR3({
-                irec_out
-            }, c0 + i, off + first + r, k) =
-                                    ISTAGE[(k * STAGE_ROWS + r) * TILE + i];
+                                {int_out} = ISTAGE[(k * STAGE_ROWS + r) * TILE + i];
                             *(double*)PyArray_GETPTR2({klp_out}, c0 + i, off + first + r) =
                                 LSTAGE[r * TILE + i];
                         }}
@@ -562,10 +543,7 @@ class FusedRMHLoop(COp):
                 " RM2[{k} * TILE + i] += delta * (v - RMEAN[{k} * TILE + i]); }}",
                 nr,
             )
-            on_moments = either(
-                over_chains(load_r + load_u + (carried_record_code if ncar else "") + updates),
-                over_chains(load_x + load_u + rec_decl + record_code + updates),
-            )
+            on_moments = record_loop(updates)
             tile_out = lines(
                 f"*(double*)PyArray_GETPTR2({rmean_out}, c0 + i, {{k}}) = RMEAN[{{k}} * TILE + i];"
                 f" *(double*)PyArray_GETPTR2({rm2_out}, c0 + i, {{k}}) = RM2[{{k}} * TILE + i];",
@@ -617,30 +595,6 @@ class FusedRMHLoop(COp):
         nu_ = max(nu, 1)
         nr_ = max(nr, 1)
         ncar_ = max(ncar, 1)
-        plain_step = f"""
-                    {load_x}
-                    {load_eps}
-                    const double lp = LP[i];
-                    const double expo = EXPO[i];
-                    {step_out_decl}
-                    {step_code}
-                    {store_x}
-                    LP[i] = lpn;
-                    ACC[i] += accept_prob;
-                    NACC[i] += accepted ? 1 : 0;"""
-        carried_step = f"""
-                    {load_x}
-                    {load_eps}
-                    {load_r}
-                    const double lp = LP[i];
-                    const double expo = EXPO[i];
-                    {carried_step_code if ncar else ""}
-                    {store_x}
-                    {store_rn}
-                    LP[i] = lpn;
-                    ACC[i] += accept_prob;
-                    NACC[i] += accepted ? 1 : 0;"""
-        initial_carried = over_chains(load_x + (initial_code if ncar else "") + store_rn)
         return f"""
         {{
         const npy_intp D = {d};
@@ -754,7 +708,7 @@ class FusedRMHLoop(COp):
                     random_standard_normal_fill(rng, nc, EPS + k * TILE);
                 }}
                 random_standard_exponential_fill(rng, nc, EXPO);
-                {either(over_chains(carried_step), over_chains(plain_step))}
+                {steps}
                 if ((t + 1) % thin_ == 0) {{
                     const double inv_count = 1.0 / (double)(kept + 1);
                     if (run_mode == 0) {{

@@ -308,14 +308,20 @@ def test_the_carried_record_gives_the_draws_of_the_plain_one(seed_sampler):
     plain = dataclasses.replace(
         program, n_carried=0, initial_carried=None, carried_step=None, carried_record=None
     )
-    sampler = seed_sampler
-    saved = {k: sampler._compiled[k] for k in [("fused_program", keep), ("fused", keep)]}
+    compiled = seed_sampler._compiled
+    saved = {k: compiled[k] for k in [("fused_program", keep), ("fused", keep)]}
     try:
-        sampler._compiled[("fused_program", keep)] = plain
-        sampler._compiled[("fused", keep)] = compile_loop(plain)
-        reference = sampler.sample(400, **kwargs)
+        compiled[("fused_program", keep)] = plain
+        compiled[("fused", keep)] = compile_loop(plain)
+        reference = seed_sampler.sample(400, **kwargs)
     finally:
-        sampler._compiled.update(saved)
+        compiled.update(saved)
     np.testing.assert_array_equal(carried.draws["Y"], reference.draws["Y"])
     np.testing.assert_array_equal(carried.logdensity, reference.logdensity)
     np.testing.assert_array_equal(carried.draws["I"], reference.draws["I"])
+    # The running moments take the carried form too.
+    summary = seed_sampler.sample(400, summary_only=True, **kwargs)
+    for name in ("Y", "I"):
+        draws = carried.draws[name].astype(float)
+        np.testing.assert_allclose(summary.mean[name], draws.mean(axis=1), rtol=1e-10)
+        np.testing.assert_allclose(summary.variance[name], draws.var(axis=1), rtol=1e-9)
