@@ -15,7 +15,7 @@ import aesara.tensor as at
 import numpy as np
 from aeppl import joint_logprob
 from aeppl.transforms import RVTransform, TransformValuesRewrite, _default_transformed_rv
-from aesara.graph.basic import Variable, clone_replace
+from aesara.graph.basic import Variable, clone_get_equiv, clone_replace
 
 __all__ = ["LatentLayout", "LogDensity", "build_logdensity", "default_transform"]
 
@@ -81,6 +81,19 @@ def _slice(position: Variable, item: LatentLayout) -> Variable:
     return piece.reshape(item.unconstrained_shape, ndim=len(item.unconstrained_shape))
 
 
+def _private_copies(latents, observed):
+    """Copies of the model's random variables (and their graph) for one call of ``joint_logprob``.
+
+    aeppl's IR rewrites can rewire the inputs of nodes they share with the graph they were given (a
+    node that `joint_logprob` clones keeps its inputs); the marginal model's graph must stay as it
+    was, because recovery reads the summed-out variables' conditionals from it afterwards.
+    """
+    equiv = clone_get_equiv(
+        [], [*latents, *observed], copy_inputs=False, copy_orphans=False
+    )
+    return [equiv[rv] for rv in latents], {equiv[rv]: data for rv, data in observed.items()}
+
+
 def build_logdensity(
     latents: list[Variable],
     names: list[str],
@@ -103,12 +116,14 @@ def build_logdensity(
     """
     transforms = {rv: default_transform(rv) for rv in latents}
 
-    constrained_logp, value_vars = joint_logprob(*latents, realized=observed)
+    copies, realized = _private_copies(latents, observed)
+    constrained_logp, value_vars = joint_logprob(*copies, realized=realized)
+    copies, realized = _private_copies(latents, observed)
     unconstrained_logp, free_vars = joint_logprob(
-        *latents,
-        realized=observed,
+        *copies,
+        realized=realized,
         extra_rewrites=TransformValuesRewrite(
-            {rv: t for rv, t in transforms.items() if t is not None}
+            {copy: transforms[rv] for rv, copy in zip(latents, copies) if transforms[rv] is not None}
         ),
     )
 

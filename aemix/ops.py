@@ -294,12 +294,13 @@ def _enumeration_conditionals(op, values, discrete, support, *children):
     from aemix.vectorize import vectorize_graph
 
     discrete_value = discrete.type()
-    terms = logprob(discrete, discrete_value)
+    # Elementwise: one term per element of D. Jointly: one scalar per configuration of D, so the
+    # prior and each child enter once (summed over their elements), never broadcast per element.
+    reduce = (lambda logp: logp) if op.elementwise else at.sum
+    terms = reduce(logprob(discrete, discrete_value))
     for child, value in zip(children, values):
-        child_logp = _replace_views(logprob(child, value), discrete, discrete_value)
-        terms = terms + (child_logp if op.elementwise else at.sum(child_logp))
+        terms = terms + reduce(_replace_views(logprob(child, value), discrete, discrete_value))
     if not op.elementwise:
-        terms = at.sum(terms)
         grid = support
     else:
         grid = at.broadcast_to(
