@@ -88,9 +88,7 @@ def _private_copies(latents, observed):
     node that `joint_logprob` clones keeps its inputs); the marginal model's graph must stay as it
     was, because recovery reads the summed-out variables' conditionals from it afterwards.
     """
-    equiv = clone_get_equiv(
-        [], [*latents, *observed], copy_inputs=False, copy_orphans=False
-    )
+    equiv = clone_get_equiv([], [*latents, *observed], copy_inputs=False, copy_orphans=False)
     return [equiv[rv] for rv in latents], {equiv[rv]: data for rv, data in observed.items()}
 
 
@@ -123,7 +121,11 @@ def build_logdensity(
         *copies,
         realized=realized,
         extra_rewrites=TransformValuesRewrite(
-            {copy: transforms[rv] for rv, copy in zip(latents, copies) if transforms[rv] is not None}
+            {
+                copy: transforms[rv]
+                for rv, copy in zip(latents, copies)
+                if transforms[rv] is not None
+            }
         ),
     )
 

@@ -179,7 +179,30 @@ def _private_subgraph(fgraph: FunctionGraph, node: Apply, observed: set[Variable
         client != "output" and client in local_nodes
         for v in walked
         for client, _ in fgraph.clients.get(v, [])
-    )
+    ) and not _feeds_a_parameter(fgraph, node.outputs[0])
+
+
+def _feeds_a_parameter(fgraph: FunctionGraph, v: Variable) -> bool:
+    """Whether ``v`` reaches a parameter of a random variable through deterministic operations.
+
+    A rewrite rule turns ``X[I]`` into a new random variable (the mixture) that stands in for the
+    components ``X``; that is right when ``X[I]`` is what the model measures (an output, observed,
+    or a component of another mixture), but when it is, say, the rate of a Poisson, the components
+    are parameters the user wants a posterior for, and the index is summed out by enumeration
+    instead (which keeps ``X`` as a latent variable).
+    """
+    frontier, seen = [v], set()
+    while frontier:
+        u = frontier.pop()
+        for client, _ in fgraph.clients.get(u, []):
+            if client == "output" or client in seen:
+                continue
+            seen.add(client)
+            if isinstance(client.op, RandomVariable):
+                return True
+            if not isinstance(client.op, PLACEHOLDER_OPS):
+                frontier.extend(client.outputs)
+    return False
 
 
 def _upcast_constants(outputs: list[Variable]) -> dict[Variable, Variable]:
@@ -267,7 +290,7 @@ class _Rewriting:
         for rule in self.rules.rules("support"):
             q = var()
             for support in run(1, q, rule.relation(discrete, q)):
-                return rule, np.asarray(support)
+                return rule, support
         return None, None
 
     def children_of(self, discrete: Variable) -> list[Apply]:
@@ -323,11 +346,12 @@ class _Rewriting:
         k = len(support)
         n_joint = 1
         if discrete.ndim > 0 and not elementwise:
-            if None in discrete.type.shape:
+            shape = concrete_shape(discrete)
+            if shape is None:
                 raise MarginalizationError(
                     name, "its shape is not known, so its joint support cannot be enumerated"
                 )
-            n_joint = int(np.prod(discrete.type.shape))
+            n_joint = int(np.prod(shape))
         cost = k**n_joint
         if cost > budget:
             message = (
@@ -337,9 +361,10 @@ class _Rewriting:
             if on_budget == "raise" or cost > 100 * budget:
                 raise MarginalizationError(name, message)
             warnings.warn(f"marginalizing {name!r}: {message}", stacklevel=4)
+        support = np.asarray(support)
         if discrete.ndim > 0 and not elementwise:
             grid = np.array(list(itertools.product(support, repeat=n_joint)))
-            grid = grid.reshape((-1, *discrete.type.shape))
+            grid = grid.reshape((-1, *shape))
         else:
             grid = support
         grid = at.constant(grid.astype(discrete.type.dtype))
@@ -349,6 +374,12 @@ class _Rewriting:
             if client != "output":
                 self.fgraph.change_node_input(client, i, view, reason="marginalized_view")
         clones = [child.clone() for child in children]
+        # A summed-out variable whose placeholder is a child is now read through the clone.
+        clone_of = dict(zip(children, clones))
+        self.applied = [
+            Marginalization(m.rule, m.discrete, clone_of[m.node]) if m.node in clone_of else m
+            for m in self.applied
+        ]
         pairs = [
             (old, new)
             for child, clone in zip(children, clones)
@@ -373,6 +404,23 @@ class _Rewriting:
         )
 
 
+def concrete_shape(v: Variable) -> tuple[int, ...] | None:
+    """``v``'s shape when it does not depend on random values (static or inferred), else ``None``."""
+    if None not in v.type.shape:
+        return tuple(v.type.shape)
+    from aesara.graph.rewriting.utils import rewrite_graph
+    from aesara.tensor.basic import get_scalar_constant_value
+    from aesara.tensor.exceptions import NotScalarConstantError
+
+    lengths = [
+        rewrite_graph(v.shape[i], include=("canonicalize", "ShapeOpt")) for i in range(v.ndim)
+    ]
+    try:
+        return tuple(int(get_scalar_constant_value(n)) for n in lengths)
+    except NotScalarConstantError:
+        return None
+
+
 def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
     """Whether child element ``i`` depends on ``discrete`` only through element ``i``.
 
@@ -380,13 +428,13 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
     shape, and every operation between ``discrete`` and the children's parameters is elementwise or
     an index ``theta[discrete]`` into an array that does not depend on ``discrete``.
     """
-    shape = discrete.type.shape
-    if None in shape:
+    shape = concrete_shape(discrete)
+    if shape is None:
         return False
     for child in children:
         if not isinstance(child.op, RandomVariable) or child.op.ndim_supp != 0:
             return False
-        if child.default_output().type.shape != shape:
+        if concrete_shape(child.default_output()) != shape:
             return False
     nodes = io_toposort([discrete], [i for child in children for i in child.inputs])
     dependent = {discrete}
@@ -395,7 +443,7 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
             continue
         dependent.update(node.outputs)
         if isinstance(node.op, Elemwise):
-            if node.outputs[0].type.shape != shape:
+            if concrete_shape(node.outputs[0]) != shape:
                 return False
             continue
         if isinstance(node.op, AdvancedSubtensor1 | AdvancedSubtensor):

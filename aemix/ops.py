@@ -36,6 +36,7 @@ __all__ = [
     "marginal_conditionals",
     "logsumexp",
     "constant_branch_value",
+    "replace_views",
 ]
 
 
@@ -144,8 +145,8 @@ def _mixture_conditionals(op, values, index, *components):
     log_weights = at.shape_padright(_categorical_log_weights(index), value.ndim)
     n_components = len(components) if op.stacked else components[0].type.shape[0]
     if n_components is None:
-        n_components = components[0].shape[0]
-    return Conditionals(log_weights + component_logps, at.arange(n_components))
+        return Conditionals(log_weights + component_logps, at.arange(components[0].shape[0]))
+    return Conditionals(log_weights + component_logps, at.constant(np.arange(n_components)))
 
 
 def constant_branch_value(x: Variable):
@@ -209,7 +210,7 @@ def _switch_conditionals(op, values, switch, on_true, on_false):
         # One draw of B picks a whole branch: mix the branches' joint densities.
         branch_logps = [at.sum(lp) for lp in branch_logps]
     log_joint = at.stack([at.log1p(-p) + branch_logps[0], at.log(p) + branch_logps[1]])
-    return Conditionals(log_joint, at.arange(2))
+    return Conditionals(log_joint, at.constant(np.arange(2)))
 
 
 class MarginalizedView(Op):
@@ -237,7 +238,7 @@ class MarginalizedView(Op):
 marginalized_view = MarginalizedView()
 
 
-def _replace_views(graph: Variable, discrete: Variable, value: Variable) -> Variable:
+def replace_views(graph: Variable, discrete: Variable, value: Variable) -> Variable:
     """``graph`` with the views of ``discrete`` replaced by ``value``, sharing every random variable.
 
     `clone_replace` would clone the random variables between the views and the output too, and the
@@ -299,7 +300,7 @@ def _enumeration_conditionals(op, values, discrete, support, *children):
     reduce = (lambda logp: logp) if op.elementwise else at.sum
     terms = reduce(logprob(discrete, discrete_value))
     for child, value in zip(children, values):
-        terms = terms + reduce(_replace_views(logprob(child, value), discrete, discrete_value))
+        terms = terms + reduce(replace_views(logprob(child, value), discrete, discrete_value))
     if not op.elementwise:
         grid = support
     else:

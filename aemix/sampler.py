@@ -28,7 +28,8 @@ from aemix.fused import MODES, FusedProgram, compile_loop, composite, tile_count
 from aemix.kernels import rmh
 from aemix.logdensity import LogDensity, build_logdensity, default_transform
 from aemix.marginalize import DEFAULT_SUPPORT_BUDGET, MarginalModel, is_discrete, marginalize
-from aemix.ops import FiniteEnumerationRV, constant_branch_value, logsumexp, marginal_conditionals
+from aemix.ops import FiniteEnumerationRV, constant_branch_value
+from aemix.recovery import Recovery, draw_graphs, inverse_cdf, recovery_graphs
 from aemix.relations import RuleRegistry, registry
 from aemix.scalarize import DEFAULT_MAX_OPERATIONS, LoweringError, lower_to_scalars
 from aemix.vectorize import vectorize_draws, vectorize_graph
@@ -717,28 +718,15 @@ class Sampler:
             raise ValueError("var_names is empty: keep at least one variable")
         return tuple(name for name in every if name in var_names)
 
-    def _recovery_graphs(self) -> list[tuple[str, Variable, np.ndarray]]:
-        """Per marginalization: ``log P(D = d_k | rest)`` in one chain's latent values.
-
-        The graphs are in the latents' value variables (`LogDensity.value_vars`), with the support's
-        axis last; the values are ``(K,)`` (shared by every element of ``D``) or ``(K, *shape)``
-        (joint configurations).
-        """
+    def _recovery_graphs(self) -> list[Recovery]:
+        """Per marginalization, how to draw its discrete variable (`aemix.recovery`), in the
+        latents' value variables (`LogDensity.value_vars`)."""
         graphs = self._compiled.get("recovery_graphs")
-        if graphs is not None:
-            return graphs
-        density = self._density
-        rv_to_value = dict(self._observed)
-        rv_to_value.update(zip(self._latent_rvs, density.value_vars))
-        graphs = []
-        for m in self._model.marginalizations:
-            values = [rv_to_value[out] for out in m.outputs]
-            log_joint, support = marginal_conditionals(m.node.op, values, *m.node.inputs)
-            log_probs = log_joint - logsumexp(log_joint, axis=0)
-            log_probs = clone_replace(log_probs, rv_to_value)
-            support_value = support.eval() if not isinstance(support, np.ndarray) else support
-            graphs.append((m.discrete.name, at.moveaxis(log_probs, 0, -1), support_value))
-        self._compiled["recovery_graphs"] = graphs
+        if graphs is None:
+            rv_to_value = dict(self._observed)
+            rv_to_value.update(zip(self._latent_rvs, self._density.value_vars))
+            graphs = recovery_graphs(self._model, rv_to_value)
+            self._compiled["recovery_graphs"] = graphs
         return graphs
 
     def _in_position(self, graphs: list[Variable]) -> list[Variable]:
@@ -747,25 +735,30 @@ class Sampler:
         return clone_replace(graphs, dict(zip(density.value_vars, density.constrained)))
 
     def _conditional_probabilities(self, draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``P(D = d_k | rest)`` for every marginalized ``D`` at each draw of the latents."""
+        """``P(D = d_k | rest)`` for every marginalized ``D`` at each draw of the latents (and of
+        the discrete variables it sits inside, see `aemix.recovery`)."""
         recovery = self._recovery_graphs()
         if not recovery:
             return {}
-        missing = [name for name in self.latent if name not in draws]
+        needed = list(self.latent) + [e for r in recovery for e in r.enclosing]
+        missing = [name for name in dict.fromkeys(needed) if name not in draws]
         if missing:
             raise ValueError(
-                f"the conditional probabilities are functions of every latent variable, and the "
-                f"draws of {missing} were not kept: sample with var_names that include them"
+                f"the conditional probabilities are functions of every latent variable (and of "
+                f"the discrete variables around a nested one), and the draws of {missing} were not "
+                f"kept: sample with var_names that include them"
             )
         fn = self._compiled.get("conditionals")
+        draw_vars = {r.name: r.draw for r in recovery}
+        enclosing = list(dict.fromkeys(e for r in recovery for e in r.enclosing))
         if fn is None:
-            batched_values = [
-                at.tensor(vv.type.dtype, shape=(None, *vv.type.shape), name=vv.name)
-                for vv in self._density.value_vars
+            inputs = [*self._density.value_vars, *(draw_vars[e] for e in enclosing)]
+            batched_inputs = [
+                at.tensor(v.type.dtype, shape=(None, *v.type.shape), name=v.name) for v in inputs
             ]
-            graphs = [at.exp(g) for _, g, _ in recovery]
-            batched = vectorize_graph(graphs, dict(zip(self._density.value_vars, batched_values)))
-            fn = aesara.function(batched_values, batched, on_unused_input="ignore", mode=self.mode)
+            graphs = [at.exp(r.log_probs) for r in recovery]
+            batched = vectorize_graph(graphs, dict(zip(inputs, batched_inputs)))
+            fn = aesara.function(batched_inputs, batched, on_unused_input="ignore", mode=self.mode)
             self._compiled["conditionals"] = fn
         first = draws[self.latent[0]]
         n_chains, n_samples = first.shape[:2]
@@ -773,38 +766,85 @@ class Sampler:
             draws[item.name].reshape(n_chains * n_samples, *item.shape)
             for item in self._density.layout
         ]
+        args += [draws[e].reshape(n_chains * n_samples, *draws[e].shape[2:]) for e in enclosing]
         out = {}
-        for (name, _, _), probs in zip(recovery, fn(*args)):
-            out[name] = probs.reshape(n_chains, n_samples, *probs.shape[1:])
+        for r, probs in zip(recovery, fn(*args)):
+            out[r.name] = probs.reshape(n_chains, n_samples, *probs.shape[1:])
         return out
+
+    def _record_graphs(self, keep: tuple[str, ...]):
+        """The record of the variables ``keep`` in one chain's position: the latents in their own
+        space, then the discrete variables drawn by inverse CDF from uniforms (outermost first).
+
+        Returns ``(outputs, uniforms, uniform_shapes, probs)``; ``probs`` (the conditionals the
+        draws are made from, in the position alone) is ``None`` when a kept variable sits inside
+        another (its conditional depends on that draw, so it cannot be computed ahead of it).
+        """
+        density = self._density
+        outputs = [
+            value for item, value in zip(density.layout, density.constrained) if item.name in keep
+        ]
+        recovery = self._recovery_graphs()
+        by_name = {r.name: r for r in recovery}
+        needed = set(keep)
+        for r in reversed(recovery):
+            if r.name in needed:
+                needed.update(r.enclosing)
+        uniforms, uniform_shapes = {}, {}
+        for r, m in zip(recovery, self._model.marginalizations):
+            if r.name in needed:
+                # One uniform per element drawn: per element of D, or one per joint configuration.
+                shape = _shape_of(m.discrete) if r.support.ndim == 1 else ()
+                uniform_shapes[r.name] = shape
+                uniforms[r.name] = at.tensor("float64", shape=shape, name=f"u_{r.name}")
+        in_position = [
+            Recovery(r.name, self._in_position([r.log_probs])[0], r.support, r.draw, r.enclosing)
+            for r in recovery
+            if r.name in needed
+        ]
+        draws = draw_graphs(in_position, uniforms)
+        kept = [r.name for r in recovery if r.name in keep]
+        outputs += [draws[name][0] for name in kept]
+        nested = any(by_name[name].enclosing for name in kept)
+        probs = None if nested else [draws[name][1] for name in kept]
+        order = list(uniforms)
+        return (
+            outputs,
+            [uniforms[n] for n in order],
+            [uniform_shapes[n] for n in order],
+            probs,
+        )
 
     def _constrain_and_recover(
         self, kept: np.ndarray, rng: np.random.Generator, keep: tuple[str, ...]
     ):
         """The variables ``keep`` at flat positions ``kept``: latents in their own space, discrete
-        variables drawn from their conditionals (Gumbel-max)."""
+        variables drawn from their conditionals (inverse CDF, outermost first)."""
         n_chains, n_samples, dim = kept.shape
         flat = kept.reshape(-1, dim)
-        layout = [
-            (item, value)
-            for item, value in zip(self._density.layout, self._density.constrained)
-            if item.name in keep
-        ]
-        recovery = [r for r in self._recovery_graphs() if r[0] in keep]
-        outputs = [value for _, value in layout]
-        outputs += self._in_position([g for _, g, _ in recovery])
-        fn = self._batched_function(("constrain", keep), outputs)
-        results = fn(flat)
-        draws = {}
-        for (item, _), value in zip(layout, results):
-            draws[item.name] = value.reshape(n_chains, n_samples, *item.shape)
-        for (name, _, support), log_probs in zip(recovery, results[len(layout) :]):
-            # Gumbel-max: argmax(log p + G) is a draw from the categorical with log-probabilities log p.
-            gumbel = -np.log(rng.standard_exponential(log_probs.shape))
-            k = np.argmax(log_probs + gumbel, axis=-1)
-            sample = support[k]
-            draws[name] = sample.reshape(n_chains, n_samples, *sample.shape[1:])
-        return draws
+        fn, names, shapes, uniform_shapes = self._compiled.get(("record", keep), (None,) * 4)
+        if fn is None:
+            outputs, uniforms, uniform_shapes, _ = self._record_graphs(keep)
+            position = self._density.position
+            batch = at.matrix("positions", dtype=position.dtype)
+            batched_u = [at.tensor("float64", shape=(None, *u.type.shape)) for u in uniforms]
+            batched = vectorize_graph(outputs, {position: batch, **dict(zip(uniforms, batched_u))})
+            fn = aesara.function([batch, *batched_u], batched, mode=self.mode)
+            names = [item.name for item in self._density.layout if item.name in keep]
+            names += [r.name for r in self._recovery_graphs() if r.name in keep]
+            shapes = [item.shape for item in self._density.layout if item.name in keep]
+            shapes += [
+                _shape_of(m.discrete)
+                for r, m in zip(self._recovery_graphs(), self._model.marginalizations)
+                if r.name in keep
+            ]
+            self._compiled[("record", keep)] = (fn, names, shapes, uniform_shapes)
+        us = [rng.random((len(flat), *shape)) for shape in uniform_shapes]
+        results = fn(flat, *us)
+        return {
+            name: value.reshape(n_chains, n_samples, *shape)
+            for name, shape, value in zip(names, shapes, results)
+        }
 
     # -- the fused loop ------------------------------------------------------------------------
 
@@ -906,36 +946,17 @@ class Sampler:
             return FusedProgram.from_graphs(step, record, dim, 0, record_note=str(exc))
 
     def _lower_record_to_scalars(self, step, keep: tuple[str, ...]) -> FusedProgram:
-        density = self._density
-        position, dim = density.position, density.dim
-        f64 = "float64"
-        # The record: the kept latents in their own space and each kept discrete variable drawn
-        # from its conditional by inverse CDF, D = d_0 + sum_j [U > F_j] (d_{j+1} - d_j).
-        records = [
-            value for item, value in zip(density.layout, density.constrained) if item.name in keep
-        ]
-        n_latents = len(records)
-        uniforms, uniform_shapes, all_probs, supports = [], [], [], []
-        for name, log_probs, support in self._recovery_graphs():
-            if name not in keep:
-                continue
-            (log_probs,) = self._in_position([log_probs])
-            shape = lower_to_scalars([position], [(dim,)], [log_probs]).outputs[0].shape[:-1]
-            u = at.tensor(f64, shape=shape)
-            probs = at.exp(log_probs)
-            support = np.asarray(support)
-            uniforms.append(u)
-            uniform_shapes.append(shape)
-            all_probs.append(probs)
-            supports.append(support)
-            records.append(_inverse_cdf(u, probs, support))
-        record = lower_to_scalars([position, *uniforms], [(dim,), *uniform_shapes], records)
+        position, dim = self._density.position, self._density.dim
+        outputs, uniforms, uniform_shapes, probs = self._record_graphs(keep)
+        record = lower_to_scalars([position, *uniforms], [(dim,), *uniform_shapes], outputs)
         n_uniforms = int(sum(np.prod(s, dtype=int) for s in uniform_shapes))
         carried = None
-        if all_probs:  # (carrying the latents alone would only move their transforms)
+        if probs:  # (carrying the latents alone would only move their transforms)
+            n_latents = len(outputs) - len(probs)
+            supports = [r.support for r in self._recovery_graphs() if r.name in keep]
             try:
                 carried = self._carried_record(
-                    records[:n_latents] + all_probs, n_latents, uniforms, uniform_shapes, supports
+                    outputs[:n_latents] + probs, n_latents, uniforms, uniform_shapes, supports
                 )
             except LoweringError:
                 pass
@@ -965,7 +986,7 @@ class Sampler:
             max_operations=2 * DEFAULT_MAX_OPERATIONS,
         )
         records = current[:n_latents] + [
-            _inverse_cdf(u, probs, support)
+            inverse_cdf(u, probs, support)
             for u, probs, support in zip(uniforms, current[n_latents:], supports)
         ]
         record = lower_to_scalars([*current, *uniforms], [*shapes, *uniform_shapes], records)
@@ -1149,8 +1170,8 @@ class _FusedRunner(_DrawStore):
         """``(name, shape, is_float)`` of every record, in the order of the record's outputs."""
         s = self.sampler
         records = [(item.name, item.shape, True) for item in s._density.layout]
-        for (name, _, support), m in zip(s._recovery_graphs(), s._model.marginalizations):
-            records.append((name, _shape_of(m.discrete), np.asarray(support).dtype.kind == "f"))
+        for r, m in zip(s._recovery_graphs(), s._model.marginalizations):
+            records.append((r.name, _shape_of(m.discrete), r.support.dtype.kind == "f"))
         return [record for record in records if record[0] in self.keep]
 
     def record_layout(self):
@@ -1232,17 +1253,6 @@ class _FusedRunner(_DrawStore):
             self.n_threads,
         )
         return _Block(*outs)
-
-
-def _inverse_cdf(u: Variable, probs: Variable, support: np.ndarray) -> Variable:
-    """``D = d_0 + sum_j [u > F_j] (d_{j+1} - d_j)``: a draw from ``probs`` (the support's axis
-    last) by inverse CDF, given ``u ~ Uniform(0, 1)`` of ``probs``' shape less the last axis."""
-    cdf = probs[..., 0]
-    value = at.as_tensor_variable(support[0])
-    for j in range(len(support) - 1):
-        value = value + at.switch(at.gt(u, cdf), support[j + 1] - support[j], 0)
-        cdf = cdf + probs[..., j + 1]
-    return value.astype(support.dtype)
 
 
 def _draws_layout(sampler: Sampler, keep: tuple[str, ...]):
@@ -1384,6 +1394,16 @@ def build_sampler(
         if var not in model.original_to_marginal:
             raise ModelError(var.name, "observed variable was absorbed into a marginal variable")
         observed_by_marginal[model.original_to_marginal[var]] = data
+    measurable = set(model.random_variables())
+    for var in observed_constants:
+        if model.original_to_marginal[var] not in measurable:
+            raise ModelError(
+                var.name,
+                "observed, but it is not a random variable: it is computed from random variables "
+                f"({_describe_computation(var)}), and aemix gives densities to random variables "
+                "and to the mixtures it marginalizes only; write the observation as a random "
+                "variable (e.g. normal(loc[I], scale[I]) rather than N[I] when I is observed)",
+            )
     # In model order: aeppl matches the values of a node with several outputs to them by order.
     observed_marginal = {
         rv: observed_by_marginal[rv]
@@ -1409,6 +1429,23 @@ def build_sampler(
     return Sampler(
         model, density, latent_rvs, latent_originals, observed_marginal, observed_data, mode=mode
     )
+
+
+def _describe_computation(var: Variable) -> str:
+    """``"indexing N by I"``-style words for the operation that computes ``var``."""
+    node = var.owner
+    if node is None:
+        return "a constant"
+    names = [v.name for v in ancestors(node.inputs) if v.name and v.owner is not None]
+    kind = type(node.op).__name__
+    if "Subtensor" in kind:
+        what = "indexing"
+    elif isinstance(getattr(node.op, "scalar_op", None), object) and hasattr(node.op, "scalar_op"):
+        what = f"the elementwise operation {node.op.scalar_op}"
+    else:
+        what = f"the operation {kind}"
+    used = sorted(set(names))
+    return what + (f" of {', '.join(used)}" if used else "")
 
 
 def _latent_shapes(latent_rvs, latent_originals):

@@ -40,23 +40,42 @@ def _constant(x):
     return None
 
 
+def static_length(x) -> int | None:
+    """The length of ``x``'s last axis when its shape does not depend on random values.
+
+    Aesara often loses static lengths (``T[I]`` of a constant matrix has type shape ``(None,)``);
+    the shape graph, rewritten with shape inference, is then a constant.
+    """
+    from aesara.graph.rewriting.utils import rewrite_graph
+    from aesara.tensor.basic import get_scalar_constant_value
+    from aesara.tensor.exceptions import NotScalarConstantError
+
+    length = rewrite_graph(x.shape[-1], include=("canonicalize", "ShapeOpt"))
+    try:
+        return int(get_scalar_constant_value(length))
+    except NotScalarConstantError:
+        return None
+
+
 def _categorical_support(p):
     k = p.type.shape[-1]
-    return None if k is None else tuple(range(k))
+    if k is None:
+        k = static_length(p)
+    return None if k is None else range(k)
 
 
 def _range_support(low, high):
     low, high = _constant(low), _constant(high)
     if low is None or high is None or low.ndim or high.ndim:
         return None
-    return tuple(range(int(low), int(high)))
+    return range(int(low), int(high))
 
 
 def _binomial_support(n):
     n = _constant(n)
     if n is None or n.ndim:
         return None
-    return tuple(range(int(n) + 1))
+    return range(int(n) + 1)
 
 
 def finite_supporto(rv_et_, support_lv):
@@ -75,7 +94,8 @@ def finite_supporto(rv_et_, support_lv):
     rv_et_
         The discrete random variable (or its expression tuple).
     support_lv
-        Unified with the support, a tuple of the values (tuples unify by value, arrays do not).
+        Unified with the support, a `range` of the values (ranges unify by value, arrays do not,
+        and a range of ``10**8`` values costs nothing until it is enumerated).
     """
     p_lv, low_lv, high_lv, n_lv = var(), var(), var(), var()
     return conde(

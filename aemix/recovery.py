@@ -1,0 +1,202 @@
+"""Recover the summed-out discrete variables from their conditionals, outermost first.
+
+Every placeholder of the marginal model gives the joint log-probability of each value of its discrete
+variable with its outputs (`aemix.ops.marginal_conditionals`); normalized, that is the conditional of
+the discrete variable given the values of the outputs.  When placeholders nest (a placeholder is a
+child of an enumeration, or a component of a mixture), the inner one's outputs have no values of
+their own in the marginal model: their values are those of the outer placeholder's outputs, and the
+inner variable depends on the outer one.  So the draws are made in the reverse order of elimination
+(as forward-filter backward-sample does for a chain): the outermost variable from its conditional
+given the continuous values, then each inner one from its conditional given those values and the
+draws of the variables around it.  The joint draw is exact: ``P(a, b | x) = P(a | x) P(b | a, x)``.
+
+A mixture component that the drawn index did not select has no value at all (the mixture integrated
+it out), so the discrete variable inside it is drawn from its prior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aesara.tensor as at
+import numpy as np
+from aeppl.logprob import logprob
+from aesara.graph.basic import Variable, ancestors, clone_replace
+from aesara.tensor.random.op import RandomVariable
+
+from aemix.ops import (
+    FiniteEnumerationRV,
+    MarginalizedView,
+    MarginalMixtureRV,
+    MarginalSwitchRV,
+    logsumexp,
+    marginal_conditionals,
+    replace_views,
+)
+from aemix.vectorize import vectorize_graph
+
+__all__ = ["Recovery", "recovery_graphs", "inverse_cdf", "draw_graphs"]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How to draw one summed-out discrete variable.
+
+    Attributes
+    ----------
+    name
+        The discrete variable's name.
+    log_probs
+        ``log P(D = d_k | rest)``, the support's axis last, as a graph of the latents' value
+        variables and of the ``draw`` variables of the discrete variables it sits inside.
+    support
+        The values ``d_k``: ``(K,)`` (shared by every element) or ``(K, *shape)`` (joint
+        configurations).
+    draw
+        A variable standing for this variable's drawn value in the ``log_probs`` of the variables
+        inside it.
+    enclosing
+        Names of the variables whose draws ``log_probs`` reads.
+    """
+
+    name: str
+    log_probs: Variable
+    support: np.ndarray
+    draw: Variable
+    enclosing: tuple[str, ...]
+
+
+def _prior_log_probs(discrete: Variable, support: Variable, joint: bool) -> Variable:
+    """``log P(D = d_k)`` at the support's values (leading axis), normalized over them."""
+    value = discrete.type()
+    logp = logprob(discrete, value)
+    if joint:
+        logp = at.sum(logp)
+        grid = support
+    else:
+        grid = at.broadcast_to(
+            at.shape_padright(support, discrete.ndim), (support.shape[0], *discrete.shape)
+        )
+    (log_joint,) = vectorize_graph([logp], {value: grid})
+    return log_joint - logsumexp(log_joint, axis=0)
+
+
+def recovery_graphs(model, rv_to_value: dict[Variable, Variable]) -> list[Recovery]:
+    """One `Recovery` per marginalization of ``model``, in the order they were applied.
+
+    Parameters
+    ----------
+    model
+        The `aemix.marginalize.MarginalModel`.
+    rv_to_value
+        Every variable of the marginal model (latent or observed) mapped to its value.
+    """
+    # The value of every placeholder output, with the condition under which it holds (``None``:
+    # always); a placeholder output absent here has no value (an unselected mixture component).
+    value_of: dict[Variable, tuple[Variable, Variable | None]] = {
+        v: (value, None) for v, value in rv_to_value.items()
+    }
+    drawn: dict[Variable, Variable] = {}
+    names: dict[Variable, str] = {}
+    recoveries = {}
+    for m in reversed(model.marginalizations):
+        node, discrete = m.node, m.discrete
+        valued = [value_of.get(out) for out in m.outputs]
+        if any(v is None for v in valued):
+            raise RuntimeError(f"no value for the outputs of {discrete.name}'s placeholder")
+        values = [value for value, _ in valued]
+        log_joint, support = marginal_conditionals(node.op, values, *node.inputs)
+        log_probs = log_joint - logsumexp(log_joint, axis=0)
+        gates = [gate for _, gate in valued if gate is not None]
+        if gates:
+            joint = isinstance(node.op, FiniteEnumerationRV) and not node.op.elementwise
+            prior = _prior_log_probs(discrete, support, joint)
+            selected = gates[0]
+            for gate in gates[1:]:
+                selected = at.and_(selected, gate)
+            log_probs = at.switch(selected, log_probs, prior)
+        # The variables around this one are read through their views: their draws stand in.
+        enclosing = tuple(d for d in drawn if _reads(log_probs, d))
+        for d in enclosing:
+            log_probs = replace_views(log_probs, d, drawn[d])
+        log_probs = clone_replace(log_probs, rv_to_value)
+        leftover = [
+            v.name or str(v)
+            for v in ancestors([log_probs])
+            if v.owner is not None and isinstance(v.owner.op, RandomVariable)
+        ]
+        if leftover:
+            raise RuntimeError(
+                f"the conditional of {discrete.name} still reads random variables {leftover}"
+            )
+        support_value = support.eval() if not isinstance(support, np.ndarray) else support
+        draw = discrete.type()
+        draw.name = discrete.name
+        drawn[discrete] = draw
+        names[discrete] = discrete.name
+        recoveries[m] = Recovery(
+            discrete.name,
+            at.moveaxis(log_probs, 0, -1),
+            np.asarray(support_value),
+            draw,
+            tuple(names[d] for d in enclosing),
+        )
+        _pass_values_inward(node, valued, draw, value_of)
+    return [recoveries[m] for m in model.marginalizations]
+
+
+def _reads(graph: Variable, discrete: Variable) -> bool:
+    return any(
+        v.owner is not None
+        and isinstance(v.owner.op, MarginalizedView)
+        and v.owner.inputs[0] is discrete
+        for v in ancestors([graph])
+    )
+
+
+def _pass_values_inward(node, valued, draw, value_of) -> None:
+    """Give the inputs of ``node`` that are outputs of inner placeholders their values."""
+    op = node.op
+    if isinstance(op, FiniteEnumerationRV):
+        for inp, value in zip(node.inputs[2:], valued):
+            value_of[inp] = value
+    elif isinstance(op, MarginalMixtureRV) and op.stacked:
+        ((value, gate),) = valued
+        for k, component in enumerate(node.inputs[1:]):
+            chosen = at.eq(draw, k)
+            value_of[component] = (value, chosen if gate is None else at.and_(gate, chosen))
+    elif isinstance(op, MarginalSwitchRV):
+        ((value, gate),) = valued
+        for branch, chosen in ((node.inputs[1], at.eq(draw, 1)), (node.inputs[2], at.eq(draw, 0))):
+            value_of[branch] = (value, chosen if gate is None else at.and_(gate, chosen))
+
+
+def inverse_cdf(u: Variable, probs: Variable, support: np.ndarray) -> Variable:
+    """``D = d_0 + sum_j [u > F_j] (d_{j+1} - d_j)``: a draw from ``probs`` (the support's axis
+    last) by inverse CDF, given ``u ~ Uniform(0, 1)`` of ``probs``' shape less the last axis."""
+    cdf = probs[..., 0]
+    value = at.as_tensor_variable(support[0])
+    for j in range(len(support) - 1):
+        value = value + at.switch(at.gt(u, cdf), support[j + 1] - support[j], 0)
+        cdf = cdf + probs[..., j + 1]
+    return value.astype(support.dtype)
+
+
+def draw_graphs(recoveries: list[Recovery], uniforms: dict[str, Variable]) -> dict[str, Variable]:
+    """Draws of every variable in ``recoveries`` by inverse CDF, each inner one given the draws of
+    those around it; ``uniforms`` maps each name to uniforms of ``probs``' shape less the support
+    axis.  Returns ``name -> (draw, probs)`` graphs."""
+    by_name = {r.name: r for r in recoveries}
+    out: dict[str, tuple[Variable, Variable]] = {}
+
+    def visit(r: Recovery):
+        if r.name in out:
+            return out[r.name]
+        replacements = {by_name[e].draw: visit(by_name[e])[0] for e in r.enclosing}
+        probs = at.exp(clone_replace(r.log_probs, replacements) if replacements else r.log_probs)
+        out[r.name] = (inverse_cdf(uniforms[r.name], probs, r.support), probs)
+        return out[r.name]
+
+    for r in recoveries:
+        visit(r)
+    return out
