@@ -494,7 +494,9 @@ class Sampler:
             reason = support.violation(value) if support is not None else None
             if reason is not None:
                 raise ValuesError(
-                    item.name, f"initial value (chain, *index) is outside its support: {reason}"
+                    item.name,
+                    f"initial value is outside the variable's support: {reason} (indices count "
+                    "the chain axis first)",
                 )
             values.append(value)
         to_unconstrained = self._unconstrain_function()
