@@ -8,6 +8,7 @@ Rosenbluth-Metropolis-Hastings sampler batched over many chains.
 from aemix import errors, relations
 from aemix.errors import (
     AemixError,
+    ConfigurationError,
     FusedLoopError,
     InitializationError,
     MarginalizationError,
@@ -25,6 +26,7 @@ __all__ = [
     "errors",
     "relations",
     "AemixError",
+    "ConfigurationError",
     "FusedLoopError",
     "InitializationError",
     "MarginalizationError",

@@ -55,6 +55,10 @@ class ValuesError(AemixError, ValueError):
         super().__init__(f"variable {variable!r}: {reason}")
 
 
+class ConfigurationError(AemixError):
+    """Aesara's configuration does not suit aemix (e.g. ``floatX`` is not float64)."""
+
+
 class InitializationError(AemixError):
     """No initial point with a finite log-density was found for some chains."""
 

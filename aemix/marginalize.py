@@ -211,24 +211,29 @@ def _upcast_constants(outputs: list[Variable]) -> dict[Variable, Variable]:
     Aesara casts a Python float literal that fits float32 to a float32 constant, and an integer
     literal to int8, so ``gamma(2.0, ...)`` would evaluate ``gammaln(2.0)`` and ``normal(0, 10)``
     ``log(10)`` in single precision; densities must be float64-accurate whatever literals the user
-    wrote.  float32 constants are upcast everywhere; integer constants only where every use is a
-    parameter of a continuous random variable (never a size, an index or a discrete parameter).
+    wrote.  float32 constants are upcast everywhere.  An integer constant becomes float64 where every
+    use is a parameter of a continuous random variable (never a size, an index or a discrete
+    parameter), else int64 where some use is a parameter of a random variable: aeppl's densities
+    take ``gammaln`` of integer parameters (the ``n`` of ``binomial(10, p)``, an int8), and Aesara
+    computes ``gammaln`` of an int8 or int16 in float32.  int64 stays an integer for the other uses.
     """
     if aesara.config.floatX != "float64":
         return {}
-    uses: dict[Variable, list[bool]] = {}
+    uses: dict[Variable, list[tuple[bool, bool]]] = {}  # (is an RV parameter, of a continuous RV)
     for node in io_toposort([], outputs):
-        continuous_rv = isinstance(node.op, RandomVariable) and node.outputs[
-            1
-        ].type.dtype.startswith("float")
+        is_rv = isinstance(node.op, RandomVariable)
+        continuous_rv = is_rv and node.outputs[1].type.dtype.startswith("float")
         for i, inp in enumerate(node.inputs):
             if isinstance(inp, TensorConstant):
-                uses.setdefault(inp, []).append(continuous_rv and i >= 3)
+                uses.setdefault(inp, []).append((is_rv and i >= 3, continuous_rv and i >= 3))
     memo = {}
-    for c, as_float_param in uses.items():
+    for c, roles in uses.items():
         dtype = c.type.dtype
-        if dtype == "float32" or (dtype.startswith(("int", "uint")) and all(as_float_param)):
+        integer = dtype.startswith(("int", "uint"))
+        if dtype == "float32" or (integer and all(continuous for _, continuous in roles)):
             memo[c] = at.constant(np.asarray(c.data, dtype="float64"), name=c.name)
+        elif integer and dtype not in ("int64", "uint64") and any(p for p, _ in roles):
+            memo[c] = at.constant(np.asarray(c.data, dtype="int64"), name=c.name)
     return memo
 
 

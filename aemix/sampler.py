@@ -7,24 +7,44 @@ variables from their conditionals.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import sys
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import aesara
 import aesara.tensor as at
 import numpy as np
+from aeppl.logprob import ParameterValueError
 from aesara.graph.basic import Variable, ancestors, clone_replace
 from aesara.link.c.exceptions import CompileError
 from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.random.var import RandomGeneratorSharedVariable
 from tqdm.auto import tqdm
 
-from aemix.errors import FusedLoopError, InitializationError, ModelError, ValuesError
+from aemix.errors import (
+    ConfigurationError,
+    FusedLoopError,
+    InitializationError,
+    ModelError,
+    ValuesError,
+)
 from aemix.fused import MODES, FusedProgram, compile_loop, composite, tile_count
+from aemix.intake import (
+    as_variable_list,
+    assign_names,
+    check_observed,
+    check_parameters,
+    check_unique_names,
+    guarded_variables,
+    random_variables,
+    support_of,
+    value_array,
+)
 from aemix.kernels import rmh
 from aemix.logdensity import LogDensity, build_logdensity, default_transform
 from aemix.marginalize import DEFAULT_SUPPORT_BUDGET, MarginalModel, is_discrete, marginalize
@@ -37,94 +57,6 @@ from aemix.vectorize import vectorize_draws, vectorize_graph
 __all__ = ["build_sampler", "Sampler", "SampleResult", "SampleSummary"]
 
 _MAX_INIT_TRIES = 100
-
-
-def _as_variable_list(outputs) -> list[Variable]:
-    if isinstance(outputs, Variable):
-        return [outputs]
-    if isinstance(outputs, Mapping):
-        items = []
-        for name, var in outputs.items():
-            if not isinstance(var, Variable):
-                raise ModelError(
-                    str(name), f"expected an Aesara variable, got {type(var).__name__}"
-                )
-            var.name = var.name or str(name)
-            items.append(var)
-        return items
-    if isinstance(outputs, Sequence) and not isinstance(outputs, str):
-        for i, var in enumerate(outputs):
-            if not isinstance(var, Variable):
-                raise ModelError(
-                    f"outputs[{i}]", f"expected an Aesara variable, got {type(var).__name__}"
-                )
-        return list(outputs)
-    raise ModelError(
-        "outputs", f"expected an Aesara variable or a list of them, got {type(outputs).__name__}"
-    )
-
-
-def _random_variables(outputs: list[Variable]) -> list[Variable]:
-    return [
-        v
-        for v in ancestors(outputs)
-        if v.owner is not None
-        and isinstance(v.owner.op, RandomVariable)
-        and v is v.owner.default_output()
-    ]
-
-
-def _name_from_frame(var: Variable, frame) -> str | None:
-    """The identifier the caller bound ``var`` to (``Y_rv`` -> ``Y``), if any."""
-    for scope in (frame.f_locals, frame.f_globals):
-        for key, value in scope.items():
-            if value is var and not key.startswith("_"):
-                return key[:-3] if key.endswith("_rv") and len(key) > 3 else key
-    return None
-
-
-def _assign_names(variables: list[Variable], frame) -> None:
-    """Give every unnamed variable a name: the caller's identifier for it, or ``<dist>_<k>``."""
-    taken = {v.name for v in variables if v.name}
-    counters: dict[str, int] = {}
-    for var in variables:
-        if var.name:
-            continue
-        name = _name_from_frame(var, frame) if frame is not None else None
-        if name is None or name in taken:
-            base = getattr(getattr(var.owner, "op", None), "name", None) or "var"
-            k = counters.get(base, 0)
-            while f"{base}_{k}" in taken:
-                k += 1
-            counters[base] = k + 1
-            name = f"{base}_{k}"
-        var.name = name
-        taken.add(name)
-
-
-def _check_observed(var: Variable, data: Any) -> Variable:
-    name = var.name or str(var)
-    try:
-        array = np.asarray(data)
-    except Exception as exc:  # noqa: BLE001 - report any conversion failure as a model error
-        raise ModelError(name, f"observed data cannot be converted to an array: {exc}") from exc
-    if array.dtype.kind not in "biuf":
-        raise ModelError(name, f"observed data must be numeric, got dtype {array.dtype}")
-    if array.ndim != var.ndim:
-        raise ModelError(
-            name, f"observed data has {array.ndim} dimensions, the variable has {var.ndim}"
-        )
-    for axis, (static, actual) in enumerate(zip(var.type.shape, array.shape)):
-        if static is not None and static != actual:
-            raise ModelError(
-                name, f"observed data has length {actual} on axis {axis}, expected {static}"
-            )
-    if not np.all(np.isfinite(array)):
-        raise ModelError(name, "observed data contains NaN or infinite values")
-    if is_discrete(var):
-        if not np.all(array == np.round(array)):
-            raise ModelError(name, "observed data of a discrete variable must be integers")
-    return at.as_tensor_variable(array.astype(var.type.dtype))
 
 
 @dataclass
@@ -258,6 +190,19 @@ class _Moments:
         self.merge(draws.shape[1], mean, ((draws - mean[:, None]) ** 2).sum(axis=1))
 
 
+def _parameter_checks_in_model_terms(method):
+    """``method`` with aeppl's ``ParameterValueError`` at a point the chains reached re-raised as a
+    `ModelError`: the starting points passed the checks, so a parameter the random walk can move
+    out of its domain is a fault of the model (e.g. a normal prior on a scale)."""
+
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        with self._parameter_checks(ModelError, "at a point the chains reached"):
+            return method(self, *args, **kwargs)
+
+    return checked
+
+
 class Sampler:
     """A compiled RMH sampler for the marginal model of a graph; made by `build_sampler`.
 
@@ -304,7 +249,9 @@ class Sampler:
         """Log-density of the marginal model at ``values``, in the variables' own space.
 
         The marginalized variables are summed out and the observed ones fixed at their data; no
-        Jacobian term is included.
+        Jacobian term is included.  A value outside its variable's support (a negative value of a
+        positive variable, a Dirichlet value off the simplex) gives ``-inf``, the density there;
+        a value that is no number at all is an error.
 
         Parameters
         ----------
@@ -314,9 +261,14 @@ class Sampler:
         Raises
         ------
         ValuesError
-            If a latent is missing, a name is unknown, or an array has the wrong shape.
+            If a latent is missing, a name is unknown, an array has the wrong shape, or a value is
+            None, complex, non-numeric or not finite; or if a parameter check of the density fails
+            at ``values`` (a parameter that depends on latents, e.g. a negative scale).
         """
         args = self._check_values(values)
+        for support, arg in zip(self._latent_supports(), args):
+            if support is not None and support.violation(arg) is not None:
+                return -np.inf
         fn = self._compiled.get("logdensity")
         if fn is None:
             fn = aesara.function(
@@ -326,7 +278,8 @@ class Sampler:
                 mode=self.mode,
             )
             self._compiled["logdensity"] = fn
-        return float(fn(*args))
+        with self._parameter_checks(ValuesError, "at these values"):
+            return float(fn(*args))
 
     def _check_values(self, values: Mapping[str, Any]) -> list[np.ndarray]:
         if not isinstance(values, Mapping):
@@ -342,13 +295,43 @@ class Sampler:
         for item, vv in zip(self._density.layout, self._density.value_vars):
             if item.name not in values:
                 raise ValuesError(item.name, "no value given")
-            array = np.asarray(values[item.name], dtype=vv.type.dtype)
+            array = value_array(item.name, values[item.name], vv.type.dtype)
             if array.shape != item.shape:
                 raise ValuesError(
                     item.name, f"value has shape {array.shape}, expected {item.shape}"
                 )
             args.append(array)
         return args
+
+    def _latent_supports(self):
+        """Each latent's support (`aemix.intake.support_of`), or ``None``; computed once."""
+        supports = self._compiled.get("supports")
+        if supports is None:
+            supports = [support_of(rv) for rv in self._latent_rvs]
+            self._compiled["supports"] = supports
+        return supports
+
+    @contextmanager
+    def _parameter_checks(self, error: type[Exception], where: str):
+        """Re-raise aeppl's ``ParameterValueError`` as ``error`` in the model's terms.
+
+        Constant parameters were checked by `build_sampler`; this one depends on latents, so the
+        check can only fail at given values.  aeppl's message (``"sigma > 0"``) names the check,
+        not the variable: the variables whose parameters are not constant are named instead, and
+        Aesara's apply-node dump is left out.
+        """
+        try:
+            yield
+        except ParameterValueError as exc:
+            check = str(exc).split("\n", 1)[0]
+            names = ", ".join(guarded_variables(random_variables(self._model.fgraph.outputs)))
+            reason = (
+                f"the density's parameter check {check!r} failed {where}; it guards a parameter "
+                f"that depends on other variables (of: {names or 'a model variable'})"
+            )
+            if issubclass(error, (ValuesError, ModelError)):
+                raise error(names or "values", reason) from None
+            raise error(reason) from None
 
     # -- compiled pieces -----------------------------------------------------------------------
 
@@ -476,7 +459,8 @@ class Sampler:
             shared_rng.set_value(np.random.default_rng(rng.integers(2**63)), borrow=True)
         positions = np.array(fn(n_chains), dtype=float).reshape(n_chains, self.dim)
         for _ in range(_MAX_INIT_TRIES):
-            bad = ~np.isfinite(self._logdensity_batch(positions))
+            with self._parameter_checks(InitializationError, "at a prior draw"):
+                bad = ~np.isfinite(self._logdensity_batch(positions))
             if not bad.any():
                 return positions
             positions[bad] = np.asarray(fn(int(bad.sum())), dtype=float).reshape(-1, self.dim)
@@ -492,10 +476,12 @@ class Sampler:
         if unknown:
             raise ValuesError(unknown[0], "not a latent variable of this model")
         values = []
-        for item in self._density.layout:
+        for item, vv, support in zip(
+            self._density.layout, self._density.value_vars, self._latent_supports()
+        ):
             if item.name not in initial_values:
                 raise ValuesError(item.name, "no initial value given")
-            value = np.asarray(initial_values[item.name], dtype=float)
+            value = value_array(item.name, initial_values[item.name], vv.type.dtype)
             if value.shape == item.shape:
                 value = np.broadcast_to(value, (n_chains, *item.shape))
             if value.shape != (n_chains, *item.shape):
@@ -503,6 +489,15 @@ class Sampler:
                     item.name,
                     f"initial value has shape {value.shape}, "
                     f"expected {item.shape} or {(n_chains, *item.shape)}",
+                )
+            # Checked in the variable's own space: the transform to unconstrained space would
+            # silently project some values (a Dirichlet value off the simplex) onto the support.
+            reason = support.violation(value) if support is not None else None
+            if reason is not None:
+                raise ValuesError(
+                    item.name,
+                    f"initial value is outside the variable's support: {reason} (indices count "
+                    "the chain axis first)",
                 )
             values.append(value)
         to_unconstrained = self._unconstrain_function()
@@ -514,7 +509,8 @@ class Sampler:
             piece = positions[:, item.start : item.stop]
             if not np.all(np.isfinite(piece)):
                 raise ValuesError(item.name, "initial value is outside the variable's support")
-        bad = ~np.isfinite(self._logdensity_batch(positions))
+        with self._parameter_checks(ValuesError, "at the initial values"):
+            bad = ~np.isfinite(self._logdensity_batch(positions))
         if bad.any():
             chains = np.flatnonzero(bad)[:10].tolist()
             raise InitializationError(
@@ -522,6 +518,7 @@ class Sampler:
             )
         return positions
 
+    @_parameter_checks_in_model_terms
     def sample(
         self,
         n_samples: int,
@@ -549,16 +546,17 @@ class Sampler:
         n_chains
             Number of chains, run together as one batched computation.
         seed
-            Seed of everything random (initial points, proposals, recovered discrete draws); the same
-            seed (with the same ``loop`` and ``block_size``) gives the same draws.
+            Seed of everything random (initial points, proposals, recovered discrete draws): None,
+            an int, a `numpy.random.SeedSequence`, or a `numpy.random.Generator` (a seed is drawn
+            from it).  The same seed (with the same ``loop`` and ``block_size``) gives the same draws.
         step_size
             A fixed proposal scale.  When ``None`` (the default), the step size and a per-coordinate
             scale are tuned during warm-up toward ``target_acceptance`` and then frozen.
         warmup
             Steps run and discarded before the kept draws.
         target_acceptance
-            Acceptance rate the tuning aims at; defaults to 0.44 in one dimension, decreasing to
-            0.234 in many (the optimal rates of a random walk on Gaussian targets).
+            Acceptance rate the tuning aims at, in (0, 1); defaults to 0.44 in one dimension,
+            decreasing to 0.234 in many (the optimal rates of a random walk on Gaussian targets).
         initial_values
             Optional starting values, ``name -> array`` of the variable's shape or
             ``(n_chains, *shape)``; by default chains start at prior draws.
@@ -596,6 +594,17 @@ class Sampler:
         ------
         FusedLoopError
             If ``loop="fused"`` and the model does not lower to the fused loop.
+        ValuesError
+            If ``initial_values`` are malformed or outside their variables' supports.
+        InitializationError
+            If no starting point with a finite log-density is found, or a parameter check of the
+            density fails at the prior draws.
+        ModelError
+            If a parameter check of the density fails at a point the chains reached (a parameter
+            that depends on latents, such as a scale with a normal prior, left its domain).
+        TypeError, ValueError
+            If an argument has the wrong type or is out of range (``seed``, ``target_acceptance``,
+            the counts).
         """
         n_samples, n_chains, warmup, thin = _check_counts(
             n_samples=n_samples, n_chains=n_chains, warmup=warmup, thin=thin
@@ -605,13 +614,14 @@ class Sampler:
             (block_size,) = _check_counts(block_size=block_size)
         if step_size is not None and not (np.isfinite(step_size) and step_size > 0):
             raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
+        _check_target_acceptance(target_acceptance)
         if loop not in ("auto", "fused", "scan"):
             raise ValueError(f"loop must be 'auto', 'fused' or 'scan', got {loop!r}")
         if loop == "fused" or (loop == "auto" and self._fused_ok(keep)):
             runner = _FusedRunner(self, self._fused_program(keep), keep)
         else:
             runner = _ScanRunner(self, keep)
-        seeds = np.random.SeedSequence(seed).spawn(3)
+        seeds = _seed_sequence(seed).spawn(3)
         init_rng, noise_rng, recovery_rng = (np.random.default_rng(s) for s in seeds)
         runner.seed(noise_rng, recovery_rng, n_chains)
         runner.n_threads = _thread_count(n_threads)
@@ -623,7 +633,11 @@ class Sampler:
         scale = np.ones(dim)
         tune = step_size is None
         current_step = 2.38 / np.sqrt(dim) if tune else float(step_size)
-        target = target_acceptance or 0.234 + (0.44 - 0.234) * np.exp(-(dim - 1) / 4)
+        target = (
+            0.234 + (0.44 - 0.234) * np.exp(-(dim - 1) / 4)
+            if target_acceptance is None
+            else target_acceptance
+        )
 
         # Warm-up: Robbins-Monro on log step size; per-coordinate scale from the second quarter.
         if progressbar is None:
@@ -1305,6 +1319,37 @@ def _thread_count(n_threads: int | None) -> int:
     return int(n_threads)
 
 
+def _check_target_acceptance(target_acceptance: float | None) -> None:
+    if target_acceptance is None:
+        return
+    if isinstance(target_acceptance, bool) or not isinstance(
+        target_acceptance, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(f"target_acceptance must be a number, got {target_acceptance!r}")
+    if not 0 < target_acceptance < 1:
+        raise ValueError(f"target_acceptance must be in (0, 1), got {target_acceptance!r}")
+
+
+def _seed_sequence(seed) -> np.random.SeedSequence:
+    """The root of every random stream of one `Sampler.sample` call.
+
+    A `numpy.random.Generator` gives a seed drawn from it (so it advances, as a generator that is
+    used should); an int, a `SeedSequence` or None are taken as NumPy takes them.
+    """
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, np.random.Generator):
+        return np.random.SeedSequence(int(seed.integers(2**63)))
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        return np.random.SeedSequence(None if seed is None else int(seed))
+    raise TypeError(
+        "seed must be None, an int, a numpy.random.SeedSequence or a numpy.random.Generator, "
+        f"got {type(seed).__name__}"
+    )
+
+
 def _check_counts(**counts: int) -> tuple[int, ...]:
     out = []
     for name, value in counts.items():
@@ -1374,7 +1419,14 @@ def build_sampler(
     >>> sampler.marginalized
     ('I',)
     """
-    output_list = _as_variable_list(outputs)
+    if aesara.config.floatX != "float64":
+        # The kernel, its noise and the results are float64 NumPy arrays; a float32 density would
+        # also lose the precision the samplers' checks and the README promise.
+        raise ConfigurationError(
+            f"aemix needs aesara.config.floatX == 'float64', got {aesara.config.floatX!r}; build "
+            "the model and the sampler under aesara.config.change_flags(floatX='float64')"
+        )
+    output_list = as_variable_list(outputs)
     observed = dict(observed or {})
     for var in observed:
         if not isinstance(var, Variable):
@@ -1382,10 +1434,12 @@ def build_sampler(
     frame = inspect.currentframe()
     caller = frame.f_back if frame is not None else None
     everything = output_list + [v for v in observed if v not in output_list]
-    _assign_names([*output_list, *observed, *_random_variables(everything)], caller)
+    model_rvs = random_variables(everything)
+    assign_names([*output_list, *observed, *model_rvs], caller)
     del frame, caller
 
-    observed_constants = {var: _check_observed(var, data) for var, data in observed.items()}
+    check_parameters(model_rvs)
+    observed_constants = {var: check_observed(var, data) for var, data in observed.items()}
     model = marginalize(
         everything, set(observed), rules, support_budget=support_budget, on_budget=on_budget
     )
@@ -1422,6 +1476,14 @@ def build_sampler(
             raise ModelError(rv.name, "a discrete latent variable was left after marginalization")
     latent_originals = [marginal_to_original[rv] for rv in latent_rvs]
     names = [rv.name for rv in latent_rvs]
+    # Names key the draws and the values: checked now that marginalization has named its outputs.
+    check_unique_names(
+        {
+            "latent": latent_rvs,
+            "marginalized": [m.discrete for m in model.marginalizations],
+            "observed": list(observed_constants),
+        }
+    )
 
     shapes, unconstrained_shapes = _latent_shapes(latent_rvs, latent_originals)
     density = build_logdensity(latent_rvs, names, observed_marginal, unconstrained_shapes, shapes)

@@ -1,0 +1,306 @@
+"""Intake checks (`aemix.intake`): observed data, constant parameters, names, values and arguments."""
+
+import aesara
+import aesara.tensor as at
+import numpy as np
+import pytest
+import scipy.stats as st
+
+import aemix
+from aemix.errors import ConfigurationError, InitializationError, ModelError, ValuesError
+
+FAST = "FAST_COMPILE"
+
+
+def _refused(rv, data, *fragments):
+    with pytest.raises(ModelError) as info:
+        aemix.build_sampler(rv, {rv: data}, mode=FAST)
+    assert info.value.variable == rv.name
+    for fragment in fragments:
+        assert fragment in str(info.value), str(info.value)
+
+
+# -- 1. observed data inside its distribution's support ------------------------------------------
+
+
+def _support_cases():
+    srng = at.random.RandomStream(0)
+    p = srng.beta(2.0, 2.0, name="p")
+    return [
+        (srng.poisson(3.0, size=5, name="y"), [1, 2, 3, -1, 2], "(3,)", "poisson"),
+        (srng.binomial(10, p, size=3, name="y"), [1, 11, 2], "(1,)", "binomial"),
+        # n broadcast along the last axis: 4 > n[0] = 3 at (1, 0)
+        (
+            srng.binomial(np.array([3, 5]), 0.4, size=(2, 2), name="y"),
+            [[1, 2], [4, 5]],
+            "(1, 0)",
+            "binomial",
+        ),
+        (srng.geometric(0.3, size=3, name="y"), [1, 0, 2], "(1,)", "geometric"),
+        (srng.negative_binomial(3.0, 0.4, size=3, name="y"), [1, 2, -2], "(2,)", "nbinom"),
+        (srng.integers(2, 5, size=3, name="y"), [2, 5, 3], "(1,)", "integers"),
+        (srng.categorical(np.array([0.2, 0.8]), size=3, name="y"), [0, 1, 2], "(2,)", "categ"),
+        (srng.bernoulli(p, size=3, name="y"), [0, 1, 2], "(2,)", "bernoulli"),
+        (srng.beta(2.0, 2.0, size=3, name="y"), [0.5, 1.5, 0.2], "(1,)", "beta"),
+        (srng.uniform(-1.0, 2.0, size=3, name="y"), [0.0, 2.5, 0.0], "(1,)", "uniform"),
+        (srng.exponential(2.0, size=3, name="y"), [1.0, -0.1, 1.0], "(1,)", "exponential"),
+        (srng.gamma(2.0, 1.0, size=3, name="y"), [-1.0, 1.0, 1.0], "(0,)", "gamma"),
+        (srng.halfnormal(0.0, 1.0, size=3, name="y"), [1.0, 1.0, -3.0], "(2,)", "halfnormal"),
+        (srng.halfcauchy(0.0, 1.0, size=3, name="y"), [1.0, -1.0, 1.0], "(1,)", "halfcauchy"),
+        (srng.lognormal(0.0, 1.0, size=3, name="y"), [1.0, 0.0, 1.0], "(1,)", "lognormal"),
+        (
+            srng.dirichlet(np.ones(3), size=2, name="y"),
+            [[0.2, 0.8, 0.0], [0.5, 0.6, -0.1]],
+            "(1, 2)",
+            "dirichlet",
+        ),
+        (
+            srng.dirichlet(np.ones(3), size=2, name="y"),
+            [[0.2, 0.8, 0.0], [0.5, 0.4, 0.2]],
+            "(1,)",
+            "simplex",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_support_cases())))
+def test_observed_data_outside_the_support_is_refused_with_its_index(case):
+    rv, data, index, distribution = _support_cases()[case]
+    _refused(rv, np.asarray(data), index, distribution)
+
+
+def test_observed_data_on_the_support_boundary_is_accepted():
+    srng = at.random.RandomStream(0)
+    p = srng.beta(2.0, 2.0, name="p")
+    y = srng.binomial(np.array([3, 5]), p, size=(2, 2), name="y")
+    d = srng.dirichlet(np.ones(3), name="d")
+    sampler = aemix.build_sampler([y, d], {y: [[0, 5], [3, 0]], d: [0.1, 0.2, 0.7]}, mode=FAST)
+    assert sampler.latent == ("p",)
+
+
+def test_observed_count_beyond_the_integer_dtype_is_refused_not_wrapped():
+    srng = at.random.RandomStream(0)
+    y = srng.poisson(3.0, size=3, name="y")
+    _refused(y, np.array([1.0, 1e30, 2.0]), "1e+30", "does not fit", "int64")
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        (None, "None"),
+        (np.array([1.0, 2.0, 1j]), "complex"),
+        (np.array([1.0, 2.0, 3.0], dtype=object), "object"),
+        ([1.0, None, 2.0], "object"),
+        (np.array([1.0, np.nan, 2.0]), "finite"),
+    ],
+)
+def test_observed_data_that_is_no_real_number_is_a_model_error(data, fragment):
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(0.0, 1.0, name="mu")
+    y = srng.normal(mu, 1.0, size=3, name="y")
+    _refused(y, data, fragment)
+
+
+# -- 2. values given to logdensity and as initial values -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def simplex_sampler():
+    srng = at.random.RandomStream(0)
+    w = srng.dirichlet(np.ones(3), name="w")
+    s = srng.halfnormal(0.0, 1.0, name="s")
+    y = srng.normal(0.0, s, size=3, name="y")
+    return aemix.build_sampler([w, y], {y: np.array([0.1, -0.4, 0.3])}, mode=FAST)
+
+
+@pytest.mark.parametrize(
+    "values, name, fragment",
+    [
+        ({"w": None, "s": 1.0}, "w", "None"),
+        ({"w": [0.2, 0.3, 0.5], "s": 1.0 + 1j}, "s", "complex"),
+        ({"w": [0.2, np.nan, 0.8], "s": 1.0}, "w", "finite"),
+        ({"w": np.array(["a", "b", "c"]), "s": 1.0}, "w", "numeric"),
+    ],
+)
+def test_logdensity_refuses_values_that_are_no_real_numbers(
+    simplex_sampler, values, name, fragment
+):
+    with pytest.raises(ValuesError) as info:
+        simplex_sampler.logdensity(values)
+    assert info.value.variable == name
+    assert fragment in str(info.value)
+
+
+def test_logdensity_is_minus_infinity_off_the_support_and_off_the_simplex(simplex_sampler):
+    inside = simplex_sampler.logdensity({"w": [0.2, 0.3, 0.5], "s": 1.0})
+    assert np.isfinite(inside)
+    assert simplex_sampler.logdensity({"w": [0.2, 0.3, 0.5], "s": -1.0}) == -np.inf
+    # Each element in [0, 1] but the sum 1.1: aeppl's Dirichlet density alone is finite here.
+    assert simplex_sampler.logdensity({"w": [0.2, 0.4, 0.5], "s": 1.0}) == -np.inf
+
+
+@pytest.mark.parametrize(
+    "values, name, fragment",
+    [
+        ({"w": [0.2, 0.4, 0.5], "s": 1.0}, "w", "sum to 1.1"),
+        ({"w": [0.2, 0.3, 0.5], "s": -1.0}, "s", "outside the support"),
+        ({"w": [0.2, 0.3, 0.5], "s": None}, "s", "None"),
+        ({"w": [0.2, 0.3, 0.5], "s": 1j}, "s", "complex"),
+        ({"w": [0.2, 0.3, 0.5], "s": np.nan}, "s", "finite"),
+    ],
+)
+def test_initial_values_off_the_support_are_refused_not_projected(
+    simplex_sampler, values, name, fragment
+):
+    with pytest.raises(ValuesError) as info:
+        simplex_sampler.sample(2, n_chains=2, warmup=0, seed=0, loop="scan", initial_values=values)
+    assert info.value.variable == name
+    assert fragment in str(info.value), str(info.value)
+
+
+# -- 3. sample's arguments ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def normal_sampler():
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(0.0, 1.0, name="mu")
+    y = srng.normal(mu, 1.0, size=3, name="y")
+    return aemix.build_sampler(y, {y: np.array([0.1, -0.4, 0.3])}, mode=FAST)
+
+
+@pytest.mark.parametrize("target", [0.0, 1.0, 1.5, -0.2, float("nan")])
+def test_target_acceptance_outside_the_open_unit_interval_is_refused(normal_sampler, target):
+    with pytest.raises(ValueError, match="target_acceptance"):
+        normal_sampler.sample(2, n_chains=2, warmup=0, target_acceptance=target, loop="scan")
+
+
+def test_target_acceptance_is_used_as_given(normal_sampler):
+    low = normal_sampler.sample(
+        20, n_chains=2, warmup=200, seed=3, target_acceptance=0.05, loop="scan"
+    )
+    high = normal_sampler.sample(
+        20, n_chains=2, warmup=200, seed=3, target_acceptance=0.95, loop="scan"
+    )
+    assert low.step_size > 3 * high.step_size
+
+
+def test_seed_may_be_a_generator_or_a_seed_sequence(normal_sampler):
+    def draws(seed):
+        return normal_sampler.sample(3, n_chains=2, warmup=0, seed=seed, loop="scan").draws["mu"]
+
+    np.testing.assert_array_equal(draws(np.random.default_rng(5)), draws(np.random.default_rng(5)))
+    np.testing.assert_array_equal(
+        draws(np.random.SeedSequence(7)), draws(np.random.SeedSequence(7))
+    )
+    with pytest.raises(TypeError, match="seed"):
+        draws("seven")
+    with pytest.raises(TypeError, match="seed"):
+        draws(1.5)
+
+
+# -- 4. names ------------------------------------------------------------------------------------
+
+
+def test_two_latents_with_one_name_are_refused():
+    srng = at.random.RandomStream(0)
+    first = srng.normal(0.0, 1.0, name="mu")
+    second = srng.normal(first, 1.0, name="mu")
+    with pytest.raises(ModelError, match="two latent variables share this name"):
+        aemix.build_sampler([first, second], mode=FAST)
+
+
+def test_a_latent_named_like_a_marginalized_variable_is_refused():
+    srng = at.random.RandomStream(0)
+    scale = srng.halfnormal(0.0, 1.0, name="I")  # continuous, kept latent
+    N_rv = srng.normal(np.array([-2.0, 3.0]), scale, name="N")
+    I_rv = srng.categorical(np.array([0.3, 0.7]), name="I")
+    with pytest.raises(ModelError, match="a latent and a marginalized variable"):
+        aemix.build_sampler({"Y": N_rv[I_rv]}, mode=FAST)
+
+
+def test_an_observed_variable_named_like_a_latent_is_refused():
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(0.0, 1.0, name="mu")
+    y = srng.normal(mu, 1.0, size=3, name="mu")
+    with pytest.raises(ModelError, match="a latent and an? observed variable"):
+        aemix.build_sampler(y, {y: np.zeros(3)}, mode=FAST)
+
+
+# -- 5. parameters -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (
+            lambda srng, mu: srng.normal(mu, -1.0, size=3, name="y"),
+            "sigma must be positive, got -1.0",
+        ),
+        (lambda srng, mu: srng.binomial(5, 1.5, size=3, name="y"), "p must be in [0, 1], got 1.5"),
+        (
+            lambda srng, mu: srng.poisson(np.array([1.0, -2.0, 1.0]), name="y"),
+            "mu must be non-negative, got -2.0 at index (1,)",
+        ),
+    ],
+)
+def test_a_constant_invalid_parameter_is_refused_by_name(make, fragment):
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(0.0, 1.0, name="mu")
+    y = make(srng, mu)
+    with pytest.raises(ModelError) as info:
+        aemix.build_sampler(y, {y: np.ones(3, dtype=y.dtype)}, mode=FAST)
+    assert info.value.variable == "y"
+    assert fragment in str(info.value), str(info.value)
+
+
+def test_a_latent_parameter_out_of_its_domain_is_reported_without_a_graph_dump():
+    srng = at.random.RandomStream(0)
+    sigma = srng.normal(0.0, 1.0, name="sigma")  # a scale that may go negative: the model's bug
+    y = srng.normal(0.0, sigma, size=3, name="y")
+    sampler = aemix.build_sampler(y, {y: np.array([0.1, -0.4, 0.3])}, mode=FAST)
+    with pytest.raises(ValuesError) as info:
+        sampler.logdensity({"sigma": -1.0})
+    message = str(info.value)
+    assert "sigma > 0" in message and "'y'" in message
+    assert "Apply node" not in message and info.value.__suppress_context__
+    with pytest.raises(InitializationError, match="sigma > 0") as info:
+        sampler.sample(2, n_chains=8, warmup=0, seed=0, loop="scan")
+    assert "Apply node" not in str(info.value)
+    with pytest.raises(ModelError, match="sigma > 0") as info:
+        sampler.sample(
+            50,
+            n_chains=2,
+            warmup=0,
+            seed=0,
+            step_size=3.0,
+            loop="scan",
+            initial_values={"sigma": 0.5},
+        )
+    assert "Apply node" not in str(info.value) and info.value.variable == "y"
+
+
+# -- 6. float64 densities ------------------------------------------------------------------------
+
+
+def test_binomial_with_a_literal_n_is_evaluated_in_float64():
+    srng = at.random.RandomStream(0)
+    p = srng.beta(2.0, 2.0, name="p")
+    y = srng.binomial(10, p, size=1000, name="y")
+    data = np.random.default_rng(0).binomial(10, 0.3, size=1000)
+    sampler = aemix.build_sampler(y, {y: data}, mode=FAST)
+    for value in (0.05, 0.3, 0.77):
+        want = st.binom.logpmf(data, 10, value).sum() + st.beta(2, 2).logpdf(value)
+        assert sampler.logdensity({"p": value}) == pytest.approx(want, rel=1e-9, abs=0)
+
+
+# -- 7. floatX -----------------------------------------------------------------------------------
+
+
+def test_float32_floatx_is_refused_with_a_typed_error():
+    with aesara.config.change_flags(floatX="float32"):
+        srng = at.random.RandomStream(0)
+        mu = srng.normal(0.0, 1.0, name="mu")
+        y = srng.normal(mu, 1.0, size=3, name="y")
+        with pytest.raises(ConfigurationError, match="floatX"):
+            aemix.build_sampler(y, {y: np.array([0.1, -0.4, 0.3])}, mode=FAST)
