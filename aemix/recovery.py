@@ -116,9 +116,12 @@ def recovery_graphs(model, rv_to_value: dict[Variable, Variable]) -> list[Recove
                 selected = at.and_(selected, gate)
             log_probs = at.switch(selected, log_probs, prior)
         # The variables around this one are read through their views: their draws stand in.
-        enclosing = tuple(d for d in drawn if _reads(log_probs, d))
-        for d in enclosing:
-            log_probs = replace_views(log_probs, d, drawn[d])
+        for d in drawn:
+            if _reads(log_probs, d):
+                log_probs = replace_views(log_probs, d, drawn[d])
+        # (through views, or through the gates of the mixtures around it)
+        read = set(ancestors([log_probs]))
+        enclosing = tuple(d for d in drawn if drawn[d] in read)
         log_probs = clone_replace(log_probs, rv_to_value)
         leftover = [
             v.name or str(v)
