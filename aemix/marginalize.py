@@ -306,6 +306,14 @@ class _Rewriting:
             v = frontier.pop()
             for client, _ in self.fgraph.clients.get(v, []):
                 if client == "output":
+                    if v is not discrete and v in self.observed:
+                        raise MarginalizationError(
+                            _describe(discrete),
+                            f"the observed {_describe(v)} is computed from it by "
+                            f"{type(v.owner.op).__name__}, and no rule of {list(self.rules)} "
+                            "gives that computation a density; write the observation as a random "
+                            "variable whose parameters depend on it",
+                        )
                     if v is not discrete:
                         raise MarginalizationError(
                             _describe(discrete),

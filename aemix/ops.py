@@ -37,6 +37,7 @@ __all__ = [
     "logsumexp",
     "constant_branch_value",
     "replace_views",
+    "point_mass_beside_density",
 ]
 
 
@@ -194,18 +195,46 @@ class MarginalSwitchRV(Op):
         return "MarginalSwitch"
 
 
-def _branch_logprob(branch: Variable, value: Variable) -> Variable:
+def _branch_logprob(branch: Variable, value: Variable, atom=None) -> Variable:
+    """A branch's log-density at ``value``; with ``atom`` (the constant of a point-mass branch
+    beside a continuous one), with respect to Lebesgue measure plus a unit mass at ``atom``."""
     constant = constant_branch_value(branch)
     if constant is not None:
         return at.switch(at.eq(value, constant), 0.0, -np.inf)
-    return logprob(branch, value)
+    logp = logprob(branch, value)
+    if atom is not None:
+        # A density puts no mass on the atom.
+        logp = at.switch(at.eq(value, atom), -np.inf, logp)
+    return logp
+
+
+def point_mass_beside_density(on_true: Variable, on_false: Variable):
+    """The constant of a point-mass branch whose other branch is continuous (a hurdle), or None."""
+    for atom_branch, other in ((on_true, on_false), (on_false, on_true)):
+        atom = constant_branch_value(atom_branch)
+        if atom is not None and constant_branch_value(other) is None:
+            if other.type.dtype.startswith("float"):
+                return atom
+    return None
 
 
 @marginal_conditionals.register(MarginalSwitchRV)
 def _switch_conditionals(op, values, switch, on_true, on_false):
+    r"""The two branches' joint log-probabilities with ``B``.
+
+    A point mass ``c`` beside a continuous branch ``X`` (a zero-inflated, or hurdle, density) has
+    no density with respect to Lebesgue measure; both branches are then taken with respect to
+    Lebesgue measure plus a unit mass at ``c``: :math:`p(z) = p` at ``z = c`` and
+    :math:`(1 - p) p_X(z)` elsewhere.  Posteriors of the parameters are exact; the log-density
+    at an observation equal to ``c`` is a log-probability.
+    """
     (value,) = values
     p = switch.owner.inputs[-1]
-    branch_logps = [_branch_logprob(on_false, value), _branch_logprob(on_true, value)]
+    atom = point_mass_beside_density(on_true, on_false)
+    branch_logps = [
+        _branch_logprob(on_false, value, atom),
+        _branch_logprob(on_true, value, atom),
+    ]
     if switch.ndim == 0 and value.ndim > 0:
         # One draw of B picks a whole branch: mix the branches' joint densities.
         branch_logps = [at.sum(lp) for lp in branch_logps]

@@ -48,7 +48,12 @@ from aemix.intake import (
 from aemix.kernels import rmh
 from aemix.logdensity import LogDensity, build_logdensity, default_transform
 from aemix.marginalize import DEFAULT_SUPPORT_BUDGET, MarginalModel, is_discrete, marginalize
-from aemix.ops import FiniteEnumerationRV, constant_branch_value
+from aemix.ops import (
+    FiniteEnumerationRV,
+    MarginalSwitchRV,
+    constant_branch_value,
+    point_mass_beside_density,
+)
 from aemix.recovery import Recovery, draw_graphs, inverse_cdf, recovery_graphs
 from aemix.relations import RuleRegistry, registry
 from aemix.scalarize import DEFAULT_MAX_OPERATIONS, LoweringError, lower_to_scalars
@@ -1472,6 +1477,17 @@ def build_sampler(
             ", ".join(v.name for v in output_list), "the model has no latent variable to sample"
         )
     for rv in latent_rvs:
+        node = rv.owner
+        if (
+            isinstance(node.op, MarginalSwitchRV)
+            and point_mass_beside_density(*node.inputs[1:]) is not None
+        ):
+            raise ModelError(
+                rv.name,
+                "it mixes a point mass with a continuous density (a hurdle); observed, that is "
+                "exact, but as a latent variable a random walk never lands on the point mass: "
+                "observe it, or model its two parts separately",
+            )
         if is_discrete(rv):
             raise ModelError(rv.name, "a discrete latent variable was left after marginalization")
     latent_originals = [marginal_to_original[rv] for rv in latent_rvs]

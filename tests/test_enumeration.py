@@ -135,3 +135,43 @@ def test_a_categorical_of_a_row_picked_by_another_discrete_is_summed_out():
         ]
     )
     assert sampler.logdensity({"mu": mu}) == pytest.approx(exact, rel=1e-12)
+
+
+def test_a_zero_inflated_normal_is_a_hurdle_density_when_observed():
+    # Was refused with "a deterministic function of it (y) is an output of the model" although y
+    # is observed.  With respect to Lebesgue measure plus a unit mass at 0: p at a zero, (1 - p)
+    # times the normal density elsewhere.
+    data = np.array([0.0, 1.2, 0.0, -0.3, 0.5])
+    srng = at.random.RandomStream(0)
+    mu_rv = srng.normal(0.0, 1.0, name="mu")
+    z_rv = srng.bernoulli(np.float64(0.3), size=5, name="z")
+    y = at.switch(z_rv, 0.0, srng.normal(mu_rv, 1.0, size=5))
+    y.name = "y"
+    sampler = aemix.build_sampler(y, {y: data}, mode=FAST)
+    mu = 0.4
+    per_obs = np.where(data == 0, np.log(0.3), np.log(0.7) + st.norm(mu, 1).logpdf(data))
+    exact = st.norm(0, 1).logpdf(mu) + per_obs.sum()
+    assert sampler.logdensity({"mu": mu}) == pytest.approx(exact, rel=1e-12)
+
+
+def test_a_latent_hurdle_is_refused_with_the_reason():
+    srng = at.random.RandomStream(0)
+    mu_rv = srng.normal(0.0, 1.0, name="mu")
+    z_rv = srng.bernoulli(np.float64(0.3), name="z")
+    x = at.switch(z_rv, 0.0, srng.normal(mu_rv, 1.0))
+    x.name = "x"
+    with pytest.raises(aemix.ModelError, match="'x'.*point mass"):
+        aemix.build_sampler(x, mode=FAST)
+
+
+def test_a_switch_feeding_a_parameter_is_enumerated_exactly():
+    srng = at.random.RandomStream(0)
+    n_rv = srng.normal(1.0, 1.0, name="n")
+    z_rv = srng.bernoulli(np.float64(0.3), name="z")
+    y_rv = srng.normal(at.switch(z_rv, 0.0, n_rv), 1.0, name="y")
+    sampler = aemix.build_sampler(y_rv, {y_rv: 0.3}, mode=FAST)
+    n = 1.7
+    exact = st.norm(1, 1).logpdf(n) + logsumexp(
+        [np.log(0.3) + st.norm(0, 1).logpdf(0.3), np.log(0.7) + st.norm(n, 1).logpdf(0.3)]
+    )
+    assert sampler.logdensity({"n": n}) == pytest.approx(exact, rel=1e-12)

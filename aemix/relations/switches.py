@@ -26,10 +26,9 @@ def _valid_branches(switch, on_true, on_false) -> bool:
     if all(constants):
         return False
     components = [b for b, c in zip((on_true, on_false), constants) if not c]
-    if not all(_is_component(b, out_shape) for b in components):
-        return False
-    # A point mass mixes with a probability mass function, not with a density.
-    return not any(constants) or all(b.type.dtype.startswith(("int", "uint")) for b in components)
+    # A point mass beside a density is a hurdle: its density is with respect to Lebesgue measure
+    # plus a unit mass at the constant (see `aemix.ops`); the sampler refuses it as a latent.
+    return all(_is_component(b, out_shape) for b in components)
 
 
 def switch_mixtureo(model_et, marginal_et):
@@ -43,7 +42,8 @@ def switch_mixtureo(model_et, marginal_et):
                                                        \log(1 - p) + \log p_Y(z)\right)}
 
     A branch may be a constant ``c``, a point mass (``log p_c(z) = 0`` if ``z = c`` else
-    ``-inf``), when the other branch is discrete: zero-inflated counts, ``switch(B, 0, Poisson)``.
+    ``-inf``): zero-inflated counts, ``switch(B, 0, Poisson)``, or, beside a continuous branch, a
+    hurdle density with respect to Lebesgue measure plus a unit mass at ``c``.
     ``B`` has the output's shape (one switch per element) or is a scalar (one switch for all).
 
     Parameters

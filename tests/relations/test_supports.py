@@ -24,7 +24,8 @@ def support_of(rv):
     ],
 )
 def test_finite_supports(rv, expected):
-    assert support_of(rv) == (expected,)
+    (support,) = support_of(rv)
+    assert tuple(support) == expected
 
 
 @pytest.mark.parametrize(

@@ -35,10 +35,15 @@ def test_near_misses_do_not_match():
     # The condition is not a Bernoulli random variable.
     assert marginal_of(at.switch(srng.poisson(1.0, size=4) > 1, 0, X_rv)) == []
     assert marginal_of(at.switch(at.bvector("b"), 0, X_rv)) == []
-    # A point mass cannot be mixed with a density.
-    assert marginal_of(at.switch(srng.bernoulli(0.3, size=4), 0.0, srng.normal(0, 1, size=4))) == []
     # A scalar branch shared by every element is not an elementwise component.
     B_rv = srng.bernoulli(0.3, size=4)
     assert marginal_of(at.switch(B_rv, srng.normal(0, 1), srng.normal(0, 1, size=4))) == []
     # Two constants: nothing random to mix.
     assert marginal_of(at.switch(B_rv, 0, 1)) == []
+
+
+def test_a_point_mass_beside_a_density_is_a_hurdle():
+    srng = at.random.RandomStream(0)
+    B_rv, X_rv = srng.bernoulli(0.3, size=4), srng.normal(0, 1, size=4)
+    (marginal,) = marginal_of(at.switch(B_rv, 0.0, X_rv))
+    assert marginal.owner.inputs[0] is B_rv
