@@ -3,9 +3,10 @@
 `vectorize_graph` walks a graph written for one chain and rebuilds every node that depends on a batched
 input with one more leading axis, the way ``jax.vmap`` does for functions.  Nodes that do not depend on
 a batched input are shared unchanged (model constants, data, step size).  Each kind of Op has a batching
-rule registered with `batch_node`; an Op without a rule raises `VectorizationError` instead of silently
-mixing chains.  The rules cover what aeppl's densities, aemix's marginal densities, the value
-transforms and the RMH kernel produce; add one with ``@batch_node.register(MyOp)``.
+rule registered with `batch_node`; an Op without a rule is mapped over the chains with ``scan`` (correct,
+slower), never applied to the whole batch, which would mix chains.  The rules cover what aeppl's
+densities, aemix's marginal densities, the value transforms and the RMH kernel produce, and the linear
+algebra of models (``dot``, ``@``); add one with ``@batch_node.register(MyOp)``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from aesara.tensor.basic import (
 )
 from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
 from aesara.tensor.extra_ops import BroadcastTo
-from aesara.tensor.math import MaxAndArgmax
+from aesara.tensor.math import Dot, MaxAndArgmax
 from aesara.tensor.random.basic import CategoricalRV
 from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
@@ -135,9 +136,34 @@ def _rebuild(outputs, inputs, new, ctx, draw_per_chain: bool) -> list[Variable]:
 def batch_node(op: Op, node: Apply, ctx: Batched, *inputs: tuple[Variable, bool]):
     """Batch ``node``; ``inputs`` are ``(variable, is_batched)`` pairs.
 
-    Returns a list of ``(variable, is_batched)`` pairs, one per output of ``node``.
+    Returns a list of ``(variable, is_batched)`` pairs, one per output of ``node``.  An Op with no
+    rule of its own is mapped over the chains with ``scan`` (`map_over_chains`): correct for any Op
+    whose node can be rebuilt on one chain's inputs, and slower than a rule.
     """
-    raise VectorizationError(op, "no batching rule is registered for this Op")
+    return map_over_chains(op, node, ctx, *inputs)
+
+
+def map_over_chains(op: Op, node: Apply, ctx: Batched, *inputs: tuple[Variable, bool]):
+    """The node applied to each chain's inputs in turn (``aesara.map``)."""
+    from aesara import map as scan_map
+
+    if isinstance(op, RandomVariable):
+        raise VectorizationError(op, "a random variable cannot be mapped over chains")
+    batched = [x for x, b in inputs if b]
+    positions = [i for i, (_, b) in enumerate(inputs) if b]
+
+    def one_chain(*per_chain):
+        args = [x for x, _ in inputs]
+        for i, x in zip(positions, per_chain):
+            args[i] = x
+        try:
+            return node.clone_with_new_inputs(args, strict=False).outputs
+        except Exception as exc:  # noqa: BLE001 - any failure means the Op cannot be mapped
+            raise VectorizationError(op, f"it cannot be applied to one chain: {exc}") from exc
+
+    outs, _ = scan_map(one_chain, sequences=batched)
+    outs = outs if isinstance(outs, list | tuple) else [outs]
+    return [(o, True) for o in outs]
 
 
 def _padded(x: Variable, is_batched: bool) -> Variable:
@@ -174,6 +200,27 @@ def _batch_random_variable(op, node, ctx, rng, size, dtype, *params):
         return [(new_rng, False), (at.lt(cdf, u[..., None]).sum(axis=-1).astype(value.dtype), True)]
     new_rng, new_value = op.make_node(rng, new_size, dtype[0], *new_params).outputs
     return [(new_rng, False), (new_value, True)]
+
+
+@batch_node.register(Dot)
+def _batch_dot(op, node, ctx, x, y):
+    """``dot`` of one chain's vectors or matrices, with a leading chain axis on either side."""
+    (x, x_batched), (y, y_batched) = x, y
+    x_ndim, y_ndim = node.inputs[0].ndim, node.inputs[1].ndim
+    if not y_batched:
+        # (c, [m,] n) . (n[, k]): one BLAS product over every chain's rows.
+        return [(at.tensordot(x, y, axes=[[x.ndim - 1], [0]]), True)]
+    if not x_batched:
+        # ([m,] n) . (c, n[, k]) -> (c, [m,] [k])
+        out = at.tensordot(x, y, axes=[[x_ndim - 1], [1]])
+        if x_ndim == 2:
+            out = at.moveaxis(out, 1, 0)
+        return [(out, True)]
+    # Both per chain: broadcast the contraction.
+    xe = x if y_ndim == 1 else at.shape_padright(x)
+    ye = y if x_ndim == 1 else at.shape_padaxis(y, 1)
+    axis = -1 if y_ndim == 1 else -2
+    return [(at.sum(xe * ye, axis=axis), True)]
 
 
 @batch_node.register(DimShuffle)

@@ -284,3 +284,25 @@ def test_no_finite_initial_point_is_a_typed_error():
     sampler = aemix.build_sampler(y_rv, observed={y_rv: 5.0}, mode="FAST_COMPILE")
     with pytest.raises(aemix.InitializationError, match="no prior draw with a finite"):
         sampler.sample(5, n_chains=2, seed=0)
+
+
+def test_a_linear_predictor_with_matmul_samples_the_conjugate_posterior():
+    # `alpha + X @ beta` crashed sample() ("cannot vectorize dot").  Known noise: the posterior of
+    # (alpha, beta) is normal, in closed form; means within 5 Monte Carlo standard errors.
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 2))
+    y = 0.5 + X @ np.array([1.0, -2.0]) + rng.normal(size=40) * 0.5
+    srng = at.random.RandomStream(0)
+    alpha_rv = srng.normal(0.0, 5.0, name="alpha")
+    beta_rv = srng.normal(0.0, 5.0, size=2, name="beta")
+    y_rv = srng.normal(alpha_rv + X @ beta_rv, 0.5, name="y")
+    sampler = aemix.build_sampler(y_rv, {y_rv: y})
+    result = sampler.sample(1000, n_chains=16, seed=0, warmup=2000)
+    design = np.c_[np.ones(40), X]
+    precision = design.T @ design / 0.25 + np.eye(3) / 25.0
+    mean = np.linalg.solve(precision, design.T @ y / 0.25)
+    draws = np.concatenate([result.draws["alpha"][..., None], result.draws["beta"]], axis=-1)
+    for j in range(3):
+        ess = float(az.ess(draws[..., j]))
+        mcse = np.sqrt(np.linalg.inv(precision)[j, j] / ess)
+        assert abs(draws[..., j].mean() - mean[j]) < 5 * mcse
