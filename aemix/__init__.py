@@ -6,6 +6,7 @@ Rosenbluth-Metropolis-Hastings sampler batched over many chains.
 """
 
 from aemix import errors, relations
+from aemix.diagnostics import ConvergenceWarning
 from aemix.errors import (
     AemixError,
     ConfigurationError,
@@ -26,6 +27,7 @@ __all__ = [
     "errors",
     "relations",
     "AemixError",
+    "ConvergenceWarning",
     "ConfigurationError",
     "FusedLoopError",
     "InitializationError",

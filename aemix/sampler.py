@@ -26,6 +26,7 @@ from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.random.var import RandomGeneratorSharedVariable
 from tqdm.auto import tqdm
 
+from aemix.diagnostics import Diagnostics, diagnose_draws, diagnose_moments, warn_if_untrustworthy
 from aemix.errors import (
     ConfigurationError,
     FusedLoopError,
@@ -97,6 +98,7 @@ class SampleResult:
         default=None, repr=False
     )
     _conditionals: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    diagnostics: Diagnostics | None = field(default=None, repr=False)
 
     @property
     def conditional_probabilities(self) -> dict[str, np.ndarray]:
@@ -157,6 +159,7 @@ class SampleSummary:
     step_size: float
     scale: np.ndarray
     loop: str = "scan"
+    diagnostics: Diagnostics | None = field(default=None, repr=False)
 
     def pooled(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """``name -> (mean, variance)`` over all chains' draws together."""
@@ -541,6 +544,7 @@ class Sampler:
         n_threads: int | None = None,
         block_size: int | None = None,
         progressbar: bool | None = None,
+        diagnose: bool = True,
     ) -> SampleResult | SampleSummary:
         """Run ``n_chains`` RMH chains for ``warmup`` + ``n_samples`` steps and keep the last ``n_samples``.
 
@@ -590,6 +594,11 @@ class Sampler:
         progressbar
             Show a tqdm progress bar over warm-up and sampling; by default only when standard error
             is a terminal.
+        diagnose
+            Compute R-hat, bulk and tail ESS of every kept latent and look for stuck chains
+            (`aemix.diagnostics`), store them in ``result.diagnostics``, and emit a
+            `ConvergenceWarning` when R-hat > 1.01, an ESS is under 400 or chains are stuck
+            (default).  With ``summary_only``, R-hat is the classic one from the chains' moments.
 
         Returns
         -------
@@ -710,15 +719,31 @@ class Sampler:
             for name, shape, columns in runner.record_layout():
                 mean[name] = moments.mean[:, columns].reshape(n_chains, *shape)
                 variance[name] = (moments.m2[:, columns] / moments.count).reshape(n_chains, *shape)
-            return SampleSummary(mean=mean, variance=variance, n_samples=n_samples, **common)
+            summary = SampleSummary(mean=mean, variance=variance, n_samples=n_samples, **common)
+            summary.diagnostics = diagnose_moments(
+                {n: (mean[n], variance[n]) for n in self.latent if n in mean},
+                n_samples,
+                common["acceptance_rate"],
+            )
+            if diagnose:
+                warn_if_untrustworthy(summary.diagnostics)
+            return summary
         draws, kept_logdensity = runner.collect()
-        return SampleResult(
+        result = SampleResult(
             draws=draws,
             logdensity=kept_logdensity,
             observed=dict(self._observed_data),
             _conditionals_fn=self._conditional_probabilities,
             **common,
         )
+        if diagnose:
+            result.diagnostics = diagnose_draws(
+                {n: draws[n] for n in self.latent if n in draws},
+                kept_logdensity,
+                common["acceptance_rate"],
+            )
+            warn_if_untrustworthy(result.diagnostics)
+        return result
 
     def _kept_names(self, var_names: Sequence[str] | None) -> tuple[str, ...]:
         """The variables ``sample`` keeps, in the model's order (latents, then marginalized)."""

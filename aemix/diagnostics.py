@@ -1,0 +1,166 @@
+"""Convergence diagnostics of a run, and the warning that says when it cannot be trusted.
+
+After sampling, every latent variable's draws get ArviZ's rank-normalized split R-hat and bulk and
+tail effective sample sizes; the chains' mean log-densities are compared to find chains stuck in a
+region of much lower density than the others (a local mode, or a chain that never moved).  When
+R-hat exceeds 1.01, the smallest ESS is under 400, or chains are stuck, `ConvergenceWarning` names
+the variables and says what to try.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "ConvergenceWarning",
+    "Diagnostics",
+    "diagnose_draws",
+    "diagnose_moments",
+    "warn_if_untrustworthy",
+]
+
+RHAT_LIMIT = 1.01
+MIN_ESS = 400
+# A chain whose mean log-density is this many within-chain standard deviations below the best
+# chains' is in another region of the posterior (a local mode, or stuck).
+STUCK_GAP = 6.0
+
+
+class ConvergenceWarning(UserWarning):
+    """The draws of a run may not represent the posterior (R-hat, ESS or stuck chains)."""
+
+
+@dataclass
+class Diagnostics:
+    """Per-variable convergence numbers of a run.
+
+    Attributes
+    ----------
+    rhat, ess_bulk, ess_tail
+        ``name -> array`` of the variable's shape: rank-normalized split R-hat and bulk / tail
+        effective sample sizes over all chains (ArviZ).
+    acceptance_rate
+        Mean acceptance rate over chains.
+    stuck_chains
+        Indices of chains whose mean log-density is far below the best chains'.
+    """
+
+    rhat: dict[str, np.ndarray] = field(default_factory=dict)
+    ess_bulk: dict[str, np.ndarray] = field(default_factory=dict)
+    ess_tail: dict[str, np.ndarray] = field(default_factory=dict)
+    acceptance_rate: float = float("nan")
+    stuck_chains: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+
+    def problems(self) -> list[str]:
+        """Sentences, one per kind of problem found (empty for a trustworthy run)."""
+        out = []
+        high = sorted(
+            name for name, r in self.rhat.items() if np.any(~(np.asarray(r) <= RHAT_LIMIT))
+        )
+        if high:
+            worst = max(float(np.nanmax(self.rhat[n])) for n in high)
+            out.append(f"R-hat above {RHAT_LIMIT} for {high} (largest {worst:.3g})")
+        low = sorted(
+            name
+            for name in self.ess_bulk
+            if min(np.nanmin(self.ess_bulk[name]), np.nanmin(self.ess_tail[name])) < MIN_ESS
+        )
+        if low:
+            smallest = min(
+                min(float(np.nanmin(self.ess_bulk[n])), float(np.nanmin(self.ess_tail[n])))
+                for n in low
+            )
+            out.append(f"effective sample size below {MIN_ESS} for {low} (smallest {smallest:.0f})")
+        if len(self.stuck_chains):
+            out.append(
+                f"{len(self.stuck_chains)} chain(s) stuck far below the others' log-density "
+                f"(chains {self.stuck_chains[:10].tolist()})"
+            )
+        return out
+
+
+def _stuck(logdensity: np.ndarray) -> np.ndarray:
+    """Chains whose mean log-density is far below the best chains' (``(n_chains, n_samples)``)."""
+    if logdensity.shape[0] < 2 or logdensity.shape[1] < 2:
+        return np.zeros(0, dtype=int)
+    means = logdensity.mean(axis=1)
+    spread = np.median(logdensity.std(axis=1))
+    top = np.sort(means)[len(means) // 2 :]  # the better half of the chains
+    reference = np.median(top)
+    return np.flatnonzero(means < reference - STUCK_GAP * max(spread, 1e-3) - 1.0)
+
+
+# Above this many draws of one coordinate, the diagnostics read every k-th draw: ESS and R-hat of
+# the thinned chains, which bound those of the full chains from below (up to Monte Carlo error).
+MAX_DIAGNOSED_DRAWS = 2_000_000
+
+
+def diagnose_draws(
+    draws: dict[str, np.ndarray], logdensity: np.ndarray, acceptance_rate: np.ndarray
+) -> Diagnostics:
+    """Diagnostics of ``draws`` (``name -> (n_chains, n_samples, *shape)``)."""
+    import arviz as az
+
+    out = Diagnostics(
+        acceptance_rate=float(np.mean(acceptance_rate)), stuck_chains=_stuck(logdensity)
+    )
+    n_chains, n_samples = logdensity.shape
+    if n_samples < 4:
+        return out
+    stride = max(1, -(-n_chains * n_samples // MAX_DIAGNOSED_DRAWS))
+    for name, value in draws.items():
+        value = np.asarray(value[:, ::stride], dtype=float)
+        flat = value.reshape(n_chains, value.shape[1], -1)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            dataset = {name: flat}
+            rhat = az.rhat(dataset)[name].values
+            bulk = az.ess(dataset, method="bulk")[name].values
+            tail = az.ess(dataset, method="tail")[name].values
+        # A coordinate that never varies (a constant) has no R-hat; it is not a problem.
+        constant = np.all(flat == flat[:1, :1], axis=(0, 1))
+        rhat = np.where(constant, 1.0, rhat)
+        bulk = np.where(constant, np.inf, bulk)
+        tail = np.where(constant, np.inf, tail)
+        shape = value.shape[2:]
+        out.rhat[name] = rhat.reshape(shape)
+        out.ess_bulk[name] = bulk.reshape(shape)
+        out.ess_tail[name] = tail.reshape(shape)
+    return out
+
+
+def diagnose_moments(
+    moments: dict[str, tuple[np.ndarray, np.ndarray]], n_samples: int, acceptance_rate
+) -> Diagnostics:
+    """Classic (Gelman-Rubin) R-hat from per-chain means and variances (``ddof=0``); no ESS."""
+    out = Diagnostics(acceptance_rate=float(np.mean(acceptance_rate)))
+    n = n_samples
+    for name, (mean, variance) in moments.items():
+        if mean.shape[0] < 2 or n < 2:
+            continue
+        within = np.mean(variance, axis=0) * n / (n - 1)
+        between = n * np.var(mean, axis=0, ddof=1)
+        pooled = (n - 1) / n * within + between / n
+        with np.errstate(all="ignore"):
+            rhat = np.sqrt(pooled / within)
+        out.rhat[name] = np.where(within > 0, rhat, 1.0)
+    return out
+
+
+def warn_if_untrustworthy(diagnostics: Diagnostics, stacklevel: int = 4) -> None:
+    """Emit a `ConvergenceWarning` that lists the problems and what to try."""
+    problems = diagnostics.problems()
+    if not problems:
+        return
+    warnings.warn(
+        "the draws may not represent the posterior: "
+        + "; ".join(problems)
+        + f" (acceptance rate {diagnostics.acceptance_rate:.3f}). Try a longer warmup, more "
+        "draws or chains, or reparameterizing the model (e.g. non-centered hierarchical "
+        "parameters); result.diagnostics holds the numbers.",
+        ConvergenceWarning,
+        stacklevel=stacklevel,
+    )

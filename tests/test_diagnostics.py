@@ -1,0 +1,67 @@
+"""`aemix.diagnostics`: the numbers, and the warning that a run cannot be trusted."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import aemix
+from aemix.diagnostics import ConvergenceWarning, diagnose_draws, diagnose_moments
+
+
+def _iid(n_chains=8, n_samples=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_chains, n_samples))
+    return x, -0.5 * x**2
+
+
+def test_independent_chains_have_no_problem():
+    x, lp = _iid()
+    d = diagnose_draws({"x": x}, lp, np.full(8, 0.4))
+    assert d.problems() == []
+    assert abs(float(d.rhat["x"]) - 1) < 0.01
+    assert float(d.ess_bulk["x"]) > 4000
+
+
+def test_a_chain_elsewhere_raises_rhat_and_a_stuck_chain_is_found():
+    x, lp = _iid()
+    x[0] += 3.0
+    lp[1] -= 40.0  # one chain far below the others' log-density
+    d = diagnose_draws({"x": x}, lp, np.full(8, 0.4))
+    problems = " ".join(d.problems())
+    assert "R-hat" in problems and "'x'" in problems
+    assert d.stuck_chains.tolist() == [1]
+
+
+def test_autocorrelated_draws_have_a_small_ess():
+    rng = np.random.default_rng(1)
+    walk = np.cumsum(rng.normal(size=(4, 200)), axis=1)
+    d = diagnose_draws({"w": walk}, -0.5 * walk**2, np.full(4, 0.9))
+    assert any("effective sample size" in p for p in d.problems())
+
+
+def test_moments_give_the_classic_rhat():
+    x, _ = _iid()
+    d = diagnose_moments({"x": (x.mean(axis=1), x.var(axis=1))}, 1000, np.full(8, 0.4))
+    assert abs(float(d.rhat["x"]) - 1) < 0.01
+    x[0] += 3.0
+    d = diagnose_moments({"x": (x.mean(axis=1), x.var(axis=1))}, 1000, np.full(8, 0.4))
+    assert float(d.rhat["x"]) > 1.1
+
+
+def test_a_run_that_cannot_be_trusted_warns_and_a_good_one_does_not(seed_sampler):
+    with pytest.warns(ConvergenceWarning, match="effective sample size"):
+        seed_sampler.sample(50, n_chains=4, seed=0, warmup=0, step_size=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        result = seed_sampler.sample(1000, n_chains=64, seed=0)
+    assert result.diagnostics.problems() == []
+    assert set(result.diagnostics.rhat) == {"Y"}
+
+
+def test_diagnose_false_skips_the_diagnostics(seed_sampler):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        result = seed_sampler.sample(20, n_chains=2, seed=0, warmup=0, diagnose=False)
+    assert result.diagnostics is None
+    assert aemix.ConvergenceWarning is ConvergenceWarning
