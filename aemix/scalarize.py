@@ -745,7 +745,14 @@ def _unrolled_constant(x, budget: _Budget) -> np.ndarray:
     """A `Looped` input as an explicit array: its expression written out once per data row."""
     if not isinstance(x, Looped):
         return x
-    placeholders = list(budget.data)
+    # Only the data this loop reads (other loops' data may have other lengths).
+    from aesara.graph.basic import ancestors
+
+    read = set(ancestors([e for e in x.entries.flat if isinstance(e, Variable)]))
+    placeholders = [p for p in budget.data if p in read]
+    for p in placeholders:
+        if len(budget.data[p]) != x.n:
+            raise LoweringError("a loop reads data of two different lengths")
     out = np.empty(x.shape, dtype=object)
     for i in range(x.n):
         rows = {p: _constant(budget.data[p][i], budget.data[p].dtype.name) for p in placeholders}
