@@ -421,8 +421,13 @@ def models(draw, max_discrete: int = 3) -> ModelSpec:
         if c.pattern == "mixture" and sum(c.reads[0] in o.reads for o in cs) > 1:
             c.pattern = "index"
     mu_length = max(
-        [max(d.support) + 1 for c in cs if c.pattern in ("index", "index_reversed", "two")
-         for d in ds if d.name == c.reads[0]],
+        [
+            max(d.support) + 1
+            for c in cs
+            if c.pattern in ("index", "index_reversed", "two")
+            for d in ds
+            if d.name == c.reads[0]
+        ],
         default=0,
     )
     uses_theta = any(c.pattern in ("sum", "switch", "offset", "mixture") for c in cs)

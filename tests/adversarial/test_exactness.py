@@ -155,7 +155,10 @@ PATTERN_CASES = {
         [
             _SCALAR,
             Discrete(
-                "z1", "categorical_of", None, weights=np.array([[0.7, 0.3], [0.4, 0.6], [0.1, 0.9]]),
+                "z1",
+                "categorical_of",
+                None,
+                weights=np.array([[0.7, 0.3], [0.4, 0.6], [0.1, 0.9]]),
                 parent="z0",
             ),
         ],
@@ -220,7 +223,12 @@ def test_conditional_probabilities_are_exact(spec, seed):
 
 @pytest.mark.parametrize(
     "case",
-    ["sum", "two discrete latents", "discrete child of a discrete parent", "latent child of a vector"],
+    [
+        "sum",
+        "two discrete latents",
+        "discrete child of a discrete parent",
+        "latent child of a vector",
+    ],
 )
 def test_pattern_conditionals_are_exact(case):
     _check_conditionals(PATTERN_CASES[case], seed=3)
