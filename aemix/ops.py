@@ -318,6 +318,29 @@ class FiniteEnumerationRV(Op):
         return "FiniteEnumeration"
 
 
+def _children_logprobs(children, values) -> list[Variable]:
+    """The log-density of each child node at its values.
+
+    A placeholder child with several outputs (an inner enumeration) has one density for all of
+    them together: it is asked once, with every output's value in the node's output order, and
+    never once per output (which would pair its first child's density with each value).
+    """
+    by_node: dict = {}
+    for child, value in zip(children, values):
+        by_node.setdefault(child.owner, {})[child] = value
+    terms = []
+    for node, valued in by_node.items():
+        if len(node.outputs) == 1 or not isinstance(node.op, PLACEHOLDER_TYPES):
+            terms.extend(logprob(child, value) for child, value in valued.items())
+            continue
+        missing = [out for out in node.outputs if out not in valued]
+        if missing:
+            raise NotImplementedError(f"{node.op} is a child with outputs {missing} left out")
+        logps = _logprob(node.op, [valued[out] for out in node.outputs], *node.inputs)
+        terms.extend(logps if isinstance(logps, list | tuple) else [logps])
+    return terms
+
+
 @marginal_conditionals.register(FiniteEnumerationRV)
 def _enumeration_conditionals(op, values, discrete, support, *children):
     from aemix.errors import MarginalizationError, VectorizationError
@@ -328,8 +351,8 @@ def _enumeration_conditionals(op, values, discrete, support, *children):
     # prior and each child enter once (summed over their elements), never broadcast per element.
     reduce = (lambda logp: logp) if op.elementwise else at.sum
     terms = reduce(logprob(discrete, discrete_value))
-    for child, value in zip(children, values):
-        terms = terms + reduce(replace_views(logprob(child, value), discrete, discrete_value))
+    for child_logp in _children_logprobs(children, values):
+        terms = terms + reduce(replace_views(child_logp, discrete, discrete_value))
     if not op.elementwise:
         grid = support
     else:
@@ -356,7 +379,8 @@ def _marginal_logprob(op, values, *inputs, **kwargs):
     return [at.sum(total)] + [at.zeros(()) for _ in values[1:]]
 
 
-for _op_type in (MarginalMixtureRV, MarginalSwitchRV, FiniteEnumerationRV):
+PLACEHOLDER_TYPES = (MarginalMixtureRV, MarginalSwitchRV, FiniteEnumerationRV)
+for _op_type in PLACEHOLDER_TYPES:
     MeasurableVariable.register(_op_type)
     _logprob.register(_op_type)(_marginal_logprob)
 

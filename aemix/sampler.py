@@ -104,8 +104,12 @@ class SampleResult:
     def conditional_probabilities(self) -> dict[str, np.ndarray]:
         """For each marginalized variable, ``P(D = d_k | rest)`` at every kept draw.
 
-        Shape ``(n_chains, n_samples, *shape, K)`` (the support's values on the last axis); computed
-        on first access (it is ``K`` times larger than the draws) and then kept.
+        Shape ``(n_chains, n_samples, *shape, K)`` (the support's values on the last axis) when
+        ``D``'s elements were summed out one by one, ``(n_chains, n_samples, K ** n)`` over its
+        joint configurations (in ``itertools.product(support, repeat=n)`` order) when they were
+        summed out together.  "rest" is the latents, the data and, for a variable summed out
+        inside another, that variable's draw (`Sampler.conditionals_given`).  Computed on first
+        access (it is ``K`` times larger than the draws) and then kept.
         """
         if self._conditionals is None:
             self._conditionals = (
@@ -761,6 +765,16 @@ class Sampler:
         if not var_names:
             raise ValueError("var_names is empty: keep at least one variable")
         return tuple(name for name in every if name in var_names)
+
+    @property
+    def conditionals_given(self) -> dict[str, tuple[str, ...]]:
+        """For each marginalized variable, the marginalized variables whose draws its conditional
+        is given: those it was summed out inside (`aemix.recovery`), empty for the outermost.
+
+        ``result.conditional_probabilities[name]`` is ``P(name | latents, data, given)``; the
+        draws are joint draws from the posterior of all of them.
+        """
+        return {r.name: r.enclosing for r in self._recovery_graphs()}
 
     def _recovery_graphs(self) -> list[Recovery]:
         """Per marginalization, how to draw its discrete variable (`aemix.recovery`), in the

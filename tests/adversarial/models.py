@@ -261,14 +261,21 @@ class ModelSpec:
         """The exact marginal log-density: log of the sum of exp(log_joint) over configurations."""
         return float(logsumexp(self.enumerate(values)[1]))
 
-    def posterior(self, name: str, values: dict, joint: bool) -> np.ndarray:
-        """P(name | continuous values, data), the other discrete variables summed out.
+    def posterior(
+        self, name: str, values: dict, joint: bool, given: dict | None = None
+    ) -> np.ndarray:
+        """P(name | continuous values, data, ``given`` discrete values), the other discrete
+        variables summed out.
 
         ``joint``: over ``name``'s joint configurations in ``itertools.product(support, repeat=n)``
         order, shape ``(K ** n,)``; else per element, shape ``(*shape, K)``.
         """
         d = next(d for d in self.discretes if d.name == name)
         configs, logp = self.enumerate(values)
+        if given:
+            keep = [all(np.array_equal(c[g], v) for g, v in given.items()) for c in configs]
+            configs = [c for c, k in zip(configs, keep) if k]
+            logp = np.asarray(logp)[np.array(keep)]
         probs = np.exp(logp - logsumexp(logp))
         support = np.array(d.support)
         if joint:

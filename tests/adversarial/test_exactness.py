@@ -195,7 +195,8 @@ def _check_conditionals(spec: ModelSpec, seed: int) -> None:
     ``(chains, draws, K)`` for a scalar, ``(chains, draws, n, K)`` per element when ``z``'s elements
     were summed out one by one, and ``(chains, draws, K ** n)`` over joint configurations (in
     ``itertools.product(support, repeat=n)`` order) when they were summed out jointly.  Other
-    discrete latents are summed out of the reference (they are not part of a draw).
+    discrete latents are summed out of the reference (they are not part of a draw), but for those
+    listed in ``sampler.conditionals_given[z]``, whose draws ``z``'s conditional is given.
     """
     sampler = _build(spec)
     result = sampler.sample(3, n_chains=2, seed=seed, warmup=20, loop="scan")
@@ -209,7 +210,9 @@ def _check_conditionals(spec: ModelSpec, seed: int) -> None:
             assert p.shape[2:] == (*d.shape, k), (d.name, p.shape, spec.describe())
         for c, s in itertools.product(range(2), range(3)):
             values = {name: result.draws[name][c, s] for name in spec.latent_shapes}
-            exact = spec.posterior(d.name, values, joint)
+            # A variable summed out inside another is drawn given the other's draw.
+            given = {g: result.draws[g][c, s] for g in sampler.conditionals_given[d.name]}
+            exact = spec.posterior(d.name, values, joint, given)
             assert_exact(p[c, s], exact, tol=1e-8, what=f"{d.name}\n{spec.describe()}\n{values}")
         draws = result.draws[d.name]
         assert draws.shape == (2, 3, *d.shape) and np.isin(draws, d.support).all()
