@@ -102,22 +102,31 @@ extern "C" double {fn}({args}) noexcept;"""
 
 
 def composite(inputs: list, outputs: list) -> aes.Composite:
-    """``aesara.scalar.Composite(inputs, outputs)``, passing through ``identity`` the outputs that
-    are inputs or constants (which a Composite may not return as such)."""
-    outs = [o if o.owner is not None and o not in inputs else aes.identity(o) for o in outputs]
-    return aes.Composite(inputs, outs)
+    """``aesara.scalar.Composite(inputs, outputs)`` whose generated code assigns every output.
 
-
-def merged_composite(inputs: list, outputs: list) -> aes.Composite:
-    """`composite` after merging the scalar graph's equal sub-expressions (two graphs lowered
-    separately, such as a log-density and a conditional built from the same terms, share them)."""
+    A Composite's C code names each output variable once: an output listed twice (or two outputs
+    that its merge of equal sub-expressions makes one, such as two copies of a data value) would
+    leave all but one of its slots unassigned, and an output that is an input or a constant is not
+    allowed.  So the graph is merged first (two graphs lowered separately, such as a log-density
+    and a conditional built from the same terms, share their terms), and each repeat of an output,
+    an input or a constant is taken through ``identity`` from the previous copy (a chain of copies,
+    which the Composite's own merge cannot fold back into one).
+    """
     fgraph = FunctionGraph(inputs, outputs, clone=True)
     MergeOptimizer().rewrite(fgraph)
-    outs, seen = [], set()
+    fgraph_inputs = set(fgraph.inputs)
+    last_copy: dict = {}
+    outs = []
     for o in fgraph.outputs:
-        outs.append(aes.identity(o) if o in seen else o)
-        seen.add(o)
-    return composite(list(fgraph.inputs), outs)
+        if o in last_copy:
+            out = aes.identity(last_copy[o])
+        elif o.owner is None or o in fgraph_inputs:
+            out = aes.identity(o)
+        else:
+            out = o
+        last_copy[o] = out
+        outs.append(out)
+    return aes.Composite(list(fgraph.inputs), outs)
 
 
 @dataclass(frozen=True)
@@ -189,9 +198,7 @@ class FusedProgram:
             extra = dict(
                 n_carried=len(flat(initial.outputs)),
                 initial_carried=composite(flat(initial.inputs), flat(initial.outputs)),
-                carried_step=merged_composite(
-                    flat(carried_step.inputs), flat(carried_step.outputs)
-                ),
+                carried_step=composite(flat(carried_step.inputs), flat(carried_step.outputs)),
                 carried_record=composite(
                     flat(carried_record.inputs), sum(floats_then_ints(carried_record.outputs), [])
                 ),
