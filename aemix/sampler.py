@@ -773,10 +773,38 @@ class Sampler:
             draws[item.name].reshape(n_chains * n_samples, *item.shape)
             for item in self._density.layout
         ]
-        out = {}
-        for (name, _, _), probs in zip(recovery, fn(*args)):
-            out[name] = probs.reshape(n_chains, n_samples, *probs.shape[1:])
-        return out
+        # In batches of draws, so that the intermediates stay within the record's memory budget.
+        rows = n_chains * n_samples
+        per_batch = self._record_batch(1, self.latent + self.marginalized)
+        out: dict[str, np.ndarray] = {}
+        for start in range(0, rows, per_batch):
+            stop = min(rows, start + per_batch)
+            for (name, _, _), probs in zip(recovery, fn(*[a[start:stop] for a in args])):
+                if name not in out:
+                    out[name] = np.empty((rows, *probs.shape[1:]), dtype=probs.dtype)
+                out[name][start:stop] = probs
+        return {name: p.reshape(n_chains, n_samples, *p.shape[1:]) for name, p in out.items()}
+
+    def _record_batch(self, n_chains: int, keep: tuple[str, ...]) -> int:
+        """Draws per chain whose record (`_constrain_and_recover`) for ``n_chains`` chains fits
+        `RECORD_MEMORY_BUDGET` (at least one).
+
+        A draw's conditional of ``D`` holds ``K`` values per element of ``D``, and computing it
+        takes ``K`` values per observation (a change point's conditional sums each configuration
+        over every observation); a few such intermediates are alive at once.
+        """
+        per_draw = self._compiled.get(("record_size", keep))
+        if per_draw is None:
+            largest_data = max((np.size(d) for d in self._observed_data.values()), default=1)
+            per_draw = self.dim
+            marginalizations = self._model.marginalizations
+            for m, (name, _, support) in zip(marginalizations, self._recovery_graphs()):
+                if name in keep:
+                    elements = int(np.prod(_shape_of(m.discrete), dtype=int))
+                    per_draw += len(support) * max(elements, largest_data)
+            self._compiled[("record_size", keep)] = per_draw
+        per_draw_bytes = _LIVE_INTERMEDIATES * 8 * per_draw * n_chains
+        return max(1, RECORD_MEMORY_BUDGET // per_draw_bytes)
 
     def _constrain_and_recover(
         self, kept: np.ndarray, rng: np.random.Generator, keep: tuple[str, ...]
@@ -1063,8 +1091,44 @@ class _Block:
     record_m2: np.ndarray | None = None
 
 
+# Bound on the memory of the record computed after the loop, per batch of draws: the discrete
+# conditionals hold K values per element (per observation, for some), many times the draws' size.
+RECORD_MEMORY_BUDGET = 64 * 2**20
+# Arrays of a record's largest size alive at once while it is computed (an estimate: see
+# `Sampler._record_batch`).
+_LIVE_INTERMEDIATES = 4
+
+
 class _DrawStore:
-    """Result arrays filled block by block (for records computed after the loop)."""
+    """Result arrays filled block by block (for records computed after the loop).
+
+    A runner that has it sets ``sampler``, ``keep`` and ``recovery_rng``.
+    """
+
+    def record_after_loop(
+        self, block: _Block, kept: np.ndarray, kept_logdensity: np.ndarray, mode: str, offset: int
+    ) -> _Block:
+        """The record of a block's kept positions ``kept`` ``(n_chains, n_kept, dim)``: stored from
+        draw ``offset`` on (``mode="draws"``) or merged into ``block``'s record moments.
+
+        The record is computed over a few draws of every chain at a time (`Sampler._record_batch`),
+        so its memory is bounded by `RECORD_MEMORY_BUDGET`, not by the block's length.
+        """
+        n_chains, n_kept = kept.shape[:2]
+        per_batch = self.sampler._record_batch(n_chains, self.keep)
+        moments = _Moments()
+        for start in range(0, n_kept, per_batch):
+            stop = min(n_kept, start + per_batch)
+            draws = self.sampler._constrain_and_recover(
+                kept[:, start:stop], self.recovery_rng, self.keep
+            )
+            if mode == "draws":
+                self.store(draws, kept_logdensity[:, start:stop], offset + start)
+            else:
+                moments.merge(stop - start, *_draws_moments(self.sampler, draws, self.keep))
+        if mode != "draws":
+            block.record_mean, block.record_m2 = moments.mean, moments.m2
+        return block
 
     def allocate(self, n_chains: int, n_samples: int) -> None:
         self.draws: dict[str, np.ndarray] = {}
@@ -1116,12 +1180,7 @@ class _ScanRunner(_DrawStore):
         )
         if mode == "warmup":
             return block
-        draws = self.sampler._constrain_and_recover(kept, self.recovery_rng, self.keep)
-        if mode == "draws":
-            self.store(draws, lps[thin - 1 :: thin].T, offset)
-        else:
-            block.record_mean, block.record_m2 = _draws_moments(self.sampler, draws, self.keep)
-        return block
+        return self.record_after_loop(block, kept, lps[thin - 1 :: thin].T, mode, offset)
 
 
 class _FusedRunner(_DrawStore):
@@ -1204,12 +1263,7 @@ class _FusedRunner(_DrawStore):
             block = self._call(
                 fn, positions, logdensities, step_size, scale, n_steps, thin, "draws", sink, 0
             )
-            draws = self.sampler._constrain_and_recover(sink[0], self.recovery_rng, self.keep)
-            if mode == "draws":
-                self.store(draws, sink[2], offset)
-            else:
-                block.record_mean, block.record_m2 = _draws_moments(self.sampler, draws, self.keep)
-            return block
+            return self.record_after_loop(block, sink[0], sink[2], mode, offset)
         sink, offset = (self.sink, offset) if mode == "draws" else (None, 0)
         return self._call(
             fn, positions, logdensities, step_size, scale, n_steps, thin, mode, sink, offset

@@ -1,0 +1,50 @@
+"""The runners behind `Sampler.sample`: memory of the record computed after the loop."""
+
+import tracemalloc
+
+import aesara.tensor as at
+import numpy as np
+import pytest
+
+import aemix
+from aemix.sampler import RECORD_MEMORY_BUDGET
+
+
+@pytest.fixture(scope="module")
+def change_point_sampler():
+    """A change point over T = 112 counts: its record (``tau`` drawn from a conditional that sums
+    every configuration over every count) does not lower, so it is computed after the loop."""
+    counts = np.random.default_rng(1).poisson(np.repeat([3.0, 1.0], [40, 72]))
+    T = len(counts)
+    srng = at.random.RandomStream(0)
+    tau = srng.integers(0, T, name="tau")
+    early = srng.gamma(1.0, 1.0, name="early")
+    late = srng.gamma(1.0, 1.0, name="late")
+    y_rv = srng.poisson(at.switch(at.arange(T) < tau, early, late), name="y")
+    sampler = aemix.build_sampler({"y": y_rv}, observed={y_rv: counts})
+    assert "after the loop" in sampler.explain()
+    return sampler
+
+
+@pytest.mark.parametrize("summary_only", [False, True])
+@pytest.mark.parametrize("loop", ["fused", "scan"])
+def test_the_record_after_the_loop_is_computed_within_a_memory_budget(
+    change_point_sampler, loop, summary_only
+):
+    # The conditional of tau takes K x T = 112 x 112 values per draw: the whole block of 25 x 400
+    # draws at once would take 1 GB per intermediate, for 0.3 MB of draws.
+    n_chains, n_samples = 25, 400
+    kwargs = dict(n_chains=n_chains, seed=0, warmup=0, loop=loop, summary_only=summary_only)
+    change_point_sampler.sample(5, **kwargs)  # compile outside the measurement
+    tracemalloc.start()
+    result = change_point_sampler.sample(n_samples, **kwargs)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert result.loop == loop
+    draws_bytes = n_chains * n_samples * (2 + 1 + 1) * 8  # early, late, tau, log-density
+    assert peak < 4 * draws_bytes + 3 * RECORD_MEMORY_BUDGET
+    if not summary_only:
+        tau = result.draws["tau"]
+        assert tau.shape == (n_chains, n_samples) and 0 <= tau.min() and tau.max() < 112
+        # The change at t = 40 is clear in the data.
+        assert abs(np.median(tau) - 40) < 10
