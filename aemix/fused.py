@@ -38,6 +38,11 @@ A call runs in one of three modes (`MODES`), chosen at run time:
 In every mode the final state, the per-chain sum of acceptance probabilities and the number of
 accepted proposals are returned; in warm-up mode, also the moments of the unconstrained positions
 (which the tuning uses).
+
+The loop runs without the GIL; every `SIGNAL_CHECK_SECONDS` the calling thread takes it back to run
+the signal handlers, and a handler that raises (``KeyboardInterrupt`` on Ctrl-C) stops every thread
+and is raised by the call, so an interrupt lands within a fraction of a second, however many steps
+the call was given.
 """
 
 from __future__ import annotations
@@ -79,9 +84,11 @@ TILE = 256
 MIN_TILES = 8
 _MIN_WIDTH = 32
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 19
+_CODE_VERSION = 20
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
+# Seconds between two runs of the signal handlers (with the GIL taken back) inside the loop.
+SIGNAL_CHECK_SECONDS = 0.1
 
 
 # glibc's vector math library: declaring its functions `simd` lets GCC vectorize the loop over a
@@ -253,6 +260,7 @@ def program_key(program: FusedProgram) -> str:
         _CODE_VERSION,
         _HAS_LIBMVEC,
         _STAGE_ROWS,
+        SIGNAL_CHECK_SECONDS,
         program.dim,
         program.n_uniforms,
         program.n_float,
@@ -337,7 +345,7 @@ class FusedRMHLoop(COp):
         raise NotImplementedError("the fused loop has only a C implementation")
 
     def c_headers(self, **kwargs):
-        return ["<math.h>", "<vector>", "<Python.h>", "numpy/random/distributions.h"]
+        return ["<math.h>", "<omp.h>", "<vector>", "<Python.h>", "numpy/random/distributions.h"]
 
     def c_header_dirs(self, **kwargs):
         return [np.get_include(), *self.program.step.c_header_dirs(**kwargs)]
@@ -656,6 +664,9 @@ class FusedRMHLoop(COp):
         {allocations}
         {load_scale}
         int out_of_memory = 0;
+        // Set when a signal handler raised (Ctrl-C): every thread leaves its steps.
+        int interrupted = 0;
+        double last_signal_check = omp_get_wtime();
         Py_BEGIN_ALLOW_THREADS
         #pragma omp parallel num_threads(n_threads)
         {{
@@ -711,6 +722,25 @@ class FusedRMHLoop(COp):
             {either(initial_carried, "")}
             npy_intp kept = 0;
             for (npy_int64 t = 0; t < steps; ++t) {{
+                int stop;
+                #pragma omp atomic read
+                stop = interrupted;
+                if (stop) break;
+                // The calling thread (the team's first) runs the signal handlers now and then,
+                // with the GIL taken back for the moment, so that Ctrl-C lands within a fraction of
+                // a second however long the call.
+                if (omp_get_thread_num() == 0
+                    && omp_get_wtime() - last_signal_check > {SIGNAL_CHECK_SECONDS}) {{
+                    last_signal_check = omp_get_wtime();
+                    PyGILState_STATE gil = PyGILState_Ensure();
+                    const int raised = PyErr_CheckSignals() < 0;
+                    PyGILState_Release(gil);
+                    if (raised) {{
+                        #pragma omp atomic write
+                        interrupted = 1;
+                        break;
+                    }}
+                }}
                 for (npy_intp k = 0; k < D; ++k) {{
                     random_standard_normal_fill(rng, nc, EPS + k * TILE);
                 }}
@@ -756,6 +786,8 @@ class FusedRMHLoop(COp):
         }}
         Py_END_ALLOW_THREADS
         if (out_of_memory) {{ PyErr_NoMemory(); {fail} }}
+        // The handler's exception (KeyboardInterrupt) is set on this thread.
+        if (interrupted) {{ {fail} }}
         }}
         """
 

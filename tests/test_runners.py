@@ -1,5 +1,9 @@
-"""The runners behind `Sampler.sample`: memory of the record computed after the loop."""
+"""The runners behind `Sampler.sample`: memory of the record computed after the loop, interrupts
+of the fused loop."""
 
+import signal
+import threading
+import time
 import tracemalloc
 
 import aesara.tensor as at
@@ -48,3 +52,32 @@ def test_the_record_after_the_loop_is_computed_within_a_memory_budget(
         assert tau.shape == (n_chains, n_samples) and 0 <= tau.min() and tau.max() < 112
         # The change at t = 40 is clear in the data.
         assert abs(np.median(tau) - 40) < 10
+
+
+def test_ctrl_c_lands_in_a_long_fused_call_and_the_sampler_still_works(seed_sampler):
+    # The fused loop runs a whole block without the GIL; it used to finish the block (tens of
+    # seconds) before the KeyboardInterrupt was raised.
+    kwargs = dict(n_chains=256, seed=0, warmup=0, step_size=1.0, loop="fused", summary_only=True)
+    before = seed_sampler.sample(50, n_chains=4, seed=1, warmup=0, step_size=1.0, loop="fused")
+    start = time.perf_counter()
+    seed_sampler.sample(2000, block_size=2000, **kwargs)
+    per_step = (time.perf_counter() - start) / 2000
+    # One compiled call that would run for a minute or more.
+    n_steps = int(max(60.0 / per_step, 10_000))
+    delay, bound = 1.0, 5.0
+    main = threading.main_thread().ident
+    timer = threading.Timer(delay, signal.pthread_kill, args=(main, signal.SIGINT))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        start = time.perf_counter()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            seed_sampler.sample(n_steps, block_size=n_steps, **kwargs)
+        landed = time.perf_counter() - start - delay
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+    assert landed < bound
+    after = seed_sampler.sample(50, n_chains=4, seed=1, warmup=0, step_size=1.0, loop="fused")
+    np.testing.assert_array_equal(after.draws["Y"], before.draws["Y"])
+    np.testing.assert_array_equal(after.draws["I"], before.draws["I"])
