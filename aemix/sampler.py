@@ -7,9 +7,11 @@ variables from their conditionals.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import sys
+import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -257,8 +259,25 @@ class _Moments:
         self.merge(draws.shape[1], mean, ((draws - mean[:, None]) ** 2).sum(axis=1))
 
 
+def _serialized(method):
+    """The sampler's ``method``, run holding the sampler's lock (see `Sampler`)."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class Sampler:
     """A compiled RMH sampler for the marginal model of a graph; made by `build_sampler`.
+
+    Calls on one Sampler are serialized: its compiled functions and the generators of its prior
+    draws are shared state, so `sample`, `logdensity`, `initial_positions`, `explain` and the
+    results' lazy `SampleResult.conditional_probabilities` hold a per-sampler lock (another
+    thread's call waits; the fused loop itself runs without the GIL).  For parallelism, use one
+    sampler per thread.
 
     Attributes
     ----------
@@ -291,6 +310,8 @@ class Sampler:
         self.marginalized = tuple(m.discrete.name for m in model.marginalizations)
         self.observed = tuple(observed_data)
         self._compiled: dict[str, Any] = {}
+        # Reentrant: `sample` calls `initial_positions` (and so does the fused loop's self-check).
+        self._lock = threading.RLock()
 
     @property
     def dim(self) -> int:
@@ -299,6 +320,7 @@ class Sampler:
 
     # -- log-density ---------------------------------------------------------------------------
 
+    @_serialized
     def logdensity(self, values: Mapping[str, Any]) -> float:
         """Log-density of the marginal model at ``values``, in the variables' own space.
 
@@ -464,6 +486,7 @@ class Sampler:
 
     # -- sampling ------------------------------------------------------------------------------
 
+    @_serialized
     def initial_positions(
         self, n_chains: int, rng: np.random.Generator, initial_values=None
     ) -> np.ndarray:
@@ -521,6 +544,7 @@ class Sampler:
             )
         return positions
 
+    @_serialized
     def sample(
         self,
         n_samples: int,
@@ -746,6 +770,7 @@ class Sampler:
         density = self._density
         return clone_replace(graphs, dict(zip(density.value_vars, density.constrained)))
 
+    @_serialized
     def _conditional_probabilities(self, draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``P(D = d_k | rest)`` for every marginalized ``D`` at each draw of the latents."""
         recovery = self._recovery_graphs()
@@ -1009,6 +1034,7 @@ class Sampler:
             "the fused loop does not compile",
         )
 
+    @_serialized
     def explain(self) -> str:
         """What aemix did with the model: the rules that fired, on which variables, and the result.
 

@@ -2,6 +2,7 @@
 of the fused loop."""
 
 import signal
+import sys
 import threading
 import time
 import tracemalloc
@@ -12,6 +13,7 @@ import pytest
 
 import aemix
 from aemix.sampler import RECORD_MEMORY_BUDGET
+from tests.helpers import seed_model
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +83,39 @@ def test_ctrl_c_lands_in_a_long_fused_call_and_the_sampler_still_works(seed_samp
     after = seed_sampler.sample(50, n_chains=4, seed=1, warmup=0, step_size=1.0, loop="fused")
     np.testing.assert_array_equal(after.draws["Y"], before.draws["Y"])
     np.testing.assert_array_equal(after.draws["I"], before.draws["I"])
+
+
+@pytest.mark.parametrize("loop", ["scan", "fused"])
+def test_one_sampler_sampled_from_several_threads_gives_the_sequential_draws(loop):
+    # The compiled functions and the prior's generators are shared by a sampler's calls; from two
+    # threads at once they used to give other draws than the seed's, or abort the process.
+    sampler = aemix.build_sampler({"Y": seed_model()[2]})
+    kwargs = dict(n_chains=6, warmup=100, block_size=16, loop=loop)
+    seeds = [0, 1, 0, 2, 1, 0]
+    sequential = [sampler.sample(60, seed=seed, **kwargs) for seed in seeds]
+    fresh = aemix.build_sampler({"Y": seed_model()[2]})  # nothing compiled yet
+    results: dict[int, object] = {}
+    errors: list[BaseException] = []
+
+    def work(i):
+        try:
+            results[i] = fresh.sample(60, seed=seeds[i], **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # interleave the threads' Python code finely
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(seeds))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert not errors, errors
+    for i, expected in enumerate(sequential):
+        assert results[i].loop == loop
+        for name in ("Y", "I"):
+            np.testing.assert_array_equal(results[i].draws[name], expected.draws[name])
+        np.testing.assert_array_equal(results[i].logdensity, expected.logdensity)
