@@ -91,15 +91,15 @@ def test_one_sampler_sampled_from_several_threads_gives_the_sequential_draws(loo
     # threads at once they used to give other draws than the seed's, or abort the process.
     sampler = aemix.build_sampler({"Y": seed_model()[2]})
     kwargs = dict(n_chains=6, warmup=100, block_size=16, loop=loop)
-    seeds = [0, 1, 0, 2, 1, 0]
+    seeds = [0, 1, 0, 2, 1, 0, 3, 2]
     sequential = [sampler.sample(60, seed=seed, **kwargs) for seed in seeds]
     fresh = aemix.build_sampler({"Y": seed_model()[2]})  # nothing compiled yet
-    results: dict[int, object] = {}
+    results: dict[int, list] = {}
     errors: list[BaseException] = []
 
     def work(i):
         try:
-            results[i] = fresh.sample(60, seed=seeds[i], **kwargs)
+            results[i] = [fresh.sample(60, seed=seeds[i], **kwargs) for _ in range(2)]
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
@@ -115,7 +115,8 @@ def test_one_sampler_sampled_from_several_threads_gives_the_sequential_draws(loo
         sys.setswitchinterval(switch)
     assert not errors, errors
     for i, expected in enumerate(sequential):
-        assert results[i].loop == loop
-        for name in ("Y", "I"):
-            np.testing.assert_array_equal(results[i].draws[name], expected.draws[name])
-        np.testing.assert_array_equal(results[i].logdensity, expected.logdensity)
+        for result in results[i]:
+            assert result.loop == loop
+            for name in ("Y", "I"):
+                np.testing.assert_array_equal(result.draws[name], expected.draws[name])
+            np.testing.assert_array_equal(result.logdensity, expected.logdensity)
