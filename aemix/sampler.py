@@ -431,7 +431,13 @@ class Sampler:
 
     def _logdensity_batch(self, positions: np.ndarray) -> np.ndarray:
         fn = self._batched_function("logdensity_batch", [self._density.logdensity])
-        return fn(positions)[0]
+        # In batches: summing out D takes the K values of the record's conditionals per position.
+        per_batch = self._record_rows(self.latent + self.marginalized)
+        if len(positions) <= per_batch:
+            return fn(positions)[0]
+        return np.concatenate(
+            [fn(positions[a : a + per_batch])[0] for a in range(0, len(positions), per_batch)]
+        )
 
     def _unconstrain_function(self):
         """Compiled map from the latents' values (own space) to one flat unconstrained position."""
@@ -800,7 +806,7 @@ class Sampler:
         ]
         # In batches of draws, so that the intermediates stay within the record's memory budget.
         rows = n_chains * n_samples
-        per_batch = self._record_batch(1, self.latent + self.marginalized)
+        per_batch = self._record_rows(self.latent + self.marginalized)
         out: dict[str, np.ndarray] = {}
         for start in range(0, rows, per_batch):
             stop = min(rows, start + per_batch)
@@ -810,9 +816,9 @@ class Sampler:
                 out[name][start:stop] = probs
         return {name: p.reshape(n_chains, n_samples, *p.shape[1:]) for name, p in out.items()}
 
-    def _record_batch(self, n_chains: int, keep: tuple[str, ...]) -> int:
-        """Draws per chain whose record (`_constrain_and_recover`) for ``n_chains`` chains fits
-        `RECORD_MEMORY_BUDGET` (at least one).
+    def _record_rows(self, keep: tuple[str, ...]) -> int:
+        """Positions (draws of one chain) whose record of the variables ``keep``
+        (`_constrain_and_recover`) fits `RECORD_MEMORY_BUDGET` (at least one).
 
         A draw's conditional of ``D`` holds ``K`` values per element of ``D``, and computing it
         takes ``K`` values per observation (a change point's conditional sums each configuration
@@ -828,8 +834,7 @@ class Sampler:
                     elements = int(np.prod(_shape_of(m.discrete), dtype=int))
                     per_draw += len(support) * max(elements, largest_data)
             self._compiled[("record_size", keep)] = per_draw
-        per_draw_bytes = _LIVE_INTERMEDIATES * 8 * per_draw * n_chains
-        return max(1, RECORD_MEMORY_BUDGET // per_draw_bytes)
+        return max(1, RECORD_MEMORY_BUDGET // (_LIVE_INTERMEDIATES * 8 * per_draw))
 
     def _constrain_and_recover(
         self, kept: np.ndarray, rng: np.random.Generator, keep: tuple[str, ...]
@@ -847,16 +852,23 @@ class Sampler:
         outputs = [value for _, value in layout]
         outputs += self._in_position([g for _, g, _ in recovery])
         fn = self._batched_function(("constrain", keep), outputs)
-        results = fn(flat)
+        # In batches of rows (positions), so that the conditionals' intermediates stay within the
+        # record's memory budget; the draws themselves are small.
+        per_batch = self._record_rows(keep)
+        pieces: dict[str, list[np.ndarray]] = {}
+        for start in range(0, len(flat), per_batch):
+            results = fn(flat[start : start + per_batch])
+            for (item, _), value in zip(layout, results):
+                pieces.setdefault(item.name, []).append(value)
+            for (name, _, support), log_probs in zip(recovery, results[len(layout) :]):
+                # Gumbel-max: argmax(log p + G) is a draw from the categorical with log p.
+                gumbel = -np.log(rng.standard_exponential(log_probs.shape))
+                k = np.argmax(log_probs + gumbel, axis=-1)
+                pieces.setdefault(name, []).append(support[k])
         draws = {}
-        for (item, _), value in zip(layout, results):
-            draws[item.name] = value.reshape(n_chains, n_samples, *item.shape)
-        for (name, _, support), log_probs in zip(recovery, results[len(layout) :]):
-            # Gumbel-max: argmax(log p + G) is a draw from the categorical with log-probabilities log p.
-            gumbel = -np.log(rng.standard_exponential(log_probs.shape))
-            k = np.argmax(log_probs + gumbel, axis=-1)
-            sample = support[k]
-            draws[name] = sample.reshape(n_chains, n_samples, *sample.shape[1:])
+        for name, parts in pieces.items():
+            value = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            draws[name] = value.reshape(n_chains, n_samples, *value.shape[1:])
         return draws
 
     # -- the fused loop ------------------------------------------------------------------------
@@ -1121,7 +1133,7 @@ class _Block:
 # conditionals hold K values per element (per observation, for some), many times the draws' size.
 RECORD_MEMORY_BUDGET = 64 * 2**20
 # Arrays of a record's largest size alive at once while it is computed (an estimate: see
-# `Sampler._record_batch`).
+# `Sampler._record_rows`).
 _LIVE_INTERMEDIATES = 4
 
 
@@ -1137,11 +1149,12 @@ class _DrawStore:
         """The record of a block's kept positions ``kept`` ``(n_chains, n_kept, dim)``: stored from
         draw ``offset`` on (``mode="draws"``) or merged into ``block``'s record moments.
 
-        The record is computed over a few draws of every chain at a time (`Sampler._record_batch`),
-        so its memory is bounded by `RECORD_MEMORY_BUDGET`, not by the block's length.
+        The record is computed over a few draws of every chain at a time (and, when one draw of
+        every chain is too many, over a few chains at a time: `Sampler._record_rows`), so its
+        memory is bounded by `RECORD_MEMORY_BUDGET`, not by the block's length.
         """
         n_chains, n_kept = kept.shape[:2]
-        per_batch = self.sampler._record_batch(n_chains, self.keep)
+        per_batch = max(1, self.sampler._record_rows(self.keep) // n_chains)
         moments = _Moments()
         for start in range(0, n_kept, per_batch):
             stop = min(n_kept, start + per_batch)

@@ -33,13 +33,17 @@ def change_point_sampler():
 
 
 @pytest.mark.parametrize("summary_only", [False, True])
-@pytest.mark.parametrize("loop", ["fused", "scan"])
+@pytest.mark.parametrize(
+    # (The scan loop's step itself holds K x T values per chain: not 2000 chains in this budget.)
+    "loop, n_chains, n_samples",
+    [("fused", 25, 400), ("scan", 25, 400), ("fused", 2000, 5)],
+)
 def test_the_record_after_the_loop_is_computed_within_a_memory_budget(
-    change_point_sampler, loop, summary_only
+    change_point_sampler, loop, summary_only, n_chains, n_samples
 ):
     # The conditional of tau takes K x T = 112 x 112 values per draw: the whole block of 25 x 400
-    # draws at once would take 1 GB per intermediate, for 0.3 MB of draws.
-    n_chains, n_samples = 25, 400
+    # draws at once would take 1 GB per intermediate, for 0.3 MB of draws; so would 2000 chains
+    # (their initial log-densities, then one draw of each, five times over).
     kwargs = dict(n_chains=n_chains, seed=0, warmup=0, loop=loop, summary_only=summary_only)
     change_point_sampler.sample(5, **kwargs)  # compile outside the measurement
     tracemalloc.start()
@@ -52,8 +56,8 @@ def test_the_record_after_the_loop_is_computed_within_a_memory_budget(
     if not summary_only:
         tau = result.draws["tau"]
         assert tau.shape == (n_chains, n_samples) and 0 <= tau.min() and tau.max() < 112
-        # The change at t = 40 is clear in the data.
-        assert abs(np.median(tau) - 40) < 10
+        if n_samples > 100:  # the change at t = 40 is clear in the data
+            assert abs(np.median(tau) - 40) < 10
 
 
 def test_ctrl_c_lands_in_a_long_fused_call_and_the_sampler_still_works(seed_sampler):
