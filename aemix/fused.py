@@ -38,6 +38,11 @@ A call runs in one of three modes (`MODES`), chosen at run time:
 In every mode the final state, the per-chain sum of acceptance probabilities and the number of
 accepted proposals are returned; in warm-up mode, also the moments of the unconstrained positions
 (which the tuning uses).
+
+The loop runs without the GIL; every `SIGNAL_CHECK_SECONDS` the calling thread takes it back to run
+the signal handlers, and a handler that raises (``KeyboardInterrupt`` on Ctrl-C) stops every thread
+and is raised by the call, so an interrupt lands within a fraction of a second, however many steps
+the call was given.
 """
 
 from __future__ import annotations
@@ -79,9 +84,11 @@ TILE = 256
 MIN_TILES = 8
 _MIN_WIDTH = 32
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 19
+_CODE_VERSION = 20
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
+# Seconds between two runs of the signal handlers (with the GIL taken back) inside the loop.
+SIGNAL_CHECK_SECONDS = 0.1
 
 
 # glibc's vector math library: declaring its functions `simd` lets GCC vectorize the loop over a
@@ -102,22 +109,31 @@ extern "C" double {fn}({args}) noexcept;"""
 
 
 def composite(inputs: list, outputs: list) -> aes.Composite:
-    """``aesara.scalar.Composite(inputs, outputs)``, passing through ``identity`` the outputs that
-    are inputs or constants (which a Composite may not return as such)."""
-    outs = [o if o.owner is not None and o not in inputs else aes.identity(o) for o in outputs]
-    return aes.Composite(inputs, outs)
+    """``aesara.scalar.Composite(inputs, outputs)`` whose generated code assigns every output.
 
-
-def merged_composite(inputs: list, outputs: list) -> aes.Composite:
-    """`composite` after merging the scalar graph's equal sub-expressions (two graphs lowered
-    separately, such as a log-density and a conditional built from the same terms, share them)."""
+    A Composite's C code names each output variable once: an output listed twice (or two outputs
+    that its merge of equal sub-expressions makes one, such as two copies of a data value) would
+    leave all but one of its slots unassigned, and an output that is an input or a constant is not
+    allowed.  So the graph is merged first (two graphs lowered separately, such as a log-density
+    and a conditional built from the same terms, share their terms), and each repeat of an output,
+    an input or a constant is taken through ``identity`` from the previous copy (a chain of copies,
+    which the Composite's own merge cannot fold back into one).
+    """
     fgraph = FunctionGraph(inputs, outputs, clone=True)
     MergeOptimizer().rewrite(fgraph)
-    outs, seen = [], set()
+    fgraph_inputs = set(fgraph.inputs)
+    last_copy: dict = {}
+    outs = []
     for o in fgraph.outputs:
-        outs.append(aes.identity(o) if o in seen else o)
-        seen.add(o)
-    return composite(list(fgraph.inputs), outs)
+        if o in last_copy:
+            out = aes.identity(last_copy[o])
+        elif o.owner is None or o in fgraph_inputs:
+            out = aes.identity(o)
+        else:
+            out = o
+        last_copy[o] = out
+        outs.append(out)
+    return aes.Composite(list(fgraph.inputs), outs)
 
 
 @dataclass(frozen=True)
@@ -189,9 +205,7 @@ class FusedProgram:
             extra = dict(
                 n_carried=len(flat(initial.outputs)),
                 initial_carried=composite(flat(initial.inputs), flat(initial.outputs)),
-                carried_step=merged_composite(
-                    flat(carried_step.inputs), flat(carried_step.outputs)
-                ),
+                carried_step=composite(flat(carried_step.inputs), flat(carried_step.outputs)),
                 carried_record=composite(
                     flat(carried_record.inputs), sum(floats_then_ints(carried_record.outputs), [])
                 ),
@@ -246,6 +260,7 @@ def program_key(program: FusedProgram) -> str:
         _CODE_VERSION,
         _HAS_LIBMVEC,
         _STAGE_ROWS,
+        SIGNAL_CHECK_SECONDS,
         program.dim,
         program.n_uniforms,
         program.n_float,
@@ -330,7 +345,7 @@ class FusedRMHLoop(COp):
         raise NotImplementedError("the fused loop has only a C implementation")
 
     def c_headers(self, **kwargs):
-        return ["<math.h>", "<vector>", "<Python.h>", "numpy/random/distributions.h"]
+        return ["<math.h>", "<omp.h>", "<vector>", "<Python.h>", "numpy/random/distributions.h"]
 
     def c_header_dirs(self, **kwargs):
         return [np.get_include(), *self.program.step.c_header_dirs(**kwargs)]
@@ -649,6 +664,9 @@ class FusedRMHLoop(COp):
         {allocations}
         {load_scale}
         int out_of_memory = 0;
+        // Set when a signal handler raised (Ctrl-C): every thread leaves its steps.
+        int interrupted = 0;
+        double last_signal_check = omp_get_wtime();
         Py_BEGIN_ALLOW_THREADS
         #pragma omp parallel num_threads(n_threads)
         {{
@@ -704,6 +722,25 @@ class FusedRMHLoop(COp):
             {either(initial_carried, "")}
             npy_intp kept = 0;
             for (npy_int64 t = 0; t < steps; ++t) {{
+                int stop;
+                #pragma omp atomic read
+                stop = interrupted;
+                if (stop) break;
+                // The calling thread (the team's first) runs the signal handlers now and then,
+                // with the GIL taken back for the moment, so that Ctrl-C lands within a fraction of
+                // a second however long the call.
+                if (omp_get_thread_num() == 0
+                    && omp_get_wtime() - last_signal_check > {SIGNAL_CHECK_SECONDS}) {{
+                    last_signal_check = omp_get_wtime();
+                    PyGILState_STATE gil = PyGILState_Ensure();
+                    const int raised = PyErr_CheckSignals() < 0;
+                    PyGILState_Release(gil);
+                    if (raised) {{
+                        #pragma omp atomic write
+                        interrupted = 1;
+                        break;
+                    }}
+                }}
                 for (npy_intp k = 0; k < D; ++k) {{
                     random_standard_normal_fill(rng, nc, EPS + k * TILE);
                 }}
@@ -749,6 +786,8 @@ class FusedRMHLoop(COp):
         }}
         Py_END_ALLOW_THREADS
         if (out_of_memory) {{ PyErr_NoMemory(); {fail} }}
+        // The handler's exception (KeyboardInterrupt) is set on this thread.
+        if (interrupted) {{ {fail} }}
         }}
         """
 

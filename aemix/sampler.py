@@ -11,6 +11,7 @@ import functools
 import inspect
 import os
 import sys
+import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -215,8 +216,25 @@ def _parameter_checks_in_model_terms(method):
     return checked
 
 
+def _serialized(method):
+    """The sampler's ``method``, run holding the sampler's lock (see `Sampler`)."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class Sampler:
     """A compiled RMH sampler for the marginal model of a graph; made by `build_sampler`.
+
+    Calls on one Sampler are serialized: its compiled functions and the generators of its prior
+    draws are shared state, so `sample`, `logdensity`, `initial_positions`, `explain` and the
+    results' lazy `SampleResult.conditional_probabilities` hold a per-sampler lock (another
+    thread's call waits; the fused loop itself runs without the GIL).  For parallelism, use one
+    sampler per thread.
 
     Attributes
     ----------
@@ -249,6 +267,8 @@ class Sampler:
         self.marginalized = tuple(m.discrete.name for m in model.marginalizations)
         self.observed = tuple(observed_data)
         self._compiled: dict[str, Any] = {}
+        # Reentrant: `sample` calls `initial_positions` (and so does the fused loop's self-check).
+        self._lock = threading.RLock()
 
     @property
     def dim(self) -> int:
@@ -257,6 +277,7 @@ class Sampler:
 
     # -- log-density ---------------------------------------------------------------------------
 
+    @_serialized
     def logdensity(self, values: Mapping[str, Any]) -> float:
         """Log-density of the marginal model at ``values``, in the variables' own space.
 
@@ -405,7 +426,13 @@ class Sampler:
 
     def _logdensity_batch(self, positions: np.ndarray) -> np.ndarray:
         fn = self._batched_function("logdensity_batch", [self._density.logdensity])
-        return fn(positions)[0]
+        # In batches: summing out D takes the K values of the record's conditionals per position.
+        per_batch = self._record_rows(self.latent + self.marginalized)
+        if len(positions) <= per_batch:
+            return fn(positions)[0]
+        return np.concatenate(
+            [fn(positions[a : a + per_batch])[0] for a in range(0, len(positions), per_batch)]
+        )
 
     def _unconstrain_function(self):
         """Compiled map from the latents' values (own space) to one flat unconstrained position."""
@@ -460,6 +487,7 @@ class Sampler:
 
     # -- sampling ------------------------------------------------------------------------------
 
+    @_serialized
     def initial_positions(
         self, n_chains: int, rng: np.random.Generator, initial_values=None
     ) -> np.ndarray:
@@ -530,6 +558,7 @@ class Sampler:
             )
         return positions
 
+    @_serialized
     @_parameter_checks_in_model_terms
     def sample(
         self,
@@ -792,6 +821,7 @@ class Sampler:
         density = self._density
         return clone_replace(graphs, dict(zip(density.value_vars, density.constrained)))
 
+    @_serialized
     def _conditional_probabilities(self, draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``P(D = d_k | rest)`` for every marginalized ``D`` at each draw of the latents (and of
         the discrete variables it sits inside, see `aemix.recovery`)."""
@@ -825,10 +855,37 @@ class Sampler:
             for item in self._density.layout
         ]
         args += [draws[e].reshape(n_chains * n_samples, *draws[e].shape[2:]) for e in enclosing]
-        out = {}
-        for r, probs in zip(recovery, fn(*args)):
-            out[r.name] = probs.reshape(n_chains, n_samples, *probs.shape[1:])
-        return out
+        # In batches of draws, so that the intermediates stay within the record's memory budget.
+        rows = n_chains * n_samples
+        per_batch = self._record_rows(self.latent + self.marginalized)
+        out: dict[str, np.ndarray] = {}
+        for start in range(0, rows, per_batch):
+            stop = min(rows, start + per_batch)
+            for r, probs in zip(recovery, fn(*[a[start:stop] for a in args])):
+                if r.name not in out:
+                    out[r.name] = np.empty((rows, *probs.shape[1:]), dtype=probs.dtype)
+                out[r.name][start:stop] = probs
+        return {name: p.reshape(n_chains, n_samples, *p.shape[1:]) for name, p in out.items()}
+
+    def _record_rows(self, keep: tuple[str, ...]) -> int:
+        """Positions (draws of one chain) whose record of the variables ``keep``
+        (`_constrain_and_recover`) fits `RECORD_MEMORY_BUDGET` (at least one).
+
+        A draw's conditional of ``D`` holds ``K`` values per element of ``D``, and computing it
+        takes ``K`` values per observation (a change point's conditional sums each configuration
+        over every observation); a few such intermediates are alive at once.
+        """
+        per_draw = self._compiled.get(("record_size", keep))
+        if per_draw is None:
+            largest_data = max((np.size(d) for d in self._observed_data.values()), default=1)
+            per_draw = self.dim
+            marginalizations = self._model.marginalizations
+            for m, r in zip(marginalizations, self._recovery_graphs()):
+                # (a variable inside a kept one is drawn too)
+                elements = int(np.prod(_shape_of(m.discrete), dtype=int))
+                per_draw += len(r.support) * max(elements, largest_data)
+            self._compiled[("record_size", keep)] = per_draw
+        return max(1, RECORD_MEMORY_BUDGET // (_LIVE_INTERMEDIATES * 8 * per_draw))
 
     def _record_graphs(self, keep: tuple[str, ...]):
         """The record of the variables ``keep`` in one chain's position: the latents in their own
@@ -897,11 +954,18 @@ class Sampler:
                 if r.name in keep
             ]
             self._compiled[("record", keep)] = (fn, names, shapes, uniform_shapes)
-        us = [rng.random((len(flat), *shape)) for shape in uniform_shapes]
-        results = fn(flat, *us)
+        # In batches of rows (positions), so that the conditionals' intermediates stay within the
+        # record's memory budget; the draws themselves are small.
+        per_batch = self._record_rows(keep)
+        pieces: dict[str, list[np.ndarray]] = {}
+        for start in range(0, len(flat), per_batch):
+            rows = flat[start : start + per_batch]
+            us = [rng.random((len(rows), *shape)) for shape in uniform_shapes]
+            for name, value in zip(names, fn(rows, *us)):
+                pieces.setdefault(name, []).append(value)
         return {
-            name: value.reshape(n_chains, n_samples, *shape)
-            for name, shape, value in zip(names, shapes, results)
+            name: np.concatenate(pieces[name]).reshape(n_chains, n_samples, *shape)
+            for name, shape in zip(names, shapes)
         }
 
     # -- the fused loop ------------------------------------------------------------------------
@@ -1060,6 +1124,7 @@ class Sampler:
             "the fused loop does not compile",
         )
 
+    @_serialized
     def explain(self) -> str:
         """What aemix did with the model: the rules that fired, on which variables, and the result.
 
@@ -1142,8 +1207,45 @@ class _Block:
     record_m2: np.ndarray | None = None
 
 
+# Bound on the memory of the record computed after the loop, per batch of draws: the discrete
+# conditionals hold K values per element (per observation, for some), many times the draws' size.
+RECORD_MEMORY_BUDGET = 64 * 2**20
+# Arrays of a record's largest size alive at once while it is computed (an estimate: see
+# `Sampler._record_rows`).
+_LIVE_INTERMEDIATES = 4
+
+
 class _DrawStore:
-    """Result arrays filled block by block (for records computed after the loop)."""
+    """Result arrays filled block by block (for records computed after the loop).
+
+    A runner that has it sets ``sampler``, ``keep`` and ``recovery_rng``.
+    """
+
+    def record_after_loop(
+        self, block: _Block, kept: np.ndarray, kept_logdensity: np.ndarray, mode: str, offset: int
+    ) -> _Block:
+        """The record of a block's kept positions ``kept`` ``(n_chains, n_kept, dim)``: stored from
+        draw ``offset`` on (``mode="draws"``) or merged into ``block``'s record moments.
+
+        The record is computed over a few draws of every chain at a time (and, when one draw of
+        every chain is too many, over a few chains at a time: `Sampler._record_rows`), so its
+        memory is bounded by `RECORD_MEMORY_BUDGET`, not by the block's length.
+        """
+        n_chains, n_kept = kept.shape[:2]
+        per_batch = max(1, self.sampler._record_rows(self.keep) // n_chains)
+        moments = _Moments()
+        for start in range(0, n_kept, per_batch):
+            stop = min(n_kept, start + per_batch)
+            draws = self.sampler._constrain_and_recover(
+                kept[:, start:stop], self.recovery_rng, self.keep
+            )
+            if mode == "draws":
+                self.store(draws, kept_logdensity[:, start:stop], offset + start)
+            else:
+                moments.merge(stop - start, *_draws_moments(self.sampler, draws, self.keep))
+        if mode != "draws":
+            block.record_mean, block.record_m2 = moments.mean, moments.m2
+        return block
 
     def allocate(self, n_chains: int, n_samples: int) -> None:
         self.draws: dict[str, np.ndarray] = {}
@@ -1195,12 +1297,7 @@ class _ScanRunner(_DrawStore):
         )
         if mode == "warmup":
             return block
-        draws = self.sampler._constrain_and_recover(kept, self.recovery_rng, self.keep)
-        if mode == "draws":
-            self.store(draws, lps[thin - 1 :: thin].T, offset)
-        else:
-            block.record_mean, block.record_m2 = _draws_moments(self.sampler, draws, self.keep)
-        return block
+        return self.record_after_loop(block, kept, lps[thin - 1 :: thin].T, mode, offset)
 
 
 class _FusedRunner(_DrawStore):
@@ -1283,12 +1380,7 @@ class _FusedRunner(_DrawStore):
             block = self._call(
                 fn, positions, logdensities, step_size, scale, n_steps, thin, "draws", sink, 0
             )
-            draws = self.sampler._constrain_and_recover(sink[0], self.recovery_rng, self.keep)
-            if mode == "draws":
-                self.store(draws, sink[2], offset)
-            else:
-                block.record_mean, block.record_m2 = _draws_moments(self.sampler, draws, self.keep)
-            return block
+            return self.record_after_loop(block, sink[0], sink[2], mode, offset)
         sink, offset = (self.sink, offset) if mode == "draws" else (None, 0)
         return self._call(
             fn, positions, logdensities, step_size, scale, n_steps, thin, mode, sink, offset

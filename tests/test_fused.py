@@ -325,3 +325,55 @@ def test_the_carried_record_gives_the_draws_of_the_plain_one(seed_sampler):
         draws = carried.draws[name].astype(float)
         np.testing.assert_allclose(summary.mean[name], draws.mean(axis=1), rtol=1e-10)
         np.testing.assert_allclose(summary.variance[name], draws.var(axis=1), rtol=1e-9)
+
+
+def test_composite_assigns_every_output_when_outputs_repeat():
+    # A Composite's C code names each output variable once: outputs listed twice (or equal after
+    # its merge, such as two copies of a data value) used to leave slots unassigned.
+    import aesara
+    import aesara.scalar as aes
+    from aesara.tensor.elemwise import Elemwise
+
+    from aemix.fused import composite
+
+    x = aes.float64("x")
+    two = aes.constant(2.0)
+    doubled = aes.mul(x, two)
+    equal_copy = aes.mul(x, two)  # a second node, merged with `doubled` by the Composite
+    outputs = [doubled, doubled, x, x, two, two, equal_copy, aes.add(x, two), doubled]
+    c = composite([x], outputs)
+    assert c.nout == len(outputs)
+    xs = at.vector("xs")
+    fn = aesara.function(
+        [xs], Elemwise(c)(xs), mode=aesara.compile.mode.Mode(linker="c", optimizer=None)
+    )
+    values = np.array([-1.5, 0.25, 3.0])
+    expected = [2 * values, 2 * values, values, values, 2 + 0 * values, 2 + 0 * values]
+    expected += [2 * values, values + 2, 2 * values]
+    for _ in range(3):  # fresh, uninitialized output buffers each time
+        for got, want in zip(fn(values), expected):
+            np.testing.assert_array_equal(got, want)
+    assert c.impl(0.5) == (1.0, 1.0, 0.5, 0.5, 2.0, 2.0, 1.0, 2.5, 1.0)
+
+
+def test_zero_inflated_draws_never_put_a_positive_count_at_a_structural_zero():
+    # Recording every step, the fused loop carries the discrete conditionals in its state; their
+    # initial values at each block's start (where a chain that has not accepted yet keeps them)
+    # come from a Composite whose repeated outputs (repeated data values) were left unassigned, so
+    # z = 1 (a structural zero) was drawn at positive counts.
+    y = np.random.default_rng(0).poisson(3.0, size=60) * (np.arange(60) % 3 != 0)
+    srng = at.random.RandomStream(0)
+    pi = srng.beta(1.0, 1.0, name="pi")
+    lam = srng.gamma(2.0, 0.5, name="lam")
+    z = srng.bernoulli(pi, size=60, name="z")
+    y_rv = at.switch(z, 0, srng.poisson(lam, size=60, name="counts"))
+    sampler = aemix.build_sampler({"y": y_rv}, observed={y_rv: y})
+    # Little warm-up and short blocks: many chains have not accepted at the start of a block.
+    result = sampler.sample(40, n_chains=64, seed=0, warmup=4, block_size=5, loop="fused")
+    assert result.loop == "fused"
+    assert sampler._fused_program(sampler.latent + sampler.marginalized).n_carried > 0
+    z = result.draws["z"]
+    assert z.shape == (64, 40, 60)
+    assert not np.any(z[..., y > 0] == 1)
+    # The zeros are structural some of the time, so the test can tell a stuck record.
+    assert 0 < z[..., y == 0].mean() < 1
