@@ -206,9 +206,16 @@ def test_a_wrong_lowering_is_caught_by_the_self_check(monkeypatch):
     assert sampler.sample(5, n_chains=2, warmup=0, seed=0).loop == "scan"
 
 
-def test_a_record_computed_after_the_loop_keeps_both_modes_on_one_stream():
-    # Per-observation memberships: the record has a data axis, so the fused loop keeps the
-    # positions and the memberships are drawn after it, block by block.
+def test_a_record_computed_after_the_loop_keeps_both_modes_on_one_stream(monkeypatch):
+    # When the record does not lower (forced here), the fused loop keeps the positions and the
+    # memberships are drawn after it, block by block.
+    from aemix.sampler import Sampler
+    from aemix.scalarize import LoweringError
+
+    def refuse(self, step, keep):
+        raise LoweringError("forced by the test")
+
+    monkeypatch.setattr(Sampler, "_lower_record_to_scalars", refuse)
     srng = at.random.RandomStream(0)
     mu = srng.normal(np.array([-2.0, 2.0]), 1.0, name="mu")
     z = srng.bernoulli(0.5, size=20, name="z")
