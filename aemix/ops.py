@@ -270,23 +270,25 @@ marginalized_view = MarginalizedView()
 def replace_views(graph: Variable, discrete: Variable, value: Variable) -> Variable:
     """``graph`` with the views of ``discrete`` replaced by ``value``, sharing every random variable.
 
-    `clone_replace` would clone the random variables between the views and the output too, and the
-    clones would no longer be the model's variables that are later replaced by their values.
+    Only the nodes downstream of a view are rebuilt: the rest of the graph (e.g. the densities of
+    the variables summed out inside this one, which do not read it) is shared, not cloned, so that
+    nested enumerations (a Markov chain) cost linear, not quadratic, work per level.  Random
+    variables are never rebuilt: they must stay the model's variables, which are later replaced
+    by their values.
     """
     from aeppl.abstract import ValuedVariable
-    from aesara.graph.basic import ancestors, clone_get_equiv
+    from aesara.graph.basic import io_toposort
 
-    memo = {}
-    for v in ancestors([graph]):
-        node = v.owner
-        if node is None:
-            continue
+    new: dict[Variable, Variable] = {}
+    for node in io_toposort([], [graph]):
         if isinstance(node.op, MarginalizedView) and node.inputs[0] is discrete:
-            memo[v] = value
-        elif isinstance(node.op, ValuedVariable) or isinstance(node.op, MeasurableVariable):
-            memo[v] = v
-    equiv = clone_get_equiv([], [graph], copy_inputs=False, copy_orphans=False, memo=memo)
-    return equiv[graph]
+            new[node.outputs[0]] = value
+        elif isinstance(node.op, ValuedVariable | MeasurableVariable):
+            continue
+        elif any(i in new for i in node.inputs):
+            clone = node.clone_with_new_inputs([new.get(i, i) for i in node.inputs], strict=False)
+            new.update(zip(node.outputs, clone.outputs))
+    return new.get(graph, graph)
 
 
 class FiniteEnumerationRV(Op):

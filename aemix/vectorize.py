@@ -37,6 +37,8 @@ from aesara.tensor.subtensor import (
     Subtensor,
     indices_from_subtensor,
 )
+from aesara.tensor.type import TensorType
+from aesara.tensor.var import TensorConstant
 
 from aemix.errors import VectorizationError
 
@@ -52,7 +54,23 @@ class Batched:
     def broadcast(self, x: Variable) -> Variable:
         """An unbatched ``x`` repeated along a new leading chain axis."""
         x = at.as_tensor_variable(x)
-        return at.alloc(x, self.size, *[x.shape[i] for i in range(x.ndim)])
+        return alloc(x, self.size, *[x.shape[i] for i in range(x.ndim)])
+
+
+def alloc(value: Variable, *shape) -> Variable:
+    """``at.alloc`` without its static-shape inference, which rewrites the shape graphs on every
+    call: over the nested graphs of a Markov chain that is quadratic in the chain's length."""
+    value = at.as_tensor_variable(value)
+    shape = [at.as_tensor_variable(s) for s in shape]
+    shape = [s if s.type.dtype.startswith(("int", "uint")) else s.astype("int64") for s in shape]
+    static = [int(s.data) if isinstance(s, TensorConstant) else None for s in shape]
+    # Trailing axes that the value already has (and does not broadcast) keep their length.
+    for k, length in enumerate(reversed(value.type.shape), start=1):
+        if length is not None and length != 1 and static[-k] is None:
+            static[-k] = length
+    return Apply(
+        Alloc(), [value, *shape], [TensorType(value.dtype, shape=tuple(static))()]
+    ).outputs[0]
 
 
 def vectorize_graph(
@@ -319,7 +337,7 @@ def _batch_alloc(op, node, ctx, value, *shape):
     # Align the value's trailing axes with the target's, keeping the chain axis first.
     missing = len(shape) - (value.ndim - 1)
     value = value.dimshuffle(0, *(["x"] * missing), *range(1, value.ndim))
-    return [(at.alloc(value, ctx.size, *shape), True)]
+    return [(alloc(value, ctx.size, *shape), True)]
 
 
 @batch_node.register(SpecifyShape)
