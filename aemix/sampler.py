@@ -177,6 +177,24 @@ class SampleSummary:
         return out
 
 
+# Fractions of the warm-up where the scale windows start and end.
+_WINDOW_BOUNDS = (0.15, 0.25, 0.45, 0.85)
+# Steps between step-size updates during warm-up, and the gain of the log step size's update (at
+# zero acceptance the step shrinks fourfold, at full acceptance it doubles, decaying as 1/sqrt(k)).
+_TUNING_BLOCK = 50
+_STEP_GAIN = 5.0
+
+
+def _window_sd(moments: _Moments) -> np.ndarray:
+    """Within-chain standard deviation of every coordinate over a window, pooled over chains.
+
+    Not the spread of all chains' positions together: chains still on their way from their
+    starting points would inflate it (tenfold on a regression), and a scale too wide stalls the
+    walk while one too narrow is corrected by the step size.
+    """
+    return np.sqrt(moments.m2.sum(axis=0) / (moments.count * moments.m2.shape[0]))
+
+
 class _Moments:
     """Per-chain running mean and sum of squared deviations, merged block by block (Chan et al.)."""
 
@@ -686,39 +704,44 @@ class Sampler:
             else target_acceptance
         )
 
-        # Warm-up: Robbins-Monro on log step size; per-coordinate scale from the second quarter.
+        # Warm-up: Robbins-Monro on log step size; per-coordinate scale re-estimated at the end of
+        # each of three growing windows of the chains' pooled positions (the first 15% is the walk
+        # in from the starting points, whose spread would inflate the scales; the last 15% tunes
+        # the step size to the final scale).
         if progressbar is None:
             progressbar = sys.stderr.isatty()
         bar = tqdm(
             total=warmup + n_samples * thin, disable=not progressbar, unit="step", desc="warm-up"
         )
         done, k = 0, 0
-        quarter = _Moments()  # moments of the second quarter's positions, per chain
+        bounds = sorted({int(f * warmup) for f in _WINDOW_BOUNDS})
+        window = _Moments()  # moments of the current window's positions, per chain
         while done < warmup:
-            n = min(block_size if not tune else 50, warmup - done)
+            if tune:
+                following = min((b for b in bounds if b > done), default=warmup)
+                n = min(_TUNING_BLOCK, warmup - done, following - done)
+            else:
+                n = min(block_size, warmup - done)
+            start = done
             block = runner.run(positions, logdensities, current_step, scale, n, 1, "warmup")
             positions, logdensities = block.positions, block.logdensities
             done += n
             bar.update(n)
-            if tune:
-                k += 1
-                acceptance = block.acceptance_sum.sum() / (n * n_chains)
-                current_step *= np.exp((acceptance - target) * 2.0 / np.sqrt(k))
-                if warmup // 4 < done <= warmup // 2:
-                    # The second quarter only: the first is the walk in from the starting points,
-                    # whose spread would inflate the scales.
-                    quarter.merge(n, block.position_mean, block.position_m2)
-                elif done > warmup // 2 and quarter.count > 1:
-                    pooled_mean = quarter.mean.mean(axis=0)
-                    total_m2 = quarter.m2.sum(axis=0) + quarter.count * (
-                        (quarter.mean - pooled_mean) ** 2
-                    ).sum(axis=0)
-                    sd = np.sqrt(total_m2 / (quarter.count * n_chains))
-                    if np.all(np.isfinite(sd)) and np.all(sd > 0):
-                        scale = sd
-                        current_step = 2.38 / np.sqrt(dim)
-                        k = 0
-                    quarter = _Moments()
+            if not tune:
+                continue
+            k += 1
+            acceptance = block.acceptance_sum.sum() / (n * n_chains)
+            current_step *= np.exp((acceptance - target) * _STEP_GAIN / np.sqrt(k))
+            if bounds[0] <= start and done <= bounds[-1]:
+                window.merge(n, block.position_mean, block.position_m2)
+            if done in bounds[1:] and window.count > 1:
+                sd = _window_sd(window)
+                if np.all(np.isfinite(sd)) and np.all(sd > 0):
+                    # Keep the step size relative to the new scale's, restart its adaptation.
+                    scale = sd
+                    current_step = 2.38 / np.sqrt(dim)
+                    k = 0
+                window = _Moments()
 
         bar.set_description("sampling")
         mode = "moments" if summary_only else "draws"

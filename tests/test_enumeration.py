@@ -175,3 +175,22 @@ def test_a_switch_feeding_a_parameter_is_enumerated_exactly():
         [np.log(0.3) + st.norm(0, 1).logpdf(0.3), np.log(0.7) + st.norm(n, 1).logpdf(0.3)]
     )
     assert sampler.logdensity({"n": n}) == pytest.approx(exact, rel=1e-12)
+
+
+def test_dependents_through_an_op_without_a_batching_rule_are_summed_exactly():
+    # `sort` has no batching rule: it is mapped over the support's values (was a refusal).
+    srng = at.random.RandomStream(0)
+    K_rv = srng.bernoulli(np.float64(0.4), size=3, name="K")
+    mu_rv = srng.normal(0.0, 1.0, name="mu")
+    y_rv = srng.normal(mu_rv + at.sort(K_rv * 1.0), 1.0, name="y")
+    data = np.array([0.1, 0.9, 1.4])
+    sampler = aemix.build_sampler(y_rv, {y_rv: data}, mode=FAST)
+    mu = 0.3
+    exact = st.norm(0, 1).logpdf(mu) + logsumexp(
+        [
+            np.log(np.prod(np.where(np.array(c) == 1, 0.4, 0.6)))
+            + st.norm(mu + np.sort(c), 1).logpdf(data).sum()
+            for c in itertools.product((0, 1), repeat=3)
+        ]
+    )
+    assert sampler.logdensity({"mu": mu}) == pytest.approx(exact, rel=1e-12)

@@ -221,7 +221,9 @@ def test_binomial_latent_is_exact(p, n_data):
     srng = at.random.RandomStream(0)
     # float64 literals: the brute-force reference evaluates the user's graph as written.
     p_rv = srng.beta(np.float64(2.0), np.float64(2.0), name="p")
-    k_rv = srng.binomial(3, p_rv, name="k")
+    # (an int64 n: the reference evaluates the graph as written, and aeppl computes the binomial
+    # coefficient of a small integer literal in float32; aemix upcasts it)
+    k_rv = srng.binomial(np.int64(3), p_rv, name="k")
     y_rv = srng.binomial(k_rv, np.float64(0.5), name="y")
     sampler = aemix.build_sampler(y_rv, observed={y_rv: n_data}, mode=FAST)
     ref = brute_force_logdensity({p_rv: p}, {k_rv: range(4)}, {y_rv: n_data})
