@@ -84,7 +84,7 @@ TILE = 256
 MIN_TILES = 8
 _MIN_WIDTH = 32
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 20
+_CODE_VERSION = 21
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
 # Seconds between two runs of the signal handlers (with the GIL taken back) inside the loop.
@@ -146,7 +146,8 @@ class FusedProgram:
         Length of the flat unconstrained position.
     step
         Composite with inputs ``position[dim], logdensity, normal[dim], exponential, step_size,
-        scale[dim]`` and outputs ``position[dim], logdensity, acceptance_probability, is_accepted``.
+        scale[dim or dim * dim]`` and outputs ``position[dim], logdensity, acceptance_probability,
+        is_accepted``.
     record
         Composite with inputs ``position[dim], uniform[n_uniforms]`` and outputs the float records
         then the integer records.
@@ -428,7 +429,9 @@ class FusedRMHLoop(COp):
         x = [f"x_{k}" for k in range(d)]
         xn = [f"xn_{k}" for k in range(d)]
         eps = [f"eps_{k}" for k in range(d)]
-        sc = [f"scale_{k}" for k in range(d)]
+        # The proposal's scale: a vector (per coordinate) or a flattened (dim, dim) factor.
+        ns = p.step.nin - (2 * d + 3)
+        sc = [f"scale_{k}" for k in range(ns)]
         u = [f"u_{k}" for k in range(nu)]
         rec = [f"rec_{k}" for k in range(nr)]
         # The carried form of the record (see `FusedProgram`): RC[k * TILE + i] in the state.
@@ -500,7 +503,7 @@ class FusedRMHLoop(COp):
             )
 
         load_scale = lines(
-            f"const double scale_{{k}} = *(double*)PyArray_GETPTR1({scale}, {{k}});", d
+            f"const double scale_{{k}} = *(double*)PyArray_GETPTR1({scale}, {{k}});", ns
         )
         welford_pos = lines(
             "{{ const double v = X[{k} * TILE + i], delta = v - PMEAN[{k} * TILE + i];"
@@ -618,7 +621,7 @@ class FusedRMHLoop(COp):
             {fail}
         }}
         const npy_intp n_chains = PyArray_DIMS({x0})[0];
-        if (PyArray_DIMS({lp0})[0] != n_chains || PyArray_DIMS({scale})[0] != D) {{
+        if (PyArray_DIMS({lp0})[0] != n_chains || PyArray_DIMS({scale})[0] != {ns}) {{
             PyErr_SetString(PyExc_ValueError, "logdensity or scale has the wrong length");
             {fail}
         }}

@@ -177,6 +177,8 @@ class SampleSummary:
         return out
 
 
+# Largest dimension whose proposal follows a full covariance (see `Sampler.dense`).
+DENSE_MAX_DIM = 20
 # Fractions of the warm-up where the scale windows start and end.
 _WINDOW_BOUNDS = (0.15, 0.25, 0.45, 0.85)
 # Steps between step-size updates during warm-up, and the gain of the log step size's update (at
@@ -193,6 +195,29 @@ def _window_sd(moments: _Moments) -> np.ndarray:
     walk while one too narrow is corrected by the step size.
     """
     return np.sqrt(moments.m2.sum(axis=0) / (moments.count * moments.m2.shape[0]))
+
+
+def _proposal_scale(sd: np.ndarray, ends: list[np.ndarray]) -> np.ndarray:
+    """Flat Cholesky factor of the window's covariance: the coordinates' within-chain standard
+    deviations ``sd`` (from every step) and their correlations, from the chains' positions at the
+    end of each block (within chains, shrunk toward none by the number of such positions)."""
+    if len(ends) < 3:
+        return np.diag(sd).ravel()
+    stacked = np.stack(ends)  # (blocks, chains, dim)
+    centered = stacked - stacked.mean(axis=0)
+    n = stacked.shape[1] * (stacked.shape[0] - 1)
+    cov = np.einsum("bci,bcj->ij", centered, centered) / n
+    with np.errstate(all="ignore"):
+        corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+    if not np.all(np.isfinite(corr)):
+        return np.diag(sd).ravel()
+    dim = len(sd)
+    corr = (n * corr + 5.0 * np.eye(dim)) / (n + 5.0)
+    try:
+        factor = np.linalg.cholesky(corr * np.outer(sd, sd))
+    except np.linalg.LinAlgError:
+        return np.diag(sd).ravel()
+    return factor.ravel()
 
 
 class _Moments:
@@ -292,6 +317,21 @@ class Sampler:
     def dim(self) -> int:
         """Length of the flat unconstrained position of one chain."""
         return self._density.dim
+
+    @property
+    def dense(self) -> bool:
+        """Whether the proposal follows a full covariance (a Cholesky factor adapted across
+        chains in warm-up) rather than one scale per coordinate: from 2 up to
+        `DENSE_MAX_DIM` coordinates, where its ``dim ** 2`` products per step cost little."""
+        return 2 <= self.dim <= DENSE_MAX_DIM
+
+    @property
+    def _scale_length(self) -> int:
+        return self.dim**2 if self.dense else self.dim
+
+    def _proposal_factor(self, scale: Variable) -> Variable:
+        """The kernel's ``scale`` from the loops' flat scale input (row-major ``L`` when dense)."""
+        return scale.reshape((self.dim, self.dim)) if self.dense else scale
 
     # -- log-density ---------------------------------------------------------------------------
 
@@ -403,7 +443,11 @@ class Sampler:
         step_size = at.scalar("step_size", dtype=position.dtype)
         scale = at.vector("scale", dtype=position.dtype)
         state, info = rmh.step(
-            rmh.RWNoise(eps, exp_draw), rmh.RWState(position, lp), logdensity_fn, step_size, scale
+            rmh.RWNoise(eps, exp_draw),
+            rmh.RWState(position, lp),
+            logdensity_fn,
+            step_size,
+            self._proposal_factor(scale),
         )
         single = [state.position, state.logdensity, info.acceptance_probability, info.is_accepted]
 
@@ -695,7 +739,7 @@ class Sampler:
         dim = self.dim
         positions = self.initial_positions(n_chains, init_rng, initial_values)
         logdensities = self._logdensity_batch(positions)
-        scale = np.ones(dim)
+        scale = np.eye(dim).ravel() if self.dense else np.ones(dim)
         tune = step_size is None
         current_step = 2.38 / np.sqrt(dim) if tune else float(step_size)
         target = (
@@ -716,6 +760,7 @@ class Sampler:
         done, k = 0, 0
         bounds = sorted({int(f * warmup) for f in _WINDOW_BOUNDS})
         window = _Moments()  # moments of the current window's positions, per chain
+        ends: list[np.ndarray] = []  # the chains' positions at the end of each of its blocks
         while done < warmup:
             if tune:
                 following = min((b for b in bounds if b > done), default=warmup)
@@ -734,14 +779,15 @@ class Sampler:
             current_step *= np.exp((acceptance - target) * _STEP_GAIN / np.sqrt(k))
             if bounds[0] <= start and done <= bounds[-1]:
                 window.merge(n, block.position_mean, block.position_m2)
+                ends.append(positions.copy())
             if done in bounds[1:] and window.count > 1:
                 sd = _window_sd(window)
                 if np.all(np.isfinite(sd)) and np.all(sd > 0):
-                    # Keep the step size relative to the new scale's, restart its adaptation.
-                    scale = sd
+                    # Restart the step size's adaptation at the new scale.
+                    scale = _proposal_scale(sd, ends) if self.dense else sd
                     current_step = 2.38 / np.sqrt(dim)
                     k = 0
-                window = _Moments()
+                window, ends = _Moments(), []
 
         bar.set_description("sampling")
         mode = "moments" if summary_only else "draws"
@@ -767,7 +813,7 @@ class Sampler:
         common = dict(
             acceptance_rate=accepted / (n_samples * thin),
             step_size=float(current_step),
-            scale=scale,
+            scale=scale.reshape(dim, dim) if self.dense else scale,
             loop=runner.name,
         )
         if summary_only:
@@ -1049,10 +1095,14 @@ class Sampler:
         lp, exp_draw, step_size = at.scalar(dtype=f64), at.scalar(dtype=f64), at.scalar(dtype=f64)
         eps, scale = at.vector(dtype=f64), at.vector(dtype=f64)
         state, info = rmh.step(
-            rmh.RWNoise(eps, exp_draw), rmh.RWState(position, lp), logdensity_fn, step_size, scale
+            rmh.RWNoise(eps, exp_draw),
+            rmh.RWState(position, lp),
+            logdensity_fn,
+            step_size,
+            self._proposal_factor(scale),
         )
         inputs = [position, lp, eps, exp_draw, step_size, scale]
-        shapes = [(dim,), (), (dim,), (), (), (dim,)]
+        shapes = [(dim,), (), (dim,), (), (), (self._scale_length,)]
         outputs = [state.position, state.logdensity, info.acceptance_probability, info.is_accepted]
         return inputs, shapes, outputs, info
 

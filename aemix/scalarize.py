@@ -18,13 +18,14 @@ from collections.abc import Sequence
 from functools import singledispatch
 
 import aesara.scalar as aes
+import aesara.tensor as at
 import numpy as np
 from aesara.graph.basic import Apply, Constant, Variable, clone_replace, io_toposort
 from aesara.raise_op import CheckAndRaise
 from aesara.tensor.basic import Alloc, Join, MakeVector, ScalarFromTensor, TensorFromScalar
 from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
 from aesara.tensor.extra_ops import BroadcastTo
-from aesara.tensor.math import MaxAndArgmax
+from aesara.tensor.math import Dot, MaxAndArgmax
 from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from aesara.tensor.subtensor import AdvancedSubtensor, AdvancedSubtensor1, Subtensor
 from aesara.tensor.type import TensorType
@@ -791,6 +792,27 @@ def _lower_constant(var: Constant, budget: _Budget):
     return _constant_array(array)
 
 
+def _dot_as_elemwise(a: Variable, b: Variable) -> Variable:
+    """``dot(a, b)`` of vectors and matrices as a product and a sum, which lower (and loop over
+    data) like any elementwise expression."""
+    if b.ndim == 1:
+        return (a * b).sum(axis=-1)
+    return (at.shape_padright(a) * b).sum(axis=-2)
+
+
+def _without_dots(inputs: Sequence[Variable], outputs: Sequence[Variable]) -> list[Variable]:
+    """``outputs`` with every ``dot`` (``@``) written as `_dot_as_elemwise`."""
+    new: dict[Variable, Variable] = {}
+    for node in io_toposort(list(inputs), list(outputs)):
+        node_inputs = [new.get(i, i) for i in node.inputs]
+        if isinstance(node.op, Dot):
+            new[node.outputs[0]] = _dot_as_elemwise(*node_inputs)
+        elif any(a is not b for a, b in zip(node_inputs, node.inputs)):
+            clone = node.clone_with_new_inputs(node_inputs, strict=False)
+            new.update(zip(node.outputs, clone.outputs))
+    return [new.get(o, o) for o in outputs]
+
+
 def lower_to_scalars(
     inputs: Sequence[Variable],
     shapes: Sequence[tuple[int, ...]],
@@ -829,6 +851,7 @@ def lower_to_scalars(
     ((), 4)
     """
     budget = _Budget(max_operations)
+    outputs = _without_dots(inputs, outputs)
     lowered: dict[Variable, np.ndarray] = {}
     scalar_inputs = []
     for var, shape in zip(inputs, shapes):

@@ -80,7 +80,8 @@ def step(
     step_size: Variable,
     scale: Variable,
 ) -> tuple[RWState, RWInfo]:
-    """One RMH step with proposal ``position + step_size * scale * noise.normal``.
+    """One RMH step with proposal ``position + step_size * scale * noise.normal`` (or
+    ``position + step_size * scale @ noise.normal`` when ``scale`` is a matrix).
 
     Parameters
     ----------
@@ -93,14 +94,21 @@ def step(
     step_size
         Scalar proposal scale.
     scale
-        Per-coordinate proposal scale, shape ``(dim,)`` (ones for an isotropic walk).
+        Per-coordinate proposal scale, shape ``(dim,)`` (ones for an isotropic walk), or a
+        ``(dim, dim)`` factor ``L`` of the proposal covariance ``L L^T`` (e.g. the Cholesky factor
+        of the posterior covariance), which follows correlated posteriors.
 
     Returns
     -------
     (RWState, RWInfo)
         The accepted state (the proposal if accepted, else the current state) and the step's info.
     """
-    proposal = state.position + step_size * scale * noise.normal
+    if scale.ndim == 2:
+        # L @ noise as a product and a sum, which both loops batch and lower like any other.
+        move = (scale * noise.normal[None, :]).sum(axis=-1)
+    else:
+        move = scale * noise.normal
+    proposal = state.position + step_size * move
     proposal_logdensity = logdensity_fn(proposal)
     log_ratio = proposal_logdensity - state.logdensity
     # NaN compares false: a proposal where the density is undefined is rejected.

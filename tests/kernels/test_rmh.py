@@ -55,3 +55,16 @@ def test_draw_noise_shapes_and_distribution():
     assert normal.shape == (1000, 20, 3) and exponential.shape == (1000, 20)
     assert abs(normal.mean()) < 4 / np.sqrt(normal.size)
     assert abs(exponential.mean() - 1) < 4 / np.sqrt(exponential.size)
+
+
+def test_a_matrix_scale_proposes_along_its_factor():
+    x, lp = at.vector("x"), at.scalar("lp")
+    eps, e = at.vector("eps"), at.scalar("e")
+    step_size, factor = at.scalar("step_size"), at.matrix("factor")
+    _, info = rmh.step(rmh.RWNoise(eps, e), rmh.RWState(x, lp), std_normal, step_size, factor)
+    f = aesara.function([x, lp, eps, e, step_size, factor], info.proposal, on_unused_input="ignore")
+    L = np.array([[2.0, 0.0], [1.5, 0.5]])
+    noise = np.array([-1.0, 0.4])
+    np.testing.assert_allclose(
+        f([2.0, 0.0], -2.0, noise, 0.0, 0.5, L), [2.0, 0.0] + 0.5 * L @ noise
+    )
