@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import aesara
 import aesara.tensor as at
 import numpy as np
-from aeppl import joint_logprob
+from aeppl import conditional_logprob, joint_logprob
 from aeppl.transforms import RVTransform, TransformValuesRewrite, _default_transformed_rv
 from aesara.graph.basic import Variable, clone_get_equiv, clone_replace
 
@@ -62,6 +62,12 @@ class LogDensity:
         Symbolic values of the latents in their own space (the inputs of ``constrained_logdensity``).
     constrained_logdensity
         Scalar graph in ``value_vars``: the log-density in the variables' own space, no Jacobian.
+    loglikelihood
+        Scalar graph in ``position``: the part of ``logdensity`` from the observed variables (and
+        the marginal placeholders with an observed output); the rest is the prior part.
+    separable_likelihood
+        Whether the prior part is exactly the latents' prior density (no latent shares a
+        placeholder with data), so that prior draws follow it.
     """
 
     layout: list[LatentLayout]
@@ -70,6 +76,8 @@ class LogDensity:
     constrained: list[Variable]
     value_vars: list[Variable]
     constrained_logdensity: Variable
+    loglikelihood: Variable | None = None
+    separable_likelihood: bool = True
 
     @property
     def dim(self) -> int:
@@ -117,7 +125,7 @@ def build_logdensity(
     copies, realized = _private_copies(latents, observed)
     constrained_logp, value_vars = joint_logprob(*copies, realized=realized)
     copies, realized = _private_copies(latents, observed)
-    unconstrained_logp, free_vars = joint_logprob(
+    terms, free_vars = conditional_logprob(
         *copies,
         realized=realized,
         extra_rewrites=TransformValuesRewrite(
@@ -128,6 +136,14 @@ def build_logdensity(
             }
         ),
     )
+    unconstrained_logp = at.sum([at.sum(term) for term in terms.values()])
+    # The likelihood: the terms of nodes with an observed output (a placeholder's one term covers
+    # all its outputs); the rest is the prior, which the tempered start anneals from.
+    with_data = {node for node in (rv.owner for rv in realized) if node is not None}
+    likelihood_terms = [at.sum(t) for rv, t in terms.items() if rv.owner in with_data]
+    loglikelihood = at.sum(likelihood_terms) if likelihood_terms else at.constant(0.0)
+    # The prior part is the prior of the latents when no latent shares a node with data.
+    separable = not any(copy.owner in with_data for copy in copies)
 
     layout, start = [], 0
     for name, shape, u_shape in zip(names, shapes, unconstrained_shapes):
@@ -136,7 +152,9 @@ def build_logdensity(
 
     position = at.vector("position", dtype=aesara.config.floatX)
     pieces = [_slice(position, item) for item in layout]
-    logdensity = clone_replace(unconstrained_logp, dict(zip(free_vars, pieces)))
+    logdensity, loglikelihood = clone_replace(
+        [unconstrained_logp, loglikelihood], dict(zip(free_vars, pieces))
+    )
 
     # Each latent in its own space: backward transforms whose parameters are the parents' values.
     rv_to_value: dict[Variable, Variable] = dict(observed)
@@ -160,4 +178,6 @@ def build_logdensity(
         constrained=constrained,
         value_vars=list(value_vars),
         constrained_logdensity=constrained_logp,
+        loglikelihood=loglikelihood,
+        separable_likelihood=separable,
     )
