@@ -158,8 +158,9 @@ def warn_if_untrustworthy(diagnostics: Diagnostics, stacklevel: int = 4) -> None
     warnings.warn(
         "the draws may not represent the posterior: "
         + "; ".join(problems)
-        + f" (acceptance rate {diagnostics.acceptance_rate:.3f}). Try a longer warmup, more "
-        "draws or chains, or reparameterizing the model (e.g. non-centered hierarchical "
+        + f" (acceptance rate {diagnostics.acceptance_rate:.3f}). Try start='tempered' (chains "
+        "started from the posterior by tempered SMC, every mode in proportion), a longer warmup, "
+        "more draws or chains, or reparameterizing the model (e.g. non-centered hierarchical "
         "parameters); result.diagnostics holds the numbers.",
         ConvergenceWarning,
         stacklevel=stacklevel,

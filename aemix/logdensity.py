@@ -141,7 +141,7 @@ def build_logdensity(
     # all its outputs); the rest is the prior, which the tempered start anneals from.
     with_data = {node for node in (rv.owner for rv in realized) if node is not None}
     likelihood_terms = [at.sum(t) for rv, t in terms.items() if rv.owner in with_data]
-    loglikelihood = at.sum(likelihood_terms) if likelihood_terms else at.constant(0.0)
+    loglikelihood = at.sum(likelihood_terms) if likelihood_terms else at.constant(np.float64(0.0))
     # The prior part is the prior of the latents when no latent shares a node with data.
     separable = not any(copy.owner in with_data for copy in copies)
 

@@ -59,6 +59,7 @@ from aemix.ops import (
 from aemix.recovery import Recovery, draw_graphs, inverse_cdf, recovery_graphs
 from aemix.relations import RuleRegistry, registry
 from aemix.scalarize import DEFAULT_MAX_OPERATIONS, LoweringError, lower_to_scalars
+from aemix.tempering import TemperedStart, tempered_start
 from aemix.vectorize import vectorize_draws, vectorize_graph
 
 __all__ = ["build_sampler", "Sampler", "SampleResult", "SampleSummary"]
@@ -100,6 +101,9 @@ class SampleResult:
     )
     _conditionals: dict[str, np.ndarray] | None = field(default=None, repr=False)
     diagnostics: Diagnostics | None = field(default=None, repr=False)
+    log_evidence: float | None = None
+    log_evidence_se: float | None = None
+    tempering: TemperedStart | None = field(default=None, repr=False)
 
     @property
     def conditional_probabilities(self) -> dict[str, np.ndarray]:
@@ -197,10 +201,18 @@ def _window_sd(moments: _Moments) -> np.ndarray:
     return np.sqrt(moments.m2.sum(axis=0) / (moments.count * moments.m2.shape[0]))
 
 
-def _proposal_scale(sd: np.ndarray, ends: list[np.ndarray]) -> np.ndarray:
+def _particle_factor(particles: np.ndarray) -> np.ndarray:
+    """Cholesky factor of the particles' covariance (diagonal where it is not positive definite)."""
+    from aemix.tempering import proposal_factor
+
+    return proposal_factor(particles)
+
+
+def _proposal_scale(sd: np.ndarray, ends: list[np.ndarray], previous: np.ndarray) -> np.ndarray:
     """Flat Cholesky factor of the window's covariance: the coordinates' within-chain standard
     deviations ``sd`` (from every step) and their correlations, from the chains' positions at the
-    end of each block (within chains, shrunk toward none by the number of such positions)."""
+    end of each block (within chains), shrunk toward the correlations of the ``previous`` flat
+    factor by the number of such positions (few chains give few)."""
     if len(ends) < 3:
         return np.diag(sd).ravel()
     stacked = np.stack(ends)  # (blocks, chains, dim)
@@ -212,7 +224,11 @@ def _proposal_scale(sd: np.ndarray, ends: list[np.ndarray]) -> np.ndarray:
     if not np.all(np.isfinite(corr)):
         return np.diag(sd).ravel()
     dim = len(sd)
-    corr = (n * corr + 5.0 * np.eye(dim)) / (n + 5.0)
+    factor = previous.reshape(dim, dim)
+    prior_cov = factor @ factor.T
+    prior_sd = np.sqrt(np.diag(prior_cov))
+    prior_corr = prior_cov / np.outer(prior_sd, prior_sd)
+    corr = (n * corr + 5.0 * prior_corr) / (n + 5.0)
     try:
         factor = np.linalg.cholesky(corr * np.outer(sd, sd))
     except np.linalg.LinAlgError:
@@ -476,6 +492,78 @@ class Sampler:
         self._compiled["block"] = fn
         return fn
 
+    def _tempered_move_function(self):
+        """Compiled random-walk steps at the tempered density ``logdensity - (1 - beta) *
+        loglikelihood`` for many particles (the moves of `aemix.tempering`), by ``scan``."""
+        fn = self._compiled.get("tempered_move")
+        if fn is not None:
+            return fn
+        density = self._density
+        position, dtype = density.position, density.position.dtype
+        beta = at.scalar("beta", dtype=dtype)
+        tempered = density.logdensity - (1.0 - beta) * density.loglikelihood
+
+        def logdensity_fn(x):
+            return clone_replace(tempered, {position: x})
+
+        lp = at.scalar("logdensity", dtype=dtype)
+        eps, exp_draw = at.vector("normal", dtype=dtype), at.scalar("exponential", dtype=dtype)
+        step_size, factor = at.scalar("step_size", dtype=dtype), at.matrix("factor", dtype=dtype)
+        state, info = rmh.step(
+            rmh.RWNoise(eps, exp_draw), rmh.RWState(position, lp), logdensity_fn, step_size, factor
+        )
+        single = [state.position, state.logdensity, info.acceptance_probability]
+
+        def block_step(eps_b, exp_b, x_b, lp_b, beta_, step_size_, factor_):
+            outs = vectorize_graph(single, {position: x_b, lp: lp_b, eps: eps_b, exp_draw: exp_b})
+            return clone_replace(outs, {beta: beta_, step_size: step_size_, factor: factor_})
+
+        X0 = at.matrix("positions", dtype=dtype)
+        EPS = at.tensor3("normal_block", dtype=dtype)
+        EXP = at.matrix("exponential_block", dtype=dtype)
+        beta_in, step_in = at.scalar("beta", dtype=dtype), at.scalar("step_size", dtype=dtype)
+        factor_in = at.matrix("factor", dtype=dtype)
+        (LP0,) = vectorize_graph([tempered], {position: X0})
+        LP0 = clone_replace(LP0, {beta: beta_in})
+        (xs, _, probs), _ = aesara.scan(
+            block_step,
+            sequences=[EPS, EXP],
+            outputs_info=[X0, LP0, None],
+            non_sequences=[beta_in, step_in, factor_in],
+            strict=True,
+        )
+        fn = aesara.function(
+            [X0, EPS, EXP, beta_in, step_in, factor_in],
+            [xs[-1], probs.mean(axis=0)],
+            mode=self.mode,
+        )
+        self._compiled["tempered_move"] = fn
+        return fn
+
+    def _tempered_start(self, n_particles: int, rng: np.random.Generator) -> TemperedStart:
+        """Particles at the posterior by adaptive tempering from prior draws (`aemix.tempering`)."""
+        fn = self._batched_function(
+            "loglikelihood_batch", [self._density.loglikelihood, self._density.logdensity]
+        )
+        mover = self._tempered_move_function()
+
+        def loglik_and_logdensity(particles):
+            loglik, logdensity = fn(particles)
+            return np.asarray(loglik), np.asarray(logdensity)
+
+        def move(particles, beta, factor, step_size, n_steps):
+            eps, exp_draws = rmh.draw_noise(rng, n_steps, len(particles), self.dim)
+            return mover(particles, eps, exp_draws, beta, step_size, factor)
+
+        with np.errstate(all="ignore"):
+            return tempered_start(
+                self.initial_positions(n_particles, rng),
+                loglik_and_logdensity,
+                move,
+                rng,
+                exact_prior=self._density.separable_likelihood,
+            )
+
     def _batched_function(self, name: Hashable, outputs: list[Variable]):
         """Compile ``outputs`` (graphs in one chain's position) for a batch of positions."""
         fn = self._compiled.get(name)
@@ -640,6 +728,8 @@ class Sampler:
         block_size: int | None = None,
         progressbar: bool | None = None,
         diagnose: bool = True,
+        start: str = "prior",
+        n_particles: int | None = None,
     ) -> SampleResult | SampleSummary:
         """Run ``n_chains`` RMH chains for ``warmup`` + ``n_samples`` steps and keep the last ``n_samples``.
 
@@ -689,6 +779,16 @@ class Sampler:
         progressbar
             Show a tqdm progress bar over warm-up and sampling; by default only when standard error
             is a terminal.
+        start
+            ``"prior"`` (default): chains start at prior draws.  ``"tempered"``: a population of
+            ``n_particles`` prior draws is moved to the posterior by adaptive tempered SMC
+            (`aemix.tempering`) and the chains start from it, so that every mode gets chains in
+            proportion to its mass and posteriors far narrower than the prior are found; the
+            result then carries ``log_evidence`` (the log marginal likelihood) and its Monte Carlo
+            error ``log_evidence_se``.
+        n_particles
+            Particles of the tempered start (default: ``max(n_chains, 1024)``; ``n_chains`` of them
+            start the chains).
         diagnose
             Compute R-hat, bulk and tail ESS of every kept latent and look for stuck chains
             (`aemix.diagnostics`), store them in ``result.diagnostics``, and emit a
@@ -737,10 +837,26 @@ class Sampler:
         if block_size is None:
             block_size = 4096 if runner.name == "fused" else 256
         dim = self.dim
-        positions = self.initial_positions(n_chains, init_rng, initial_values)
+        if start not in ("prior", "tempered"):
+            raise ValueError(f"start must be 'prior' or 'tempered', got {start!r}")
+        smc = None
+        if start == "tempered":
+            if initial_values is not None:
+                raise ValueError("start='tempered' draws its own initial values; pass one of them")
+            (n_particles,) = _check_counts(n_particles=n_particles or max(n_chains, 1024))
+            smc = self._tempered_start(max(n_particles, n_chains), init_rng)
+            chosen = init_rng.choice(len(smc.positions), size=n_chains, replace=False)
+            positions = smc.positions[chosen]
+            start_factor = _particle_factor(smc.positions)
+        else:
+            positions = self.initial_positions(n_chains, init_rng, initial_values)
         logdensities = self._logdensity_batch(positions)
-        scale = np.eye(dim).ravel() if self.dense else np.ones(dim)
         tune = step_size is None
+        scale = np.eye(dim).ravel() if self.dense else np.ones(dim)
+        if smc is not None and tune:
+            # The particles' spread is the posterior's: the warm-up starts from it.
+            spread = start_factor @ start_factor.T
+            scale = start_factor.ravel() if self.dense else np.sqrt(np.diag(spread))
         current_step = 2.38 / np.sqrt(dim) if tune else float(step_size)
         target = (
             0.234 + (0.44 - 0.234) * np.exp(-(dim - 1) / 4)
@@ -784,7 +900,7 @@ class Sampler:
                 sd = _window_sd(window)
                 if np.all(np.isfinite(sd)) and np.all(sd > 0):
                     # Restart the step size's adaptation at the new scale.
-                    scale = _proposal_scale(sd, ends) if self.dense else sd
+                    scale = _proposal_scale(sd, ends, scale) if self.dense else sd
                     current_step = 2.38 / np.sqrt(dim)
                     k = 0
                 window, ends = _Moments(), []
@@ -838,6 +954,9 @@ class Sampler:
             _conditionals_fn=self._conditional_probabilities,
             **common,
         )
+        if smc is not None:
+            result.log_evidence, result.log_evidence_se = smc.log_evidence, smc.log_evidence_se
+            result.tempering = smc
         if diagnose:
             result.diagnostics = diagnose_draws(
                 {n: draws[n] for n in self.latent if n in draws},
