@@ -100,6 +100,10 @@ class SampleResult:
     )
     _conditionals: dict[str, np.ndarray] | None = field(default=None, repr=False)
     diagnostics: Diagnostics | None = field(default=None, repr=False)
+    _log_likelihood_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = field(
+        default=None, repr=False
+    )
+    _log_likelihood: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def conditional_probabilities(self) -> dict[str, np.ndarray]:
@@ -118,8 +122,27 @@ class SampleResult:
             )
         return self._conditionals
 
-    def to_inference_data(self):
-        """The draws as an ArviZ ``InferenceData`` (posterior, sample_stats, observed_data)."""
+    @property
+    def log_likelihood(self) -> dict[str, np.ndarray]:
+        """Pointwise marginal log-likelihood of each observed variable at every kept draw.
+
+        ``name -> array`` of shape ``(n_chains, n_samples, *shape)``, or ``(n_chains, n_samples)``
+        where the observed array is one term (see `Sampler.log_likelihood`).  Computed on first
+        access and then kept.
+        """
+        if self._log_likelihood is None:
+            self._log_likelihood = (
+                self._log_likelihood_fn(self.draws) if self._log_likelihood_fn is not None else {}
+            )
+        return self._log_likelihood
+
+    def to_inference_data(self, log_likelihood: bool = True):
+        """The draws as an ArviZ ``InferenceData`` (posterior, sample_stats, observed_data and,
+        unless ``log_likelihood`` is false or nothing is observed, log_likelihood).
+
+        The log_likelihood group makes ``az.loo`` and ``az.waic`` work (with ``var_name`` when
+        several variables are observed); its terms are `log_likelihood`'s.
+        """
         import arviz as az
 
         posterior = {k: v for k, v in self.draws.items()}
@@ -132,6 +155,7 @@ class SampleResult:
             posterior=posterior,
             sample_stats=sample_stats,
             observed_data=self.observed or None,
+            log_likelihood=(self.log_likelihood or None) if log_likelihood else None,
         )
 
     def summary(self, **kwargs):
@@ -836,6 +860,7 @@ class Sampler:
             logdensity=kept_logdensity,
             observed=dict(self._observed_data),
             _conditionals_fn=self._conditional_probabilities,
+            _log_likelihood_fn=self.log_likelihood,
             **common,
         )
         if diagnose:
@@ -935,6 +960,62 @@ class Sampler:
                     out[r.name] = np.empty((rows, *probs.shape[1:]), dtype=probs.dtype)
                 out[r.name][start:stop] = probs
         return {name: p.reshape(n_chains, n_samples, *p.shape[1:]) for name, p in out.items()}
+
+    @_serialized
+    def log_likelihood(self, draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Pointwise marginal log-likelihood of each observed variable at each draw of the latents.
+
+        The discrete variables stay summed out, so only the latents' draws are read.  An observed
+        random variable contributes its elementwise log-density; an observed output of a
+        marginalized sub-graph contributes the marginal log-density, pointwise when the discrete
+        variable was summed out element by element with one element per observation, and as one
+        term (shape ``()``: one point for LOO) otherwise; see `aemix.results` for the details.
+
+        Parameters
+        ----------
+        draws
+            ``name -> array`` of shape ``(n_chains, n_samples, *shape)`` of every latent (as in
+            `SampleResult.draws`).
+
+        Returns
+        -------
+        dict
+            ``name -> array`` of shape ``(n_chains, n_samples, *term_shape)`` per observed variable.
+        """
+        missing = [name for name in self.latent if name not in draws]
+        if missing:
+            raise ValueError(
+                f"the log-likelihood is a function of every latent variable, and the draws of "
+                f"{missing} were not kept: sample with var_names that include them"
+            )
+        cached = self._compiled.get("log_likelihood")
+        if cached is None:
+            from aemix.results import batched_function, log_likelihood_graphs
+
+            graphs = log_likelihood_graphs(
+                self._observed, dict(zip(self._latent_rvs, self._density.value_vars))
+            )
+            fn = (
+                batched_function(self._density.value_vars, list(graphs.values()), self.mode)
+                if graphs
+                else None
+            )
+            cached = self._compiled["log_likelihood"] = (fn, list(graphs))
+        fn, names = cached
+        if fn is None:
+            return {}
+        from aemix.results import evaluate_in_batches
+
+        first = np.asarray(draws[self.latent[0]])
+        n_chains, n_samples = first.shape[:2]
+        args = [
+            np.asarray(draws[item.name]).reshape(n_chains * n_samples, *item.shape)
+            for item in self._density.layout
+        ]
+        per_batch = self._record_rows(self.latent + self.marginalized)
+        with self._parameter_checks(ValuesError, "at these draws"):
+            out = evaluate_in_batches(fn, args, names, per_batch)
+        return {name: v.reshape(n_chains, n_samples, *v.shape[1:]) for name, v in out.items()}
 
     def _record_rows(self, keep: tuple[str, ...]) -> int:
         """Positions (draws of one chain) whose record of the variables ``keep``

@@ -1,0 +1,98 @@
+"""What a run gives back besides the draws (`aemix.results`): the log_likelihood group, reprs."""
+
+import aesara.tensor as at
+import arviz as az
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+import aemix
+
+MIXTURE_Y = np.array([-1.3, -0.8, -1.1, 0.9, 1.4, 1.2, -0.2, 2.0])
+PLAIN_Z = np.array([0.3, -0.1, 0.5])
+WEIGHTS = np.array([0.4, 0.6])
+Y_SCALE = 0.7
+
+
+@pytest.fixture(scope="module")
+def mixture_run():
+    """A two-component normal mixture with one membership per observation (summed per element),
+    beside a plain observed normal whose scale is latent."""
+    srng = at.random.RandomStream(0)
+    mu_rv = srng.normal(np.array([-1.0, 1.0]), 1.0, name="mu")
+    s_rv = srng.halfnormal(1.0, name="s")
+    I_rv = srng.categorical(WEIGHTS, size=8, name="I")
+    y_rv = srng.normal(mu_rv[I_rv], Y_SCALE, name="y")
+    z_rv = srng.normal(mu_rv[0] + mu_rv[1], s_rv, size=3, name="z")
+    sampler = aemix.build_sampler([y_rv, z_rv], observed={y_rv: MIXTURE_Y, z_rv: PLAIN_Z})
+    return sampler, sampler.sample(200, n_chains=4, seed=0, warmup=200)
+
+
+def _brute_force_log_likelihood(draws):
+    mu, s = draws["mu"], draws["s"]
+    y = stats.norm.logpdf(MIXTURE_Y[:, None], mu[:, :, None, :], Y_SCALE)
+    y = logsumexp(np.log(WEIGHTS) + y, axis=-1)
+    z = stats.norm.logpdf(PLAIN_Z, (mu[..., 0] + mu[..., 1])[..., None], s[..., None])
+    return {"y": y, "z": z}
+
+
+def test_the_log_likelihood_is_the_marginal_density_of_each_observation(mixture_run):
+    _, result = mixture_run
+    expected = _brute_force_log_likelihood(result.draws)
+    assert set(result.log_likelihood) == {"y", "z"}
+    assert result.log_likelihood["y"].shape == (4, 200, 8)
+    assert result.log_likelihood["z"].shape == (4, 200, 3)
+    for name in ("y", "z"):
+        np.testing.assert_allclose(result.log_likelihood[name], expected[name], rtol=0, atol=1e-8)
+
+
+@pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto")
+def test_loo_runs_on_the_inference_data_and_agrees_with_the_brute_force(mixture_run):
+    _, result = mixture_run
+    idata = result.to_inference_data()
+    assert set(idata.log_likelihood.data_vars) == {"y", "z"}
+    expected = _brute_force_log_likelihood(result.draws)
+    brute = az.from_dict(posterior=dict(result.draws), log_likelihood=expected)
+    for name in ("y", "z"):
+        loo = az.loo(idata, var_name=name)
+        reference = az.loo(brute, var_name=name)
+        assert abs(loo.elpd_loo - reference.elpd_loo) < 1e-8
+        # Leaving a point out can only lower its predictive density: below the in-sample
+        # sum_i log mean_s exp(ll_is).
+        ll = expected[name].reshape(-1, expected[name].shape[-1])
+        in_sample = np.sum(logsumexp(ll, axis=0) - np.log(len(ll)))
+        assert loo.elpd_loo < in_sample
+    assert np.isfinite(az.waic(idata, var_name="y").elpd_waic)
+
+
+def test_a_single_observed_variable_needs_no_var_name():
+    srng = at.random.RandomStream(0)
+    mu_rv = srng.normal(0.0, 1.0, name="mu")
+    y_rv = srng.normal(mu_rv, 1.0, size=5, name="y")
+    y = np.array([0.1, -0.4, 0.3, 0.9, 0.2])
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: y})
+    result = sampler.sample(100, n_chains=4, seed=1, warmup=100)
+    loo = az.loo(result.to_inference_data())
+    expected = stats.norm.logpdf(y, result.draws["mu"][..., None], 1.0)
+    np.testing.assert_allclose(result.log_likelihood["y"], expected, rtol=0, atol=1e-8)
+    assert np.isfinite(loo.elpd_loo)
+    assert "log_likelihood" not in result.to_inference_data(log_likelihood=False).groups()
+
+
+def test_a_change_point_counts_as_one_point():
+    # One discrete variable for the whole observed array: the marginal density is one term.
+    counts = np.array([4, 5, 3, 6, 1, 0, 2, 1])
+    srng = at.random.RandomStream(0)
+    tau_rv = srng.integers(0, 8, name="tau")
+    early_rv = srng.gamma(2.0, 1.0, name="early")
+    late_rv = srng.gamma(2.0, 1.0, name="late")
+    y_rv = srng.poisson(at.switch(at.arange(8) < tau_rv, early_rv, late_rv), name="y")
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: counts})
+    result = sampler.sample(50, n_chains=2, seed=2, warmup=50)
+    early, late = result.draws["early"], result.draws["late"]
+    rates = np.where(np.arange(8) < np.arange(8)[:, None], early[..., None, None], late[..., None, None])
+    per_tau = stats.poisson.logpmf(counts, rates).sum(axis=-1) - np.log(8)
+    expected = logsumexp(per_tau, axis=-1)
+    assert result.log_likelihood["y"].shape == (2, 50)
+    np.testing.assert_allclose(result.log_likelihood["y"], expected, rtol=0, atol=1e-8)
