@@ -158,6 +158,17 @@ class SampleResult:
             log_likelihood=(self.log_likelihood or None) if log_likelihood else None,
         )
 
+    def __repr__(self) -> str:
+        n_chains, n_samples = self.logdensity.shape[:2]
+        return _compact_repr(
+            "SampleResult",
+            {name: draws.shape[2:] for name, draws in self.draws.items()},
+            n_chains,
+            n_samples,
+            self.loop,
+            self.acceptance_rate,
+        )
+
     def summary(self, **kwargs):
         """ArviZ's summary table (means, intervals, R-hat, ESS) of the draws."""
         import arviz as az
@@ -190,6 +201,16 @@ class SampleSummary:
     loop: str = "scan"
     diagnostics: Diagnostics | None = field(default=None, repr=False)
 
+    def __repr__(self) -> str:
+        return _compact_repr(
+            "SampleSummary",
+            {name: mean.shape[1:] for name, mean in self.mean.items()},
+            len(self.acceptance_rate),
+            self.n_samples,
+            self.loop,
+            self.acceptance_rate,
+        )
+
     def pooled(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """``name -> (mean, variance)`` over all chains' draws together."""
         out = {}
@@ -199,6 +220,19 @@ class SampleSummary:
             between = ((mean - pooled_mean) ** 2).mean(axis=0)
             out[name] = (pooled_mean, within + between)
         return out
+
+
+def _compact_repr(kind, shapes, n_chains, n_samples, loop, acceptance_rate) -> str:
+    """``kind(variables={name: shape}, n_chains=.., n_samples=.., loop=.., acceptance_rate=..)``:
+    what a run holds, without its arrays."""
+    variables = ", ".join(
+        f"{name}: {tuple(int(d) for d in shape)}" for name, shape in shapes.items()
+    )
+    rate = float(np.mean(acceptance_rate)) if np.size(acceptance_rate) else float("nan")
+    return (
+        f"{kind}(variables={{{variables}}}, n_chains={int(n_chains)}, "
+        f"n_samples={int(n_samples)}, loop={loop!r}, acceptance_rate={rate:.3f})"
+    )
 
 
 # Largest dimension whose proposal follows a full covariance (see `Sampler.dense`).

@@ -91,8 +91,27 @@ def test_a_change_point_counts_as_one_point():
     sampler = aemix.build_sampler(y_rv, observed={y_rv: counts})
     result = sampler.sample(50, n_chains=2, seed=2, warmup=50)
     early, late = result.draws["early"], result.draws["late"]
-    rates = np.where(np.arange(8) < np.arange(8)[:, None], early[..., None, None], late[..., None, None])
+    rates = np.where(
+        np.arange(8) < np.arange(8)[:, None], early[..., None, None], late[..., None, None]
+    )
     per_tau = stats.poisson.logpmf(counts, rates).sum(axis=-1) - np.log(8)
     expected = logsumexp(per_tau, axis=-1)
     assert result.log_likelihood["y"].shape == (2, 50)
     np.testing.assert_allclose(result.log_likelihood["y"], expected, rtol=0, atol=1e-8)
+
+
+def test_reprs_name_the_variables_and_their_shapes_without_arrays(mixture_run):
+    sampler, result = mixture_run
+    text = repr(result)
+    assert text.startswith("SampleResult(")
+    for part in ("mu: (2,)", "s: ()", "I: (8,)", "n_chains=4", "n_samples=200", "loop='fused'"):
+        assert part in text
+    assert f"acceptance_rate={result.acceptance_rate.mean():.3f}" in text
+    assert "array" not in text and "[" not in text and len(text) < 200
+    summary = sampler.sample(30, n_chains=3, seed=3, warmup=30, summary_only=True)
+    text = repr(summary)
+    assert text.startswith("SampleSummary(")
+    for part in ("mu: (2,)", "s: ()", "I: (8,)", "n_chains=3", "n_samples=30"):
+        assert part in text
+    assert f"acceptance_rate={summary.acceptance_rate.mean():.3f}" in text
+    assert "array" not in text and "[" not in text
