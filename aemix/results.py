@@ -134,3 +134,37 @@ def evaluate_in_batches(
                 out[name] = np.empty((rows, *value.shape[1:]), dtype=value.dtype)
             out[name][start:stop] = value
     return out
+
+
+def predictive_function(
+    observed: list[Variable], given: list[Variable], mode=None
+) -> tuple[Callable, list[Variable]]:
+    """Compile draws of the ``observed`` variables of the user's graph given values of ``given``
+    (its latent and discrete variables), one fresh draw per row of the given values.
+
+    Returns ``(fn, rng_inputs)``: ``fn(*given_rows, *generators)`` takes the values with a
+    leading draw axis and one ``numpy.random.Generator`` per entry of ``rng_inputs`` (the graph's
+    generators, replaced so that the user's are never advanced).
+    """
+    from aesara.tensor.random.var import RandomGeneratorSharedVariable
+
+    from aemix.vectorize import Batched, _rebuild
+
+    singles = {var: var.type() for var in given}
+    shared_rngs = [
+        v
+        for v in ancestors(observed, blockers=given)
+        if isinstance(v, RandomGeneratorSharedVariable)
+    ]
+    rng_inputs = [rng.type() for rng in shared_rngs]
+    graphs = clone_replace(observed, {**singles, **dict(zip(shared_rngs, rng_inputs))})
+    batched_inputs = [
+        at.tensor(v.type.dtype, shape=(None, *v.type.shape), name=v.name) for v in given
+    ]
+    new = {singles[v]: (b, True) for v, b in zip(given, batched_inputs)}
+    ctx = Batched(batched_inputs[0].shape[0])
+    batched = _rebuild(graphs, [*singles.values(), *rng_inputs], new, ctx, draw_per_chain=True)
+    fn = aesara.function(
+        [*batched_inputs, *rng_inputs], batched, on_unused_input="ignore", mode=mode
+    )
+    return fn, rng_inputs

@@ -1051,6 +1051,66 @@ class Sampler:
             out = evaluate_in_batches(fn, args, names, per_batch)
         return {name: v.reshape(n_chains, n_samples, *v.shape[1:]) for name, v in out.items()}
 
+    @_serialized
+    def posterior_predictive(self, result: SampleResult, seed=None) -> dict[str, np.ndarray]:
+        """Every observed variable drawn again from the model given each kept draw.
+
+        The model's own graph is used: each latent variable and each marginalized discrete
+        variable is set to its draw (so the discrete draws of `SampleResult.draws` take part), and
+        everything else downstream of them (the observations, a mixture's unselected components)
+        is drawn afresh, once per draw, from generators seeded by ``seed``.
+
+        Parameters
+        ----------
+        result
+            A `SampleResult` of this sampler that kept every latent and marginalized variable.
+        seed
+            Seed of the predictive draws (an int, a ``SeedSequence`` or ``None``).
+
+        Returns
+        -------
+        dict
+            ``name -> array`` of shape ``(n_chains, n_samples, *shape)`` per observed variable.
+        """
+        names = self.latent + self.marginalized
+        missing = [name for name in names if name not in result.draws]
+        if missing:
+            raise ValueError(
+                f"the posterior predictive is drawn given every latent and marginalized variable, "
+                f"and the draws of {missing} were not kept: sample with var_names that include them"
+            )
+        cached = self._compiled.get("predictive")
+        if cached is None:
+            from aemix.results import predictive_function
+
+            marginal_to_original = {m: o for o, m in self._model.original_to_marginal.items()}
+            originals = {o.name: o for o in self._model.original_to_marginal if o.name}
+            discrete = [
+                marginal_to_original.get(m.discrete) or originals[m.discrete.name]
+                for m in self._model.marginalizations
+            ]
+            given = [*self._latent_originals, *discrete]
+            observed = [marginal_to_original[rv] for rv in self._observed]
+            fn, rngs = predictive_function(observed, given, self.mode)
+            cached = self._compiled["predictive"] = (fn, len(rngs), [rv.name for rv in observed])
+        fn, n_rngs, observed_names = cached
+        first = result.draws[self.latent[0]]
+        n_chains, n_samples = first.shape[:2]
+        rows = n_chains * n_samples
+        args = [result.draws[n].reshape(rows, *result.draws[n].shape[2:]) for n in names]
+        seeds = _seed_sequence(seed)
+        per_batch = self._record_rows(names)
+        out: dict[str, np.ndarray] = {}
+        for start, child in zip(range(0, rows, per_batch), seeds.spawn(-(-rows // per_batch))):
+            stop = min(rows, start + per_batch)
+            generators = [np.random.default_rng(s) for s in child.spawn(n_rngs)]
+            values = fn(*[a[start:stop] for a in args], *generators)
+            for name, value in zip(observed_names, values):
+                if name not in out:
+                    out[name] = np.empty((rows, *value.shape[1:]), dtype=value.dtype)
+                out[name][start:stop] = value
+        return {name: v.reshape(n_chains, n_samples, *v.shape[1:]) for name, v in out.items()}
+
     def _record_rows(self, keep: tuple[str, ...]) -> int:
         """Positions (draws of one chain) whose record of the variables ``keep``
         (`_constrain_and_recover`) fits `RECORD_MEMORY_BUDGET` (at least one).

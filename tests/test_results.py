@@ -115,3 +115,47 @@ def test_reprs_name_the_variables_and_their_shapes_without_arrays(mixture_run):
         assert part in text
     assert f"acceptance_rate={summary.acceptance_rate.mean():.3f}" in text
     assert "array" not in text and "[" not in text
+
+
+def _mean_and_se(stat: np.ndarray) -> tuple[float, float]:
+    """Mean of a ``(chains, draws)`` statistic and its Monte Carlo standard error (ArviZ's ESS)."""
+    ess = float(az.ess(az.convert_to_dataset(stat)).to_array().values.squeeze())
+    return float(stat.mean()), float(stat.std() / np.sqrt(ess))
+
+
+def test_the_posterior_predictive_of_a_conjugate_normal_is_exact():
+    # mu ~ N(0, 2^2), y_i ~ N(mu, 1): the predictive of each y_i is N(m_n, s_n^2 + 1).
+    y = np.array([0.8, 1.9, 1.1, 0.4, 1.6, 2.2, 0.9, 1.3, 1.0, 1.7])
+    srng = at.random.RandomStream(0)
+    mu_rv = srng.normal(0.0, 2.0, name="mu")
+    y_rv = srng.normal(mu_rv, 1.0, size=10, name="y")
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: y})
+    result = sampler.sample(1000, n_chains=8, seed=4, warmup=500)
+    state = y_rv.owner.inputs[0].get_value().bit_generator.state
+    predictive = sampler.posterior_predictive(result, seed=5)
+    assert y_rv.owner.inputs[0].get_value().bit_generator.state == state
+    assert predictive["y"].shape == (8, 1000, 10)
+    precision = 1 / 2.0**2 + len(y)
+    m_n, v_n = y.sum() / precision, 1 / precision
+    mean, se = _mean_and_se(predictive["y"].mean(axis=-1))
+    print(f"predictive mean {mean:.4f} +- {se:.4f} (exact {m_n:.4f})")
+    assert abs(mean - m_n) < 5 * se
+    variance, se = _mean_and_se(((predictive["y"] - m_n) ** 2).mean(axis=-1))
+    print(f"predictive variance {variance:.4f} +- {se:.4f} (exact {v_n + 1:.4f})")
+    assert abs(variance - (v_n + 1)) < 5 * se
+    # Fresh draws per draw, the same ones for the same seed, and the model's generators untouched.
+    again = sampler.posterior_predictive(result, seed=5)
+    np.testing.assert_array_equal(again["y"], predictive["y"])
+    other = sampler.posterior_predictive(result, seed=6)
+    assert not np.array_equal(other["y"], predictive["y"])
+
+
+def test_the_posterior_predictive_follows_the_drawn_memberships(mixture_run):
+    sampler, result = mixture_run
+    predictive = sampler.posterior_predictive(result, seed=0)
+    assert predictive["y"].shape == (4, 200, 8) and predictive["z"].shape == (4, 200, 3)
+    # y_i given I_i is N(mu[I_i], 0.7): standardized residuals are standard normal.
+    mu = np.take_along_axis(result.draws["mu"], result.draws["I"], axis=-1)
+    residuals = (predictive["y"] - mu) / Y_SCALE
+    assert abs(residuals.mean()) < 5 / np.sqrt(residuals.size)
+    assert abs(residuals.var() - 1) < 5 * np.sqrt(2 / residuals.size)
