@@ -104,6 +104,10 @@ class SampleResult:
     log_evidence: float | None = None
     log_evidence_se: float | None = None
     tempering: TemperedStart | None = field(default=None, repr=False)
+    _log_likelihood_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = field(
+        default=None, repr=False
+    )
+    _log_likelihood: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def conditional_probabilities(self) -> dict[str, np.ndarray]:
@@ -122,8 +126,27 @@ class SampleResult:
             )
         return self._conditionals
 
-    def to_inference_data(self):
-        """The draws as an ArviZ ``InferenceData`` (posterior, sample_stats, observed_data)."""
+    @property
+    def log_likelihood(self) -> dict[str, np.ndarray]:
+        """Pointwise marginal log-likelihood of each observed variable at every kept draw.
+
+        ``name -> array`` of shape ``(n_chains, n_samples, *shape)``, or ``(n_chains, n_samples)``
+        where the observed array is one term (see `Sampler.log_likelihood`).  Computed on first
+        access and then kept.
+        """
+        if self._log_likelihood is None:
+            self._log_likelihood = (
+                self._log_likelihood_fn(self.draws) if self._log_likelihood_fn is not None else {}
+            )
+        return self._log_likelihood
+
+    def to_inference_data(self, log_likelihood: bool = True):
+        """The draws as an ArviZ ``InferenceData`` (posterior, sample_stats, observed_data and,
+        unless ``log_likelihood`` is false or nothing is observed, log_likelihood).
+
+        The log_likelihood group makes ``az.loo`` and ``az.waic`` work (with ``var_name`` when
+        several variables are observed); its terms are `log_likelihood`'s.
+        """
         import arviz as az
 
         posterior = {k: v for k, v in self.draws.items()}
@@ -136,6 +159,18 @@ class SampleResult:
             posterior=posterior,
             sample_stats=sample_stats,
             observed_data=self.observed or None,
+            log_likelihood=(self.log_likelihood or None) if log_likelihood else None,
+        )
+
+    def __repr__(self) -> str:
+        n_chains, n_samples = self.logdensity.shape[:2]
+        return _compact_repr(
+            "SampleResult",
+            {name: draws.shape[2:] for name, draws in self.draws.items()},
+            n_chains,
+            n_samples,
+            self.loop,
+            self.acceptance_rate,
         )
 
     def summary(self, **kwargs):
@@ -170,6 +205,16 @@ class SampleSummary:
     loop: str = "scan"
     diagnostics: Diagnostics | None = field(default=None, repr=False)
 
+    def __repr__(self) -> str:
+        return _compact_repr(
+            "SampleSummary",
+            {name: mean.shape[1:] for name, mean in self.mean.items()},
+            len(self.acceptance_rate),
+            self.n_samples,
+            self.loop,
+            self.acceptance_rate,
+        )
+
     def pooled(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """``name -> (mean, variance)`` over all chains' draws together."""
         out = {}
@@ -179,6 +224,19 @@ class SampleSummary:
             between = ((mean - pooled_mean) ** 2).mean(axis=0)
             out[name] = (pooled_mean, within + between)
         return out
+
+
+def _compact_repr(kind, shapes, n_chains, n_samples, loop, acceptance_rate) -> str:
+    """``kind(variables={name: shape}, n_chains=.., n_samples=.., loop=.., acceptance_rate=..)``:
+    what a run holds, without its arrays."""
+    variables = ", ".join(
+        f"{name}: {tuple(int(d) for d in shape)}" for name, shape in shapes.items()
+    )
+    rate = float(np.mean(acceptance_rate)) if np.size(acceptance_rate) else float("nan")
+    return (
+        f"{kind}(variables={{{variables}}}, n_chains={int(n_chains)}, "
+        f"n_samples={int(n_samples)}, loop={loop!r}, acceptance_rate={rate:.3f})"
+    )
 
 
 # Largest dimension whose proposal follows a full covariance (see `Sampler.dense`).
@@ -952,6 +1010,7 @@ class Sampler:
             logdensity=kept_logdensity,
             observed=dict(self._observed_data),
             _conditionals_fn=self._conditional_probabilities,
+            _log_likelihood_fn=self.log_likelihood,
             **common,
         )
         if smc is not None:
@@ -1054,6 +1113,122 @@ class Sampler:
                     out[r.name] = np.empty((rows, *probs.shape[1:]), dtype=probs.dtype)
                 out[r.name][start:stop] = probs
         return {name: p.reshape(n_chains, n_samples, *p.shape[1:]) for name, p in out.items()}
+
+    @_serialized
+    def log_likelihood(self, draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Pointwise marginal log-likelihood of each observed variable at each draw of the latents.
+
+        The discrete variables stay summed out, so only the latents' draws are read.  An observed
+        random variable contributes its elementwise log-density; an observed output of a
+        marginalized sub-graph contributes the marginal log-density, pointwise when the discrete
+        variable was summed out element by element with one element per observation, and as one
+        term (shape ``()``: one point for LOO) otherwise; see `aemix.results` for the details.
+
+        Parameters
+        ----------
+        draws
+            ``name -> array`` of shape ``(n_chains, n_samples, *shape)`` of every latent (as in
+            `SampleResult.draws`).
+
+        Returns
+        -------
+        dict
+            ``name -> array`` of shape ``(n_chains, n_samples, *term_shape)`` per observed variable.
+        """
+        missing = [name for name in self.latent if name not in draws]
+        if missing:
+            raise ValueError(
+                f"the log-likelihood is a function of every latent variable, and the draws of "
+                f"{missing} were not kept: sample with var_names that include them"
+            )
+        cached = self._compiled.get("log_likelihood")
+        if cached is None:
+            from aemix.results import batched_function, log_likelihood_graphs
+
+            graphs = log_likelihood_graphs(
+                self._observed, dict(zip(self._latent_rvs, self._density.value_vars))
+            )
+            fn = (
+                batched_function(self._density.value_vars, list(graphs.values()), self.mode)
+                if graphs
+                else None
+            )
+            cached = self._compiled["log_likelihood"] = (fn, list(graphs))
+        fn, names = cached
+        if fn is None:
+            return {}
+        from aemix.results import evaluate_in_batches
+
+        first = np.asarray(draws[self.latent[0]])
+        n_chains, n_samples = first.shape[:2]
+        args = [
+            np.asarray(draws[item.name]).reshape(n_chains * n_samples, *item.shape)
+            for item in self._density.layout
+        ]
+        per_batch = self._record_rows(self.latent + self.marginalized)
+        with self._parameter_checks(ValuesError, "at these draws"):
+            out = evaluate_in_batches(fn, args, names, per_batch)
+        return {name: v.reshape(n_chains, n_samples, *v.shape[1:]) for name, v in out.items()}
+
+    @_serialized
+    def posterior_predictive(self, result: SampleResult, seed=None) -> dict[str, np.ndarray]:
+        """Every observed variable drawn again from the model given each kept draw.
+
+        The model's own graph is used: each latent variable and each marginalized discrete
+        variable is set to its draw (so the discrete draws of `SampleResult.draws` take part), and
+        everything else downstream of them (the observations, a mixture's unselected components)
+        is drawn afresh, once per draw, from generators seeded by ``seed``.
+
+        Parameters
+        ----------
+        result
+            A `SampleResult` of this sampler that kept every latent and marginalized variable.
+        seed
+            Seed of the predictive draws (an int, a ``SeedSequence`` or ``None``).
+
+        Returns
+        -------
+        dict
+            ``name -> array`` of shape ``(n_chains, n_samples, *shape)`` per observed variable.
+        """
+        names = self.latent + self.marginalized
+        missing = [name for name in names if name not in result.draws]
+        if missing:
+            raise ValueError(
+                f"the posterior predictive is drawn given every latent and marginalized variable, "
+                f"and the draws of {missing} were not kept: sample with var_names that include them"
+            )
+        cached = self._compiled.get("predictive")
+        if cached is None:
+            from aemix.results import predictive_function
+
+            marginal_to_original = {m: o for o, m in self._model.original_to_marginal.items()}
+            originals = {o.name: o for o in self._model.original_to_marginal if o.name}
+            discrete = [
+                marginal_to_original.get(m.discrete) or originals[m.discrete.name]
+                for m in self._model.marginalizations
+            ]
+            given = [*self._latent_originals, *discrete]
+            observed = [marginal_to_original[rv] for rv in self._observed]
+            fn, rngs = predictive_function(observed, given, self.mode)
+            cached = self._compiled["predictive"] = (fn, len(rngs), [rv.name for rv in observed])
+        fn, n_rngs, observed_names = cached
+        first = result.draws[self.latent[0]]
+        n_chains, n_samples = first.shape[:2]
+        rows = n_chains * n_samples
+        args = [result.draws[n].reshape(rows, *result.draws[n].shape[2:]) for n in names]
+        seeds = _seed_sequence(seed)
+        per_batch = self._record_rows(names)
+        out: dict[str, np.ndarray] = {}
+        for start, child in zip(range(0, rows, per_batch), seeds.spawn(-(-rows // per_batch))):
+            stop = min(rows, start + per_batch)
+            generators = [np.random.default_rng(s) for s in child.spawn(n_rngs)]
+            values = fn(*[a[start:stop] for a in args], *generators)
+            for name, value in zip(observed_names, values):
+                if name not in out:
+                    out[name] = np.empty((rows, *value.shape[1:]), dtype=value.dtype)
+                out[name][start:stop] = value
+        return {name: v.reshape(n_chains, n_samples, *v.shape[1:]) for name, v in out.items()}
 
     def _record_rows(self, keep: tuple[str, ...]) -> int:
         """Positions (draws of one chain) whose record of the variables ``keep``

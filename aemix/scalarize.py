@@ -538,13 +538,16 @@ def _loop_reduce(scalar_op, entry, n: int, dtype: str, budget: _Budget):
         if kind[0] == "mul":
             return _apply_scalar(aes.pow, [entry, _constant(n, dtype)], [dtype], budget)[0]
         return entry
-    # The body's inputs: the data placeholders, and the largest subexpressions without data.
-    free, seen = [], set()
+    # The body's inputs: the data placeholders, and the largest subexpressions without data, in
+    # the order of first appearance (a set's order follows the variables' ids, which differ from
+    # one process to the next, and so would the generated code and its compiled module).
+    free: list = []
+    seen: dict = {}
 
     def collect(var):
         if var in seen:
             return
-        seen.add(var)
+        seen[var] = None
         if var in budget.data or isinstance(var, Constant):
             return
         if not _depends_on_data(var, budget, memo):

@@ -1,6 +1,10 @@
 """The fused C loop (`aemix.fused`) against the scan loop, and its summary-only mode."""
 
+import os
+import subprocess
+import sys
 import tracemalloc
+from pathlib import Path
 
 import aesara.tensor as at
 import arviz as az
@@ -384,3 +388,43 @@ def test_zero_inflated_draws_never_put_a_positive_count_at_a_structural_zero():
     assert not np.any(z[..., y > 0] == 1)
     # The zeros are structural some of the time, so the test can tell a stuck record.
     assert 0 < z[..., y == 0].mean() < 1
+
+
+_PROGRAM_KEY_SCRIPT = """
+import numpy as np, aesara.tensor as at, aemix
+from aemix.fused import program_key
+srng = at.random.RandomStream(0)
+rng = np.random.default_rng(1)
+x = rng.normal(size=20)
+y = 1.5 * x + rng.normal(size=20)
+z = rng.normal(size=24)
+a = srng.normal(0, 1, name="a")
+b = srng.normal(0, 1, name="b")
+s = srng.halfnormal(1, name="s")
+y_rv = srng.normal(a + b * x, s, name="y")
+z_rv = srng.normal(a * np.linspace(0.5, 1.5, 24), 1.0, name="z")
+sampler = aemix.build_sampler([y_rv, z_rv], observed={y_rv: y, z_rv: z})
+print(program_key(sampler._fused_program()))
+"""
+
+
+def test_the_generated_code_is_the_same_in_every_process():
+    # Variables hash by id, so anything ordered by a set of them (a loop's data arrays, a
+    # composite's inputs) changes from one process to the next, and with it the compiled module.
+    # Two observed arrays of lengths 20 and 24 give loops over data.
+    keys = []
+    for hash_seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        done = subprocess.run(
+            [sys.executable, "-W", "ignore", "-c", _PROGRAM_KEY_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        keys.append(done.stdout.strip().splitlines()[-1])
+    assert len(keys[0]) == 64
+    assert keys[1:] == keys[:1] * 2

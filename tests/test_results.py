@@ -1,0 +1,161 @@
+"""What a run gives back besides the draws (`aemix.results`): the log_likelihood group, reprs."""
+
+import aesara.tensor as at
+import arviz as az
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+import aemix
+
+MIXTURE_Y = np.array([-1.3, -0.8, -1.1, 0.9, 1.4, 1.2, -0.2, 2.0])
+PLAIN_Z = np.array([0.3, -0.1, 0.5])
+WEIGHTS = np.array([0.4, 0.6])
+Y_SCALE = 0.7
+
+
+@pytest.fixture(scope="module")
+def mixture_run():
+    """A two-component normal mixture with one membership per observation (summed per element),
+    beside a plain observed normal whose scale is latent."""
+    srng = at.random.RandomStream(0)
+    mu_rv = srng.normal(np.array([-1.0, 1.0]), 1.0, name="mu")
+    s_rv = srng.halfnormal(1.0, name="s")
+    I_rv = srng.categorical(WEIGHTS, size=8, name="I")
+    y_rv = srng.normal(mu_rv[I_rv], Y_SCALE, name="y")
+    z_rv = srng.normal(mu_rv[0] + mu_rv[1], s_rv, size=3, name="z")
+    sampler = aemix.build_sampler([y_rv, z_rv], observed={y_rv: MIXTURE_Y, z_rv: PLAIN_Z})
+    return sampler, sampler.sample(200, n_chains=4, seed=0, warmup=200)
+
+
+def _brute_force_log_likelihood(draws):
+    mu, s = draws["mu"], draws["s"]
+    y = stats.norm.logpdf(MIXTURE_Y[:, None], mu[:, :, None, :], Y_SCALE)
+    y = logsumexp(np.log(WEIGHTS) + y, axis=-1)
+    z = stats.norm.logpdf(PLAIN_Z, (mu[..., 0] + mu[..., 1])[..., None], s[..., None])
+    return {"y": y, "z": z}
+
+
+def test_the_log_likelihood_is_the_marginal_density_of_each_observation(mixture_run):
+    _, result = mixture_run
+    expected = _brute_force_log_likelihood(result.draws)
+    assert set(result.log_likelihood) == {"y", "z"}
+    assert result.log_likelihood["y"].shape == (4, 200, 8)
+    assert result.log_likelihood["z"].shape == (4, 200, 3)
+    for name in ("y", "z"):
+        np.testing.assert_allclose(result.log_likelihood[name], expected[name], rtol=0, atol=1e-8)
+
+
+@pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto")
+def test_loo_runs_on_the_inference_data_and_agrees_with_the_brute_force(mixture_run):
+    _, result = mixture_run
+    idata = result.to_inference_data()
+    assert set(idata.log_likelihood.data_vars) == {"y", "z"}
+    expected = _brute_force_log_likelihood(result.draws)
+    brute = az.from_dict(posterior=dict(result.draws), log_likelihood=expected)
+    for name in ("y", "z"):
+        loo = az.loo(idata, var_name=name)
+        reference = az.loo(brute, var_name=name)
+        assert abs(loo.elpd_loo - reference.elpd_loo) < 1e-8
+        # Leaving a point out can only lower its predictive density: below the in-sample
+        # sum_i log mean_s exp(ll_is).
+        ll = expected[name].reshape(-1, expected[name].shape[-1])
+        in_sample = np.sum(logsumexp(ll, axis=0) - np.log(len(ll)))
+        assert loo.elpd_loo < in_sample
+    assert np.isfinite(az.waic(idata, var_name="y").elpd_waic)
+
+
+def test_a_single_observed_variable_needs_no_var_name():
+    srng = at.random.RandomStream(0)
+    mu_rv = srng.normal(0.0, 1.0, name="mu")
+    y_rv = srng.normal(mu_rv, 1.0, size=5, name="y")
+    y = np.array([0.1, -0.4, 0.3, 0.9, 0.2])
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: y})
+    result = sampler.sample(100, n_chains=4, seed=1, warmup=100)
+    loo = az.loo(result.to_inference_data())
+    expected = stats.norm.logpdf(y, result.draws["mu"][..., None], 1.0)
+    np.testing.assert_allclose(result.log_likelihood["y"], expected, rtol=0, atol=1e-8)
+    assert np.isfinite(loo.elpd_loo)
+    assert "log_likelihood" not in result.to_inference_data(log_likelihood=False).groups()
+
+
+def test_a_change_point_counts_as_one_point():
+    # One discrete variable for the whole observed array: the marginal density is one term.
+    counts = np.array([4, 5, 3, 6, 1, 0, 2, 1])
+    srng = at.random.RandomStream(0)
+    tau_rv = srng.integers(0, 8, name="tau")
+    early_rv = srng.gamma(2.0, 1.0, name="early")
+    late_rv = srng.gamma(2.0, 1.0, name="late")
+    y_rv = srng.poisson(at.switch(at.arange(8) < tau_rv, early_rv, late_rv), name="y")
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: counts})
+    result = sampler.sample(50, n_chains=2, seed=2, warmup=50)
+    early, late = result.draws["early"], result.draws["late"]
+    rates = np.where(
+        np.arange(8) < np.arange(8)[:, None], early[..., None, None], late[..., None, None]
+    )
+    per_tau = stats.poisson.logpmf(counts, rates).sum(axis=-1) - np.log(8)
+    expected = logsumexp(per_tau, axis=-1)
+    assert result.log_likelihood["y"].shape == (2, 50)
+    np.testing.assert_allclose(result.log_likelihood["y"], expected, rtol=0, atol=1e-8)
+
+
+def test_reprs_name_the_variables_and_their_shapes_without_arrays(mixture_run):
+    sampler, result = mixture_run
+    text = repr(result)
+    assert text.startswith("SampleResult(")
+    for part in ("mu: (2,)", "s: ()", "I: (8,)", "n_chains=4", "n_samples=200", "loop='fused'"):
+        assert part in text
+    assert f"acceptance_rate={result.acceptance_rate.mean():.3f}" in text
+    assert "array" not in text and "[" not in text and len(text) < 200
+    summary = sampler.sample(30, n_chains=3, seed=3, warmup=30, summary_only=True)
+    text = repr(summary)
+    assert text.startswith("SampleSummary(")
+    for part in ("mu: (2,)", "s: ()", "I: (8,)", "n_chains=3", "n_samples=30"):
+        assert part in text
+    assert f"acceptance_rate={summary.acceptance_rate.mean():.3f}" in text
+    assert "array" not in text and "[" not in text
+
+
+def _mean_and_se(stat: np.ndarray) -> tuple[float, float]:
+    """Mean of a ``(chains, draws)`` statistic and its Monte Carlo standard error (ArviZ's ESS)."""
+    ess = float(az.ess(az.convert_to_dataset(stat)).to_array().values.squeeze())
+    return float(stat.mean()), float(stat.std() / np.sqrt(ess))
+
+
+def test_the_posterior_predictive_of_a_conjugate_normal_is_exact():
+    # mu ~ N(0, 2^2), y_i ~ N(mu, 1): the predictive of each y_i is N(m_n, s_n^2 + 1).
+    y = np.array([0.8, 1.9, 1.1, 0.4, 1.6, 2.2, 0.9, 1.3, 1.0, 1.7])
+    srng = at.random.RandomStream(0)
+    mu_rv = srng.normal(0.0, 2.0, name="mu")
+    y_rv = srng.normal(mu_rv, 1.0, size=10, name="y")
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: y})
+    result = sampler.sample(1000, n_chains=8, seed=4, warmup=500)
+    state = y_rv.owner.inputs[0].get_value().bit_generator.state
+    predictive = sampler.posterior_predictive(result, seed=5)
+    assert y_rv.owner.inputs[0].get_value().bit_generator.state == state
+    assert predictive["y"].shape == (8, 1000, 10)
+    precision = 1 / 2.0**2 + len(y)
+    m_n, v_n = y.sum() / precision, 1 / precision
+    mean, se = _mean_and_se(predictive["y"].mean(axis=-1))
+    print(f"predictive mean {mean:.4f} +- {se:.4f} (exact {m_n:.4f})")
+    assert abs(mean - m_n) < 5 * se
+    variance, se = _mean_and_se(((predictive["y"] - m_n) ** 2).mean(axis=-1))
+    print(f"predictive variance {variance:.4f} +- {se:.4f} (exact {v_n + 1:.4f})")
+    assert abs(variance - (v_n + 1)) < 5 * se
+    # Fresh draws per draw, the same ones for the same seed, and the model's generators untouched.
+    again = sampler.posterior_predictive(result, seed=5)
+    np.testing.assert_array_equal(again["y"], predictive["y"])
+    other = sampler.posterior_predictive(result, seed=6)
+    assert not np.array_equal(other["y"], predictive["y"])
+
+
+def test_the_posterior_predictive_follows_the_drawn_memberships(mixture_run):
+    sampler, result = mixture_run
+    predictive = sampler.posterior_predictive(result, seed=0)
+    assert predictive["y"].shape == (4, 200, 8) and predictive["z"].shape == (4, 200, 3)
+    # y_i given I_i is N(mu[I_i], 0.7): standardized residuals are standard normal.
+    mu = np.take_along_axis(result.draws["mu"], result.draws["I"], axis=-1)
+    residuals = (predictive["y"] - mu) / Y_SCALE
+    assert abs(residuals.mean()) < 5 / np.sqrt(residuals.size)
+    assert abs(residuals.var() - 1) < 5 * np.sqrt(2 / residuals.size)
