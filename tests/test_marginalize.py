@@ -1,11 +1,14 @@
 import aesara.tensor as at
 import numpy as np
 import pytest
+from aesara.graph.basic import Apply
+from aesara.graph.op import Op
 from aesara.tensor.random.op import RandomVariable
 
-from aemix.errors import MarginalizationError
+from aemix.errors import MarginalizationError, VectorizationError
 from aemix.marginalize import is_discrete, marginalize
 from aemix.ops import MarginalMixtureRV
+from aemix.vectorize import batch_node
 from tests.helpers import seed_model
 
 
@@ -94,10 +97,50 @@ def _negative_binomial_latent():
     return [srng.normal(K_rv, 1.0, name="Y")], {}
 
 
+class _Unbatchable(Op):
+    """Identity whose batching rule refuses (as an Op that cannot be mapped over values would)."""
+
+    __props__ = ()
+
+    def make_node(self, x):
+        x = at.as_tensor_variable(x)
+        return Apply(self, [x], [x.type()])
+
+    def perform(self, node, inputs, outputs):
+        outputs[0][0] = inputs[0]
+
+
+@batch_node.register(_Unbatchable)
+def _refuse(op, node, ctx, x):
+    raise VectorizationError(op, "it has no batching rule")
+
+
 def _unevaluable_dependents():
     srng = at.random.RandomStream(0)
     K_rv = srng.bernoulli(0.5, size=3, name="K")
-    return [srng.normal(at.sort(K_rv * 1.0), 1.0, name="Y")], {}
+    return [srng.normal(_Unbatchable()(K_rv * 1.0), 1.0, name="Y")], {}
+
+
+def test_dependents_without_a_batching_rule_are_mapped_over_the_support():
+    import itertools
+
+    import scipy.stats as st
+    from scipy.special import logsumexp
+
+    import aemix
+
+    srng = at.random.RandomStream(0)
+    K_rv = srng.bernoulli(0.5, size=3, name="K")
+    mu_rv = srng.normal(0.0, 1.0, name="mu")
+    Y_rv = srng.normal(at.sort(K_rv * 1.0) + mu_rv, 1.0, name="Y")
+    y = np.array([0.3, -1.0, 2.0])
+    sampler = aemix.build_sampler([Y_rv], {Y_rv: y}, mode="FAST_COMPILE")
+    terms = [
+        np.log(0.125) + st.norm(np.sort(np.array(k, float)) + 0.2, 1.0).logpdf(y).sum()
+        for k in itertools.product([0, 1], repeat=3)
+    ]
+    expected = st.norm(0.0, 1.0).logpdf(0.2) + logsumexp(terms)
+    np.testing.assert_allclose(sampler.logdensity({"mu": 0.2}), expected, rtol=1e-12)
 
 
 def _over_budget():
