@@ -17,6 +17,8 @@ from aeppl import conditional_logprob, joint_logprob
 from aeppl.transforms import RVTransform, TransformValuesRewrite, _default_transformed_rv
 from aesara.graph.basic import Variable, clone_get_equiv, clone_replace
 
+from aemix.dependence import allow_depth, substitute
+
 __all__ = ["LatentLayout", "LogDensity", "build_logdensity", "default_transform"]
 
 
@@ -150,11 +152,14 @@ def build_logdensity(
         layout.append(LatentLayout(name, tuple(shape), tuple(u_shape), start))
         start = layout[-1].stop
 
+    # Deep graphs (a Markov chain's density is as deep as the chain is long) are cloned and
+    # compiled by Aesara's recursive walks, here and whenever the sampler compiles them.
+    allow_depth([constrained_logp, unconstrained_logp])
     position = at.vector("position", dtype=aesara.config.floatX)
     pieces = [_slice(position, item) for item in layout]
-    logdensity, loglikelihood = clone_replace(
-        [unconstrained_logp, loglikelihood], dict(zip(free_vars, pieces))
-    )
+    memo: dict[Variable, Variable] = {}
+    logdensity = substitute(unconstrained_logp, dict(zip(free_vars, pieces)), memo)
+    loglikelihood = substitute(loglikelihood, dict(zip(free_vars, pieces)), memo)
 
     # Each latent in its own space: backward transforms whose parameters are the parents' values.
     rv_to_value: dict[Variable, Variable] = dict(observed)

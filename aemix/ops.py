@@ -13,6 +13,8 @@ outputs.  The density is its ``logsumexp`` over values; recovery normalizes it i
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from functools import singledispatch
 from typing import NamedTuple
 
@@ -37,6 +39,9 @@ __all__ = [
     "logsumexp",
     "constant_branch_value",
     "replace_views",
+    "placeholder_logprob",
+    "density_build",
+    "DensityBuild",
     "point_mass_beside_density",
 ]
 
@@ -267,20 +272,26 @@ class MarginalizedView(Op):
 marginalized_view = MarginalizedView()
 
 
-def replace_views(graph: Variable, discrete: Variable, value: Variable) -> Variable:
+def replace_views(
+    graph: Variable, discrete: Variable, value: Variable, dependence=None
+) -> Variable:
     """``graph`` with the views of ``discrete`` replaced by ``value``, sharing every random variable.
 
-    Only the nodes downstream of a view are rebuilt: the rest of the graph (e.g. the densities of
-    the variables summed out inside this one, which do not read it) is shared, not cloned, so that
-    nested enumerations (a Markov chain) cost linear, not quadratic, work per level.  Random
-    variables are never rebuilt: they must stay the model's variables, which are later replaced
-    by their values.
+    Only the nodes downstream of a view are rebuilt, and only those are walked (the variables of
+    ``graph`` that read the view are known from ``dependence``, an `aemix.dependence.Dependence`
+    shared by the densities of one build; a fresh one by default): the rest of the graph (e.g. the
+    densities of the variables summed out inside this one, which do not read it) is shared, not
+    cloned or visited, so that nested enumerations (a Markov chain) cost constant, not linear,
+    work per level.  Random variables are never rebuilt: they must stay the model's variables,
+    which are later replaced by their values.
     """
     from aeppl.abstract import ValuedVariable
-    from aesara.graph.basic import io_toposort
 
+    from aemix.dependence import Dependence, reading
+
+    dependence = dependence or Dependence()
     new: dict[Variable, Variable] = {}
-    for node in io_toposort([], [graph]):
+    for node in reading([graph], lambda v: discrete in dependence.reads(v)):
         if isinstance(node.op, MarginalizedView) and node.inputs[0] is discrete:
             new[node.outputs[0]] = value
         elif isinstance(node.op, ValuedVariable | MeasurableVariable):
@@ -289,6 +300,46 @@ def replace_views(graph: Variable, discrete: Variable, value: Variable) -> Varia
             clone = node.clone_with_new_inputs([new.get(i, i) for i in node.inputs], strict=False)
             new.update(zip(node.outputs, clone.outputs))
     return new.get(graph, graph)
+
+
+class DensityBuild:
+    """What the densities of one model share while they are built.
+
+    Attributes
+    ----------
+    densities
+        The log-density of each placeholder built so far, keyed by ``(op, inputs, values)``.
+    dependence
+        Which variables read which summed-out variables (`aemix.dependence.Dependence`).
+    """
+
+    def __init__(self):
+        from aemix.dependence import Dependence
+
+        self.densities: dict[tuple, Variable] = {}
+        self.dependence = Dependence()
+
+
+_current = threading.local()
+
+
+@contextmanager
+def density_build():
+    """The `DensityBuild` in progress on this thread, or a new one for the duration of the block.
+
+    Densities built inside one block share their nested placeholders' densities, so that a chain
+    of ``T`` nested enumerations is built once (not once per level that contains it).  The graphs
+    must not be rewritten in place while the block is open.
+    """
+    build = getattr(_current, "build", None)
+    if build is not None:
+        yield build
+        return
+    _current.build = DensityBuild()
+    try:
+        yield _current.build
+    finally:
+        _current.build = None
 
 
 class FiniteEnumerationRV(Op):
@@ -332,49 +383,103 @@ def _children_logprobs(children, values) -> list[Variable]:
         by_node.setdefault(child.owner, {})[child] = value
     terms = []
     for node, valued in by_node.items():
-        if len(node.outputs) == 1 or not isinstance(node.op, PLACEHOLDER_TYPES):
+        if not isinstance(node.op, PLACEHOLDER_TYPES):
             terms.extend(logprob(child, value) for child, value in valued.items())
             continue
         missing = [out for out in node.outputs if out not in valued]
         if missing:
             raise NotImplementedError(f"{node.op} is a child with outputs {missing} left out")
-        logps = _logprob(node.op, [valued[out] for out in node.outputs], *node.inputs)
-        terms.extend(logps if isinstance(logps, list | tuple) else [logps])
+        density = placeholder_logprob(node.op, [valued[out] for out in node.outputs], *node.inputs)
+        terms.append(density if len(node.outputs) == 1 else at.sum(density))
     return terms
+
+
+def _inner_placeholders(op, values, inputs) -> list[tuple]:
+    """The placeholders among the children of enumeration ``op`` and of theirs, with their values,
+    as ``(op, inputs, values)`` keys, each after the one it is a child of."""
+    found, stack = [], [(op, tuple(inputs), tuple(values))]
+    while stack:
+        op, inputs, values = stack.pop()
+        if not isinstance(op, FiniteEnumerationRV):
+            continue
+        by_node: dict = {}
+        for child, value in zip(inputs[2:], values):
+            by_node.setdefault(child.owner, {})[child] = value
+        for node, valued in by_node.items():
+            if node is None or not isinstance(node.op, PLACEHOLDER_TYPES):
+                continue
+            if any(out not in valued for out in node.outputs):
+                continue
+            key = (node.op, tuple(node.inputs), tuple(valued[out] for out in node.outputs))
+            found.append(key)
+            stack.append(key)
+    return found
+
+
+def placeholder_logprob(op, values, *inputs) -> Variable:
+    r"""One log-density for all the outputs of a placeholder: :math:`\log \sum_k P(D = d_k, \ldots)`.
+
+    Elementwise over the summed-out variable's elements when they are summed out independently.
+    The placeholders nested inside an enumeration (a chain of them, for a Markov chain) are built
+    first, innermost first, and kept in the current `density_build`, so the density of each
+    level reads the one inside it instead of building it again: the construction takes no stack
+    depth and no time per level that grows with the number of levels.
+    """
+    with density_build() as build:
+        key = (op, tuple(inputs), tuple(values))
+        if key not in build.densities:
+            for inner in reversed([key, *_inner_placeholders(op, values, inputs)]):
+                if inner not in build.densities:
+                    inner_op, inner_inputs, inner_values = inner
+                    log_joint, _ = marginal_conditionals(inner_op, inner_values, *inner_inputs)
+                    build.densities[inner] = logsumexp(log_joint, axis=0)
+        return build.densities[key]
 
 
 @marginal_conditionals.register(FiniteEnumerationRV)
 def _enumeration_conditionals(op, values, discrete, support, *children):
     from aemix.errors import MarginalizationError, VectorizationError
-    from aemix.vectorize import vectorize_graph
+    from aemix.vectorize import alloc, vectorize_graph
 
-    discrete_value = discrete.type()
-    # Elementwise: one term per element of D. Jointly: one scalar per configuration of D, so the
-    # prior and each child enter once (summed over their elements), never broadcast per element.
-    reduce = (lambda logp: logp) if op.elementwise else at.sum
-    terms = reduce(logprob(discrete, discrete_value))
-    for child_logp in _children_logprobs(children, values):
-        terms = terms + reduce(replace_views(child_logp, discrete, discrete_value))
-    if not op.elementwise:
-        grid = support
-    else:
-        grid = at.broadcast_to(
-            at.shape_padright(support, discrete.ndim), (support.shape[0], *discrete.shape)
-        )
-    try:
-        (log_joint,) = vectorize_graph([terms], {discrete_value: grid})
-    except VectorizationError as exc:
-        raise MarginalizationError(
-            discrete.name or str(discrete),
-            f"its dependents use {exc.op}, which aemix cannot evaluate at every value of it at once",
-        ) from exc
+    with density_build() as build:
+        dependence = build.dependence
+        discrete_value = discrete.type()
+        dependence.track(discrete_value)
+        # Elementwise: one term per element of D. Jointly: one scalar per configuration of D, so
+        # the prior and each child enter once (summed over their elements), never broadcast per
+        # element.
+        reduce = (lambda logp: logp) if op.elementwise else at.sum
+        terms = reduce(logprob(discrete, discrete_value))
+        for child_logp in _children_logprobs(children, values):
+            terms = terms + reduce(replace_views(child_logp, discrete, discrete_value, dependence))
+        if not op.elementwise:
+            grid = support
+        else:
+            # Static lengths where they are known (the unrolled `logsumexp` needs the support's).
+            lengths = [support.type.shape[0], *discrete.type.shape]
+            shape = [support.shape[0], *[discrete.shape[i] for i in range(discrete.ndim)]]
+            grid = alloc(
+                at.shape_padright(support, discrete.ndim),
+                *[s if n is None else n for s, n in zip(shape, lengths)],
+            )
+        try:
+            (log_joint,) = vectorize_graph(
+                [terms],
+                {discrete_value: grid},
+                reads=lambda v: discrete_value in dependence.reads(v),
+            )
+        except VectorizationError as exc:
+            raise MarginalizationError(
+                discrete.name or str(discrete),
+                f"its dependents use {exc.op}, which aemix cannot evaluate at every value of it at "
+                "once",
+            ) from exc
     return Conditionals(log_joint, support)
 
 
 def _marginal_logprob(op, values, *inputs, **kwargs):
     r"""Log-density of a placeholder: :math:`\log \sum_k P(D = d_k, \text{outputs})`."""
-    log_joint, _ = marginal_conditionals(op, values, *inputs)
-    total = logsumexp(log_joint, axis=0)
+    total = placeholder_logprob(op, values, *inputs)
     if len(values) == 1:
         return total
     # One density for all outputs together; aeppl sums the terms of a node's outputs.

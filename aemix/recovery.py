@@ -21,14 +21,15 @@ from dataclasses import dataclass
 import aesara.tensor as at
 import numpy as np
 from aeppl.logprob import logprob
-from aesara.graph.basic import Variable, ancestors, clone_replace
+from aesara.graph.basic import Constant, Variable, ancestors
 from aesara.tensor.random.op import RandomVariable
 
+from aemix.dependence import Dependence, substitute
 from aemix.ops import (
     FiniteEnumerationRV,
-    MarginalizedView,
     MarginalMixtureRV,
     MarginalSwitchRV,
+    density_build,
     logsumexp,
     marginal_conditionals,
     replace_views,
@@ -96,6 +97,16 @@ def recovery_graphs(model, rv_to_value: dict[Variable, Variable]) -> list[Recove
     value_of: dict[Variable, tuple[Variable, Variable | None]] = {
         v: (value, None) for v, value in rv_to_value.items()
     }
+    # One build for every conditional: a placeholder nested in another (a Markov chain's next
+    # state) has its density built once and read by the conditionals around it.
+    with density_build() as build:
+        recoveries = _recoveries(model, rv_to_value, value_of, build)
+    return [recoveries[m] for m in model.marginalizations]
+
+
+def _recoveries(model, rv_to_value, value_of, build) -> dict:
+    dependence = build.dependence
+    to_value: dict[Variable, Variable] = {}  # shared by every conditional's `substitute`
     drawn: dict[Variable, Variable] = {}
     names: dict[Variable, str] = {}
     recoveries = {}
@@ -116,25 +127,18 @@ def recovery_graphs(model, rv_to_value: dict[Variable, Variable]) -> list[Recove
                 selected = at.and_(selected, gate)
             log_probs = at.switch(selected, log_probs, prior)
         # The variables around this one are read through their views: their draws stand in.
-        for d in drawn:
-            if _reads(log_probs, d):
-                log_probs = replace_views(log_probs, d, drawn[d])
+        for d in dependence.reads(log_probs) & drawn.keys():
+            log_probs = replace_views(log_probs, d, drawn[d], dependence)
         # (through views, or through the gates of the mixtures around it)
-        read = set(ancestors([log_probs]))
+        read = dependence.reads(log_probs)
         enclosing = tuple(d for d in drawn if drawn[d] in read)
-        log_probs = clone_replace(log_probs, rv_to_value)
-        leftover = [
-            v.name or str(v)
-            for v in ancestors([log_probs])
-            if v.owner is not None and isinstance(v.owner.op, RandomVariable)
-        ]
-        if leftover:
-            raise RuntimeError(
-                f"the conditional of {discrete.name} still reads random variables {leftover}"
-            )
-        support_value = support.eval() if not isinstance(support, np.ndarray) else support
+        log_probs = substitute(log_probs, rv_to_value, to_value)
+        support_value = support.data if isinstance(support, Constant) else support
+        if isinstance(support_value, Variable):
+            support_value = support_value.eval()
         draw = discrete.type()
         draw.name = discrete.name
+        dependence.track(draw)
         drawn[discrete] = draw
         names[discrete] = discrete.name
         recoveries[m] = Recovery(
@@ -145,16 +149,26 @@ def recovery_graphs(model, rv_to_value: dict[Variable, Variable]) -> list[Recove
             tuple(names[d] for d in enclosing),
         )
         _pass_values_inward(node, valued, draw, value_of)
-    return [recoveries[m] for m in model.marginalizations]
+    _check_no_random_variables(recoveries.values())
+    return recoveries
 
 
-def _reads(graph: Variable, discrete: Variable) -> bool:
-    return any(
-        v.owner is not None
-        and isinstance(v.owner.op, MarginalizedView)
-        and v.owner.inputs[0] is discrete
-        for v in ancestors([graph])
-    )
+def _check_no_random_variables(recoveries) -> None:
+    """Every conditional reads values only (one walk over all of them: they share their graphs)."""
+    graphs = [r.log_probs for r in recoveries]
+    if any(
+        v.owner is not None and isinstance(v.owner.op, RandomVariable) for v in ancestors(graphs)
+    ):
+        for r in recoveries:
+            leftover = [
+                v.name or str(v)
+                for v in ancestors([r.log_probs])
+                if v.owner is not None and isinstance(v.owner.op, RandomVariable)
+            ]
+            if leftover:
+                raise RuntimeError(
+                    f"the conditional of {r.name} still reads random variables {leftover}"
+                )
 
 
 def _pass_values_inward(node, valued, draw, value_of) -> None:
@@ -191,12 +205,23 @@ def draw_graphs(recoveries: list[Recovery], uniforms: dict[str, Variable]) -> di
     axis.  Returns ``name -> (draw, probs)`` graphs."""
     by_name = {r.name: r for r in recoveries}
     out: dict[str, tuple[Variable, Variable]] = {}
+    # Each conditional is rebuilt only where it reads a draw (a Markov chain's conditionals
+    # share the densities of the states after them, which read none).
+    dependence = Dependence()
+    for r in recoveries:
+        dependence.track(r.draw)
 
     def visit(r: Recovery):
         if r.name in out:
             return out[r.name]
         replacements = {by_name[e].draw: visit(by_name[e])[0] for e in r.enclosing}
-        probs = at.exp(clone_replace(r.log_probs, replacements) if replacements else r.log_probs)
+        log_probs = r.log_probs
+        if replacements:
+            keys = replacements.keys()
+            log_probs = substitute(
+                log_probs, replacements, {}, walk=lambda v: bool(dependence.reads(v) & keys)
+            )
+        probs = at.exp(log_probs)
         out[r.name] = (inverse_cdf(uniforms[r.name], probs, r.support), probs)
         return out[r.name]
 

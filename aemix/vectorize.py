@@ -11,10 +11,11 @@ algebra of models (``dot``, ``@``); add one with ``@batch_node.register(MyOp)``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import singledispatch
 
 import aesara.tensor as at
+import numpy as np
 from aesara.graph.basic import Apply, Variable, io_toposort
 from aesara.graph.op import Op
 from aesara.raise_op import CheckAndRaise
@@ -56,6 +57,13 @@ class Batched:
         x = at.as_tensor_variable(x)
         return alloc(x, self.size, *[x.shape[i] for i in range(x.ndim)])
 
+    def rows(self) -> Variable:
+        """``arange(size)``: a constant when the number of chains is, so that indexing by it
+        has a static shape (Aesara's shape inference otherwise builds an assertion per index)."""
+        if isinstance(self.size, TensorConstant):
+            return at.constant(np.arange(int(self.size.data)))
+        return at.arange(self.size)
+
 
 def alloc(value: Variable, *shape) -> Variable:
     """``at.alloc`` without its static-shape inference, which rewrites the shape graphs on every
@@ -74,7 +82,9 @@ def alloc(value: Variable, *shape) -> Variable:
 
 
 def vectorize_graph(
-    outputs: Sequence[Variable], replacements: dict[Variable, Variable]
+    outputs: Sequence[Variable],
+    replacements: dict[Variable, Variable],
+    reads: Callable[[Variable], bool] | None = None,
 ) -> list[Variable]:
     """Rebuild ``outputs`` with the inputs in ``replacements`` given a leading chain axis.
 
@@ -85,6 +95,11 @@ def vectorize_graph(
     replacements
         Maps single-chain inputs to their batched counterparts (same type with one more leading
         axis).  Inputs not in the map are shared by every chain.
+    reads
+        Whether a variable depends on an input in ``replacements``; when given, the walk does not
+        visit what does not (which is then shared, as it would be anyway), so that its cost is
+        the size of the part that depends on them, not of the whole graph (see
+        `aemix.dependence`).
 
     Returns
     -------
@@ -100,11 +115,13 @@ def vectorize_graph(
     if not replacements:
         raise ValueError("vectorize_graph needs at least one batched input")
     first = next(iter(replacements.values()))
-    ctx = Batched(first.shape[0])
+    # A static length keeps the batched graphs' static shapes (and Aesara's shape inference cheap).
+    length = first.type.shape[0]
+    ctx = Batched(first.shape[0] if length is None else at.constant(length, dtype="int64"))
     new: dict[Variable, tuple[Variable, bool]] = {
         old: (batched, True) for old, batched in replacements.items()
     }
-    return _rebuild(outputs, list(replacements), new, ctx, draw_per_chain=False)
+    return _rebuild(outputs, list(replacements), new, ctx, draw_per_chain=False, reads=reads)
 
 
 def vectorize_draws(outputs: Sequence[Variable], n_chains: Variable) -> list[Variable]:
@@ -129,8 +146,14 @@ def vectorize_draws(outputs: Sequence[Variable], n_chains: Variable) -> list[Var
     return _rebuild(outputs, None, {}, Batched(n_chains), draw_per_chain=True)
 
 
-def _rebuild(outputs, inputs, new, ctx, draw_per_chain: bool) -> list[Variable]:
-    for node in io_toposort(inputs or [], list(outputs)):
+def _rebuild(outputs, inputs, new, ctx, draw_per_chain: bool, reads=None) -> list[Variable]:
+    if reads is None:
+        nodes = io_toposort(inputs or [], list(outputs))
+    else:
+        from aemix.dependence import reading
+
+        nodes = reading(outputs, reads)
+    for node in nodes:
         node_inputs = [new.get(inp, (inp, False)) for inp in node.inputs]
         fresh_draw = draw_per_chain and isinstance(node.op, RandomVariable)
         if not fresh_draw and not any(is_batched for _, is_batched in node_inputs):
@@ -266,7 +289,7 @@ def _batch_subtensor(op, node, ctx, x, *index_inputs):
         if sum(batched) != 1 or len(indices) != 1:
             raise VectorizationError(op, "only one per-chain index into an array is supported")
         (index,) = indices
-        rows = at.arange(ctx.size)
+        rows = ctx.rows()
         x = x if x_batched else ctx.broadcast(x)
         return [(x[rows, index], True)]
     indices = indices_from_subtensor([v for v, _ in index_inputs], op.idx_list)
@@ -286,7 +309,7 @@ def _batch_advanced_subtensor(op, node, ctx, x, *index_inputs):
     if not x_batched:
         # theta[z] with z batched: advanced indexing by the (chains, ...) index array.
         return [(x[index], True)]
-    rows = at.arange(ctx.size).reshape((-1,) + (1,) * (index.ndim - 1))
+    rows = ctx.rows().reshape((-1,) + (1,) * (index.ndim - 1))
     return [(x[rows, index], True)]
 
 

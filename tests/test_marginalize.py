@@ -1,11 +1,14 @@
 import aesara.tensor as at
 import numpy as np
 import pytest
+from aesara.graph.basic import Apply
+from aesara.graph.op import Op
 from aesara.tensor.random.op import RandomVariable
 
-from aemix.errors import MarginalizationError
+from aemix.errors import MarginalizationError, VectorizationError
 from aemix.marginalize import is_discrete, marginalize
 from aemix.ops import MarginalMixtureRV
+from aemix.vectorize import batch_node
 from tests.helpers import seed_model
 
 
@@ -94,6 +97,30 @@ def _negative_binomial_latent():
     return [srng.normal(K_rv, 1.0, name="Y")], {}
 
 
+class _Unbatchable(Op):
+    """Identity whose batching rule refuses (as an Op that cannot be mapped over values would)."""
+
+    __props__ = ()
+
+    def make_node(self, x):
+        x = at.as_tensor_variable(x)
+        return Apply(self, [x], [x.type()])
+
+    def perform(self, node, inputs, outputs):
+        outputs[0][0] = inputs[0]
+
+
+@batch_node.register(_Unbatchable)
+def _refuse(op, node, ctx, x):
+    raise VectorizationError(op, "it has no batching rule")
+
+
+def _unevaluable_dependents():
+    srng = at.random.RandomStream(0)
+    K_rv = srng.bernoulli(0.5, size=3, name="K")
+    return [srng.normal(_Unbatchable()(K_rv * 1.0), 1.0, name="Y")], {}
+
+
 def _over_budget():
     srng = at.random.RandomStream(0)
     K_rv = srng.bernoulli(0.5, size=14, name="K")
@@ -117,6 +144,7 @@ BAD_MODELS = {
     "poisson latent: infinite support": (_poisson_latent, "'K'.*infinite support"),
     "geometric latent: infinite support": (_geometric_latent, "'K'.*infinite support"),
     "negative binomial latent: infinite support": (_negative_binomial_latent, "'K'.*infinite"),
+    "dependents aemix cannot evaluate": (_unevaluable_dependents, "'K'.*cannot evaluate"),
     "support over budget": (_over_budget, "'K'.*16384 evaluations.*budget of 10000"),
     "non-constant support bound": (_symbolic_bound, "'K'.*no registered support rule"),
     "deterministic function as output": (_deterministic_output, "'K'.*deterministic function"),

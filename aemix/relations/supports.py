@@ -50,11 +50,34 @@ def static_length(x) -> int | None:
     from aesara.tensor.basic import get_scalar_constant_value
     from aesara.tensor.exceptions import NotScalarConstantError
 
-    length = rewrite_graph(x.shape[-1], include=("canonicalize", "ShapeOpt"))
+    length = rewrite_graph(_cut_at_random(x).shape[-1], include=("canonicalize", "ShapeOpt"))
     try:
         return int(get_scalar_constant_value(length))
     except NotScalarConstantError:
         return None
+
+
+def _cut_at_random(x):
+    """``x``'s graph with its random ancestors of known static shape replaced by fresh variables.
+
+    Shape inference only needs their shapes, and the graph above them can be long (the states of a
+    Markov chain before this one): without the cut, finding every state's support costs
+    quadratic time in the chain's length.
+    """
+    from aeppl.abstract import MeasurableVariable
+    from aesara.graph.basic import clone_replace
+
+    replacements, stack, seen = {}, [x], set()
+    while stack:
+        v = stack.pop()
+        if v in seen or v.owner is None:
+            continue
+        seen.add(v)
+        if isinstance(v.owner.op, MeasurableVariable) and None not in v.type.shape:
+            replacements[v] = v.type()
+            continue
+        stack.extend(v.owner.inputs)
+    return clone_replace(x, replacements) if replacements else x
 
 
 def _categorical_support(p):
