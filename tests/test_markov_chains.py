@@ -12,6 +12,7 @@ import scipy.stats as st
 from scipy.special import logsumexp
 
 import aemix
+from tests.helpers import stat_scale
 
 FAST = "FAST_COMPILE"
 P2 = np.array([[0.9, 0.1], [0.2, 0.8]])
@@ -66,8 +67,12 @@ def smoothed_marginals(data, transition, initial, mu):
     return np.exp(log_post - logsumexp(log_post, axis=1, keepdims=True))
 
 
-@pytest.mark.parametrize("n_steps", [5, 50, 200])
+@pytest.mark.parametrize(
+    "n_steps", [5, 50, pytest.param(200, marks=pytest.mark.slow, id="200-slow")]
+)
 def test_hidden_markov_model_density_is_the_forward_algorithm(n_steps):
+    if n_steps == 200:
+        n_steps = max(100, int(200 * stat_scale()))
     data = np.random.default_rng(n_steps).normal(size=n_steps)
     outputs, observed = hidden_markov_model(data, P2, np.array([0.5, 0.5]))
     sampler = aemix.build_sampler(outputs, observed, mode=FAST)
