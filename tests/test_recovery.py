@@ -53,13 +53,9 @@ def _two_bernoullis(p_a, p_b, mode=FAST):
     return aemix.build_sampler(y_rv, {y_rv: 1.0}, mode=mode)
 
 
-def test_two_discrete_latents_of_one_observation_are_drawn_jointly_from_their_posterior():
-    p_a, p_b = 0.3, 0.6
-    sampler = _two_bernoullis(p_a, p_b)
-    result = sampler.sample(40, n_chains=4, seed=2, warmup=20, loop="scan")
-    mu = result.draws["mu"]
-    # Brute-force joint posterior of (a, b) at each draw of mu.
-    log_joint = np.stack(
+def _two_bernoullis_log_joint(mu, p_a, p_b):
+    """Brute force: log P(a, b, y = 1 | mu) at each draw of mu, configurations (a, b) last."""
+    return np.stack(
         [
             np.log([1 - p_a, p_a][a])
             + np.log([1 - p_b, p_b][b])
@@ -68,6 +64,14 @@ def test_two_discrete_latents_of_one_observation_are_drawn_jointly_from_their_po
         ],
         axis=-1,
     )
+
+
+def test_two_discrete_latents_of_one_observation_are_drawn_jointly_from_their_posterior():
+    p_a, p_b = 0.3, 0.6
+    sampler = _two_bernoullis(p_a, p_b)
+    result = sampler.sample(40, n_chains=4, seed=2, warmup=20, loop="scan")
+    mu = result.draws["mu"]
+    log_joint = _two_bernoullis_log_joint(mu, p_a, p_b)
     joint = _normalize(log_joint).reshape(*mu.shape, 2, 2)
     # The outermost variable's conditional is its marginal posterior; the inner one's is given the
     # outer draw.
@@ -92,15 +96,7 @@ def test_joint_draws_of_two_discrete_latents_match_the_posterior(loop):
     sampler = _two_bernoullis(p_a, p_b, mode=None)
     result = sampler.sample(500, n_chains=40, seed=3, warmup=300, loop=loop)
     mu = result.draws["mu"]
-    log_joint = np.stack(
-        [
-            np.log([1 - p_a, p_a][a])
-            + np.log([1 - p_b, p_b][b])
-            + st.norm(mu + a + 2 * b, 1).logpdf(1.0)
-            for a, b in itertools.product((0, 1), (0, 1))
-        ],
-        axis=-1,
-    )
+    log_joint = _two_bernoullis_log_joint(mu, p_a, p_b)
     expected = _normalize(log_joint).mean(axis=(0, 1))
     config = 2 * result.draws["a"] + result.draws["b"]
     n = config.size
