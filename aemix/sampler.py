@@ -2008,7 +2008,7 @@ def build_sampler(
 
 
 def _describe_computation(var: Variable) -> str:
-    """``"indexing N by I"``-style words for the operation that computes ``var``."""
+    """``"indexing of I, N"``-style words for the operation that computes ``var``."""
     node = var.owner
     if node is None:
         return "a constant"
@@ -2016,7 +2016,7 @@ def _describe_computation(var: Variable) -> str:
     kind = type(node.op).__name__
     if "Subtensor" in kind:
         what = "indexing"
-    elif isinstance(getattr(node.op, "scalar_op", None), object) and hasattr(node.op, "scalar_op"):
+    elif hasattr(node.op, "scalar_op"):
         what = f"the elementwise operation {node.op.scalar_op}"
     else:
         what = f"the operation {kind}"
