@@ -21,6 +21,7 @@ targeted):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import aesara
 import aesara.tensor as at
@@ -29,12 +30,14 @@ from aeppl.logprob import logprob
 from aesara.graph.basic import Variable, ancestors, clone_replace
 from aesara.tensor.random.op import RandomVariable
 
+from aemix.diagnostics import Diagnostics
 from aemix.ops import (
     PLACEHOLDER_TYPES,
     FiniteEnumerationRV,
     logsumexp,
     marginal_conditionals,
 )
+from aemix.tempering import TemperedStart
 from aemix.vectorize import vectorize_graph
 
 __all__ = ["log_likelihood_graphs", "batched_function", "evaluate_in_batches"]
@@ -168,3 +171,201 @@ def predictive_function(
         [*batched_inputs, *rng_inputs], batched, on_unused_input="ignore", mode=mode
     )
     return fn, rng_inputs
+
+
+@dataclass
+class SampleResult:
+    """Draws and diagnostics from `Sampler.sample`.
+
+    Attributes
+    ----------
+    draws
+        ``name -> array`` of shape ``(n_chains, n_samples, *shape)`` for every latent variable (in its
+        own space) and every marginalized discrete variable (drawn from its conditional given each
+        kept draw), or those named in ``var_names``.
+    acceptance_rate
+        Fraction of accepted proposals per chain over the kept steps, shape ``(n_chains,)``.
+    logdensity
+        Unconstrained log-density (Jacobian included) of each kept draw, ``(n_chains, n_samples)``.
+    step_size, scale
+        The (frozen) kernel parameters used for the kept draws.
+    observed
+        The observed data, ``name -> array``.
+    loop
+        Which compiled loop ran: ``"fused"`` or ``"scan"`` (see `Sampler.sample`).
+    """
+
+    draws: dict[str, np.ndarray]
+    acceptance_rate: np.ndarray
+    logdensity: np.ndarray
+    step_size: float
+    scale: np.ndarray
+    observed: dict[str, np.ndarray] = field(default_factory=dict)
+    loop: str = "scan"
+    _conditionals_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = field(
+        default=None, repr=False
+    )
+    _conditionals: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    diagnostics: Diagnostics | None = field(default=None, repr=False)
+    log_evidence: float | None = None
+    log_evidence_se: float | None = None
+    tempering: TemperedStart | None = field(default=None, repr=False)
+    _log_likelihood_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = field(
+        default=None, repr=False
+    )
+    _log_likelihood: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def conditional_probabilities(self) -> dict[str, np.ndarray]:
+        """For each marginalized variable, ``P(D = d_k | rest)`` at every kept draw.
+
+        Shape ``(n_chains, n_samples, *shape, K)`` (the support's values on the last axis) when
+        ``D``'s elements were summed out one by one, ``(n_chains, n_samples, K ** n)`` over its
+        joint configurations (in ``itertools.product(support, repeat=n)`` order) when they were
+        summed out together.  "rest" is the latents, the data and, for a variable summed out
+        inside another, that variable's draw (`Sampler.conditionals_given`).  Computed on first
+        access (it is ``K`` times larger than the draws) and then kept.
+        """
+        if self._conditionals is None:
+            self._conditionals = (
+                self._conditionals_fn(self.draws) if self._conditionals_fn is not None else {}
+            )
+        return self._conditionals
+
+    @property
+    def log_likelihood(self) -> dict[str, np.ndarray]:
+        """Pointwise marginal log-likelihood of each observed variable at every kept draw.
+
+        ``name -> array`` of shape ``(n_chains, n_samples, *shape)``, or ``(n_chains, n_samples)``
+        where the observed array is one term (see `Sampler.log_likelihood`).  Computed on first
+        access and then kept.
+        """
+        if self._log_likelihood is None:
+            self._log_likelihood = (
+                self._log_likelihood_fn(self.draws) if self._log_likelihood_fn is not None else {}
+            )
+        return self._log_likelihood
+
+    def to_inference_data(self, log_likelihood: bool = True):
+        """The draws as an ArviZ ``InferenceData`` (posterior, sample_stats, observed_data and,
+        unless ``log_likelihood`` is false or nothing is observed, log_likelihood).
+
+        The log_likelihood group makes ``az.loo`` and ``az.waic`` work (with ``var_name`` when
+        several variables are observed); its terms are `log_likelihood`'s.
+        """
+        import arviz as az
+
+        posterior = {k: v for k, v in self.draws.items()}
+        n_samples = self.logdensity.shape[1]
+        sample_stats = {
+            "lp": self.logdensity,
+            "acceptance_rate": np.repeat(self.acceptance_rate[:, None], n_samples, axis=1),
+        }
+        return az.from_dict(
+            posterior=posterior,
+            sample_stats=sample_stats,
+            observed_data=self.observed or None,
+            log_likelihood=(self.log_likelihood or None) if log_likelihood else None,
+        )
+
+    def __repr__(self) -> str:
+        n_chains, n_samples = self.logdensity.shape[:2]
+        return _compact_repr(
+            "SampleResult",
+            {name: draws.shape[2:] for name, draws in self.draws.items()},
+            n_chains,
+            n_samples,
+            self.loop,
+            self.acceptance_rate,
+        )
+
+    def summary(self, **kwargs):
+        """ArviZ's summary table (means, intervals, R-hat, ESS) of the draws."""
+        import arviz as az
+
+        return az.summary(self.to_inference_data(), **kwargs)
+
+
+@dataclass
+class SampleSummary:
+    """Running moments from `Sampler.sample` with ``summary_only=True``; no draw is stored.
+
+    Attributes
+    ----------
+    mean, variance
+        ``name -> array`` of shape ``(n_chains, *shape)``: per chain, the mean and the (population,
+        ``ddof=0``) variance over the kept draws of every latent and marginalized variable (or of
+        those named in ``var_names``).
+    n_samples
+        Kept draws per chain.
+    acceptance_rate, step_size, scale, loop
+        As in `SampleResult`.
+    """
+
+    mean: dict[str, np.ndarray]
+    variance: dict[str, np.ndarray]
+    n_samples: int
+    acceptance_rate: np.ndarray
+    step_size: float
+    scale: np.ndarray
+    loop: str = "scan"
+    diagnostics: Diagnostics | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return _compact_repr(
+            "SampleSummary",
+            {name: mean.shape[1:] for name, mean in self.mean.items()},
+            len(self.acceptance_rate),
+            self.n_samples,
+            self.loop,
+            self.acceptance_rate,
+        )
+
+    def pooled(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``name -> (mean, variance)`` over all chains' draws together."""
+        out = {}
+        for name, mean in self.mean.items():
+            pooled_mean = mean.mean(axis=0)
+            within = self.variance[name].mean(axis=0)
+            between = ((mean - pooled_mean) ** 2).mean(axis=0)
+            out[name] = (pooled_mean, within + between)
+        return out
+
+
+def _compact_repr(kind, shapes, n_chains, n_samples, loop, acceptance_rate) -> str:
+    """``kind(variables={name: shape}, n_chains=.., n_samples=.., loop=.., acceptance_rate=..)``:
+    what a run holds, without its arrays."""
+    variables = ", ".join(
+        f"{name}: {tuple(int(d) for d in shape)}" for name, shape in shapes.items()
+    )
+    rate = float(np.mean(acceptance_rate)) if np.size(acceptance_rate) else float("nan")
+    return (
+        f"{kind}(variables={{{variables}}}, n_chains={int(n_chains)}, "
+        f"n_samples={int(n_samples)}, loop={loop!r}, acceptance_rate={rate:.3f})"
+    )
+
+
+class Moments:
+    """Per-chain running mean and sum of squared deviations, merged block by block (Chan et al.)."""
+
+    def __init__(self):
+        self.count = 0
+        self.mean: np.ndarray | None = None
+        self.m2: np.ndarray | None = None
+
+    def merge(self, count: int, mean: np.ndarray, m2: np.ndarray) -> None:
+        if count == 0:
+            return
+        if self.mean is None:
+            self.count, self.mean, self.m2 = count, mean.copy(), m2.copy()
+            return
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (count / total)
+        self.m2 = self.m2 + m2 + delta**2 * (self.count * count / total)
+        self.count = total
+
+    def add_draws(self, draws: np.ndarray) -> None:
+        """Merge ``draws`` of shape ``(n_chains, n, ...)``."""
+        mean = draws.mean(axis=1)
+        self.merge(draws.shape[1], mean, ((draws - mean[:, None]) ** 2).sum(axis=1))

@@ -12,9 +12,8 @@ import inspect
 import os
 import sys
 import threading
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import aesara
@@ -27,7 +26,16 @@ from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.random.var import RandomGeneratorSharedVariable
 from tqdm.auto import tqdm
 
-from aemix.diagnostics import Diagnostics, diagnose_draws, diagnose_moments, warn_if_untrustworthy
+from aemix.adaptation import (
+    DENSE_MAX_DIM,
+    STEP_GAIN,
+    TUNING_BLOCK,
+    WINDOW_BOUNDS,
+    particle_factor,
+    proposal_scale,
+    window_sd,
+)
+from aemix.diagnostics import diagnose_draws, diagnose_moments, warn_if_untrustworthy
 from aemix.errors import (
     ConfigurationError,
     FusedLoopError,
@@ -35,7 +43,7 @@ from aemix.errors import (
     ModelError,
     ValuesError,
 )
-from aemix.fused import MODES, FusedProgram, compile_loop, composite, tile_count
+from aemix.fused import FusedProgram, compile_loop, composite
 from aemix.intake import (
     as_variable_list,
     assign_names,
@@ -58,6 +66,14 @@ from aemix.ops import (
 )
 from aemix.recovery import Recovery, draw_graphs, inverse_cdf, recovery_graphs
 from aemix.relations import RuleRegistry, registry
+from aemix.results import Moments, SampleResult, SampleSummary
+from aemix.runners import (
+    LIVE_INTERMEDIATES,
+    RECORD_MEMORY_BUDGET,
+    FusedRunner,
+    ScanRunner,
+    shape_of,
+)
 from aemix.scalarize import DEFAULT_MAX_OPERATIONS, LoweringError, lower_to_scalars
 from aemix.tempering import TemperedStart, tempered_start
 from aemix.vectorize import vectorize_draws, vectorize_graph
@@ -65,259 +81,6 @@ from aemix.vectorize import vectorize_draws, vectorize_graph
 __all__ = ["build_sampler", "Sampler", "SampleResult", "SampleSummary"]
 
 _MAX_INIT_TRIES = 100
-
-
-@dataclass
-class SampleResult:
-    """Draws and diagnostics from `Sampler.sample`.
-
-    Attributes
-    ----------
-    draws
-        ``name -> array`` of shape ``(n_chains, n_samples, *shape)`` for every latent variable (in its
-        own space) and every marginalized discrete variable (drawn from its conditional given each
-        kept draw), or those named in ``var_names``.
-    acceptance_rate
-        Fraction of accepted proposals per chain over the kept steps, shape ``(n_chains,)``.
-    logdensity
-        Unconstrained log-density (Jacobian included) of each kept draw, ``(n_chains, n_samples)``.
-    step_size, scale
-        The (frozen) kernel parameters used for the kept draws.
-    observed
-        The observed data, ``name -> array``.
-    loop
-        Which compiled loop ran: ``"fused"`` or ``"scan"`` (see `Sampler.sample`).
-    """
-
-    draws: dict[str, np.ndarray]
-    acceptance_rate: np.ndarray
-    logdensity: np.ndarray
-    step_size: float
-    scale: np.ndarray
-    observed: dict[str, np.ndarray] = field(default_factory=dict)
-    loop: str = "scan"
-    _conditionals_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = field(
-        default=None, repr=False
-    )
-    _conditionals: dict[str, np.ndarray] | None = field(default=None, repr=False)
-    diagnostics: Diagnostics | None = field(default=None, repr=False)
-    log_evidence: float | None = None
-    log_evidence_se: float | None = None
-    tempering: TemperedStart | None = field(default=None, repr=False)
-    _log_likelihood_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = field(
-        default=None, repr=False
-    )
-    _log_likelihood: dict[str, np.ndarray] | None = field(default=None, repr=False)
-
-    @property
-    def conditional_probabilities(self) -> dict[str, np.ndarray]:
-        """For each marginalized variable, ``P(D = d_k | rest)`` at every kept draw.
-
-        Shape ``(n_chains, n_samples, *shape, K)`` (the support's values on the last axis) when
-        ``D``'s elements were summed out one by one, ``(n_chains, n_samples, K ** n)`` over its
-        joint configurations (in ``itertools.product(support, repeat=n)`` order) when they were
-        summed out together.  "rest" is the latents, the data and, for a variable summed out
-        inside another, that variable's draw (`Sampler.conditionals_given`).  Computed on first
-        access (it is ``K`` times larger than the draws) and then kept.
-        """
-        if self._conditionals is None:
-            self._conditionals = (
-                self._conditionals_fn(self.draws) if self._conditionals_fn is not None else {}
-            )
-        return self._conditionals
-
-    @property
-    def log_likelihood(self) -> dict[str, np.ndarray]:
-        """Pointwise marginal log-likelihood of each observed variable at every kept draw.
-
-        ``name -> array`` of shape ``(n_chains, n_samples, *shape)``, or ``(n_chains, n_samples)``
-        where the observed array is one term (see `Sampler.log_likelihood`).  Computed on first
-        access and then kept.
-        """
-        if self._log_likelihood is None:
-            self._log_likelihood = (
-                self._log_likelihood_fn(self.draws) if self._log_likelihood_fn is not None else {}
-            )
-        return self._log_likelihood
-
-    def to_inference_data(self, log_likelihood: bool = True):
-        """The draws as an ArviZ ``InferenceData`` (posterior, sample_stats, observed_data and,
-        unless ``log_likelihood`` is false or nothing is observed, log_likelihood).
-
-        The log_likelihood group makes ``az.loo`` and ``az.waic`` work (with ``var_name`` when
-        several variables are observed); its terms are `log_likelihood`'s.
-        """
-        import arviz as az
-
-        posterior = {k: v for k, v in self.draws.items()}
-        n_samples = self.logdensity.shape[1]
-        sample_stats = {
-            "lp": self.logdensity,
-            "acceptance_rate": np.repeat(self.acceptance_rate[:, None], n_samples, axis=1),
-        }
-        return az.from_dict(
-            posterior=posterior,
-            sample_stats=sample_stats,
-            observed_data=self.observed or None,
-            log_likelihood=(self.log_likelihood or None) if log_likelihood else None,
-        )
-
-    def __repr__(self) -> str:
-        n_chains, n_samples = self.logdensity.shape[:2]
-        return _compact_repr(
-            "SampleResult",
-            {name: draws.shape[2:] for name, draws in self.draws.items()},
-            n_chains,
-            n_samples,
-            self.loop,
-            self.acceptance_rate,
-        )
-
-    def summary(self, **kwargs):
-        """ArviZ's summary table (means, intervals, R-hat, ESS) of the draws."""
-        import arviz as az
-
-        return az.summary(self.to_inference_data(), **kwargs)
-
-
-@dataclass
-class SampleSummary:
-    """Running moments from `Sampler.sample` with ``summary_only=True``; no draw is stored.
-
-    Attributes
-    ----------
-    mean, variance
-        ``name -> array`` of shape ``(n_chains, *shape)``: per chain, the mean and the (population,
-        ``ddof=0``) variance over the kept draws of every latent and marginalized variable (or of
-        those named in ``var_names``).
-    n_samples
-        Kept draws per chain.
-    acceptance_rate, step_size, scale, loop
-        As in `SampleResult`.
-    """
-
-    mean: dict[str, np.ndarray]
-    variance: dict[str, np.ndarray]
-    n_samples: int
-    acceptance_rate: np.ndarray
-    step_size: float
-    scale: np.ndarray
-    loop: str = "scan"
-    diagnostics: Diagnostics | None = field(default=None, repr=False)
-
-    def __repr__(self) -> str:
-        return _compact_repr(
-            "SampleSummary",
-            {name: mean.shape[1:] for name, mean in self.mean.items()},
-            len(self.acceptance_rate),
-            self.n_samples,
-            self.loop,
-            self.acceptance_rate,
-        )
-
-    def pooled(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """``name -> (mean, variance)`` over all chains' draws together."""
-        out = {}
-        for name, mean in self.mean.items():
-            pooled_mean = mean.mean(axis=0)
-            within = self.variance[name].mean(axis=0)
-            between = ((mean - pooled_mean) ** 2).mean(axis=0)
-            out[name] = (pooled_mean, within + between)
-        return out
-
-
-def _compact_repr(kind, shapes, n_chains, n_samples, loop, acceptance_rate) -> str:
-    """``kind(variables={name: shape}, n_chains=.., n_samples=.., loop=.., acceptance_rate=..)``:
-    what a run holds, without its arrays."""
-    variables = ", ".join(
-        f"{name}: {tuple(int(d) for d in shape)}" for name, shape in shapes.items()
-    )
-    rate = float(np.mean(acceptance_rate)) if np.size(acceptance_rate) else float("nan")
-    return (
-        f"{kind}(variables={{{variables}}}, n_chains={int(n_chains)}, "
-        f"n_samples={int(n_samples)}, loop={loop!r}, acceptance_rate={rate:.3f})"
-    )
-
-
-# Largest dimension whose proposal follows a full covariance (see `Sampler.dense`).
-DENSE_MAX_DIM = 20
-# Fractions of the warm-up where the scale windows start and end.
-_WINDOW_BOUNDS = (0.15, 0.25, 0.45, 0.85)
-# Steps between step-size updates during warm-up, and the gain of the log step size's update (at
-# zero acceptance the step shrinks fourfold, at full acceptance it doubles, decaying as 1/sqrt(k)).
-_TUNING_BLOCK = 50
-_STEP_GAIN = 5.0
-
-
-def _window_sd(moments: _Moments) -> np.ndarray:
-    """Within-chain standard deviation of every coordinate over a window, pooled over chains.
-
-    Not the spread of all chains' positions together: chains still on their way from their
-    starting points would inflate it (tenfold on a regression), and a scale too wide stalls the
-    walk while one too narrow is corrected by the step size.
-    """
-    return np.sqrt(moments.m2.sum(axis=0) / (moments.count * moments.m2.shape[0]))
-
-
-def _particle_factor(particles: np.ndarray) -> np.ndarray:
-    """Cholesky factor of the particles' covariance (diagonal where it is not positive definite)."""
-    from aemix.tempering import proposal_factor
-
-    return proposal_factor(particles)
-
-
-def _proposal_scale(sd: np.ndarray, ends: list[np.ndarray], previous: np.ndarray) -> np.ndarray:
-    """Flat Cholesky factor of the window's covariance: the coordinates' within-chain standard
-    deviations ``sd`` (from every step) and their correlations, from the chains' positions at the
-    end of each block (within chains), shrunk toward the correlations of the ``previous`` flat
-    factor by the number of such positions (few chains give few)."""
-    if len(ends) < 3:
-        return np.diag(sd).ravel()
-    stacked = np.stack(ends)  # (blocks, chains, dim)
-    centered = stacked - stacked.mean(axis=0)
-    n = stacked.shape[1] * (stacked.shape[0] - 1)
-    cov = np.einsum("bci,bcj->ij", centered, centered) / n
-    with np.errstate(all="ignore"):
-        corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
-    if not np.all(np.isfinite(corr)):
-        return np.diag(sd).ravel()
-    dim = len(sd)
-    factor = previous.reshape(dim, dim)
-    prior_cov = factor @ factor.T
-    prior_sd = np.sqrt(np.diag(prior_cov))
-    prior_corr = prior_cov / np.outer(prior_sd, prior_sd)
-    corr = (n * corr + 5.0 * prior_corr) / (n + 5.0)
-    try:
-        factor = np.linalg.cholesky(corr * np.outer(sd, sd))
-    except np.linalg.LinAlgError:
-        return np.diag(sd).ravel()
-    return factor.ravel()
-
-
-class _Moments:
-    """Per-chain running mean and sum of squared deviations, merged block by block (Chan et al.)."""
-
-    def __init__(self):
-        self.count = 0
-        self.mean: np.ndarray | None = None
-        self.m2: np.ndarray | None = None
-
-    def merge(self, count: int, mean: np.ndarray, m2: np.ndarray) -> None:
-        if count == 0:
-            return
-        if self.mean is None:
-            self.count, self.mean, self.m2 = count, mean.copy(), m2.copy()
-            return
-        total = self.count + count
-        delta = mean - self.mean
-        self.mean = self.mean + delta * (count / total)
-        self.m2 = self.m2 + m2 + delta**2 * (self.count * count / total)
-        self.count = total
-
-    def add_draws(self, draws: np.ndarray) -> None:
-        """Merge ``draws`` of shape ``(n_chains, n, ...)``."""
-        mean = draws.mean(axis=1)
-        self.merge(draws.shape[1], mean, ((draws - mean[:, None]) ** 2).sum(axis=1))
 
 
 def _parameter_checks_in_model_terms(method):
@@ -885,9 +648,9 @@ class Sampler:
         if loop not in ("auto", "fused", "scan"):
             raise ValueError(f"loop must be 'auto', 'fused' or 'scan', got {loop!r}")
         if loop == "fused" or (loop == "auto" and self._fused_ok(keep)):
-            runner = _FusedRunner(self, self._fused_program(keep), keep)
+            runner = FusedRunner(self, self._fused_program(keep), keep)
         else:
-            runner = _ScanRunner(self, keep)
+            runner = ScanRunner(self, keep)
         seeds = _seed_sequence(seed).spawn(3)
         init_rng, noise_rng, recovery_rng = (np.random.default_rng(s) for s in seeds)
         runner.seed(noise_rng, recovery_rng, n_chains)
@@ -905,7 +668,7 @@ class Sampler:
             smc = self._tempered_start(max(n_particles, n_chains), init_rng)
             chosen = init_rng.choice(len(smc.positions), size=n_chains, replace=False)
             positions = smc.positions[chosen]
-            start_factor = _particle_factor(smc.positions)
+            start_factor = particle_factor(smc.positions)
         else:
             positions = self.initial_positions(n_chains, init_rng, initial_values)
         logdensities = self._logdensity_batch(positions)
@@ -932,13 +695,13 @@ class Sampler:
             total=warmup + n_samples * thin, disable=not progressbar, unit="step", desc="warm-up"
         )
         done, k = 0, 0
-        bounds = sorted({int(f * warmup) for f in _WINDOW_BOUNDS})
-        window = _Moments()  # moments of the current window's positions, per chain
+        bounds = sorted({int(f * warmup) for f in WINDOW_BOUNDS})
+        window = Moments()  # moments of the current window's positions, per chain
         ends: list[np.ndarray] = []  # the chains' positions at the end of each of its blocks
         while done < warmup:
             if tune:
                 following = min((b for b in bounds if b > done), default=warmup)
-                n = min(_TUNING_BLOCK, warmup - done, following - done)
+                n = min(TUNING_BLOCK, warmup - done, following - done)
             else:
                 n = min(block_size, warmup - done)
             start = done
@@ -950,23 +713,23 @@ class Sampler:
                 continue
             k += 1
             acceptance = block.acceptance_sum.sum() / (n * n_chains)
-            current_step *= np.exp((acceptance - target) * _STEP_GAIN / np.sqrt(k))
+            current_step *= np.exp((acceptance - target) * STEP_GAIN / np.sqrt(k))
             if bounds[0] <= start and done <= bounds[-1]:
                 window.merge(n, block.position_mean, block.position_m2)
                 ends.append(positions.copy())
             if done in bounds[1:] and window.count > 1:
-                sd = _window_sd(window)
+                sd = window_sd(window)
                 if np.all(np.isfinite(sd)) and np.all(sd > 0):
                     # Restart the step size's adaptation at the new scale.
-                    scale = _proposal_scale(sd, ends, scale) if self.dense else sd
+                    scale = proposal_scale(sd, ends, scale) if self.dense else sd
                     current_step = 2.38 / np.sqrt(dim)
                     k = 0
-                window, ends = _Moments(), []
+                window, ends = Moments(), []
 
         bar.set_description("sampling")
         mode = "moments" if summary_only else "draws"
         accepted = np.zeros(n_chains)
-        moments = _Moments()
+        moments = Moments()
         if not summary_only:
             runner.allocate(n_chains, n_samples)
         done = 0
@@ -1245,10 +1008,10 @@ class Sampler:
             marginalizations = self._model.marginalizations
             for m, r in zip(marginalizations, self._recovery_graphs()):
                 # (a variable inside a kept one is drawn too)
-                elements = int(np.prod(_shape_of(m.discrete), dtype=int))
+                elements = int(np.prod(shape_of(m.discrete), dtype=int))
                 per_draw += len(r.support) * max(elements, largest_data)
             self._compiled[("record_size", keep)] = per_draw
-        return max(1, RECORD_MEMORY_BUDGET // (_LIVE_INTERMEDIATES * 8 * per_draw))
+        return max(1, RECORD_MEMORY_BUDGET // (LIVE_INTERMEDIATES * 8 * per_draw))
 
     def _record_graphs(self, keep: tuple[str, ...]):
         """The record of the variables ``keep`` in one chain's position: the latents in their own
@@ -1272,7 +1035,7 @@ class Sampler:
         for r, m in zip(recovery, self._model.marginalizations):
             if r.name in needed:
                 # One uniform per element drawn: per element of D, or one per joint configuration.
-                shape = _shape_of(m.discrete) if r.support.ndim == 1 else ()
+                shape = shape_of(m.discrete) if r.support.ndim == 1 else ()
                 uniform_shapes[r.name] = shape
                 uniforms[r.name] = at.tensor("float64", shape=shape, name=f"u_{r.name}")
         in_position = [
@@ -1312,7 +1075,7 @@ class Sampler:
             names += [r.name for r in self._recovery_graphs() if r.name in keep]
             shapes = [item.shape for item in self._density.layout if item.name in keep]
             shapes += [
-                _shape_of(m.discrete)
+                shape_of(m.discrete)
                 for r, m in zip(self._recovery_graphs(), self._model.marginalizations)
                 if r.name in keep
             ]
@@ -1558,251 +1321,6 @@ class Sampler:
 
     def __repr__(self) -> str:
         return f"Sampler(latent={self.latent}, marginalized={self.marginalized}, observed={self.observed})"
-
-
-@dataclass
-class _Block:
-    """What one compiled call of a loop returns (per chain; see `FusedRMHLoop`)."""
-
-    positions: np.ndarray
-    logdensities: np.ndarray
-    acceptance_sum: np.ndarray
-    n_accepted: np.ndarray
-    position_mean: np.ndarray
-    position_m2: np.ndarray
-    record_mean: np.ndarray | None = None
-    record_m2: np.ndarray | None = None
-
-
-# Bound on the memory of the record computed after the loop, per batch of draws: the discrete
-# conditionals hold K values per element (per observation, for some), many times the draws' size.
-RECORD_MEMORY_BUDGET = 64 * 2**20
-# Arrays of a record's largest size alive at once while it is computed (an estimate: see
-# `Sampler._record_rows`).
-_LIVE_INTERMEDIATES = 4
-
-
-class _DrawStore:
-    """Result arrays filled block by block (for records computed after the loop).
-
-    A runner that has it sets ``sampler``, ``keep`` and ``recovery_rng``.
-    """
-
-    def record_after_loop(
-        self, block: _Block, kept: np.ndarray, kept_logdensity: np.ndarray, mode: str, offset: int
-    ) -> _Block:
-        """The record of a block's kept positions ``kept`` ``(n_chains, n_kept, dim)``: stored from
-        draw ``offset`` on (``mode="draws"``) or merged into ``block``'s record moments.
-
-        The record is computed over a few draws of every chain at a time (and, when one draw of
-        every chain is too many, over a few chains at a time: `Sampler._record_rows`), so its
-        memory is bounded by `RECORD_MEMORY_BUDGET`, not by the block's length.
-        """
-        n_chains, n_kept = kept.shape[:2]
-        per_batch = max(1, self.sampler._record_rows(self.keep) // n_chains)
-        moments = _Moments()
-        for start in range(0, n_kept, per_batch):
-            stop = min(n_kept, start + per_batch)
-            draws = self.sampler._constrain_and_recover(
-                kept[:, start:stop], self.recovery_rng, self.keep
-            )
-            if mode == "draws":
-                self.store(draws, kept_logdensity[:, start:stop], offset + start)
-            else:
-                moments.merge(stop - start, *_draws_moments(self.sampler, draws, self.keep))
-        if mode != "draws":
-            block.record_mean, block.record_m2 = moments.mean, moments.m2
-        return block
-
-    def allocate(self, n_chains: int, n_samples: int) -> None:
-        self.draws: dict[str, np.ndarray] = {}
-        self.kept_logdensity = np.empty((n_chains, n_samples))
-        self.n_samples = n_samples
-
-    def collect(self):
-        return self.draws, self.kept_logdensity
-
-    def store(self, draws: dict[str, np.ndarray], kept_logdensity: np.ndarray, offset: int):
-        n_chains, n_kept = kept_logdensity.shape
-        for name, value in draws.items():
-            if name not in self.draws:
-                shape = (n_chains, self.n_samples, *value.shape[2:])
-                self.draws[name] = np.empty(shape, dtype=value.dtype)
-            self.draws[name][:, offset : offset + n_kept] = value
-        self.kept_logdensity[:, offset : offset + n_kept] = kept_logdensity
-
-
-class _ScanRunner(_DrawStore):
-    """Blocks of steps by the vectorized step inside ``scan``; NumPy draws the noise per block."""
-
-    name = "scan"
-
-    def __init__(self, sampler: Sampler, keep: tuple[str, ...]):
-        self.sampler = sampler
-        self.keep = keep
-        self.fn = sampler._step_function()
-
-    def seed(self, noise_rng, recovery_rng, n_chains: int):
-        self.noise_rng, self.recovery_rng = noise_rng, recovery_rng
-
-    def record_layout(self):
-        return _draws_layout(self.sampler, self.keep)
-
-    def run(self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0):
-        n_chains, dim = positions.shape
-        eps, exp_draws = rmh.draw_noise(self.noise_rng, n_steps, n_chains, dim)
-        xs, lps, probs, acc = self.fn(positions, logdensities, eps, exp_draws, step_size, scale)
-        kept = np.swapaxes(xs[thin - 1 :: thin], 0, 1)
-        mean = kept.mean(axis=1)
-        block = _Block(
-            positions=xs[-1],
-            logdensities=lps[-1],
-            acceptance_sum=probs.sum(axis=0),
-            n_accepted=acc.sum(axis=0),
-            position_mean=mean,
-            position_m2=((kept - mean[:, None]) ** 2).sum(axis=1),
-        )
-        if mode == "warmup":
-            return block
-        return self.record_after_loop(block, kept, lps[thin - 1 :: thin].T, mode, offset)
-
-
-class _FusedRunner(_DrawStore):
-    """Blocks of steps by the fused C loop (`aemix.fused`); the noise is drawn inside the loop."""
-
-    name = "fused"
-
-    def __init__(self, sampler: Sampler, program: FusedProgram, keep: tuple[str, ...]):
-        self.sampler = sampler
-        self.program = program
-        self.keep = keep
-
-    def seed(self, noise_rng, recovery_rng, n_chains: int):
-        # Two generators per tile of chains (steps, records), so the draws do not depend on the
-        # number of threads.
-        n_tiles = tile_count(n_chains)
-        steps = noise_rng.bit_generator.seed_seq.spawn(n_tiles)
-        records = recovery_rng.bit_generator.seed_seq.spawn(n_tiles)
-        self.bit_generators = tuple(
-            np.random.PCG64(s) for pair in zip(steps, records) for s in pair
-        )
-        self.recovery_rng = recovery_rng
-
-    def _records(self):
-        """``(name, shape, is_float)`` of every record, in the order of the record's outputs."""
-        s = self.sampler
-        records = [(item.name, item.shape, True) for item in s._density.layout]
-        for r, m in zip(s._recovery_graphs(), s._model.marginalizations):
-            records.append((r.name, _shape_of(m.discrete), r.support.dtype.kind == "f"))
-        return [record for record in records if record[0] in self.keep]
-
-    def record_layout(self):
-        """``(name, shape, columns)`` in the moments' columns: the float records, then the others."""
-        if self.program.record_note:
-            return _draws_layout(self.sampler, self.keep)
-        layout, start = [], {True: 0, False: self.program.n_float}
-        for name, shape, is_float in self._records():
-            size = int(np.prod(shape, dtype=int))
-            layout.append((name, shape, slice(start[is_float], start[is_float] + size)))
-            start[is_float] += size
-        return layout
-
-    def allocate(self, n_chains: int, n_samples: int) -> None:
-        p = self.program
-        if p.record_note:
-            super().allocate(n_chains, n_samples)
-            return
-        self.sink = (
-            np.empty((n_chains, n_samples, p.n_float)),
-            np.empty((n_chains, n_samples, p.n_int), dtype=np.int64),
-            np.empty((n_chains, n_samples)),
-        )
-
-    def collect(self):
-        if self.program.record_note:
-            return super().collect()
-        floats, ints, kept_logdensity = self.sink
-        n_chains, n_samples = kept_logdensity.shape
-        draws, columns = {}, {True: 0, False: 0}
-        for name, shape, is_float in self._records():
-            size = int(np.prod(shape, dtype=int))
-            source = floats if is_float else ints
-            piece = source[:, :, columns[is_float] : columns[is_float] + size]
-            # A view when the record is the only one of its kind (the common case); else a copy.
-            draws[name] = piece.reshape(n_chains, n_samples, *shape)
-            columns[is_float] += size
-        return draws, kept_logdensity
-
-    def run(self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0):
-        fn = self.sampler._fused_function(self.keep)
-        if mode != "warmup" and self.program.record_note:
-            # The loop keeps this block's positions; the record is computed from them, per block
-            # (so that both modes draw the discrete variables from the same random stream).
-            n_chains, n_kept = len(positions), n_steps // thin
-            sink = (
-                np.empty((n_chains, n_kept, self.program.n_float)),
-                np.empty((n_chains, n_kept, 0), dtype=np.int64),
-                np.empty((n_chains, n_kept)),
-            )
-            block = self._call(
-                fn, positions, logdensities, step_size, scale, n_steps, thin, "draws", sink, 0
-            )
-            return self.record_after_loop(block, sink[0], sink[2], mode, offset)
-        sink, offset = (self.sink, offset) if mode == "draws" else (None, 0)
-        return self._call(
-            fn, positions, logdensities, step_size, scale, n_steps, thin, mode, sink, offset
-        )
-
-    def _call(
-        self, fn, positions, logdensities, step_size, scale, n_steps, thin, mode, sink, offset
-    ) -> _Block:
-        outs = fn(
-            self.bit_generators,
-            positions,
-            logdensities,
-            step_size,
-            scale,
-            n_steps,
-            thin,
-            MODES[mode],
-            sink,
-            offset,
-            self.n_threads,
-        )
-        return _Block(*outs)
-
-
-def _draws_layout(sampler: Sampler, keep: tuple[str, ...]):
-    """``(name, shape, columns)`` of the kept latents then marginalized variables, flattened."""
-    layout, start = [], 0
-    shapes = [(item.name, item.shape) for item in sampler._density.layout]
-    shapes += [(m.discrete.name, _shape_of(m.discrete)) for m in sampler._model.marginalizations]
-    for name, shape in shapes:
-        if name not in keep:
-            continue
-        size = int(np.prod(shape, dtype=int))
-        layout.append((name, shape, slice(start, start + size)))
-        start += size
-    return layout
-
-
-def _draws_moments(sampler: Sampler, draws: dict[str, np.ndarray], keep: tuple[str, ...]):
-    """Per-chain mean and sum of squared deviations of ``draws``, in `_draws_layout`'s columns."""
-    n_chains, n_kept = next(iter(draws.values())).shape[:2]
-    flat = np.concatenate(
-        [draws[name].reshape(n_chains, n_kept, -1) for name, _, _ in _draws_layout(sampler, keep)],
-        axis=2,
-    ).astype(float)
-    moments = _Moments()
-    moments.add_draws(flat)
-    return moments.mean, moments.m2
-
-
-def _shape_of(var: Variable) -> tuple[int, ...]:
-    shape = var.type.shape
-    if any(s is None for s in shape):
-        shape = tuple(int(s) for s in aesara.function([], var.shape, mode="FAST_COMPILE")())
-    return tuple(shape)
 
 
 def _short(v: Variable) -> str:

@@ -2,7 +2,7 @@
 
 The change point's conditional takes K x T = 112 x 112 values per draw, so its record does not
 lower to the fused loop: the loop keeps the positions and the record is computed after it, in
-batches of draws bounded by ``aemix.sampler.RECORD_MEMORY_BUDGET``.  Prints the growth of the
+batches of draws bounded by ``aemix.runners.RECORD_MEMORY_BUDGET``.  Prints the growth of the
 process's peak resident memory over one ``sample`` call (25 chains x 1000 draws; compiled before),
 beside the size of the draws.
 

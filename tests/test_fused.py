@@ -84,7 +84,7 @@ def test_tile_counts_split_the_chains_as_the_loop_does(seed_sampler, monkeypatch
     # The loop refuses generators that do not split the chains (more tiles than chains, or tiles
     # too wide), rather than leaving chains out.
     for wrong in (lambda n: n + 1, lambda n: 1):
-        monkeypatch.setattr("aemix.sampler.tile_count", wrong)
+        monkeypatch.setattr("aemix.runners.tile_count", wrong)
         with pytest.raises(ValueError, match="do not split 600 chains"):
             seed_sampler.sample(5, n_chains=600, warmup=0, loop="fused")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import aemix
-from aemix.sampler import RECORD_MEMORY_BUDGET
+from aemix.runners import RECORD_MEMORY_BUDGET
 from tests.helpers import seed_model
 
 

@@ -1,0 +1,270 @@
+"""The two ways chains run: blocks of RMH steps by the fused C loop or by a batched ``scan``.
+
+A runner takes the chains' positions and log-densities and the frozen kernel parameters, runs a
+block of steps, and returns a `Block`: the new state, acceptance counts, position moments and,
+outside warm-up, the kept draws (stored into preallocated arrays) or their running moments.  It
+never decides tuning (see `aemix.adaptation`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import aesara
+import numpy as np
+from aesara.graph.basic import Variable
+
+from aemix.fused import MODES, FusedProgram, tile_count
+from aemix.kernels import rmh
+from aemix.results import Moments
+
+if TYPE_CHECKING:
+    from aemix.sampler import Sampler
+
+__all__ = ["Block", "ScanRunner", "FusedRunner", "RECORD_MEMORY_BUDGET"]
+
+
+@dataclass
+class Block:
+    """What one compiled call of a loop returns (per chain; see `FusedRMHLoop`)."""
+
+    positions: np.ndarray
+    logdensities: np.ndarray
+    acceptance_sum: np.ndarray
+    n_accepted: np.ndarray
+    position_mean: np.ndarray
+    position_m2: np.ndarray
+    record_mean: np.ndarray | None = None
+    record_m2: np.ndarray | None = None
+
+
+# Bound on the memory of the record computed after the loop, per batch of draws: the discrete
+# conditionals hold K values per element (per observation, for some), many times the draws' size.
+RECORD_MEMORY_BUDGET = 64 * 2**20
+# Arrays of a record's largest size alive at once while it is computed (an estimate: see
+# `Sampler._record_rows`).
+LIVE_INTERMEDIATES = 4
+
+
+class DrawStore:
+    """Result arrays filled block by block (for records computed after the loop).
+
+    A runner that has it sets ``sampler``, ``keep`` and ``recovery_rng``.
+    """
+
+    def record_after_loop(
+        self, block: Block, kept: np.ndarray, kept_logdensity: np.ndarray, mode: str, offset: int
+    ) -> Block:
+        """The record of a block's kept positions ``kept`` ``(n_chains, n_kept, dim)``: stored from
+        draw ``offset`` on (``mode="draws"``) or merged into ``block``'s record moments.
+
+        The record is computed over a few draws of every chain at a time (and, when one draw of
+        every chain is too many, over a few chains at a time: `Sampler._record_rows`), so its
+        memory is bounded by `RECORD_MEMORY_BUDGET`, not by the block's length.
+        """
+        n_chains, n_kept = kept.shape[:2]
+        per_batch = max(1, self.sampler._record_rows(self.keep) // n_chains)
+        moments = Moments()
+        for start in range(0, n_kept, per_batch):
+            stop = min(n_kept, start + per_batch)
+            draws = self.sampler._constrain_and_recover(
+                kept[:, start:stop], self.recovery_rng, self.keep
+            )
+            if mode == "draws":
+                self.store(draws, kept_logdensity[:, start:stop], offset + start)
+            else:
+                moments.merge(stop - start, *draws_moments(self.sampler, draws, self.keep))
+        if mode != "draws":
+            block.record_mean, block.record_m2 = moments.mean, moments.m2
+        return block
+
+    def allocate(self, n_chains: int, n_samples: int) -> None:
+        self.draws: dict[str, np.ndarray] = {}
+        self.kept_logdensity = np.empty((n_chains, n_samples))
+        self.n_samples = n_samples
+
+    def collect(self):
+        return self.draws, self.kept_logdensity
+
+    def store(self, draws: dict[str, np.ndarray], kept_logdensity: np.ndarray, offset: int):
+        n_chains, n_kept = kept_logdensity.shape
+        for name, value in draws.items():
+            if name not in self.draws:
+                shape = (n_chains, self.n_samples, *value.shape[2:])
+                self.draws[name] = np.empty(shape, dtype=value.dtype)
+            self.draws[name][:, offset : offset + n_kept] = value
+        self.kept_logdensity[:, offset : offset + n_kept] = kept_logdensity
+
+
+class ScanRunner(DrawStore):
+    """Blocks of steps by the vectorized step inside ``scan``; NumPy draws the noise per block."""
+
+    name = "scan"
+
+    def __init__(self, sampler: Sampler, keep: tuple[str, ...]):
+        self.sampler = sampler
+        self.keep = keep
+        self.fn = sampler._step_function()
+
+    def seed(self, noise_rng, recovery_rng, n_chains: int):
+        self.noise_rng, self.recovery_rng = noise_rng, recovery_rng
+
+    def record_layout(self):
+        return draws_layout(self.sampler, self.keep)
+
+    def run(self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0):
+        n_chains, dim = positions.shape
+        eps, exp_draws = rmh.draw_noise(self.noise_rng, n_steps, n_chains, dim)
+        xs, lps, probs, acc = self.fn(positions, logdensities, eps, exp_draws, step_size, scale)
+        kept = np.swapaxes(xs[thin - 1 :: thin], 0, 1)
+        mean = kept.mean(axis=1)
+        block = Block(
+            positions=xs[-1],
+            logdensities=lps[-1],
+            acceptance_sum=probs.sum(axis=0),
+            n_accepted=acc.sum(axis=0),
+            position_mean=mean,
+            position_m2=((kept - mean[:, None]) ** 2).sum(axis=1),
+        )
+        if mode == "warmup":
+            return block
+        return self.record_after_loop(block, kept, lps[thin - 1 :: thin].T, mode, offset)
+
+
+class FusedRunner(DrawStore):
+    """Blocks of steps by the fused C loop (`aemix.fused`); the noise is drawn inside the loop."""
+
+    name = "fused"
+
+    def __init__(self, sampler: Sampler, program: FusedProgram, keep: tuple[str, ...]):
+        self.sampler = sampler
+        self.program = program
+        self.keep = keep
+
+    def seed(self, noise_rng, recovery_rng, n_chains: int):
+        # Two generators per tile of chains (steps, records), so the draws do not depend on the
+        # number of threads.
+        n_tiles = tile_count(n_chains)
+        steps = noise_rng.bit_generator.seed_seq.spawn(n_tiles)
+        records = recovery_rng.bit_generator.seed_seq.spawn(n_tiles)
+        self.bit_generators = tuple(
+            np.random.PCG64(s) for pair in zip(steps, records) for s in pair
+        )
+        self.recovery_rng = recovery_rng
+
+    def _records(self):
+        """``(name, shape, is_float)`` of every record, in the order of the record's outputs."""
+        s = self.sampler
+        records = [(item.name, item.shape, True) for item in s._density.layout]
+        for r, m in zip(s._recovery_graphs(), s._model.marginalizations):
+            records.append((r.name, shape_of(m.discrete), r.support.dtype.kind == "f"))
+        return [record for record in records if record[0] in self.keep]
+
+    def record_layout(self):
+        """``(name, shape, columns)`` in the moments' columns: the float records, then the others."""
+        if self.program.record_note:
+            return draws_layout(self.sampler, self.keep)
+        layout, start = [], {True: 0, False: self.program.n_float}
+        for name, shape, is_float in self._records():
+            size = int(np.prod(shape, dtype=int))
+            layout.append((name, shape, slice(start[is_float], start[is_float] + size)))
+            start[is_float] += size
+        return layout
+
+    def allocate(self, n_chains: int, n_samples: int) -> None:
+        p = self.program
+        if p.record_note:
+            super().allocate(n_chains, n_samples)
+            return
+        self.sink = (
+            np.empty((n_chains, n_samples, p.n_float)),
+            np.empty((n_chains, n_samples, p.n_int), dtype=np.int64),
+            np.empty((n_chains, n_samples)),
+        )
+
+    def collect(self):
+        if self.program.record_note:
+            return super().collect()
+        floats, ints, kept_logdensity = self.sink
+        n_chains, n_samples = kept_logdensity.shape
+        draws, columns = {}, {True: 0, False: 0}
+        for name, shape, is_float in self._records():
+            size = int(np.prod(shape, dtype=int))
+            source = floats if is_float else ints
+            piece = source[:, :, columns[is_float] : columns[is_float] + size]
+            # A view when the record is the only one of its kind (the common case); else a copy.
+            draws[name] = piece.reshape(n_chains, n_samples, *shape)
+            columns[is_float] += size
+        return draws, kept_logdensity
+
+    def run(self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0):
+        fn = self.sampler._fused_function(self.keep)
+        if mode != "warmup" and self.program.record_note:
+            # The loop keeps this block's positions; the record is computed from them, per block
+            # (so that both modes draw the discrete variables from the same random stream).
+            n_chains, n_kept = len(positions), n_steps // thin
+            sink = (
+                np.empty((n_chains, n_kept, self.program.n_float)),
+                np.empty((n_chains, n_kept, 0), dtype=np.int64),
+                np.empty((n_chains, n_kept)),
+            )
+            block = self._call(
+                fn, positions, logdensities, step_size, scale, n_steps, thin, "draws", sink, 0
+            )
+            return self.record_after_loop(block, sink[0], sink[2], mode, offset)
+        sink, offset = (self.sink, offset) if mode == "draws" else (None, 0)
+        return self._call(
+            fn, positions, logdensities, step_size, scale, n_steps, thin, mode, sink, offset
+        )
+
+    def _call(
+        self, fn, positions, logdensities, step_size, scale, n_steps, thin, mode, sink, offset
+    ) -> Block:
+        outs = fn(
+            self.bit_generators,
+            positions,
+            logdensities,
+            step_size,
+            scale,
+            n_steps,
+            thin,
+            MODES[mode],
+            sink,
+            offset,
+            self.n_threads,
+        )
+        return Block(*outs)
+
+
+def draws_layout(sampler: Sampler, keep: tuple[str, ...]):
+    """``(name, shape, columns)`` of the kept latents then marginalized variables, flattened."""
+    layout, start = [], 0
+    shapes = [(item.name, item.shape) for item in sampler._density.layout]
+    shapes += [(m.discrete.name, shape_of(m.discrete)) for m in sampler._model.marginalizations]
+    for name, shape in shapes:
+        if name not in keep:
+            continue
+        size = int(np.prod(shape, dtype=int))
+        layout.append((name, shape, slice(start, start + size)))
+        start += size
+    return layout
+
+
+def draws_moments(sampler: Sampler, draws: dict[str, np.ndarray], keep: tuple[str, ...]):
+    """Per-chain mean and sum of squared deviations of ``draws``, in `draws_layout`'s columns."""
+    n_chains, n_kept = next(iter(draws.values())).shape[:2]
+    flat = np.concatenate(
+        [draws[name].reshape(n_chains, n_kept, -1) for name, _, _ in draws_layout(sampler, keep)],
+        axis=2,
+    ).astype(float)
+    moments = Moments()
+    moments.add_draws(flat)
+    return moments.mean, moments.m2
+
+
+def shape_of(var: Variable) -> tuple[int, ...]:
+    shape = var.type.shape
+    if any(s is None for s in shape):
+        shape = tuple(int(s) for s in aesara.function([], var.shape, mode="FAST_COMPILE")())
+    return tuple(shape)
