@@ -13,6 +13,7 @@ import numpy as np
 from aemix.results import Moments
 
 __all__ = [
+    "warm_up",
     "DENSE_MAX_DIM",
     "WINDOW_BOUNDS",
     "TUNING_BLOCK",
@@ -76,3 +77,72 @@ def proposal_scale(sd: np.ndarray, ends: list[np.ndarray], previous: np.ndarray)
     except np.linalg.LinAlgError:
         return np.diag(sd).ravel()
     return factor.ravel()
+
+
+def warm_up(
+    run_block,
+    positions: np.ndarray,
+    logdensities: np.ndarray,
+    step_size: float,
+    scale: np.ndarray,
+    *,
+    n_steps: int,
+    target: float,
+    tune: bool,
+    dense: bool,
+    block_size: int,
+):
+    """Run ``n_steps`` warm-up steps through ``run_block`` and adapt the proposal on the way.
+
+    Robbins-Monro on the log step size toward ``target``; the scale (per coordinate, or the flat
+    Cholesky factor when ``dense``) re-estimated at the end of each window of `WINDOW_BOUNDS`
+    (the first 15% is the walk in from the starting points, whose spread would inflate the
+    scales; the last 15% tunes the step size to the final scale).  Without ``tune`` the steps
+    just run.
+
+    Parameters
+    ----------
+    run_block
+        ``run_block(positions, logdensities, step_size, scale, n) -> Block`` (`aemix.runners`).
+    positions, logdensities
+        The chains' state, ``(n_chains, dim)`` and ``(n_chains,)``.
+    step_size, scale
+        The starting kernel parameters.
+
+    Returns
+    -------
+    tuple
+        ``(positions, logdensities, step_size, scale)`` after warm-up.
+    """
+    n_chains, dim = positions.shape
+    done, k = 0, 0
+    bounds = sorted({int(f * n_steps) for f in WINDOW_BOUNDS})
+    window = Moments()  # moments of the current window's positions, per chain
+    ends: list[np.ndarray] = []  # the chains' positions at the end of each of its blocks
+    while done < n_steps:
+        if tune:
+            following = min((b for b in bounds if b > done), default=n_steps)
+            n = min(TUNING_BLOCK, n_steps - done, following - done)
+        else:
+            n = min(block_size, n_steps - done)
+        start = done
+        block = run_block(positions, logdensities, step_size, scale, n)
+        positions, logdensities = block.positions, block.logdensities
+        done += n
+        if not tune:
+            continue
+        k += 1
+        acceptance = block.acceptance_sum.sum() / (n * n_chains)
+        step_size *= np.exp((acceptance - target) * STEP_GAIN / np.sqrt(k))
+        if bounds[0] <= start and done <= bounds[-1]:
+            window.merge(n, block.position_mean, block.position_m2)
+            ends.append(positions.copy())
+        if done in bounds[1:] and window.count > 1:
+            sd = window_sd(window)
+            if np.all(np.isfinite(sd)) and np.all(sd > 0):
+                # Restart the step size's adaptation at the new scale.
+                scale = proposal_scale(sd, ends, scale) if dense else sd
+                step_size = 2.38 / np.sqrt(dim)
+                k = 0
+            window, ends = Moments(), []
+    return positions, logdensities, step_size, scale

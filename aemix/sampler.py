@@ -28,12 +28,8 @@ from tqdm.auto import tqdm
 
 from aemix.adaptation import (
     DENSE_MAX_DIM,
-    STEP_GAIN,
-    TUNING_BLOCK,
-    WINDOW_BOUNDS,
     particle_factor,
-    proposal_scale,
-    window_sd,
+    warm_up,
 )
 from aemix.diagnostics import diagnose_draws, diagnose_moments, warn_if_untrustworthy
 from aemix.errors import (
@@ -685,47 +681,29 @@ class Sampler:
             else target_acceptance
         )
 
-        # Warm-up: Robbins-Monro on log step size; per-coordinate scale re-estimated at the end of
-        # each of three growing windows of the chains' pooled positions (the first 15% is the walk
-        # in from the starting points, whose spread would inflate the scales; the last 15% tunes
-        # the step size to the final scale).
         if progressbar is None:
             progressbar = sys.stderr.isatty()
         bar = tqdm(
             total=warmup + n_samples * thin, disable=not progressbar, unit="step", desc="warm-up"
         )
-        done, k = 0, 0
-        bounds = sorted({int(f * warmup) for f in WINDOW_BOUNDS})
-        window = Moments()  # moments of the current window's positions, per chain
-        ends: list[np.ndarray] = []  # the chains' positions at the end of each of its blocks
-        while done < warmup:
-            if tune:
-                following = min((b for b in bounds if b > done), default=warmup)
-                n = min(TUNING_BLOCK, warmup - done, following - done)
-            else:
-                n = min(block_size, warmup - done)
-            start = done
-            block = runner.run(positions, logdensities, current_step, scale, n, 1, "warmup")
-            positions, logdensities = block.positions, block.logdensities
-            done += n
-            bar.update(n)
-            if not tune:
-                continue
-            k += 1
-            acceptance = block.acceptance_sum.sum() / (n * n_chains)
-            current_step *= np.exp((acceptance - target) * STEP_GAIN / np.sqrt(k))
-            if bounds[0] <= start and done <= bounds[-1]:
-                window.merge(n, block.position_mean, block.position_m2)
-                ends.append(positions.copy())
-            if done in bounds[1:] and window.count > 1:
-                sd = window_sd(window)
-                if np.all(np.isfinite(sd)) and np.all(sd > 0):
-                    # Restart the step size's adaptation at the new scale.
-                    scale = proposal_scale(sd, ends, scale) if self.dense else sd
-                    current_step = 2.38 / np.sqrt(dim)
-                    k = 0
-                window, ends = Moments(), []
 
+        def run_warmup_block(positions, logdensities, step, scale, n):
+            block = runner.run(positions, logdensities, step, scale, n, 1, "warmup")
+            bar.update(n)
+            return block
+
+        positions, logdensities, current_step, scale = warm_up(
+            run_warmup_block,
+            positions,
+            logdensities,
+            current_step,
+            scale,
+            n_steps=warmup,
+            target=target,
+            tune=tune,
+            dense=self.dense,
+            block_size=block_size,
+        )
         bar.set_description("sampling")
         mode = "moments" if summary_only else "draws"
         accepted = np.zeros(n_chains)
