@@ -150,7 +150,7 @@ def diagnose_moments(
     return out
 
 
-def warn_if_untrustworthy(diagnostics: Diagnostics, stacklevel: int = 4) -> None:
+def warn_if_untrustworthy(diagnostics: Diagnostics, stacklevel: int = 5) -> None:
     """Emit a `ConvergenceWarning` that lists the problems and what to try."""
     problems = diagnostics.problems()
     if not problems:
