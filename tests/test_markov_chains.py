@@ -72,7 +72,7 @@ def smoothed_marginals(data, transition, initial, mu):
 )
 def test_hidden_markov_model_density_is_the_forward_algorithm(n_steps):
     if n_steps == 200:
-        n_steps = max(100, int(200 * stat_scale()))
+        n_steps = max(60, int(200 * stat_scale() ** 2))
     data = np.random.default_rng(n_steps).normal(size=n_steps)
     outputs, observed = hidden_markov_model(data, P2, np.array([0.5, 0.5]))
     sampler = aemix.build_sampler(outputs, observed, mode=FAST)
