@@ -817,13 +817,12 @@ class Sampler:
         if not recovery:
             return {}
         needed = list(self.latent) + [e for r in recovery for e in r.enclosing]
-        missing = [name for name in dict.fromkeys(needed) if name not in draws]
-        if missing:
-            raise ValueError(
-                f"the conditional probabilities are functions of every latent variable (and of "
-                f"the discrete variables around a nested one), and the draws of {missing} were not "
-                f"kept: sample with var_names that include them"
-            )
+        _require_draws(
+            draws,
+            needed,
+            "the conditional probabilities are functions of every latent variable (and of the "
+            "discrete variables around a nested one)",
+        )
         fn = self._compiled.get("conditionals")
         draw_vars = {r.name: r.draw for r in recovery}
         enclosing = list(dict.fromkeys(e for r in recovery for e in r.enclosing))
@@ -876,12 +875,9 @@ class Sampler:
         dict
             ``name -> array`` of shape ``(n_chains, n_samples, *term_shape)`` per observed variable.
         """
-        missing = [name for name in self.latent if name not in draws]
-        if missing:
-            raise ValueError(
-                f"the log-likelihood is a function of every latent variable, and the draws of "
-                f"{missing} were not kept: sample with var_names that include them"
-            )
+        _require_draws(
+            draws, self.latent, "the log-likelihood is a function of every latent variable"
+        )
         cached = self._compiled.get("log_likelihood")
         if cached is None:
             from aemix.results import batched_function, log_likelihood_graphs
@@ -933,12 +929,11 @@ class Sampler:
             ``name -> array`` of shape ``(n_chains, n_samples, *shape)`` per observed variable.
         """
         names = self.latent + self.marginalized
-        missing = [name for name in names if name not in result.draws]
-        if missing:
-            raise ValueError(
-                f"the posterior predictive is drawn given every latent and marginalized variable, "
-                f"and the draws of {missing} were not kept: sample with var_names that include them"
-            )
+        _require_draws(
+            result.draws,
+            names,
+            "the posterior predictive is drawn given every latent and marginalized variable",
+        )
         cached = self._compiled.get("predictive")
         if cached is None:
             from aemix.results import predictive_function
@@ -1299,6 +1294,16 @@ class Sampler:
 
     def __repr__(self) -> str:
         return f"Sampler(latent={self.latent}, marginalized={self.marginalized}, observed={self.observed})"
+
+
+def _require_draws(draws: Mapping[str, Any], names, why: str) -> None:
+    """Refuse (``ValueError``) when a variable in ``names`` has no draws in ``draws``."""
+    missing = [name for name in dict.fromkeys(names) if name not in draws]
+    if missing:
+        raise ValueError(
+            f"{why}, and the draws of {missing} were not kept: sample with var_names that "
+            "include them"
+        )
 
 
 def _short(v: Variable) -> str:
