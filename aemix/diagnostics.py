@@ -150,18 +150,37 @@ def diagnose_moments(
     return out
 
 
-def warn_if_untrustworthy(diagnostics: Diagnostics, stacklevel: int = 5) -> None:
-    """Emit a `ConvergenceWarning` that lists the problems and what to try."""
+def warn_if_untrustworthy(
+    diagnostics: Diagnostics, stacklevel: int = 5, tempered: bool = False
+) -> None:
+    """Emit a `ConvergenceWarning` that lists the problems and what to try.
+
+    ``tempered`` says that the chains started from tempered SMC particles, so that the advice does
+    not send the user to the start they already had.
+    """
     problems = diagnostics.problems()
     if not problems:
         return
+    if tempered:
+        advice = (
+            "The chains started from tempered SMC particles: if the model is symmetric in its "
+            "labels (a mixture whose components have the same priors), R-hat across chains "
+            "measures label switching, and an ordering of the locations or distinct priors fixes "
+            "it; otherwise try a longer warmup, more draws, a larger thin, or reparameterizing "
+            "the model (e.g. non-centered hierarchical parameters)"
+        )
+    else:
+        advice = (
+            "Try start='tempered' (chains started from the posterior by tempered SMC, every mode "
+            "in proportion), a longer warmup, more draws or chains, a larger thin, or "
+            "reparameterizing the model (e.g. non-centered hierarchical parameters)"
+        )
     warnings.warn(
         "the draws may not represent the posterior: "
         + "; ".join(problems)
-        + f" (acceptance rate {diagnostics.acceptance_rate:.3f}). Try start='tempered' (chains "
-        "started from the posterior by tempered SMC, every mode in proportion), a longer warmup, "
-        "more draws or chains, or reparameterizing the model (e.g. non-centered hierarchical "
-        "parameters); result.diagnostics holds the numbers.",
+        + f" (acceptance rate {diagnostics.acceptance_rate:.3f}). "
+        + advice
+        + "; result.diagnostics holds the numbers.",
         ConvergenceWarning,
         stacklevel=stacklevel,
     )

@@ -70,6 +70,9 @@ class LogDensity:
     separable_likelihood
         Whether the prior part is exactly the latents' prior density (no latent shares a
         placeholder with data), so that prior draws follow it.
+    logprior
+        Scalar graph in ``position``: the rest of ``logdensity`` (Jacobian included), so that
+        ``logprior + loglikelihood`` is ``logdensity`` term for term.
     """
 
     layout: list[LatentLayout]
@@ -80,10 +83,16 @@ class LogDensity:
     constrained_logdensity: Variable
     loglikelihood: Variable | None = None
     separable_likelihood: bool = True
+    logprior: Variable | None = None
 
     @property
     def dim(self) -> int:
         return self.layout[-1].stop if self.layout else 0
+
+    def tempered(self, beta: Variable) -> Variable:
+        """``logprior + beta * loglikelihood``: the density at inverse temperature ``beta``, the
+        log-density itself at ``beta = 1`` (each term computed once, whatever ``beta``)."""
+        return self.logprior + beta * self.loglikelihood
 
 
 def _slice(position: Variable, item: LatentLayout) -> Variable:
@@ -144,6 +153,8 @@ def build_logdensity(
     with_data = {node for node in (rv.owner for rv in realized) if node is not None}
     likelihood_terms = [at.sum(t) for rv, t in terms.items() if rv.owner in with_data]
     loglikelihood = at.sum(likelihood_terms) if likelihood_terms else at.constant(np.float64(0.0))
+    prior_terms = [at.sum(t) for rv, t in terms.items() if rv.owner not in with_data]
+    logprior = at.sum(prior_terms) if prior_terms else at.constant(np.float64(0.0))
     # The prior part is the prior of the latents when no latent shares a node with data.
     separable = not any(copy.owner in with_data for copy in copies)
 
@@ -160,6 +171,7 @@ def build_logdensity(
     memo: dict[Variable, Variable] = {}
     logdensity = substitute(unconstrained_logp, dict(zip(free_vars, pieces)), memo)
     loglikelihood = substitute(loglikelihood, dict(zip(free_vars, pieces)), memo)
+    logprior = substitute(logprior, dict(zip(free_vars, pieces)), memo)
 
     # Each latent in its own space: backward transforms whose parameters are the parents' values.
     rv_to_value: dict[Variable, Variable] = dict(observed)
@@ -185,4 +197,5 @@ def build_logdensity(
         constrained_logdensity=constrained_logp,
         loglikelihood=loglikelihood,
         separable_likelihood=separable,
+        logprior=logprior,
     )

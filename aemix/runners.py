@@ -113,10 +113,15 @@ class ScanRunner(DrawStore):
     def record_layout(self):
         return draws_layout(self.sampler, self.keep)
 
-    def run(self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0):
+    def run(
+        self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0, beta=1.0
+    ):
         n_chains, dim = positions.shape
         eps, exp_draws = rmh.draw_noise(self.noise_rng, n_steps, n_chains, dim)
-        xs, lps, probs, acc = self.fn(positions, logdensities, eps, exp_draws, step_size, scale)
+        parameters = kernel_parameters(scale, beta)
+        xs, lps, probs, acc = self.fn(
+            positions, logdensities, eps, exp_draws, step_size, parameters
+        )
         kept = np.swapaxes(xs[thin - 1 :: thin], 0, 1)
         mean = kept.mean(axis=1)
         block = Block(
@@ -198,8 +203,11 @@ class FusedRunner(DrawStore):
             columns[is_float] += size
         return draws, kept_logdensity
 
-    def run(self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0):
+    def run(
+        self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0, beta=1.0
+    ):
         fn = self.sampler._fused_function(self.keep)
+        scale = kernel_parameters(scale, beta)
         if mode != "warmup" and self.program.record_note:
             # The loop keeps this block's positions; the record is computed from them, per block
             # (so that both modes draw the discrete variables from the same random stream).
@@ -235,6 +243,12 @@ class FusedRunner(DrawStore):
             self.n_threads,
         )
         return Block(*outs)
+
+
+def kernel_parameters(scale: np.ndarray, beta: float) -> np.ndarray:
+    """The compiled steps' flat parameter input: the proposal's scale, then the inverse
+    temperature ``beta`` of the density the chains move at (1 when sampling)."""
+    return np.append(np.asarray(scale, dtype=np.float64).ravel(), float(beta))
 
 
 def draws_layout(sampler: Sampler, keep: tuple[str, ...]):

@@ -12,6 +12,7 @@ import inspect
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -31,7 +32,12 @@ from aemix.adaptation import (
     particle_factor,
     warm_up,
 )
-from aemix.diagnostics import diagnose_draws, diagnose_moments, warn_if_untrustworthy
+from aemix.diagnostics import (
+    ConvergenceWarning,
+    diagnose_draws,
+    diagnose_moments,
+    warn_if_untrustworthy,
+)
 from aemix.errors import (
     ConfigurationError,
     FusedLoopError,
@@ -77,6 +83,10 @@ from aemix.vectorize import vectorize_draws, vectorize_graph
 __all__ = ["build_sampler", "Sampler", "SampleResult", "SampleSummary"]
 
 _MAX_INIT_TRIES = 100
+# Chains run by default (see `Sampler.sample`).
+DEFAULT_CHAINS = 32
+# The largest thinning ``thin="auto"`` chooses.
+MAX_AUTO_THIN = 25
 
 
 def _parameter_checks_in_model_terms(method):
@@ -162,9 +172,27 @@ class Sampler:
     def _scale_length(self) -> int:
         return self.dim**2 if self.dense else self.dim
 
-    def _proposal_factor(self, scale: Variable) -> Variable:
-        """The kernel's ``scale`` from the loops' flat scale input (row-major ``L`` when dense)."""
-        return scale.reshape((self.dim, self.dim)) if self.dense else scale
+    def _kernel_parameters(self, parameters: Variable) -> tuple[Variable, Variable]:
+        """The kernel's ``scale`` and the inverse temperature from the loops' flat parameter
+        input: the proposal's scale (a row-major ``L`` when dense), then ``beta`` (1 when
+        sampling, below 1 in the tempered start's moves)."""
+        scale, beta = parameters[:-1], parameters[-1]
+        return (scale.reshape((self.dim, self.dim)) if self.dense else scale), beta
+
+    def _tempered_step(self, lp, eps, exp_draw, step_size, parameters):
+        """One chain's RMH step at the tempered density ``logprior + beta * loglikelihood``
+        (`LogDensity.tempered`), with the proposal scale and ``beta`` read from ``parameters``."""
+        density = self._density
+        position = density.position
+        scale, beta = self._kernel_parameters(parameters)
+        tempered = density.tempered(beta)
+
+        def logdensity_fn(x):
+            return clone_replace(tempered, {position: x})
+
+        return rmh.step(
+            rmh.RWNoise(eps, exp_draw), rmh.RWState(position, lp), logdensity_fn, step_size, scale
+        )
 
     # -- log-density ---------------------------------------------------------------------------
 
@@ -266,22 +294,12 @@ class Sampler:
             return fn
         density = self._density
         position = density.position
-
-        def logdensity_fn(x):
-            return clone_replace(density.logdensity, {position: x})
-
         lp = at.scalar("logdensity", dtype=density.logdensity.dtype)
         eps = at.vector("normal", dtype=position.dtype)
         exp_draw = at.scalar("exponential", dtype=position.dtype)
         step_size = at.scalar("step_size", dtype=position.dtype)
-        scale = at.vector("scale", dtype=position.dtype)
-        state, info = rmh.step(
-            rmh.RWNoise(eps, exp_draw),
-            rmh.RWState(position, lp),
-            logdensity_fn,
-            step_size,
-            self._proposal_factor(scale),
-        )
+        scale = at.vector("parameters", dtype=position.dtype)
+        state, info = self._tempered_step(lp, eps, exp_draw, step_size, scale)
         single = [state.position, state.logdensity, info.acceptance_probability, info.is_accepted]
 
         def block_step(eps_b, exp_b, x_b, lp_b, step_size_, scale_):
@@ -293,7 +311,7 @@ class Sampler:
         EPS = at.tensor3("normal_block", dtype=position.dtype)
         EXP = at.matrix("exponential_block", dtype=position.dtype)
         step_size_in = at.scalar("step_size", dtype=position.dtype)
-        scale_in = at.vector("scale", dtype=position.dtype)
+        scale_in = at.vector("parameters", dtype=position.dtype)
         (xs, lps, probs, accepted), _ = aesara.scan(
             block_step,
             sequences=[EPS, EXP],
@@ -309,68 +327,47 @@ class Sampler:
         self._compiled["block"] = fn
         return fn
 
-    def _tempered_move_function(self):
-        """Compiled random-walk steps at the tempered density ``logdensity - (1 - beta) *
-        loglikelihood`` for many particles (the moves of `aemix.tempering`), by ``scan``."""
-        fn = self._compiled.get("tempered_move")
-        if fn is not None:
-            return fn
+    def _tempered_start(
+        self, n_particles: int, rng: np.random.Generator, runner: FusedRunner | ScanRunner
+    ) -> TemperedStart:
+        """Particles at the posterior by adaptive tempering from prior draws (`aemix.tempering`).
+
+        The particles move in ``runner``, a runner of the loop that samples afterwards: its
+        compiled step takes the inverse temperature, so the start compiles nothing of its own.
+        """
         density = self._density
-        position, dtype = density.position, density.position.dtype
-        beta = at.scalar("beta", dtype=dtype)
-        tempered = density.logdensity - (1.0 - beta) * density.loglikelihood
-
-        def logdensity_fn(x):
-            return clone_replace(tempered, {position: x})
-
-        lp = at.scalar("logdensity", dtype=dtype)
-        eps, exp_draw = at.vector("normal", dtype=dtype), at.scalar("exponential", dtype=dtype)
-        step_size, factor = at.scalar("step_size", dtype=dtype), at.matrix("factor", dtype=dtype)
-        state, info = rmh.step(
-            rmh.RWNoise(eps, exp_draw), rmh.RWState(position, lp), logdensity_fn, step_size, factor
+        batch = self._record_rows(self.latent + self.marginalized)
+        noise_seed, record_seed = rng.bit_generator.seed_seq.spawn(2)
+        runner.seed(
+            np.random.default_rng(noise_seed), np.random.default_rng(record_seed), n_particles
         )
-        single = [state.position, state.logdensity, info.acceptance_probability]
-
-        def block_step(eps_b, exp_b, x_b, lp_b, beta_, step_size_, factor_):
-            outs = vectorize_graph(single, {position: x_b, lp: lp_b, eps: eps_b, exp_draw: exp_b})
-            return clone_replace(outs, {beta: beta_, step_size: step_size_, factor: factor_})
-
-        X0 = at.matrix("positions", dtype=dtype)
-        EPS = at.tensor3("normal_block", dtype=dtype)
-        EXP = at.matrix("exponential_block", dtype=dtype)
-        beta_in, step_in = at.scalar("beta", dtype=dtype), at.scalar("step_size", dtype=dtype)
-        factor_in = at.matrix("factor", dtype=dtype)
-        (LP0,) = vectorize_graph([tempered], {position: X0})
-        LP0 = clone_replace(LP0, {beta: beta_in})
-        (xs, _, probs), _ = aesara.scan(
-            block_step,
-            sequences=[EPS, EXP],
-            outputs_info=[X0, LP0, None],
-            non_sequences=[beta_in, step_in, factor_in],
-            strict=True,
-        )
-        fn = aesara.function(
-            [X0, EPS, EXP, beta_in, step_in, factor_in],
-            [xs[-1], probs.mean(axis=0)],
-            mode=self.mode,
-        )
-        self._compiled["tempered_move"] = fn
-        return fn
-
-    def _tempered_start(self, n_particles: int, rng: np.random.Generator) -> TemperedStart:
-        """Particles at the posterior by adaptive tempering from prior draws (`aemix.tempering`)."""
-        fn = self._batched_function(
-            "loglikelihood_batch", [self._density.loglikelihood, self._density.logdensity]
-        )
-        mover = self._tempered_move_function()
 
         def loglik_and_logdensity(particles):
-            loglik, logdensity = fn(particles)
-            return np.asarray(loglik), np.asarray(logdensity)
+            outputs = [density.loglikelihood, density.logdensity]
+            loglik, logdensity = self._in_batches("loglikelihood_batch", outputs, particles)
+            return loglik, logdensity
 
         def move(particles, beta, factor, step_size, n_steps):
-            eps, exp_draws = rmh.draw_noise(rng, n_steps, len(particles), self.dim)
-            return mover(particles, eps, exp_draws, beta, step_size, factor)
+            loglik, logdensity = loglik_and_logdensity(particles)
+            tempered = logdensity - (1.0 - beta) * loglik
+            scale = factor.ravel() if self.dense else np.sqrt(np.sum(factor**2, axis=1))
+            # The scan loop holds each step's intermediates for all its chains: in batches.
+            per_batch = len(particles) if runner.name == "fused" else batch
+            moved, rates = [], []
+            for a in range(0, len(particles), per_batch):
+                block = runner.run(
+                    particles[a : a + per_batch],
+                    tempered[a : a + per_batch],
+                    step_size,
+                    scale,
+                    n_steps,
+                    1,
+                    "warmup",
+                    beta=beta,
+                )
+                moved.append(block.positions)
+                rates.append(block.acceptance_sum / n_steps)
+            return np.concatenate(moved), np.concatenate(rates)
 
         with np.errstate(all="ignore"):
             return tempered_start(
@@ -392,14 +389,19 @@ class Sampler:
         return fn
 
     def _logdensity_batch(self, positions: np.ndarray) -> np.ndarray:
-        fn = self._batched_function("logdensity_batch", [self._density.logdensity])
-        # In batches: summing out D takes the K values of the record's conditionals per position.
+        (logdensity,) = self._in_batches("logdensity_batch", [self._density.logdensity], positions)
+        return logdensity
+
+    def _in_batches(self, name: Hashable, outputs: list[Variable], positions: np.ndarray):
+        """``outputs`` at each of ``positions``, computed in batches of positions whose
+        intermediates fit the record's memory budget (summing out D takes the K values of the
+        record's conditionals per position)."""
+        fn = self._batched_function(name, outputs)
         per_batch = self._record_rows(self.latent + self.marginalized)
         if len(positions) <= per_batch:
-            return fn(positions)[0]
-        return np.concatenate(
-            [fn(positions[a : a + per_batch])[0] for a in range(0, len(positions), per_batch)]
-        )
+            return [np.asarray(out) for out in fn(positions)]
+        parts = [fn(positions[a : a + per_batch]) for a in range(0, len(positions), per_batch)]
+        return [np.concatenate(pieces) for pieces in zip(*parts)]
 
     def _unconstrain_function(self):
         """Compiled map from the latents' values (own space) to one flat unconstrained position."""
@@ -530,14 +532,14 @@ class Sampler:
     def sample(
         self,
         n_samples: int,
-        n_chains: int = 4,
+        n_chains: int = DEFAULT_CHAINS,
         seed: int | None = None,
         step_size: float | None = None,
         warmup: int = 1000,
         *,
         target_acceptance: float | None = None,
         initial_values: Mapping[str, Any] | None = None,
-        thin: int = 1,
+        thin: int | str = "auto",
         var_names: Sequence[str] | None = None,
         summary_only: bool = False,
         loop: str = "auto",
@@ -545,7 +547,7 @@ class Sampler:
         block_size: int | None = None,
         progressbar: bool | None = None,
         diagnose: bool = True,
-        start: str = "prior",
+        start: str = "auto",
         n_particles: int | None = None,
     ) -> SampleResult | SampleSummary:
         """Run ``n_chains`` RMH chains for ``warmup`` + ``n_samples`` steps and keep the last ``n_samples``.
@@ -555,7 +557,9 @@ class Sampler:
         n_samples
             Kept draws per chain.
         n_chains
-            Number of chains, run together as one batched computation.
+            Number of chains, run together as one batched computation (default 32: the warm-up
+            estimates the proposal from all chains together, the diagnostics compare them, and the
+            fused loop runs a tile of 32 chains for about the cost of one).
         seed
             Seed of everything random (initial points, proposals, recovered discrete draws): None,
             an int, a `numpy.random.SeedSequence`, or a `numpy.random.Generator` (a seed is drawn
@@ -570,10 +574,14 @@ class Sampler:
             decreasing to 0.234 in many (the optimal rates of a random walk on Gaussian targets).
         initial_values
             Optional starting values, ``name -> array`` of the variable's shape or
-            ``(n_chains, *shape)``; by default chains start at prior draws.
+            ``(n_chains, *shape)``; by default chains start as ``start`` says.
         thin
             Keep one step in ``thin``: ``n_samples * thin`` steps run after warm-up, and only the
-            kept draws are stored.
+            kept draws are stored.  ``"auto"`` (the default) keeps one step in ``dim`` (at most
+            25) for a position of ``dim`` unconstrained coordinates: a tuned random walk needs
+            about ``3 * dim`` steps per independent draw on a Gaussian target, so 1000 kept draws
+            are about 300 independent ones per chain, enough for R-hat to tell converged chains
+            (below 1.01) from others.
         var_names
             The variables to keep (latent and marginalized, by name); by default all of them.  The
             others are not computed, so that the discrete variables left out cost nothing; the
@@ -597,7 +605,9 @@ class Sampler:
             Show a tqdm progress bar over warm-up and sampling; by default only when standard error
             is a terminal.
         start
-            ``"prior"`` (default): chains start at prior draws.  ``"tempered"``: a population of
+            ``"auto"`` (default): ``"tempered"`` when the model has observed data and no
+            ``initial_values`` are given, else ``"prior"``.  ``"prior"``: chains start at prior
+            draws.  ``"tempered"``: a population of
             ``n_particles`` prior draws is moved to the posterior by adaptive tempered SMC
             (`aemix.tempering`) and the chains start from it, so that every mode gets chains in
             proportion to its mass and posteriors far narrower than the prior are found; the
@@ -632,6 +642,10 @@ class Sampler:
             If an argument has the wrong type or is out of range (``seed``, ``target_acceptance``,
             the counts).
         """
+        if isinstance(thin, str):
+            if thin != "auto":
+                raise ValueError(f"thin must be a positive integer or 'auto', got {thin!r}")
+            thin = auto_thin(self.dim)
         n_samples, n_chains, warmup, thin = _check_counts(
             n_samples=n_samples, n_chains=n_chains, warmup=warmup, thin=thin
         )
@@ -644,9 +658,16 @@ class Sampler:
         if loop not in ("auto", "fused", "scan"):
             raise ValueError(f"loop must be 'auto', 'fused' or 'scan', got {loop!r}")
         if loop == "fused" or (loop == "auto" and self._fused_ok(keep)):
-            runner = FusedRunner(self, self._fused_program(keep), keep)
+            program = self._fused_program(keep)
+
+            def new_runner():
+                return FusedRunner(self, program, keep)
         else:
-            runner = ScanRunner(self, keep)
+
+            def new_runner():
+                return ScanRunner(self, keep)
+
+        runner = new_runner()
         seeds = _seed_sequence(seed).spawn(3)
         init_rng, noise_rng, recovery_rng = (np.random.default_rng(s) for s in seeds)
         runner.seed(noise_rng, recovery_rng, n_chains)
@@ -654,14 +675,31 @@ class Sampler:
         if block_size is None:
             block_size = 4096 if runner.name == "fused" else 256
         dim = self.dim
-        if start not in ("prior", "tempered"):
-            raise ValueError(f"start must be 'prior' or 'tempered', got {start!r}")
+        if start not in ("auto", "prior", "tempered"):
+            raise ValueError(f"start must be 'auto', 'prior' or 'tempered', got {start!r}")
+        chosen_start = start == "auto"
+        if chosen_start:
+            start = "tempered" if self.observed and initial_values is None else "prior"
         smc = None
         if start == "tempered":
             if initial_values is not None:
                 raise ValueError("start='tempered' draws its own initial values; pass one of them")
             (n_particles,) = _check_counts(n_particles=n_particles or max(n_chains, 1024))
-            smc = self._tempered_start(max(n_particles, n_chains), init_rng)
+            try:
+                particle_runner = new_runner()
+                particle_runner.n_threads = runner.n_threads
+                smc = self._tempered_start(max(n_particles, n_chains), init_rng, particle_runner)
+            except RuntimeError as error:
+                if not chosen_start:
+                    raise
+                warnings.warn(
+                    f"the tempered start failed ({error}); the chains start at prior draws, "
+                    "which may leave them in the wrong modes",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+                start = "prior"
+        if start == "tempered":
             chosen = init_rng.choice(len(smc.positions), size=n_chains, replace=False)
             positions = smc.positions[chosen]
             start_factor = particle_factor(smc.positions)
@@ -743,7 +781,7 @@ class Sampler:
                 common["acceptance_rate"],
             )
             if diagnose:
-                warn_if_untrustworthy(summary.diagnostics)
+                warn_if_untrustworthy(summary.diagnostics, tempered=smc is not None)
             return summary
         draws, kept_logdensity = runner.collect()
         result = SampleResult(
@@ -763,7 +801,7 @@ class Sampler:
                 kept_logdensity,
                 common["acceptance_rate"],
             )
-            warn_if_untrustworthy(result.diagnostics)
+            warn_if_untrustworthy(result.diagnostics, tempered=smc is not None)
         return result
 
     def _kept_names(self, var_names: Sequence[str] | None) -> tuple[str, ...]:
@@ -1118,21 +1156,11 @@ class Sampler:
         f64 = "float64"
         if position.type.dtype != f64 or density.logdensity.type.dtype != f64:
             raise LoweringError("the fused loop runs in float64 only")
-
-        def logdensity_fn(x):
-            return clone_replace(density.logdensity, {position: x})
-
         lp, exp_draw, step_size = at.scalar(dtype=f64), at.scalar(dtype=f64), at.scalar(dtype=f64)
-        eps, scale = at.vector(dtype=f64), at.vector(dtype=f64)
-        state, info = rmh.step(
-            rmh.RWNoise(eps, exp_draw),
-            rmh.RWState(position, lp),
-            logdensity_fn,
-            step_size,
-            self._proposal_factor(scale),
-        )
-        inputs = [position, lp, eps, exp_draw, step_size, scale]
-        shapes = [(dim,), (), (dim,), (), (), (self._scale_length,)]
+        eps, parameters = at.vector(dtype=f64), at.vector(dtype=f64)
+        state, info = self._tempered_step(lp, eps, exp_draw, step_size, parameters)
+        inputs = [position, lp, eps, exp_draw, step_size, parameters]
+        shapes = [(dim,), (), (dim,), (), (), (self._scale_length + 1,)]
         outputs = [state.position, state.logdensity, info.acceptance_probability, info.is_accepted]
         return inputs, shapes, outputs, info
 
@@ -1352,6 +1380,11 @@ def _seed_sequence(seed) -> np.random.SeedSequence:
         "seed must be None, an int, a numpy.random.SeedSequence or a numpy.random.Generator, "
         f"got {type(seed).__name__}"
     )
+
+
+def auto_thin(dim: int) -> int:
+    """The default thinning of a random walk on ``dim`` coordinates (see `Sampler.sample`)."""
+    return int(min(MAX_AUTO_THIN, max(1, dim)))
 
 
 def _check_counts(**counts: int) -> tuple[int, ...]:
