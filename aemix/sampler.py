@@ -31,6 +31,7 @@ from aemix.adaptation import (
     particle_factor,
     warm_up,
 )
+from aemix.derived import Derived, derived_graphs
 from aemix.diagnostics import diagnose_draws, diagnose_moments, warn_if_untrustworthy
 from aemix.errors import (
     ConfigurationError,
@@ -120,6 +121,9 @@ class Sampler:
         Names of the discrete variables summed out of the density.
     observed
         Names of the observed variables.
+    derived
+        Names of the derived quantities: outputs that are deterministic functions of the model's
+        variables, computed from each draw (`aemix.derived`), never sampled.
     """
 
     def __init__(
@@ -131,6 +135,7 @@ class Sampler:
         observed: dict[Variable, Variable],
         observed_data: dict[str, np.ndarray],
         mode=None,
+        derived: Sequence[Derived] = (),
     ):
         self.mode = mode
         self._model = model
@@ -142,9 +147,16 @@ class Sampler:
         self.latent = tuple(item.name for item in density.layout)
         self.marginalized = tuple(m.discrete.name for m in model.marginalizations)
         self.observed = tuple(observed_data)
+        self._derived = tuple(derived)
+        self.derived = tuple(d.name for d in self._derived)
         self._compiled: dict[str, Any] = {}
         # Reentrant: `sample` calls `initial_positions` (and so does the fused loop's self-check).
         self._lock = threading.RLock()
+
+    @property
+    def _every(self) -> tuple[str, ...]:
+        """Every name `sample` can keep: latents, marginalized variables, derived quantities."""
+        return self.latent + self.marginalized + self.derived
 
     @property
     def dim(self) -> int:
@@ -575,8 +587,8 @@ class Sampler:
             Keep one step in ``thin``: ``n_samples * thin`` steps run after warm-up, and only the
             kept draws are stored.
         var_names
-            The variables to keep (latent and marginalized, by name); by default all of them.  The
-            others are not computed, so that the discrete variables left out cost nothing; the
+            The variables to keep (latent, marginalized and derived, by name); by default all of
+            them.  The others are not computed, so that the discrete variables left out cost nothing; the
             chains' moves, hence the kept variables' draws for a given seed, do not depend on it.
         summary_only
             Store no draw: return a `SampleSummary` of per-chain running means and variances, whose
@@ -767,8 +779,8 @@ class Sampler:
         return result
 
     def _kept_names(self, var_names: Sequence[str] | None) -> tuple[str, ...]:
-        """The variables ``sample`` keeps, in the model's order (latents, then marginalized)."""
-        every = self.latent + self.marginalized
+        """The variables ``sample`` keeps, in the model's order (latents, marginalized, derived)."""
+        every = self._every
         if var_names is None:
             return every
         if isinstance(var_names, str):
@@ -777,7 +789,7 @@ class Sampler:
             if name not in every:
                 raise ValueError(
                     f"var_names: {name!r} is not a variable of this model (latent: "
-                    f"{self.latent}, marginalized: {self.marginalized})"
+                    f"{self.latent}, marginalized: {self.marginalized}, derived: {self.derived})"
                 )
         if not var_names:
             raise ValueError("var_names is empty: keep at least one variable")
@@ -939,12 +951,7 @@ class Sampler:
             from aemix.results import predictive_function
 
             marginal_to_original = {m: o for o, m in self._model.original_to_marginal.items()}
-            originals = {o.name: o for o in self._model.original_to_marginal if o.name}
-            discrete = [
-                marginal_to_original.get(m.discrete) or originals[m.discrete.name]
-                for m in self._model.marginalizations
-            ]
-            given = [*self._latent_originals, *discrete]
+            given = [*self._latent_originals, *_discrete_originals(self._model)]
             observed = [marginal_to_original[rv] for rv in self._observed]
             fn, rngs = predictive_function(observed, given, self.mode)
             cached = self._compiled["predictive"] = (fn, len(rngs), [rv.name for rv in observed])
@@ -983,16 +990,19 @@ class Sampler:
                 # (a variable inside a kept one is drawn too)
                 elements = int(np.prod(shape_of(m.discrete), dtype=int))
                 per_draw += len(r.support) * max(elements, largest_data)
+            per_draw += sum(int(np.prod(d.shape, dtype=int)) for d in self._derived)
             self._compiled[("record_size", keep)] = per_draw
         return max(1, RECORD_MEMORY_BUDGET // (LIVE_INTERMEDIATES * 8 * per_draw))
 
     def _record_graphs(self, keep: tuple[str, ...]):
         """The record of the variables ``keep`` in one chain's position: the latents in their own
-        space, then the discrete variables drawn by inverse CDF from uniforms (outermost first).
+        space, then the discrete variables drawn by inverse CDF from uniforms (outermost first),
+        then the derived quantities (from those values and draws).
 
         Returns ``(outputs, uniforms, uniform_shapes, probs)``; ``probs`` (the conditionals the
         draws are made from, in the position alone) is ``None`` when a kept variable sits inside
-        another (its conditional depends on that draw, so it cannot be computed ahead of it).
+        another (its conditional depends on that draw, so it cannot be computed ahead of it) or a
+        derived quantity is kept (it is computed from the draws, not carried).
         """
         density = self._density
         outputs = [
@@ -1000,7 +1010,8 @@ class Sampler:
         ]
         recovery = self._recovery_graphs()
         by_name = {r.name: r for r in recovery}
-        needed = set(keep)
+        derived = [d for d in self._derived if d.name in keep]
+        needed = set(keep) | {name for d in derived for name, _ in d.reads}
         for r in reversed(recovery):
             if r.name in needed:
                 needed.update(r.enclosing)
@@ -1019,8 +1030,13 @@ class Sampler:
         draws = draw_graphs(in_position, uniforms)
         kept = [r.name for r in recovery if r.name in keep]
         outputs += [draws[name][0] for name in kept]
+        in_values = dict(zip(density.value_vars, density.constrained))
+        outputs += [
+            clone_replace(d.graph, {**in_values, **{v: draws[n][0] for n, v in d.reads}})
+            for d in derived
+        ]
         nested = any(by_name[name].enclosing for name in kept)
-        probs = None if nested else [draws[name][1] for name in kept]
+        probs = None if nested or derived else [draws[name][1] for name in kept]
         order = list(uniforms)
         return (
             outputs,
@@ -1033,7 +1049,8 @@ class Sampler:
         self, kept: np.ndarray, rng: np.random.Generator, keep: tuple[str, ...]
     ):
         """The variables ``keep`` at flat positions ``kept``: latents in their own space, discrete
-        variables drawn from their conditionals (inverse CDF, outermost first)."""
+        variables drawn from their conditionals (inverse CDF, outermost first), derived
+        quantities."""
         n_chains, n_samples, dim = kept.shape
         flat = kept.reshape(-1, dim)
         fn, names, shapes, uniform_shapes = self._compiled.get(("record", keep), (None,) * 4)
@@ -1052,6 +1069,8 @@ class Sampler:
                 for r, m in zip(self._recovery_graphs(), self._model.marginalizations)
                 if r.name in keep
             ]
+            names += [d.name for d in self._derived if d.name in keep]
+            shapes += [d.shape for d in self._derived if d.name in keep]
             self._compiled[("record", keep)] = (fn, names, shapes, uniform_shapes)
         # In batches of rows (positions), so that the conditionals' intermediates stay within the
         # record's memory budget; the draws themselves are small.
@@ -1082,7 +1101,7 @@ class Sampler:
     def _fused_program(self, keep: tuple[str, ...] | None = None) -> FusedProgram:
         """The step and the record of the variables ``keep`` (by default all) of one chain, lowered
         to scalar code (cached; raises if impossible)."""
-        keep = self.latent + self.marginalized if keep is None else keep
+        keep = self._every if keep is None else keep
         step = self._cached_or_refused(
             "fused_step",
             self._lower_step_for_fused_loop,
@@ -1218,7 +1237,7 @@ class Sampler:
         return initial, step, record
 
     def _fused_function(self, keep: tuple[str, ...] | None = None):
-        keep = self.latent + self.marginalized if keep is None else keep
+        keep = self._every if keep is None else keep
         program = self._fused_program(keep)
         return self._cached_or_refused(
             ("fused", keep),
@@ -1268,6 +1287,9 @@ class Sampler:
             how = "" if transform is None else f", sampled through {type(transform).__name__}"
             lines.append(f"  {item.name}: shape {item.shape}{how}")
         lines.append(f"observed: {', '.join(self.observed) or 'none'}")
+        if self._derived:
+            lines.append("derived (computed from each draw, not sampled):")
+            lines += [f"  {d.name}: shape {d.shape}" for d in self._derived]
         lines.append(f"loop: {self._loop_description()}")
         return "\n".join(lines)
 
@@ -1278,7 +1300,7 @@ class Sampler:
             program = self._fused_program()
         except FusedLoopError as exc:
             return f"scan ({exc})"
-        failure = self._compiled.get(("fused", self.latent + self.marginalized))
+        failure = self._compiled.get(("fused", self._every))
         if isinstance(failure, FusedLoopError):
             return f"scan ({failure})"
         text = (
@@ -1294,6 +1316,16 @@ class Sampler:
 
     def __repr__(self) -> str:
         return f"Sampler(latent={self.latent}, marginalized={self.marginalized}, observed={self.observed})"
+
+
+def _discrete_originals(model: MarginalModel) -> list[Variable]:
+    """The user's variable of each summed-out discrete variable, in the model's order."""
+    marginal_to_original = {m: o for o, m in model.original_to_marginal.items()}
+    originals = {o.name: o for o in model.original_to_marginal if o.name}
+    return [
+        marginal_to_original.get(m.discrete) or originals[m.discrete.name]
+        for m in model.marginalizations
+    ]
 
 
 def _require_draws(draws: Mapping[str, Any], names, why: str) -> None:
@@ -1445,7 +1477,12 @@ def build_sampler(
     check_parameters(model_rvs)
     observed_constants = {var: check_observed(var, data) for var, data in observed.items()}
     model = marginalize(
-        everything, set(observed), rules, support_budget=support_budget, on_budget=on_budget
+        everything,
+        set(observed),
+        rules,
+        support_budget=support_budget,
+        on_budget=on_budget,
+        derived=True,
     )
     observed_by_marginal = {}
     for var, data in observed_constants.items():
@@ -1497,14 +1534,39 @@ def build_sampler(
             "latent": latent_rvs,
             "marginalized": [m.discrete for m in model.marginalizations],
             "observed": list(observed_constants),
+            "derived": model.derived,
         }
     )
 
     shapes, unconstrained_shapes = _latent_shapes(latent_rvs, latent_originals)
     density = build_logdensity(latent_rvs, names, observed_marginal, unconstrained_shapes, shapes)
     observed_data = {var.name: np.asarray(c.data) for var, c in observed_constants.items()}
+    derived = _derived_quantities(model, latent_originals, density.value_vars, observed_constants)
     return Sampler(
-        model, density, latent_rvs, latent_originals, observed_marginal, observed_data, mode=mode
+        model,
+        density,
+        latent_rvs,
+        latent_originals,
+        observed_marginal,
+        observed_data,
+        mode=mode,
+        derived=derived,
+    )
+
+
+def _derived_quantities(model, latent_originals, value_vars, observed_constants) -> list[Derived]:
+    """The model's derived quantities in the latents' values, the data and the discrete draws."""
+    if not model.derived:
+        return []
+    stand_ins = {}
+    for original in _discrete_originals(model):
+        stand_ins[original] = original.type()
+        stand_ins[original].name = original.name
+    return derived_graphs(
+        model.derived,
+        {**dict(zip(latent_originals, value_vars)), **observed_constants},
+        stand_ins,
+        [shape_of(v) for v in model.derived],
     )
 
 
