@@ -10,7 +10,8 @@ computed from each kept draw, in the record made after the step (`Sampler._recor
   latents, `aemix.recovery`), so that ``2 * K`` of a summed-out ``K`` is exact per draw.
 
 A derived quantity that reads a random variable which is none of these (it was absorbed into a
-marginal density and has no draws) is refused by name.
+marginal density and has no draws), or whose computation cannot be batched over draws, is refused by
+name when the sampler is built.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aesara.tensor as at
-from aesara.graph.basic import Variable, ancestors, clone_replace
+from aesara.graph.basic import Constant, Variable, ancestors, clone_replace
 from aesara.tensor.random.op import RandomVariable
 
-from aemix.errors import ModelError
+from aemix.errors import ModelError, VectorizationError
+from aemix.vectorize import vectorize_graph
 
 __all__ = ["Derived", "derived_graphs"]
 
@@ -78,7 +80,7 @@ def derived_graphs(
     ------
     ModelError
         Naming the derived quantity, when it reads a random variable that has no draws (absorbed
-        into a marginal density).
+        into a marginal density), or an operation that cannot be batched over draws.
     """
     out = []
     for var, shape in zip(variables, shapes):
@@ -100,5 +102,25 @@ def derived_graphs(
             )
         reads = tuple((d.name, d) for d in discrete.values() if d in upstream)
         dtype = "float64" if graph.type.dtype.startswith("float") else "int64"
-        out.append(Derived(var.name, at.cast(graph, dtype), tuple(shape), reads))
+        derived = Derived(var.name, at.cast(graph, dtype), tuple(shape), reads)
+        _check_batches(derived, [*values.values(), *discrete.values()])
+        out.append(derived)
     return out
+
+
+def _check_batches(derived: Derived, inputs: list[Variable]) -> None:
+    """Refuse ``derived`` now if its graph cannot be computed for a batch of draws (as the record
+    computes it), rather than when a run is recorded."""
+    batched = {
+        v: at.tensor(v.type.dtype, shape=(None, *v.type.shape))
+        for v in inputs
+        if not isinstance(v, Constant)
+    }
+    try:
+        vectorize_graph([derived.graph], batched)
+    except VectorizationError as exc:
+        raise ModelError(
+            derived.name,
+            f"this derived quantity cannot be computed for many draws at once: it uses "
+            f"{type(exc.op).__name__}, and {exc.reason}",
+        ) from None

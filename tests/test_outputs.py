@@ -281,3 +281,16 @@ def test_a_derived_quantity_reads_an_observed_variable_at_its_data():
     np.testing.assert_allclose(
         result.draws["residual"], SCHOOLS_Y - result.draws["mu"][..., None], rtol=0, atol=1e-12
     )
+
+
+def test_a_derived_quantity_of_a_variable_without_draws_is_refused():
+    # A random variable that is no latent, observed or summed-out variable of the sampler (one
+    # absorbed into a marginal density) has no draws to compute the quantity from.
+    from aemix.derived import derived_graphs
+
+    srng = at.random.RandomStream(9)
+    x_rv = srng.normal(0.0, 1.0, name="x")
+    doubled = 2.0 * x_rv
+    doubled.name = "doubled"
+    with pytest.raises(ModelError, match="'doubled'.*computed from x, which the sampler has no"):
+        derived_graphs([doubled], {}, {}, [()])
