@@ -103,7 +103,8 @@ def _name_from_frame(var: Variable, frame) -> str | None:
 
 
 def assign_names(variables: list[Variable], frame) -> None:
-    """Give every unnamed variable a name: the caller's identifier for it, or ``<dist>_<k>``."""
+    """Give every unnamed variable a name: the caller's identifier for it, or ``<dist>_<k>`` for a
+    random variable (``var_<k>`` for another output, e.g. a derived quantity)."""
     taken = {v.name for v in variables if v.name}
     counters: dict[str, int] = {}
     for var in variables:
@@ -111,7 +112,9 @@ def assign_names(variables: list[Variable], frame) -> None:
             continue
         name = _name_from_frame(var, frame) if frame is not None else None
         if name is None or name in taken:
-            base = getattr(getattr(var.owner, "op", None), "name", None) or "var"
+            op = getattr(var.owner, "op", None)
+            # (an Aesara Op's own name, e.g. "Elemwise{mul,no_inplace}", would read as internals)
+            base = op.name if isinstance(op, RandomVariable) and op.name else "var"
             k = counters.get(base, 0)
             while f"{base}_{k}" in taken:
                 k += 1

@@ -13,6 +13,13 @@ Two passes, both driven by the rules in `aemix.relations.registry`:
    over every configuration otherwise (``K ** n``, within a budget).
 
 Afterwards any discrete latent left is an error: nothing discrete is silently handed to a random walk.
+
+Between the passes, with ``derived=True``, an output that the rewrites left a deterministic function
+(``mu + tau * z``, ``2 * K``) is taken out of the graph as a *derived quantity*: it is no variable of
+the marginal model (no density, never summed out nor sampled), the random variables it reads become
+outputs in its place (so they stay variables of the model), and `MarginalModel.derived` lists it.
+During the rewrites it is still an output, so the components it reads are never absorbed into a
+mixture.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from aesara.tensor.subtensor import AdvancedSubtensor, AdvancedSubtensor1
 from aesara.tensor.var import TensorConstant
 from kanren import run, var
 
-from aemix.errors import MarginalizationError
+from aemix.errors import MarginalizationError, ModelError
 from aemix.ops import (
     FiniteEnumerationRV,
     MarginalMixtureRV,
@@ -75,6 +82,22 @@ def _measurable_outputs(node: Apply) -> list[Variable]:
     if isinstance(node.op, PLACEHOLDER_OPS):
         return list(node.outputs)
     return [node.default_output()]
+
+
+def _random_inputs(var: Variable) -> list[Variable]:
+    """The random variables ``var`` is computed from through deterministic operations."""
+    found: list[Variable] = []
+    frontier, seen = [var], set()
+    while frontier:
+        v = frontier.pop()
+        if v in seen or v.owner is None:
+            continue
+        seen.add(v)
+        if _is_random(v):
+            found.append(v)
+        else:
+            frontier.extend(v.owner.inputs)
+    return found
 
 
 def _absorbed(fgraph: FunctionGraph) -> set[Variable]:
@@ -132,11 +155,15 @@ class MarginalModel:
         (latent, observed, or replaced by a placeholder output) to its counterpart in ``fgraph``.
     marginalizations
         What each rule application summed out, in the order applied.
+    derived
+        The outputs (the user's variables) that are deterministic functions of the model's random
+        variables, taken out of ``fgraph`` (see the module); empty unless ``derived=True``.
     """
 
     fgraph: FunctionGraph
     original_to_marginal: dict[Variable, Variable]
     marginalizations: list[Marginalization] = field(default_factory=list)
+    derived: list[Variable] = field(default_factory=list)
 
     def random_variables(self) -> list[Variable]:
         """The measurable variables of the marginal model, in topological order.
@@ -277,6 +304,47 @@ class _Rewriting:
 
         sub.transform = recording_transform
         return sub
+
+    # -- between the passes: derived quantities ---------------------------------------------------
+
+    def detach_derived(self, count: int) -> list[int]:
+        """Take the deterministic outputs among the first ``count`` out of the graph, the random
+        variables they read staying outputs; returns their indices."""
+        fgraph = self.fgraph
+        indices = [
+            i
+            for i, out in enumerate(fgraph.outputs[:count])
+            if not _is_random(out) and out not in self.observed
+        ]
+        reads = {i: _random_inputs(fgraph.outputs[i]) for i in indices}
+        for i in indices:
+            for rv in reads[i]:
+                if rv not in fgraph.outputs:
+                    fgraph.add_output(rv)
+        names = {i: fgraph.outputs[i].name for i in indices}
+        for i in reversed(indices):
+            fgraph.remove_output(i)
+        for i in indices:
+            self._check_recoverable(names[i], reads[i])
+        return indices
+
+    def _check_recoverable(self, name: str, reads: list[Variable]) -> None:
+        """Refuse a derived quantity that reads a discrete latent no random variable depends on:
+        that variable is never summed out, so it has no recovered draws to compute it from."""
+        for rv in reads:
+            if (
+                isinstance(rv.owner.op, RandomVariable)
+                and is_discrete(rv)
+                and rv not in self.observed
+                and not self.children_of(rv)
+            ):
+                raise ModelError(
+                    name,
+                    f"this derived quantity reads the discrete variable {_describe(rv)!r}, which no "
+                    "random variable of the model depends on: it is not summed out, so the "
+                    "sampler recovers no draws of it to compute the quantity from (its posterior "
+                    "is its prior: draw both with Sampler.prior_predictive instead)",
+                )
 
     # -- pass 2: enumeration ----------------------------------------------------------------------
 
@@ -475,6 +543,7 @@ def marginalize(
     *,
     support_budget: int = DEFAULT_SUPPORT_BUDGET,
     on_budget: str = "raise",
+    derived: bool = False,
 ) -> MarginalModel:
     """Rewrite the model graph of ``outputs`` into its marginal form.
 
@@ -492,6 +561,10 @@ def marginalize(
         cannot be summed out one by one).
     on_budget
         ``"raise"`` (default) or ``"warn"`` when a cost exceeds the budget (up to 100 times it).
+    derived
+        Whether an output left a deterministic function by the rewrites is a derived quantity,
+        taken out before enumeration (see the module); if false (the default), enumerating a
+        discrete variable it reads is refused.
 
     Returns
     -------
@@ -520,6 +593,7 @@ def marginalize(
     fgraph = FunctionGraph(outputs=[equiv[o] for o in outputs], clone=False)
     state = _Rewriting(fgraph, {equiv[v] for v in observed if v in equiv}, rules)
     state.apply_rewrite_rules()
+    derived_indices = state.detach_derived(len(outputs)) if derived else []
     # Innermost first: a discrete variable's children may include placeholders of later ones.
     for discrete in reversed(state.discrete_latents()):
         state.enumerate(discrete, support_budget, on_budget)
@@ -531,7 +605,8 @@ def marginalize(
             clone = state.replaced[clone]
         if clone in current:
             original_to_marginal[original] = clone
-    return MarginalModel(fgraph, original_to_marginal, state.applied)
+    derived_outputs = list(dict.fromkeys(outputs[i] for i in derived_indices))
+    return MarginalModel(fgraph, original_to_marginal, state.applied, derived_outputs)
 
 
 def _why_not(fgraph: FunctionGraph, v: Variable, rules: RuleRegistry) -> str:

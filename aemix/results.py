@@ -20,7 +20,7 @@ targeted):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import aesara
@@ -40,7 +40,13 @@ from aemix.ops import (
 from aemix.tempering import TemperedStart
 from aemix.vectorize import vectorize_graph
 
-__all__ = ["log_likelihood_graphs", "batched_function", "evaluate_in_batches"]
+__all__ = [
+    "log_likelihood_graphs",
+    "batched_function",
+    "evaluate_in_batches",
+    "predictive_function",
+    "prior_function",
+]
 
 
 def _placeholder_term(node, rv_to_value: dict[Variable, Variable], observed) -> Variable:
@@ -173,6 +179,26 @@ def predictive_function(
     return fn, rng_inputs
 
 
+def prior_function(variables: list[Variable], mode=None) -> tuple[Callable, list[Variable]]:
+    """Compile joint forward draws of ``variables`` (graphs of the user's model), ``n`` at once.
+
+    Returns ``(fn, rng_inputs)``: ``fn(n, *generators)`` gives each variable with a leading axis
+    of ``n`` independent draws, from one ``numpy.random.Generator`` per entry of ``rng_inputs``
+    (the graph's generators, replaced so that the user's are never advanced).
+    """
+    from aesara.tensor.random.var import RandomGeneratorSharedVariable
+
+    from aemix.vectorize import vectorize_draws
+
+    shared_rngs = [v for v in ancestors(variables) if isinstance(v, RandomGeneratorSharedVariable)]
+    rng_inputs = [rng.type() for rng in shared_rngs]
+    graphs = clone_replace(variables, dict(zip(shared_rngs, rng_inputs)))
+    n = at.lscalar("n")
+    batched = vectorize_draws(graphs, n)
+    fn = aesara.function([n, *rng_inputs], batched, on_unused_input="ignore", mode=mode)
+    return fn, rng_inputs
+
+
 @dataclass
 class SampleResult:
     """Draws and diagnostics from `Sampler.sample`.
@@ -246,12 +272,41 @@ class SampleResult:
             )
         return self._log_likelihood
 
-    def to_inference_data(self, log_likelihood: bool = True):
-        """The draws as an ArviZ ``InferenceData`` (posterior, sample_stats, observed_data and,
-        unless ``log_likelihood`` is false or nothing is observed, log_likelihood).
+    def to_inference_data(
+        self,
+        log_likelihood: bool = True,
+        *,
+        prior: Mapping[str, np.ndarray] | None = None,
+        posterior_predictive: Mapping[str, np.ndarray] | None = None,
+        dims: Mapping[str, Sequence[str]] | None = None,
+        coords: Mapping[str, Sequence] | None = None,
+    ):
+        """The draws as an ArviZ ``InferenceData``.
 
-        The log_likelihood group makes ``az.loo`` and ``az.waic`` work (with ``var_name`` when
-        several variables are observed); its terms are `log_likelihood`'s.
+        Its groups: posterior (latent, marginalized and derived variables), sample_stats,
+        observed_data, log_likelihood (unless ``log_likelihood`` is false or nothing is
+        observed), and the prior, prior_predictive and posterior_predictive groups when their
+        draws are given.
+
+        Parameters
+        ----------
+        log_likelihood
+            Whether to add the log_likelihood group, which makes ``az.loo`` and ``az.waic`` work
+            (with ``var_name`` when several variables are observed); its terms are
+            `log_likelihood`'s.
+        prior
+            Draws of `Sampler.prior_predictive`: the observed variables' go to the
+            prior_predictive group, the others to the prior group, each as one chain.
+        posterior_predictive
+            Draws of `Sampler.posterior_predictive`, ``(n_chains, n_samples, *shape)`` each.
+        dims
+            ``name -> dimension names`` of the variable's axes after the chain and draw axes,
+            as ArviZ takes them: one entry names a variable's axes in every group, so that an
+            observed variable's data, log-likelihood and predictive draws share them (a
+            log-likelihood that is one term for the whole array has none).  Axes not named get
+            ArviZ's ``<name>_dim_<k>``.
+        coords
+            ``dimension name -> coordinate values``, as ArviZ takes them.
         """
         import arviz as az
 
@@ -261,11 +316,16 @@ class SampleResult:
             "lp": self.logdensity,
             "acceptance_rate": np.repeat(self.acceptance_rate[:, None], n_samples, axis=1),
         }
+        prior_groups = _prior_groups(prior, self.observed) if prior is not None else {}
         return az.from_dict(
             posterior=posterior,
             sample_stats=sample_stats,
             observed_data=self.observed or None,
             log_likelihood=(self.log_likelihood or None) if log_likelihood else None,
+            posterior_predictive=dict(posterior_predictive) if posterior_predictive else None,
+            dims=dict(dims) if dims else None,
+            coords=dict(coords) if coords else None,
+            **prior_groups,
         )
 
     def __repr__(self) -> str:
@@ -330,6 +390,16 @@ class SampleSummary:
             between = ((mean - pooled_mean) ** 2).mean(axis=0)
             out[name] = (pooled_mean, within + between)
         return out
+
+
+def _prior_groups(prior: Mapping[str, np.ndarray], observed: Mapping[str, np.ndarray]):
+    """ArviZ's prior and prior_predictive groups from `Sampler.prior_predictive`'s draws: the
+    observed variables' draws are the prior predictive, each group holds one chain."""
+    groups: dict[str, dict[str, np.ndarray]] = {"prior": {}, "prior_predictive": {}}
+    for name, value in prior.items():
+        group = "prior_predictive" if name in observed else "prior"
+        groups[group][name] = np.asarray(value)[None]
+    return {group: draws or None for group, draws in groups.items()}
 
 
 def _compact_repr(kind, shapes, n_chains, n_samples, loop, acceptance_rate) -> str:

@@ -164,6 +164,7 @@ class FusedRunner(DrawStore):
         records = [(item.name, item.shape, True) for item in s._density.layout]
         for r, m in zip(s._recovery_graphs(), s._model.marginalizations):
             records.append((r.name, shape_of(m.discrete), r.support.dtype.kind == "f"))
+        records += [(d.name, d.shape, d.graph.type.dtype == "float64") for d in s._derived]
         return [record for record in records if record[0] in self.keep]
 
     def record_layout(self):
@@ -252,10 +253,12 @@ def kernel_parameters(scale: np.ndarray, beta: float) -> np.ndarray:
 
 
 def draws_layout(sampler: Sampler, keep: tuple[str, ...]):
-    """``(name, shape, columns)`` of the kept latents then marginalized variables, flattened."""
+    """``(name, shape, columns)`` of the kept latents, marginalized variables and derived
+    quantities, flattened."""
     layout, start = [], 0
     shapes = [(item.name, item.shape) for item in sampler._density.layout]
     shapes += [(m.discrete.name, shape_of(m.discrete)) for m in sampler._model.marginalizations]
+    shapes += [(d.name, d.shape) for d in sampler._derived]
     for name, shape in shapes:
         if name not in keep:
             continue

@@ -32,6 +32,7 @@ from aemix.adaptation import (
     particle_factor,
     warm_up,
 )
+from aemix.derived import Derived, derived_graphs
 from aemix.diagnostics import (
     ConvergenceWarning,
     diagnose_draws,
@@ -130,6 +131,9 @@ class Sampler:
         Names of the discrete variables summed out of the density.
     observed
         Names of the observed variables.
+    derived
+        Names of the derived quantities: outputs that are deterministic functions of the model's
+        variables, computed from each draw (`aemix.derived`), never sampled.
     """
 
     def __init__(
@@ -141,6 +145,7 @@ class Sampler:
         observed: dict[Variable, Variable],
         observed_data: dict[str, np.ndarray],
         mode=None,
+        derived: Sequence[Derived] = (),
     ):
         self.mode = mode
         self._model = model
@@ -152,9 +157,16 @@ class Sampler:
         self.latent = tuple(item.name for item in density.layout)
         self.marginalized = tuple(m.discrete.name for m in model.marginalizations)
         self.observed = tuple(observed_data)
+        self._derived = tuple(derived)
+        self.derived = tuple(d.name for d in self._derived)
         self._compiled: dict[str, Any] = {}
         # Reentrant: `sample` calls `initial_positions` (and so does the fused loop's self-check).
         self._lock = threading.RLock()
+
+    @property
+    def _every(self) -> tuple[str, ...]:
+        """Every name `sample` can keep: latents, marginalized variables, derived quantities."""
+        return self.latent + self.marginalized + self.derived
 
     @property
     def dim(self) -> int:
@@ -583,8 +595,8 @@ class Sampler:
             are about 300 independent ones per chain, enough for R-hat to tell converged chains
             (below 1.01) from others.
         var_names
-            The variables to keep (latent and marginalized, by name); by default all of them.  The
-            others are not computed, so that the discrete variables left out cost nothing; the
+            The variables to keep (latent, marginalized and derived, by name); by default all of
+            them.  The others are not computed, so that the discrete variables left out cost nothing; the
             chains' moves, hence the kept variables' draws for a given seed, do not depend on it.
         summary_only
             Store no draw: return a `SampleSummary` of per-chain running means and variances, whose
@@ -805,8 +817,8 @@ class Sampler:
         return result
 
     def _kept_names(self, var_names: Sequence[str] | None) -> tuple[str, ...]:
-        """The variables ``sample`` keeps, in the model's order (latents, then marginalized)."""
-        every = self.latent + self.marginalized
+        """The variables ``sample`` keeps, in the model's order (latents, marginalized, derived)."""
+        every = self._every
         if var_names is None:
             return every
         if isinstance(var_names, str):
@@ -815,7 +827,7 @@ class Sampler:
             if name not in every:
                 raise ValueError(
                     f"var_names: {name!r} is not a variable of this model (latent: "
-                    f"{self.latent}, marginalized: {self.marginalized})"
+                    f"{self.latent}, marginalized: {self.marginalized}, derived: {self.derived})"
                 )
         if not var_names:
             raise ValueError("var_names is empty: keep at least one variable")
@@ -977,12 +989,7 @@ class Sampler:
             from aemix.results import predictive_function
 
             marginal_to_original = {m: o for o, m in self._model.original_to_marginal.items()}
-            originals = {o.name: o for o in self._model.original_to_marginal if o.name}
-            discrete = [
-                marginal_to_original.get(m.discrete) or originals[m.discrete.name]
-                for m in self._model.marginalizations
-            ]
-            given = [*self._latent_originals, *discrete]
+            given = [*self._latent_originals, *_discrete_originals(self._model)]
             observed = [marginal_to_original[rv] for rv in self._observed]
             fn, rngs = predictive_function(observed, given, self.mode)
             cached = self._compiled["predictive"] = (fn, len(rngs), [rv.name for rv in observed])
@@ -1004,6 +1011,70 @@ class Sampler:
                 out[name][start:stop] = value
         return {name: v.reshape(n_chains, n_samples, *v.shape[1:]) for name, v in out.items()}
 
+    @_serialized
+    def prior_predictive(self, n: int, seed=None) -> dict[str, np.ndarray]:
+        """Joint draws from the model's prior, data ignored.
+
+        The user's graph is drawn forward, ``n`` times, from generators seeded by ``seed`` (the
+        model's own are never advanced): every latent variable (in its own space), every
+        marginalized discrete variable, every observed variable (redrawn, as the prior
+        predictive) and every derived quantity, each draw of them one joint draw.
+
+        Parameters
+        ----------
+        n
+            Number of draws.
+        seed
+            Seed of the draws (an int, a ``SeedSequence``, a ``Generator`` or ``None``).
+
+        Returns
+        -------
+        dict
+            ``name -> array`` of shape ``(n, *shape)``; `SampleResult.to_inference_data` takes it
+            as ``prior=``.
+
+        Examples
+        --------
+        >>> import aesara.tensor as at
+        >>> import aemix
+        >>> srng = at.random.RandomStream(0)
+        >>> mu_rv = srng.normal(0.0, 1.0, name="mu")
+        >>> y_rv = srng.normal(mu_rv, 1.0, size=3, name="y")
+        >>> sampler = aemix.build_sampler(y_rv, {y_rv: [0.1, 0.2, 0.3]}, mode="FAST_COMPILE")
+        >>> {name: draws.shape for name, draws in sampler.prior_predictive(5, seed=0).items()}
+        {'mu': (5,), 'y': (5, 3)}
+        """
+        (n,) = _check_counts(n=n)
+        cached = self._compiled.get("prior_predictive")
+        if cached is None:
+            from aemix.results import prior_function
+
+            marginal_to_original = {m: o for o, m in self._model.original_to_marginal.items()}
+            named = [
+                *zip(self.latent, self._latent_originals),
+                *zip(self.marginalized, _discrete_originals(self._model)),
+                *((rv.name, marginal_to_original[rv]) for rv in self._observed),
+                *zip(self.derived, self._model.derived),
+            ]
+            fn, rngs = prior_function([v for _, v in named], self.mode)
+            cached = self._compiled["prior_predictive"] = (fn, len(rngs), [k for k, _ in named])
+        fn, n_rngs, names = cached
+        seeds = _seed_sequence(seed)
+        # In batches of draws, so that a large observed array drawn n times stays within budget.
+        per_draw = self.dim + sum(int(np.size(d)) for d in self._observed_data.values())
+        per_draw += sum(int(np.prod(shape_of(m.discrete))) for m in self._model.marginalizations)
+        per_draw += sum(int(np.prod(d.shape, dtype=int)) for d in self._derived)
+        per_batch = max(1, RECORD_MEMORY_BUDGET // (LIVE_INTERMEDIATES * 8 * per_draw))
+        out: dict[str, np.ndarray] = {}
+        for start, child in zip(range(0, n, per_batch), seeds.spawn(-(-n // per_batch))):
+            count = min(n, start + per_batch) - start
+            generators = [np.random.default_rng(s) for s in child.spawn(n_rngs)]
+            for name, value in zip(names, fn(count, *generators)):
+                if name not in out:
+                    out[name] = np.empty((n, *value.shape[1:]), dtype=value.dtype)
+                out[name][start : start + count] = value
+        return out
+
     def _record_rows(self, keep: tuple[str, ...]) -> int:
         """Positions (draws of one chain) whose record of the variables ``keep``
         (`_constrain_and_recover`) fits `RECORD_MEMORY_BUDGET` (at least one).
@@ -1021,16 +1092,19 @@ class Sampler:
                 # (a variable inside a kept one is drawn too)
                 elements = int(np.prod(shape_of(m.discrete), dtype=int))
                 per_draw += len(r.support) * max(elements, largest_data)
+            per_draw += sum(int(np.prod(d.shape, dtype=int)) for d in self._derived)
             self._compiled[("record_size", keep)] = per_draw
         return max(1, RECORD_MEMORY_BUDGET // (LIVE_INTERMEDIATES * 8 * per_draw))
 
     def _record_graphs(self, keep: tuple[str, ...]):
         """The record of the variables ``keep`` in one chain's position: the latents in their own
-        space, then the discrete variables drawn by inverse CDF from uniforms (outermost first).
+        space, then the discrete variables drawn by inverse CDF from uniforms (outermost first),
+        then the derived quantities (from those values and draws).
 
         Returns ``(outputs, uniforms, uniform_shapes, probs)``; ``probs`` (the conditionals the
         draws are made from, in the position alone) is ``None`` when a kept variable sits inside
-        another (its conditional depends on that draw, so it cannot be computed ahead of it).
+        another (its conditional depends on that draw, so it cannot be computed ahead of it) or a
+        derived quantity is kept (it is computed from the draws, not carried).
         """
         density = self._density
         outputs = [
@@ -1038,7 +1112,8 @@ class Sampler:
         ]
         recovery = self._recovery_graphs()
         by_name = {r.name: r for r in recovery}
-        needed = set(keep)
+        derived = [d for d in self._derived if d.name in keep]
+        needed = set(keep) | {name for d in derived for name, _ in d.reads}
         for r in reversed(recovery):
             if r.name in needed:
                 needed.update(r.enclosing)
@@ -1057,8 +1132,13 @@ class Sampler:
         draws = draw_graphs(in_position, uniforms)
         kept = [r.name for r in recovery if r.name in keep]
         outputs += [draws[name][0] for name in kept]
+        in_values = dict(zip(density.value_vars, density.constrained))
+        outputs += [
+            clone_replace(d.graph, {**in_values, **{v: draws[n][0] for n, v in d.reads}})
+            for d in derived
+        ]
         nested = any(by_name[name].enclosing for name in kept)
-        probs = None if nested else [draws[name][1] for name in kept]
+        probs = None if nested or derived else [draws[name][1] for name in kept]
         order = list(uniforms)
         return (
             outputs,
@@ -1071,7 +1151,8 @@ class Sampler:
         self, kept: np.ndarray, rng: np.random.Generator, keep: tuple[str, ...]
     ):
         """The variables ``keep`` at flat positions ``kept``: latents in their own space, discrete
-        variables drawn from their conditionals (inverse CDF, outermost first)."""
+        variables drawn from their conditionals (inverse CDF, outermost first), derived
+        quantities."""
         n_chains, n_samples, dim = kept.shape
         flat = kept.reshape(-1, dim)
         fn, names, shapes, uniform_shapes = self._compiled.get(("record", keep), (None,) * 4)
@@ -1090,6 +1171,8 @@ class Sampler:
                 for r, m in zip(self._recovery_graphs(), self._model.marginalizations)
                 if r.name in keep
             ]
+            names += [d.name for d in self._derived if d.name in keep]
+            shapes += [d.shape for d in self._derived if d.name in keep]
             self._compiled[("record", keep)] = (fn, names, shapes, uniform_shapes)
         # In batches of rows (positions), so that the conditionals' intermediates stay within the
         # record's memory budget; the draws themselves are small.
@@ -1120,7 +1203,7 @@ class Sampler:
     def _fused_program(self, keep: tuple[str, ...] | None = None) -> FusedProgram:
         """The step and the record of the variables ``keep`` (by default all) of one chain, lowered
         to scalar code (cached; raises if impossible)."""
-        keep = self.latent + self.marginalized if keep is None else keep
+        keep = self._every if keep is None else keep
         step = self._cached_or_refused(
             "fused_step",
             self._lower_step_for_fused_loop,
@@ -1246,7 +1329,7 @@ class Sampler:
         return initial, step, record
 
     def _fused_function(self, keep: tuple[str, ...] | None = None):
-        keep = self.latent + self.marginalized if keep is None else keep
+        keep = self._every if keep is None else keep
         program = self._fused_program(keep)
         return self._cached_or_refused(
             ("fused", keep),
@@ -1296,6 +1379,9 @@ class Sampler:
             how = "" if transform is None else f", sampled through {type(transform).__name__}"
             lines.append(f"  {item.name}: shape {item.shape}{how}")
         lines.append(f"observed: {', '.join(self.observed) or 'none'}")
+        if self._derived:
+            lines.append("derived (computed from each draw, not sampled):")
+            lines += [f"  {d.name}: shape {d.shape}" for d in self._derived]
         lines.append(f"loop: {self._loop_description()}")
         return "\n".join(lines)
 
@@ -1306,7 +1392,7 @@ class Sampler:
             program = self._fused_program()
         except FusedLoopError as exc:
             return f"scan ({exc})"
-        failure = self._compiled.get(("fused", self.latent + self.marginalized))
+        failure = self._compiled.get(("fused", self._every))
         if isinstance(failure, FusedLoopError):
             return f"scan ({failure})"
         text = (
@@ -1321,7 +1407,21 @@ class Sampler:
         return text
 
     def __repr__(self) -> str:
-        return f"Sampler(latent={self.latent}, marginalized={self.marginalized}, observed={self.observed})"
+        derived = f", derived={self.derived}" if self.derived else ""
+        return (
+            f"Sampler(latent={self.latent}, marginalized={self.marginalized}, "
+            f"observed={self.observed}{derived})"
+        )
+
+
+def _discrete_originals(model: MarginalModel) -> list[Variable]:
+    """The user's variable of each summed-out discrete variable, in the model's order."""
+    marginal_to_original = {m: o for o, m in model.original_to_marginal.items()}
+    originals = {o.name: o for o in model.original_to_marginal if o.name}
+    return [
+        marginal_to_original.get(m.discrete) or originals[m.discrete.name]
+        for m in model.marginalizations
+    ]
 
 
 def _require_draws(draws: Mapping[str, Any], names, why: str) -> None:
@@ -1478,7 +1578,12 @@ def build_sampler(
     check_parameters(model_rvs)
     observed_constants = {var: check_observed(var, data) for var, data in observed.items()}
     model = marginalize(
-        everything, set(observed), rules, support_budget=support_budget, on_budget=on_budget
+        everything,
+        set(observed),
+        rules,
+        support_budget=support_budget,
+        on_budget=on_budget,
+        derived=True,
     )
     observed_by_marginal = {}
     for var, data in observed_constants.items():
@@ -1530,14 +1635,39 @@ def build_sampler(
             "latent": latent_rvs,
             "marginalized": [m.discrete for m in model.marginalizations],
             "observed": list(observed_constants),
+            "derived": model.derived,
         }
     )
 
     shapes, unconstrained_shapes = _latent_shapes(latent_rvs, latent_originals)
     density = build_logdensity(latent_rvs, names, observed_marginal, unconstrained_shapes, shapes)
     observed_data = {var.name: np.asarray(c.data) for var, c in observed_constants.items()}
+    derived = _derived_quantities(model, latent_originals, density.value_vars, observed_constants)
     return Sampler(
-        model, density, latent_rvs, latent_originals, observed_marginal, observed_data, mode=mode
+        model,
+        density,
+        latent_rvs,
+        latent_originals,
+        observed_marginal,
+        observed_data,
+        mode=mode,
+        derived=derived,
+    )
+
+
+def _derived_quantities(model, latent_originals, value_vars, observed_constants) -> list[Derived]:
+    """The model's derived quantities in the latents' values, the data and the discrete draws."""
+    if not model.derived:
+        return []
+    stand_ins = {}
+    for original in _discrete_originals(model):
+        stand_ins[original] = original.type()
+        stand_ins[original].name = original.name
+    return derived_graphs(
+        model.derived,
+        {**dict(zip(latent_originals, value_vars)), **observed_constants},
+        stand_ins,
+        [shape_of(v) for v in model.derived],
     )
 
 

@@ -147,8 +147,18 @@ BAD_MODELS = {
     "dependents aemix cannot evaluate": (_unevaluable_dependents, "'K'.*cannot evaluate"),
     "support over budget": (_over_budget, "'K'.*16384 evaluations.*budget of 10000"),
     "non-constant support bound": (_symbolic_bound, "'K'.*no registered support rule"),
-    "deterministic function as output": (_deterministic_output, "'K'.*deterministic function"),
 }
+
+
+def test_a_deterministic_output_is_refused_unless_derived():
+    outputs, _ = _deterministic_output()
+    with pytest.raises(MarginalizationError, match="'K'.*deterministic function"):
+        marginalize(outputs)
+    # As a derived quantity it is taken out of the graph; K is summed out through Y.
+    model = marginalize(outputs, derived=True)
+    assert model.derived == [outputs[0]]
+    assert [m.discrete.name for m in model.marginalizations] == ["K"]
+    assert [rv.name for rv in model.random_variables()] == ["Y"]
 
 
 @pytest.mark.parametrize("case", list(BAD_MODELS))
