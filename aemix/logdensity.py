@@ -8,6 +8,7 @@ Jacobian) and in the unconstrained space (the kernel's target, Jacobian included
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aesara
@@ -19,7 +20,38 @@ from aesara.graph.basic import Variable, clone_get_equiv, clone_replace
 
 from aemix.dependence import allow_depth, substitute
 
-__all__ = ["LatentLayout", "LogDensity", "build_logdensity", "default_transform"]
+__all__ = [
+    "LatentLayout",
+    "LogDensity",
+    "OrderedTransform",
+    "build_logdensity",
+    "default_transform",
+]
+
+
+class OrderedTransform(RVTransform):
+    """Increasing values along the last axis from unconstrained ones.
+
+    ``y[0] = x[0]`` and ``y[k] = y[k - 1] + exp(x[k])``; the log-Jacobian is ``x[k]`` for each
+    ``k >= 1``, given per element (0 for the first) so that it adds to a univariate
+    distribution's elementwise log-density term for term.  The density it gives is the prior's
+    restricted to increasing values, not renormalized (for exchangeable priors, the posterior of
+    the sorted values).
+    """
+
+    name = "ordered"
+
+    def forward(self, value, *inputs):
+        return at.concatenate([value[..., :1], at.log(value[..., 1:] - value[..., :-1])], axis=-1)
+
+    def backward(self, value, *inputs):
+        return at.concatenate(
+            [value[..., :1], value[..., :1] + at.cumsum(at.exp(value[..., 1:]), axis=-1)],
+            axis=-1,
+        )
+
+    def log_jac_det(self, value, *inputs):
+        return at.concatenate([at.zeros_like(value[..., :1]), value[..., 1:]], axis=-1)
 
 
 def default_transform(rv: Variable) -> RVTransform | None:
@@ -117,6 +149,7 @@ def build_logdensity(
     observed: dict[Variable, Variable],
     unconstrained_shapes: list[tuple[int, ...]],
     shapes: list[tuple[int, ...]],
+    transforms: Mapping[Variable, RVTransform | None] | None = None,
 ) -> LogDensity:
     """Build the log-density graphs of the marginal model with latent variables ``latents``.
 
@@ -130,8 +163,10 @@ def build_logdensity(
         Observed random variables of the marginal model mapped to their data (constants).
     unconstrained_shapes, shapes
         Shapes of each latent in unconstrained space and in its own space.
+    transforms
+        The value transform of a latent where it is not aeppl's default (`default_transform`).
     """
-    transforms = {rv: default_transform(rv) for rv in latents}
+    transforms = {rv: (transforms or {}).get(rv, default_transform(rv)) for rv in latents}
 
     copies, realized = _private_copies(latents, observed)
     constrained_logp, value_vars = joint_logprob(*copies, realized=realized)

@@ -59,7 +59,7 @@ from aemix.intake import (
     value_array,
 )
 from aemix.kernels import rmh
-from aemix.logdensity import LogDensity, build_logdensity, default_transform
+from aemix.logdensity import LogDensity, OrderedTransform, build_logdensity, default_transform
 from aemix.marginalize import DEFAULT_SUPPORT_BUDGET, MarginalModel, is_discrete, marginalize
 from aemix.ops import (
     FiniteEnumerationRV,
@@ -146,6 +146,7 @@ class Sampler:
         observed_data: dict[str, np.ndarray],
         mode=None,
         derived: Sequence[Derived] = (),
+        transforms: Mapping[Variable, Any] | None = None,
     ):
         self.mode = mode
         self._model = model
@@ -159,6 +160,12 @@ class Sampler:
         self.observed = tuple(observed_data)
         self._derived = tuple(derived)
         self.derived = tuple(d.name for d in self._derived)
+        self._transforms = {
+            rv: (transforms or {}).get(rv, default_transform(rv)) for rv in latent_rvs
+        }
+        self._ordered = tuple(
+            rv.name for rv in latent_rvs if isinstance(self._transforms[rv], OrderedTransform)
+        )
         self._compiled: dict[str, Any] = {}
         # Reentrant: `sample` calls `initial_positions` (and so does the fused loop's self-check).
         self._lock = threading.RLock()
@@ -233,6 +240,9 @@ class Sampler:
         for support, arg in zip(self._latent_supports(), args):
             if support is not None and support.violation(arg) is not None:
                 return -np.inf
+        for name, arg in zip(self.latent, args):
+            if name in self._ordered and not np.all(np.diff(arg, axis=-1) > 0):
+                return -np.inf  # outside the ordered region
         fn = self._compiled.get("logdensity")
         if fn is None:
             fn = aesara.function(
@@ -387,7 +397,7 @@ class Sampler:
                 loglik_and_logdensity,
                 move,
                 rng,
-                exact_prior=self._density.separable_likelihood,
+                exact_prior=self._density.separable_likelihood and not self._ordered,
             )
 
     def _batched_function(self, name: Hashable, outputs: list[Variable]):
@@ -424,7 +434,7 @@ class Sampler:
             parents.update(zip(self._latent_rvs, value_vars))
             pieces = []
             for rv, vv in zip(self._latent_rvs, value_vars):
-                transform = default_transform(rv)
+                transform = self._transforms[rv]
                 piece = vv
                 if transform is not None:
                     piece = clone_replace(transform.forward(vv, *rv.owner.inputs), parents)
@@ -444,7 +454,11 @@ class Sampler:
             return fn
         outs = []
         for rv, original in zip(self._latent_rvs, self._latent_originals):
-            transform = default_transform(rv)
+            transform = self._transforms[rv]
+            if isinstance(transform, OrderedTransform):
+                # A prior draw, sorted: a point of the ordered region (exactly the restricted
+                # prior's draw when the prior is exchangeable).
+                original = at.sort(original, axis=-1)
             value = (
                 original
                 if transform is None
@@ -1375,7 +1389,7 @@ class Sampler:
             )
         lines.append(f"latent (moved by the random walk, {self.dim} unconstrained coordinates):")
         for item, rv in zip(self._density.layout, self._latent_rvs):
-            transform = default_transform(rv)
+            transform = self._transforms[rv]
             how = "" if transform is None else f", sampled through {type(transform).__name__}"
             lines.append(f"  {item.name}: shape {item.shape}{how}")
         lines.append(f"observed: {', '.join(self.observed) or 'none'}")
@@ -1507,6 +1521,7 @@ def build_sampler(
     support_budget: int = DEFAULT_SUPPORT_BUDGET,
     on_budget: str = "raise",
     mode=None,
+    ordered: Sequence[str | Variable] = (),
 ) -> Sampler:
     """Build an RMH sampler for the model graph upstream of ``outputs``.
 
@@ -1532,6 +1547,14 @@ def build_sampler(
     mode
         The Aesara compilation mode of every compiled function (default: Aesara's default, the C
         backend); e.g. ``"FAST_COMPILE"`` to skip C compilation for quick checks.
+    ordered
+        Latent vectors (names or variables) constrained to increase along their last axis, e.g.
+        a mixture's locations: the sampler targets the posterior restricted to that region
+        (`aemix.logdensity.OrderedTransform`), which for exchangeable priors is the posterior of
+        the sorted values, with no label switching between chains.  Each must be a latent,
+        continuous, univariate distribution on the whole real line with a last axis of two or
+        more.  The evidence of a tempered start is not computed for such a model (the
+        restriction's normalizing constant is not known in general).
 
     Returns
     -------
@@ -1639,8 +1662,11 @@ def build_sampler(
         }
     )
 
-    shapes, unconstrained_shapes = _latent_shapes(latent_rvs, latent_originals)
-    density = build_logdensity(latent_rvs, names, observed_marginal, unconstrained_shapes, shapes)
+    transforms = _value_transforms(latent_rvs, latent_originals, ordered)
+    shapes, unconstrained_shapes = _latent_shapes(latent_rvs, latent_originals, transforms)
+    density = build_logdensity(
+        latent_rvs, names, observed_marginal, unconstrained_shapes, shapes, transforms
+    )
     observed_data = {var.name: np.asarray(c.data) for var, c in observed_constants.items()}
     derived = _derived_quantities(model, latent_originals, density.value_vars, observed_constants)
     return Sampler(
@@ -1652,7 +1678,45 @@ def build_sampler(
         observed_data,
         mode=mode,
         derived=derived,
+        transforms=transforms,
     )
+
+
+def _value_transforms(latent_rvs, latent_originals, ordered) -> dict[Variable, Any]:
+    """Each latent's transform to unconstrained space: aeppl's default, or `OrderedTransform`
+    for the latents named in ``ordered`` (checked to be real-valued vectors)."""
+    if isinstance(ordered, (str, Variable)):
+        ordered = [ordered]
+    by_name = {rv.name: rv for rv in latent_rvs}
+    by_original = dict(zip(latent_originals, latent_rvs))
+    transforms = {rv: default_transform(rv) for rv in latent_rvs}
+    for item in ordered:
+        rv = by_name.get(item) if isinstance(item, str) else by_original.get(item)
+        label = item if isinstance(item, str) else (item.name or repr(item))
+        if rv is None:
+            raise ModelError(
+                str(label),
+                "named in `ordered`, but it is not a latent variable of the model (latents: "
+                f"{', '.join(by_name)})",
+            )
+        op = rv.owner.op
+        static = rv.type.shape
+        if (
+            not isinstance(op, RandomVariable)
+            or op.ndim_supp != 0
+            or is_discrete(rv)
+            or transforms[rv] is not None
+        ):
+            raise ModelError(
+                rv.name,
+                "only a continuous univariate distribution on the whole real line (e.g. normal, "
+                "student-t, cauchy) can be ordered; its values are constrained to increase along "
+                "the last axis",
+            )
+        if rv.ndim == 0 or (static[-1] is not None and static[-1] < 2):
+            raise ModelError(rv.name, "an ordered variable needs a last axis of length 2 or more")
+        transforms[rv] = OrderedTransform()
+    return transforms
 
 
 def _derived_quantities(model, latent_originals, value_vars, observed_constants) -> list[Derived]:
@@ -1688,11 +1752,11 @@ def _describe_computation(var: Variable) -> str:
     return what + (f" of {', '.join(used)}" if used else "")
 
 
-def _latent_shapes(latent_rvs, latent_originals):
+def _latent_shapes(latent_rvs, latent_originals, transforms):
     """Static shapes of the latents in their own and in unconstrained space (one prior draw)."""
     outs = []
     for rv, original in zip(latent_rvs, latent_originals):
-        transform = default_transform(rv)
+        transform = transforms[rv]
         outs.append(original.shape)
         value = (
             original if transform is None else transform.forward(original, *original.owner.inputs)

@@ -24,7 +24,7 @@ from aesara.graph.basic import Apply, Constant, Variable, clone_replace, io_topo
 from aesara.raise_op import CheckAndRaise
 from aesara.tensor.basic import Alloc, Join, MakeVector, ScalarFromTensor, TensorFromScalar
 from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
-from aesara.tensor.extra_ops import BroadcastTo
+from aesara.tensor.extra_ops import BroadcastTo, CumOp
 from aesara.tensor.math import Dot, MaxAndArgmax
 from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from aesara.tensor.subtensor import AdvancedSubtensor, AdvancedSubtensor1, Subtensor
@@ -290,6 +290,27 @@ def _lower_max_and_argmax(op, node, inputs, budget):
             )[0]
         maxima[index], argmaxima[index] = best, arg
     return [maxima, argmaxima]
+
+
+@lower_node.register(CumOp)
+def _lower_cumop(op, node, inputs, budget):
+    (x,) = inputs
+    out_dtype = node.outputs[0].type.dtype
+    scalar_op = {"add": aes.add, "mul": aes.mul}[op.mode]
+    if op.axis is None:
+        x, axis = x.reshape(-1), 0
+    else:
+        axis = op.axis % x.ndim
+    moved = np.moveaxis(x, axis, -1)
+    out = np.empty(moved.shape, dtype=object)
+    for index in np.ndindex(*moved.shape[:-1]):
+        running = None
+        for j, entry in enumerate(moved[index]):
+            entry = entry if entry.type.dtype == out_dtype else aes.cast(entry, out_dtype)
+            if running is not None:
+                entry = _apply_scalar(scalar_op, [running, entry], [out_dtype], budget)[0]
+            out[index + (j,)] = running = entry
+    return [np.moveaxis(out, -1, axis)]
 
 
 @lower_node.register(MakeVector)

@@ -53,6 +53,18 @@ def test_shapes_indexing_and_reductions():
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
+@pytest.mark.parametrize("axis", [None, 0, 1, -1])
+def test_cumulative_sums_and_products(axis):
+    x = at.matrix("x")
+    outs = [at.cumsum(x, axis=axis), at.cumprod(x, axis=axis), at.cumsum(at.exp(x[0, 1:]))]
+    graph = lower_to_scalars([x], [(2, 3)], outs)
+    xv = np.random.default_rng(1).normal(size=(2, 3))
+    expected = aesara.function([x], outs, mode=FAST)(xv)
+    for got, want in zip(evaluate(graph, [xv]), expected):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 def test_a_failing_check_gives_nan_not_an_exception():
     x = at.vector("x")
     out = Assert("x must be positive")(at.log(x[0]), at.gt(x[0], 0))
