@@ -107,9 +107,7 @@ class Truncation:
         builds a result of the wrong shape) and logs an error at every compilation.
         """
         values = np.arange(self.low, self.bound + 1)
-        if self.low > 0 and self.family in ("poisson", "nbinom"):
-            values = np.concatenate([[0], values])
-        return values
+        return np.concatenate([[0], values]) if _with_zero(self.family, self.low) else values
 
     def describe(self) -> str:
         """The range and how it was chosen, in words (for `Sampler.explain`)."""
@@ -130,6 +128,11 @@ class Truncation:
         if self.capped:
             text += " (capped by support_budget)"
         return text + "; the tail at the kept draws is checked after sampling"
+
+
+def _with_zero(family: str, low: int) -> bool:
+    """Whether the values summed hold a ``0`` before the range (`Truncation.values`)."""
+    return low > 0 and family in ("poisson", "nbinom")
 
 
 def _scipy_count(family: str, params: list[np.ndarray]):
@@ -254,8 +257,9 @@ def choose_truncation(
     wanted = np.ceil(MARGIN * quantile) + (data_low or 0)
     # At least two values, so the tail can be extrapolated from the last two.
     wanted = max(wanted, low + 1)
-    capped = not wanted <= low + budget - 1
-    chosen = int(low + budget - 1) if capped else int(wanted)
+    last = low + budget - 1 - _with_zero(family, low)
+    capped = not wanted <= last
+    chosen = int(last) if capped else int(wanted)
     _, prior_tail = _quantile_and_tail(family, params, tolerance, chosen)
     return Truncation(
         family,
