@@ -6,7 +6,7 @@ Rosenbluth-Metropolis-Hastings sampler batched over many chains.
 """
 
 from aemix import errors, relations
-from aemix.diagnostics import ConvergenceWarning
+from aemix.diagnostics import ConvergenceWarning, TruncationWarning
 from aemix.errors import (
     AemixError,
     ConfigurationError,
@@ -28,6 +28,7 @@ __all__ = [
     "relations",
     "AemixError",
     "ConvergenceWarning",
+    "TruncationWarning",
     "ConfigurationError",
     "FusedLoopError",
     "InitializationError",

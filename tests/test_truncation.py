@@ -14,7 +14,7 @@ import scipy.stats as st
 from scipy.special import logsumexp
 
 import aemix
-from aemix.diagnostics import TruncationWarning
+from aemix import TruncationWarning
 from tests.helpers import (
     N_MIXTURE_PRIOR,
     n_mixture_logdensity,
@@ -172,8 +172,11 @@ def test_a_range_the_chains_outgrow_warns_after_sampling():
     y = _n_mixture_data(S=5, J=3)
     sampler = _n_mixture(y, mode=FAST, count_bounds={"N": 9})
     assert "bound set by count_bounds" in sampler.explain()
-    with pytest.warns(TruncationWarning, match=r"N was summed over \[\d+, 9\].*count_bounds"):
+    with pytest.warns(
+        TruncationWarning, match=r"N was summed over \[\d+, 9\].*count_bounds"
+    ) as record:
         result = sampler.sample(20, n_chains=2, seed=0, warmup=50, diagnose=False)
+    assert record[0].filename == __file__  # attributed to the caller's line
     assert result.truncation_tail["N"] > 1e-12
     with pytest.warns(TruncationWarning, match="N was summed over"):
         summary = sampler.sample(
