@@ -32,7 +32,7 @@ def _import_aesara_quietly() -> None:
 _import_aesara_quietly()
 
 from aemix import errors, relations  # noqa: E402
-from aemix.diagnostics import ConvergenceWarning  # noqa: E402
+from aemix.diagnostics import ConvergenceWarning, TruncationWarning  # noqa: E402
 from aemix.errors import (  # noqa: E402
     AemixError,
     ConfigurationError,
@@ -54,6 +54,7 @@ __all__ = [
     "relations",
     "AemixError",
     "ConvergenceWarning",
+    "TruncationWarning",
     "ConfigurationError",
     "FusedLoopError",
     "InitializationError",

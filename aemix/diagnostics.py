@@ -16,10 +16,12 @@ import numpy as np
 
 __all__ = [
     "ConvergenceWarning",
+    "TruncationWarning",
     "Diagnostics",
     "diagnose_draws",
     "diagnose_moments",
     "warn_if_untrustworthy",
+    "warn_if_truncated",
 ]
 
 RHAT_LIMIT = 1.01
@@ -31,6 +33,11 @@ STUCK_GAP = 6.0
 
 class ConvergenceWarning(UserWarning):
     """The draws of a run may not represent the posterior (R-hat, ESS or stuck chains)."""
+
+
+class TruncationWarning(UserWarning):
+    """A count with unbounded support was summed over a range that leaves out more of its mass
+    than the tolerance, at parameters the chains visited (`aemix.truncation`)."""
 
 
 @dataclass
@@ -184,3 +191,29 @@ def warn_if_untrustworthy(
         ConvergenceWarning,
         stacklevel=stacklevel,
     )
+
+
+def warn_if_truncated(tails: dict[str, float], truncations: dict, stacklevel: int = 5) -> None:
+    """Emit a `TruncationWarning` for each count whose mass beyond its range, at the worst kept
+    draw (``tails``, by name), exceeds its tolerance (``truncations``: `aemix.truncation.Truncation`
+    by name)."""
+    for name, tail in tails.items():
+        truncation = truncations[name]
+        if tail <= truncation.tolerance:
+            continue
+        suggestion = 2 * truncation.bound
+        beyond = (
+            f"its conditional probabilities still rise at {truncation.bound}"
+            if np.isinf(tail)
+            else f"{tail:.2g} of its conditional mass lies beyond {truncation.bound}"
+        )
+        warnings.warn(
+            f"{name} was summed over [{truncation.low}, {truncation.bound}], but at some kept "
+            f"draws {beyond} (tolerance {truncation.tolerance:g}), so the density the chains "
+            "targeted is off there; rebuild "
+            f"with a longer range, e.g. build_sampler(..., count_bounds={{{name!r}: {suggestion}}})"
+            + (", and a support_budget above it" if truncation.capped else "")
+            + "; result.truncation_tail holds the numbers.",
+            TruncationWarning,
+            stacklevel=stacklevel,
+        )

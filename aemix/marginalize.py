@@ -9,8 +9,11 @@ Two passes, both driven by the rules in `aemix.relations.registry`:
    observed variable.
 2. *Enumeration*: every discrete latent still left whose finite support a *support rule* knows is
    summed out of the joint of the random variables that depend on it (its children), elementwise when
-   its elements are independent and each child element depends on one of them (``O(n K)``), jointly
-   over every configuration otherwise (``K ** n``, within a budget).
+   its elements are independent and each child element depends on one of them (``O(n K)``; a
+   child may have more axes than the variable, ``y[i, j]`` reading element ``i``), jointly over
+   every configuration otherwise (``K ** n``, within a budget).  A count with unbounded support (an
+   *unbounded rule*) is summed over a finite range that `aemix.truncation` chooses so that the mass
+   left out is below a tolerance.
 
 Afterwards any discrete latent left is an error: nothing discrete is silently handed to a random walk.
 
@@ -24,8 +27,10 @@ mixture.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import aesara
@@ -35,7 +40,7 @@ from aesara.graph.basic import Apply, Variable, clone_get_equiv, io_toposort
 from aesara.graph.fg import FunctionGraph
 from aesara.graph.rewriting.basic import EquilibriumGraphRewriter
 from aesara.graph.rewriting.kanren import KanrenRelationSub
-from aesara.tensor.elemwise import Elemwise
+from aesara.tensor.elemwise import DimShuffle, Elemwise
 from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.subtensor import AdvancedSubtensor, AdvancedSubtensor1
 from aesara.tensor.var import TensorConstant
@@ -49,6 +54,7 @@ from aemix.ops import (
     marginalized_view,
 )
 from aemix.relations import RuleRegistry, registry
+from aemix.truncation import DEFAULT_TAIL_TOLERANCE, Truncation, choose_truncation
 
 __all__ = [
     "Marginalization",
@@ -57,6 +63,7 @@ __all__ = [
     "is_discrete",
     "PLACEHOLDER_OPS",
     "DEFAULT_SUPPORT_BUDGET",
+    "DEFAULT_TAIL_TOLERANCE",
 ]
 
 PLACEHOLDER_OPS = (MarginalMixtureRV, MarginalSwitchRV, FiniteEnumerationRV)
@@ -122,11 +129,14 @@ class Marginalization:
         The discrete random variable summed out (an input of ``node``).
     node
         The placeholder node; its outputs are variables of the marginal model.
+    truncation
+        For a count with unbounded support, the finite range it was summed over (else ``None``).
     """
 
     rule: str
     discrete: Variable
     node: Apply
+    truncation: Truncation | None = None
 
     @property
     def outputs(self) -> list[Variable]:
@@ -271,10 +281,17 @@ def _describe(v: Variable) -> str:
 class _Rewriting:
     """The state of one marginalization: the graph, what was replaced, what was applied."""
 
-    def __init__(self, fgraph: FunctionGraph, observed: set[Variable], rules: RuleRegistry):
+    def __init__(
+        self,
+        fgraph: FunctionGraph,
+        observed: set[Variable],
+        rules: RuleRegistry,
+        truncating: _Truncating | None = None,
+    ):
         self.fgraph = fgraph
         self.observed = observed
         self.rules = rules
+        self.truncating = truncating or _Truncating()
         self.replaced: dict[Variable, Variable] = {}
         self.applied: list[Marginalization] = []
 
@@ -366,6 +383,14 @@ class _Rewriting:
                 return rule, support
         return None, None
 
+    def unbounded_low(self, discrete: Variable):
+        """The unbounded rule that knows ``discrete`` and its support's first value, or Nones."""
+        for rule in self.rules.rules("unbounded"):
+            q = var()
+            for low in run(1, q, rule.relation(discrete, q)):
+                return rule, int(low)
+        return None, None
+
     def children_of(self, discrete: Variable) -> list[Apply]:
         """The measurable nodes reached from ``discrete`` through deterministic operations."""
         children: list[Apply] = []
@@ -416,14 +441,20 @@ class _Rewriting:
     def enumerate(self, discrete: Variable, budget: int, on_budget: str) -> None:
         name = _describe(discrete)
         rule, support = self.support_of(discrete)
+        truncation = None
         if support is None:
-            raise MarginalizationError(name, _why_not(self.fgraph, discrete, self.rules))
+            rule, support_low = self.unbounded_low(discrete)
+            if rule is None:
+                raise MarginalizationError(name, _why_not(self.fgraph, discrete, self.rules))
         children = self.children_of(discrete)
         if not children:
             raise MarginalizationError(
                 name, "no random variable depends on it; sample it forward from its prior instead"
             )
         elementwise = discrete.ndim > 0 and _elementwise(discrete, children)
+        if support is None:
+            truncation = self.truncating.choose(discrete, support_low, children, budget, on_budget)
+            support = truncation.values()
         k = len(support)
         n_joint = 1
         if discrete.ndim > 0 and not elementwise:
@@ -458,7 +489,7 @@ class _Rewriting:
         # A summed-out variable whose placeholder is a child is now read through the clone.
         clone_of = dict(zip(children, clones))
         self.applied = [
-            Marginalization(m.rule, m.discrete, clone_of[m.node]) if m.node in clone_of else m
+            dataclasses.replace(m, node=clone_of[m.node]) if m.node in clone_of else m
             for m in self.applied
         ]
         pairs = [
@@ -481,8 +512,69 @@ class _Rewriting:
                 self.observed.add(new)
         self.fgraph.replace_all(replacements, import_missing=True)
         self.applied.append(
-            Marginalization(rule.name if rule else "finite_support", discrete, node)
+            Marginalization(rule.name if rule else "finite_support", discrete, node, truncation)
         )
+
+
+@dataclass
+class _Truncating:
+    """What choosing the range of an unbounded count needs besides the graph.
+
+    Attributes
+    ----------
+    data
+        Observed data by the observed variables of the graph being marginalized.
+    original_of
+        The user's variable of each variable of that graph (their parameters can be drawn).
+    tolerance
+        The largest share of a count's mass that may lie beyond its range.
+    bounds
+        Last values set by the user, by the count's name.
+    """
+
+    data: dict[Variable, np.ndarray] = field(default_factory=dict)
+    original_of: dict[Variable, Variable] = field(default_factory=dict)
+    tolerance: float = DEFAULT_TAIL_TOLERANCE
+    bounds: Mapping[str, int] = field(default_factory=dict)
+
+    def choose(self, discrete, support_low, children, budget, on_budget) -> Truncation:
+        from aesara.compile.function.types import UnusedInputError
+        from aesara.graph.fg import MissingInputError
+
+        from aemix.errors import VectorizationError
+
+        name = _describe(discrete)
+        try:
+            truncation = choose_truncation(
+                discrete,
+                discrete.owner.op.name,
+                support_low,
+                children,
+                self.data,
+                original=self.original_of.get(discrete, discrete),
+                shape=concrete_shape(discrete),
+                tolerance=self.tolerance,
+                budget=budget,
+                bound=self.bounds.get(name),
+            )
+        except (MissingInputError, UnusedInputError, VectorizationError, NotImplementedError) as e:
+            raise MarginalizationError(
+                name,
+                "it has unbounded support, and its parameters cannot be drawn from their prior to "
+                f"choose a range to sum over ({type(e).__name__}); pass count_bounds={{{name!r}: "
+                "<last value>}",
+            ) from e
+        if truncation.capped and truncation.n_prior_draws == 0:
+            message = (
+                f"it has unbounded support, and its prior puts {truncation.prior_tail:.2g} of its "
+                f"mass beyond {truncation.bound}, the last value the support budget of {budget} "
+                f"allows (tolerance {truncation.tolerance:g}); raise `support_budget`, or set the "
+                "last value with `count_bounds`"
+            )
+            if on_budget == "raise":
+                raise MarginalizationError(name, message)
+            warnings.warn(f"marginalizing {name!r}: {message}", stacklevel=5)
+        return truncation
 
 
 def concrete_shape(v: Variable) -> tuple[int, ...] | None:
@@ -503,19 +595,27 @@ def concrete_shape(v: Variable) -> tuple[int, ...] | None:
 
 
 def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
-    """Whether child element ``i`` depends on ``discrete`` only through element ``i``.
+    """Whether child element ``(i, ...)`` depends on ``discrete`` only through element ``i``.
 
-    Checked structurally: every child is an elementwise random variable of ``discrete``'s (static)
-    shape, and every operation between ``discrete`` and the children's parameters is elementwise or
-    an index ``theta[discrete]`` into an array that does not depend on ``discrete``.
+    Checked structurally: every child is an elementwise random variable whose (static) shape
+    starts with ``discrete``'s, and every operation between ``discrete`` and the children's
+    parameters keeps ``discrete``'s axes leading: elementwise operations, axes appended on the right
+    (``N[:, None]``, so that row ``i`` of a child reads ``N_i``), or an index ``theta[discrete]``
+    into an array that does not depend on ``discrete``.
     """
     shape = concrete_shape(discrete)
     if shape is None:
         return False
+    ndim = len(shape)
+
+    def leads(v: Variable) -> bool:
+        v_shape = concrete_shape(v)
+        return v_shape is not None and v_shape[:ndim] == shape
+
     for child in children:
         if not isinstance(child.op, RandomVariable) or child.op.ndim_supp != 0:
             return False
-        if concrete_shape(child.default_output()) != shape:
+        if not leads(child.default_output()):
             return False
     nodes = io_toposort([discrete], [i for child in children for i in child.inputs])
     dependent = {discrete}
@@ -524,12 +624,17 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
             continue
         dependent.update(node.outputs)
         if isinstance(node.op, Elemwise):
-            if concrete_shape(node.outputs[0]) != shape:
+            if not leads(node.outputs[0]):
+                return False
+            continue
+        if isinstance(node.op, DimShuffle):
+            order = tuple(node.op.new_order)
+            if order[:ndim] != tuple(range(ndim)) or any(o != "x" for o in order[ndim:]):
                 return False
             continue
         if isinstance(node.op, AdvancedSubtensor1 | AdvancedSubtensor):
             array, *indices = node.inputs
-            if array in dependent or len(indices) != 1:
+            if array in dependent or len(indices) != 1 or not leads(node.outputs[0]):
                 return False
             continue
         return False
@@ -544,6 +649,9 @@ def marginalize(
     support_budget: int = DEFAULT_SUPPORT_BUDGET,
     on_budget: str = "raise",
     derived: bool = False,
+    data: Mapping[Variable, np.ndarray] | None = None,
+    tail_tolerance: float = DEFAULT_TAIL_TOLERANCE,
+    count_bounds: Mapping[str, int] | None = None,
 ) -> MarginalModel:
     """Rewrite the model graph of ``outputs`` into its marginal form.
 
@@ -565,6 +673,14 @@ def marginalize(
         Whether an output left a deterministic function by the rewrites is a derived quantity,
         taken out before enumeration (see the module); if false (the default), enumerating a
         discrete variable it reads is refused.
+    data
+        The observed variables' data, ``{rv: array}``: a count with unbounded support starts its
+        range at the largest observation of a binomial child that reads it.
+    tail_tolerance
+        The largest share of an unbounded count's mass its range may leave out
+        (`aemix.truncation`).
+    count_bounds
+        The last value summed of the unbounded counts named here, instead of the one chosen.
 
     Returns
     -------
@@ -591,7 +707,17 @@ def marginalize(
         if isinstance(original, Variable) and clone.name is None:
             clone.name = original.name
     fgraph = FunctionGraph(outputs=[equiv[o] for o in outputs], clone=False)
-    state = _Rewriting(fgraph, {equiv[v] for v in observed if v in equiv}, rules)
+    if not 0 < tail_tolerance < 1:
+        raise ValueError(f"tail_tolerance must be in (0, 1), got {tail_tolerance!r}")
+    truncating = _Truncating(
+        data={equiv[v]: np.asarray(d) for v, d in (data or {}).items() if v in equiv},
+        original_of={
+            clone: original for original, clone in equiv.items() if isinstance(original, Variable)
+        },
+        tolerance=tail_tolerance,
+        bounds=dict(count_bounds or {}),
+    )
+    state = _Rewriting(fgraph, {equiv[v] for v in observed if v in equiv}, rules, truncating)
     state.apply_rewrite_rules()
     derived_indices = state.detach_derived(len(outputs)) if derived else []
     # Innermost first: a discrete variable's children may include placeholders of later ones.
@@ -614,7 +740,10 @@ def _why_not(fgraph: FunctionGraph, v: Variable, rules: RuleRegistry) -> str:
     op = v.owner.op
     used_by = ", ".join("an output of the model" if c == "output" else str(c.op) for c in uses)
     if getattr(op, "name", "") in ("poisson", "geometric", "nbinom", "negative_binomial"):
-        return f"it has infinite support, so it cannot be summed out exactly (used by: {used_by})"
+        return (
+            "it has infinite support, and no registered unbounded rule sums it over a truncated "
+            f"range (used by: {used_by})"
+        )
     support_rules = ", ".join(r.name for r in rules.rules("support")) or "none"
     return (
         f"no registered support rule ({support_rules}) gives it a finite support "

@@ -346,10 +346,10 @@ class FiniteEnumerationRV(Op):
     """The joint of the random variables that depend on a finite discrete ``D``, with ``D`` summed out.
 
     Inputs are ``(D, support, *children)``; the outputs stand for the children.  When
-    ``elementwise`` is true, ``D``'s elements are independent and child element ``i`` depends only
-    on ``D_i``: each element is summed over the ``K`` values in ``support`` separately (cost
-    ``O(n K)``).  Otherwise ``support`` lists every joint configuration of ``D``, shape
-    ``(M, *D.shape)``.
+    ``elementwise`` is true, ``D``'s elements are independent and child element ``i`` (or every
+    element ``(i, ...)`` of a child with more axes) depends only on ``D_i``: each element is summed
+    over the ``K`` values in ``support`` separately (cost ``O(n K)``).  Otherwise ``support`` lists
+    every joint configuration of ``D``, shape ``(M, *D.shape)``.
     """
 
     __props__ = ("elementwise",)
@@ -445,10 +445,18 @@ def _enumeration_conditionals(op, values, discrete, support, *children):
         dependence = build.dependence
         discrete_value = discrete.type()
         dependence.track(discrete_value)
-        # Elementwise: one term per element of D. Jointly: one scalar per configuration of D, so
-        # the prior and each child enter once (summed over their elements), never broadcast per
+
+        # Elementwise: one term per element of D, a child's axes after D's (the row ``y[i, :]``
+        # that reads ``D_i``) summed into it. Jointly: one scalar per configuration of D, so the
+        # prior and each child enter once (summed over their elements), never broadcast per
         # element.
-        reduce = (lambda logp: logp) if op.elementwise else at.sum
+        def reduce(logp):
+            if not op.elementwise:
+                return at.sum(logp)
+            if logp.ndim > discrete.ndim:
+                return at.sum(logp, axis=tuple(range(discrete.ndim, logp.ndim)))
+            return logp
+
         terms = reduce(logprob(discrete, discrete_value))
         for child_logp in _children_logprobs(children, values):
             terms = terms + reduce(replace_views(child_logp, discrete, discrete_value, dependence))

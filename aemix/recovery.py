@@ -188,9 +188,19 @@ def _pass_values_inward(node, valued, draw, value_of) -> None:
             value_of[branch] = (value, chosen if gate is None else at.and_(gate, chosen))
 
 
+# Above this many values, the inverse CDF is one cumulative sum and an index instead of a chain of
+# switches: the chain's graph grows with the support (a truncated count's range can hold
+# thousands), and Aesara's Python backend cannot evaluate the sum it fuses from more than 32 terms.
+_UNROLLED_SUPPORT = 32
+
+
 def inverse_cdf(u: Variable, probs: Variable, support: np.ndarray) -> Variable:
     """``D = d_0 + sum_j [u > F_j] (d_{j+1} - d_j)``: a draw from ``probs`` (the support's axis
     last) by inverse CDF, given ``u ~ Uniform(0, 1)`` of ``probs``' shape less the last axis."""
+    if len(support) > _UNROLLED_SUPPORT:
+        cdf = at.cumsum(probs[..., :-1], axis=probs.ndim - 1)
+        index = at.sum(at.gt(at.shape_padright(u), cdf), axis=-1)
+        return at.as_tensor_variable(np.asarray(support))[index].astype(support.dtype)
     cdf = probs[..., 0]
     value = at.as_tensor_variable(support[0])
     for j in range(len(support) - 1):

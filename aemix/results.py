@@ -219,6 +219,10 @@ class SampleResult:
         The observed data, ``name -> array``.
     loop
         Which compiled loop ran: ``"fused"`` or ``"scan"`` (see `Sampler.sample`).
+    truncation_tail
+        For each marginalized count with unbounded support, summed over a finite range
+        (`aemix.truncation`): the largest share of its conditional mass beyond the range over the
+        kept draws (over the chains' last states when ``var_names`` left out a latent).
     """
 
     draws: dict[str, np.ndarray]
@@ -240,6 +244,7 @@ class SampleResult:
         default=None, repr=False
     )
     _log_likelihood: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    truncation_tail: dict[str, float] = field(default_factory=dict)
 
     @property
     def conditional_probabilities(self) -> dict[str, np.ndarray]:
@@ -360,6 +365,8 @@ class SampleSummary:
         Kept draws per chain.
     acceptance_rate, step_size, scale, loop
         As in `SampleResult`.
+    truncation_tail
+        As in `SampleResult`, over the chains' last states (no draw is kept).
     """
 
     mean: dict[str, np.ndarray]
@@ -370,6 +377,7 @@ class SampleSummary:
     scale: np.ndarray
     loop: str = "scan"
     diagnostics: Diagnostics | None = field(default=None, repr=False)
+    truncation_tail: dict[str, float] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return _compact_repr(

@@ -37,6 +37,7 @@ from aemix.diagnostics import (
     ConvergenceWarning,
     diagnose_draws,
     diagnose_moments,
+    warn_if_truncated,
     warn_if_untrustworthy,
 )
 from aemix.errors import (
@@ -60,7 +61,13 @@ from aemix.intake import (
 )
 from aemix.kernels import rmh
 from aemix.logdensity import LogDensity, OrderedTransform, build_logdensity, default_transform
-from aemix.marginalize import DEFAULT_SUPPORT_BUDGET, MarginalModel, is_discrete, marginalize
+from aemix.marginalize import (
+    DEFAULT_SUPPORT_BUDGET,
+    DEFAULT_TAIL_TOLERANCE,
+    MarginalModel,
+    is_discrete,
+    marginalize,
+)
 from aemix.ops import (
     FiniteEnumerationRV,
     MarginalSwitchRV,
@@ -79,6 +86,7 @@ from aemix.runners import (
 )
 from aemix.scalarize import DEFAULT_MAX_OPERATIONS, LoweringError, lower_to_scalars
 from aemix.tempering import TemperedStart, tempered_start
+from aemix.truncation import Truncation, log_tail_share
 from aemix.vectorize import vectorize_draws, vectorize_graph
 
 __all__ = ["build_sampler", "Sampler", "SampleResult", "SampleSummary"]
@@ -808,6 +816,8 @@ class Sampler:
             )
             if diagnose:
                 warn_if_untrustworthy(summary.diagnostics, tempered=smc is not None)
+            summary.truncation_tail = self._truncation_tails(None, positions)
+            warn_if_truncated(summary.truncation_tail, self._truncations(), stacklevel=5)
             return summary
         draws, kept_logdensity = runner.collect()
         result = SampleResult(
@@ -828,7 +838,59 @@ class Sampler:
                 common["acceptance_rate"],
             )
             warn_if_untrustworthy(result.diagnostics, tempered=smc is not None)
+        result.truncation_tail = self._truncation_tails(draws, positions)
+        warn_if_truncated(result.truncation_tail, self._truncations(), stacklevel=5)
         return result
+
+    def _truncations(self) -> dict[str, Truncation]:
+        """The range of each marginalized count with unbounded support, by name."""
+        return {
+            m.discrete.name: m.truncation
+            for m in self._model.marginalizations
+            if m.truncation is not None
+        }
+
+    def _truncation_tails(self, draws, positions: np.ndarray) -> dict[str, float]:
+        """Per truncated count, the largest share of its conditional mass beyond its range
+        (`aemix.truncation.log_tail_share`) over the kept ``draws``, or over the chains' last
+        ``positions`` when the draws lack a variable it is a function of."""
+        truncated = [
+            r
+            for r, m in zip(self._recovery_graphs(), self._model.marginalizations)
+            if m.truncation is not None
+        ]
+        if not truncated:
+            return {}
+        enclosing = list(dict.fromkeys(e for r in truncated for e in r.enclosing))
+        needed = [*self.latent, *enclosing]
+        if draws is None or any(name not in draws for name in needed):
+            # (with draws of the discrete variables a nested count's conditional is given)
+            draws = self._constrain_and_recover(
+                positions[:, None, :], np.random.default_rng(0), self.latent + self.marginalized
+            )
+        fn = self._compiled.get("truncation_tails")
+        if fn is None:
+            from aemix.results import batched_function
+
+            draw_vars = {r.name: r.draw for r in self._recovery_graphs()}
+            inputs = [*self._density.value_vars, *(draw_vars[e] for e in enclosing)]
+            graphs = [at.max(log_tail_share(r.log_probs)) for r in truncated]
+            fn = self._compiled["truncation_tails"] = batched_function(inputs, graphs, self.mode)
+        from aemix.results import evaluate_in_batches
+
+        first = np.asarray(draws[self.latent[0]])
+        rows = first.shape[0] * first.shape[1]
+        args = [
+            np.asarray(draws[name]).reshape(rows, *np.shape(draws[name])[2:]) for name in needed
+        ]
+        per_batch = self._record_rows(self.latent + self.marginalized)
+        names = [r.name for r in truncated]
+        with self._parameter_checks(ValuesError, "at these draws"):
+            out = evaluate_in_batches(fn, args, names, per_batch)
+        with np.errstate(over="ignore"):
+            return {
+                name: float(np.exp(np.max(np.nan_to_num(v, nan=np.inf)))) for name, v in out.items()
+            }
 
     def _kept_names(self, var_names: Sequence[str] | None) -> tuple[str, ...]:
         """The variables ``sample`` keeps, in the model's order (latents, marginalized, derived)."""
@@ -1387,6 +1449,8 @@ class Sampler:
                 f"rule {m.rule!r}: {', '.join(o.name or '?' for o in m.outputs)} = "
                 f"{m.node.op}({m.discrete.name}; {', '.join(_short(v) for v in inputs)})"
             )
+            if m.truncation is not None:
+                lines.append(f"    {m.truncation.describe()}")
         lines.append(f"latent (moved by the random walk, {self.dim} unconstrained coordinates):")
         for item, rv in zip(self._density.layout, self._latent_rvs):
             transform = self._transforms[rv]
@@ -1520,6 +1584,8 @@ def build_sampler(
     rules: RuleRegistry = registry,
     support_budget: int = DEFAULT_SUPPORT_BUDGET,
     on_budget: str = "raise",
+    tail_tolerance: float = DEFAULT_TAIL_TOLERANCE,
+    count_bounds: Mapping[str, int] | None = None,
     mode=None,
     ordered: Sequence[str | Variable] = (),
 ) -> Sampler:
@@ -1544,6 +1610,14 @@ def build_sampler(
     on_budget
         ``"raise"`` (default) a `MarginalizationError`, or ``"warn"`` and go on (up to 100 times the
         budget).
+    tail_tolerance
+        A discrete latent with unbounded support (Poisson, negative binomial, geometric) is summed
+        over a finite range whose left-out mass, relative to the total, should stay below this;
+        the range is chosen from the data and the prior (`aemix.truncation`, shown by `explain`),
+        and `Sampler.sample` warns when the kept draws visit parameters where it does not.
+    count_bounds
+        ``name -> last value`` summed, for unbounded counts whose range should end elsewhere than
+        where aemix would end it.
     mode
         The Aesara compilation mode of every compiled function (default: Aesara's default, the C
         backend); e.g. ``"FAST_COMPILE"`` to skip C compilation for quick checks.
@@ -1607,6 +1681,9 @@ def build_sampler(
         support_budget=support_budget,
         on_budget=on_budget,
         derived=True,
+        data={var: c.data for var, c in observed_constants.items()},
+        tail_tolerance=tail_tolerance,
+        count_bounds=count_bounds,
     )
     observed_by_marginal = {}
     for var, data in observed_constants.items():

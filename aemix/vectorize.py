@@ -27,7 +27,7 @@ from aesara.tensor.basic import (
     TensorFromScalar,
 )
 from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
-from aesara.tensor.extra_ops import BroadcastTo
+from aesara.tensor.extra_ops import BroadcastTo, CumOp
 from aesara.tensor.math import Dot, MaxAndArgmax
 from aesara.tensor.random.basic import CategoricalRV
 from aesara.tensor.random.op import RandomVariable
@@ -276,6 +276,15 @@ def _batch_careduce(op, node, ctx, x):
     x, _ = x
     axis = range(x.ndim - 1) if op.axis is None else op.axis
     return [(op.clone(axis=tuple(a + 1 for a in axis))(x), True)]
+
+
+@batch_node.register(CumOp)
+def _batch_cumop(op, node, ctx, x):
+    x, _ = x
+    if op.axis is None:
+        return map_over_chains(op, node, ctx, (x, True))
+    axis = op.axis + 1 if op.axis >= 0 else op.axis
+    return [(type(op)(axis=axis, mode=op.mode)(x), True)]
 
 
 @batch_node.register(Subtensor)

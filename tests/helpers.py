@@ -247,3 +247,61 @@ def normal_mixture_gibbs(
             for j, i in enumerate(track):
                 out[f"p1_{i}"][:, it] = prob1[:, j]
     return out
+
+
+# The N-mixture model of the truncation tests: lam ~ Gamma(2, rate 0.5), p ~ Beta(2, 2),
+# N_i ~ Poisson(lam), y_ij ~ Bin(N_i, p).
+N_MIXTURE_PRIOR = {"lam": (2.0, 0.5), "p": (2.0, 2.0)}
+
+
+def n_mixture_site_loglik(y, lam, p, n_max=2000):
+    """``sum_i log sum_{n < n_max} Pois(n; lam) prod_j Bin(y_ij; n, p)`` by brute force (scipy)."""
+    n = np.arange(n_max)
+    y = np.asarray(y)
+    terms = st.poisson(lam).logpmf(n)[:, None] + st.binom(n[:, None, None], p).logpmf(y).sum(-1)
+    return float(logsumexp(terms, axis=0).sum())
+
+
+def n_mixture_logdensity(y, lam, p, n_max=2000):
+    """The N-mixture's log-density at ``(lam, p)`` with the counts summed out to ``n_max``."""
+    (a, rate), (b1, b2) = N_MIXTURE_PRIOR["lam"], N_MIXTURE_PRIOR["p"]
+    prior = st.gamma(a, scale=1 / rate).logpdf(lam) + st.beta(b1, b2).logpdf(p)
+    return prior + n_mixture_site_loglik(y, lam, p, n_max)
+
+
+def n_mixture_posterior(y, lam_max=40.0, n_lam=600, n_p=300, n_max=300):
+    """Posterior means and standard deviations of ``lam`` and ``p`` by 2-D quadrature (midpoint
+    rule over ``(0, lam_max] x (0, 1)``), the counts summed to ``n_max``.
+
+    The likelihood is a matrix product: per ``p``, the sites' binomial products over ``n``; per
+    ``lam``, the Poisson weights over ``n``.  Returns ``{"lam": (mean, sd), "p": (mean, sd),
+    "edge": mass in the last 1% of the lam range}``.
+    """
+    y = np.asarray(y)
+    lam = (np.arange(n_lam) + 0.5) * lam_max / n_lam
+    p = (np.arange(n_p) + 0.5) / n_p
+    n = np.arange(n_max)
+    # log prod_j Bin(y_ij; n, p): (n_p, S, n)
+    log_b = st.binom(n[None, None, :, None], p[:, None, None, None]).logpmf(y[None, :, None, :])
+    log_b = log_b.sum(-1)
+    shift_b = log_b.max(axis=-1, keepdims=True)
+    log_pois = st.poisson(lam[:, None]).logpmf(n[None, :])  # (n_lam, n)
+    shift_p = log_pois.max(axis=-1, keepdims=True)
+    sums = np.exp(log_pois - shift_p) @ np.exp(log_b - shift_b).reshape(-1, n_max).T
+    with np.errstate(divide="ignore"):
+        log_sites = np.log(sums).reshape(n_lam, n_p, -1) + shift_p[:, :, None]
+    log_sites = log_sites + shift_b[None, :, :, 0]
+    (a, rate), (b1, b2) = N_MIXTURE_PRIOR["lam"], N_MIXTURE_PRIOR["p"]
+    log_post = (
+        log_sites.sum(-1)
+        + st.gamma(a, scale=1 / rate).logpdf(lam)[:, None]
+        + st.beta(b1, b2).logpdf(p)[None, :]
+    )
+    w = np.exp(log_post - log_post.max())
+    w /= w.sum()
+    out = {}
+    for name, grid, marginal in (("lam", lam, w.sum(1)), ("p", p, w.sum(0))):
+        mean = np.sum(marginal * grid)
+        out[name] = (mean, np.sqrt(np.sum(marginal * (grid - mean) ** 2)))
+    out["edge"] = w[-n_lam // 100 :].sum()
+    return out

@@ -91,9 +91,9 @@ def test_ordered_refusals_name_the_variable():
     m = srng.normal(0.0, 1.0, name="m")
     y = srng.normal(m, s[0] + s[1], size=3, name="y")
     data = {y: np.zeros(3)}
-    with pytest.raises(ModelError, match="s: only a continuous univariate distribution"):
+    with pytest.raises(ModelError, match="'s': only a continuous univariate distribution"):
         aemix.build_sampler(y, data, ordered=["s"], mode="FAST_COMPILE")
-    with pytest.raises(ModelError, match="m: an ordered variable needs a last axis"):
+    with pytest.raises(ModelError, match="'m': an ordered variable needs a last axis"):
         aemix.build_sampler(y, data, ordered=["m"], mode="FAST_COMPILE")
-    with pytest.raises(ModelError, match="w: named in `ordered`, but it is not a latent"):
+    with pytest.raises(ModelError, match="'w': named in `ordered`, but it is not a latent"):
         aemix.build_sampler(y, data, ordered=["w"], mode="FAST_COMPILE")

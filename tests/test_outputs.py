@@ -74,8 +74,9 @@ def test_var_names_selects_a_derived_quantity_alone(schools):
     loop, sampler, result = schools
     alone = sampler.sample(100, n_chains=4, warmup=100, seed=0, loop=loop, var_names=["theta"])
     assert set(alone.draws) == {"theta"}
-    # The chains' moves do not depend on var_names: the same draws of theta.
-    np.testing.assert_array_equal(alone.draws["theta"], result.draws["theta"])
+    # The chains' moves do not depend on var_names: the same draws of theta (up to rounding: the
+    # compiled record that computes theta differs with what else is kept).
+    np.testing.assert_allclose(alone.draws["theta"], result.draws["theta"], rtol=1e-12, atol=1e-12)
     # (the log-likelihood needs every latent's draws)
     posterior = alone.to_inference_data(log_likelihood=False).posterior
     assert list(posterior.data_vars) == ["theta"]

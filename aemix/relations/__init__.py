@@ -1,10 +1,12 @@
 """Marginalization rules as data: miniKanren relations over expression tuples, in one registry.
 
-There are two kinds of rule.  A ``"rewrite"`` rule is a relation ``rule(model_et, marginal_et)``: a
+There are three kinds of rule.  A ``"rewrite"`` rule is a relation ``rule(model_et, marginal_et)``: a
 kanren goal that holds when ``marginal_et`` is the marginal form of the sub-graph ``model_et`` (an
 indexed mixture, a Bernoulli switch).  A ``"support"`` rule is a relation ``rule(rv_et, support)``
 that gives the finite support of a discrete distribution; the general enumeration rule sums any
-discrete latent with a known finite support out of the variables that depend on it.  Rules never touch
+discrete latent with a known finite support out of the variables that depend on it.  An
+``"unbounded"`` rule ``rule(rv_et, low)`` recognizes a count whose support ``{low, low + 1, ...}``
+has no end; it is summed over a range that `aemix.truncation` chooses.  Rules never touch
 a FunctionGraph; the generic rewrites in `aemix.marginalize` apply them.  List them with
 ``list(registry)``, look one up with ``registry["indexed_mixture"]``, and add your own with
 `registry.register`.
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from aemix.relations.mixtures import indexed_mixtureo
-from aemix.relations.supports import finite_supporto
+from aemix.relations.supports import finite_supporto, unbounded_supporto
 from aemix.relations.switches import switch_mixtureo
 
 __all__ = ["Rule", "RuleRegistry", "registry"]
@@ -63,11 +65,12 @@ class RuleRegistry:
     ) -> Rule:
         """Add ``relation`` under ``name``; raise `KeyError` if the name is taken (unless ``replace``).
 
-        ``kind`` is ``"rewrite"`` (``relation(model_et, marginal_et)``) or ``"support"``
-        (``relation(rv_et, support)``).
+        ``kind`` is ``"rewrite"`` (``relation(model_et, marginal_et)``), ``"support"``
+        (``relation(rv_et, support)``) or ``"unbounded"`` (``relation(rv_et, low)``: a count whose
+        support ``{low, low + 1, ...}`` has no end, summed over a truncated range).
         """
-        if kind not in ("rewrite", "support"):
-            raise ValueError(f"rule kind must be 'rewrite' or 'support', got {kind!r}")
+        if kind not in ("rewrite", "support", "unbounded"):
+            raise ValueError(f"rule kind must be 'rewrite', 'support' or 'unbounded', got {kind!r}")
         if name in self._rules and not replace:
             raise KeyError(f"a marginalization rule named {name!r} is already registered")
         rule = Rule(name, relation, kind)
@@ -99,3 +102,4 @@ registry = RuleRegistry()
 registry.register("indexed_mixture", indexed_mixtureo)
 registry.register("switch_mixture", switch_mixtureo)
 registry.register("finite_support", finite_supporto, kind="support")
+registry.register("truncated_count", unbounded_supporto, kind="unbounded")

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 from aesara.graph.basic import Constant
-from aesara.tensor.random.basic import bernoulli, binomial, categorical, integers
+from aesara.tensor.random.basic import (
+    bernoulli,
+    binomial,
+    categorical,
+    geometric,
+    integers,
+    nbinom,
+    poisson,
+)
 from kanren import conde, eq, lall, var
 from unification import isvar, reify, unify
 
 from aemix.relations.patterns import rv_et
 
-__all__ = ["finite_supporto", "applyo"]
+__all__ = ["finite_supporto", "unbounded_supporto", "applyo"]
 
 
 def applyo(fn, *terms_and_out):
@@ -135,4 +143,32 @@ def finite_supporto(rv_et_, support_lv):
             lall(eq(rv_et_, rv_et(binomial, n_lv, p_lv))),
             applyo(_binomial_support, n_lv, support_lv),
         ],
+    )
+
+
+def unbounded_supporto(rv_et_, low_lv):
+    r"""Relate a count with unbounded support to the smallest value of its support.
+
+    .. math::
+
+        \frac{D \sim \operatorname{Pois}(\mu) \mid \operatorname{NB}(n, p) \mid
+              \operatorname{Geom}(p)}
+             {\operatorname{supp} D = \{0, 1, \ldots\} \mid \{0, 1, \ldots\} \mid
+              \{1, 2, \ldots\}}
+
+    Such a count cannot be enumerated as it stands: `aemix.truncation` chooses a finite range of it
+    whose neglected mass is below a tolerance, and the enumeration sums over that range.
+
+    Parameters
+    ----------
+    rv_et_
+        The discrete random variable (or its expression tuple).
+    low_lv
+        Unified with the smallest value (``0``, or ``1`` for the geometric, which counts trials).
+    """
+    a_lv, b_lv = var(), var()
+    return conde(
+        [eq(rv_et_, rv_et(poisson, a_lv)), eq(low_lv, 0)],
+        [eq(rv_et_, rv_et(nbinom, a_lv, b_lv)), eq(low_lv, 0)],
+        [eq(rv_et_, rv_et(geometric, a_lv)), eq(low_lv, 1)],
     )

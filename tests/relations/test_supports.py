@@ -4,7 +4,7 @@ import pytest
 from kanren import run, var
 
 from aemix.relations import registry
-from aemix.relations.supports import finite_supporto
+from aemix.relations.supports import finite_supporto, unbounded_supporto
 
 srng = at.random.RandomStream(0)
 
@@ -42,8 +42,24 @@ def test_no_finite_support(rv):
     assert support_of(rv) == ()
 
 
+@pytest.mark.parametrize(
+    "rv,low",
+    [(srng.poisson(1.0), 0), (srng.negative_binomial(3.0, 0.4), 0), (srng.geometric(0.3), 1)],
+)
+def test_unbounded_supports(rv, low):
+    q = var()
+    assert run(0, q, unbounded_supporto(rv, q)) == (low,)
+
+
+@pytest.mark.parametrize("rv", [srng.binomial(3, 0.5), srng.integers(0, 4), srng.normal(0, 1)])
+def test_no_unbounded_support(rv):
+    q = var()
+    assert run(0, q, unbounded_supporto(rv, q)) == ()
+
+
 def test_registry_kinds():
     assert [r.name for r in registry.rules("support")] == ["finite_support"]
+    assert [r.name for r in registry.rules("unbounded")] == ["truncated_count"]
     assert {"indexed_mixture", "switch_mixture"} <= {r.name for r in registry.rules("rewrite")}
     with pytest.raises(ValueError, match="kind"):
         registry.register("bad", finite_supporto, kind="other")
