@@ -16,7 +16,7 @@ import aesara.tensor as at
 import numpy as np
 from aeppl import conditional_logprob, joint_logprob
 from aeppl.transforms import RVTransform, TransformValuesRewrite, _default_transformed_rv
-from aesara.graph.basic import Variable, clone_get_equiv, clone_replace
+from aesara.graph.basic import Constant, Variable, clone_get_equiv, clone_replace
 
 from aemix.dependence import allow_depth, substitute
 
@@ -124,6 +124,8 @@ class LogDensity:
     def tempered(self, beta: Variable) -> Variable:
         """``logprior + beta * loglikelihood``: the density at inverse temperature ``beta``, the
         log-density itself at ``beta = 1`` (each term computed once, whatever ``beta``)."""
+        if isinstance(self.loglikelihood, Constant) and not np.any(self.loglikelihood.data):
+            return self.logprior  # no data: the prior is the posterior at every temperature
         return self.logprior + beta * self.loglikelihood
 
 

@@ -1432,7 +1432,7 @@ class Sampler:
         latent (moved by the random walk, 1 unconstrained coordinates):
           Y: shape ()
         observed: none
-        loop: fused C loop over chains and steps (6 scalar inputs per step, 36 scalar operations)
+        loop: fused C loop over chains and steps (7 scalar inputs per step, 36 scalar operations)
         """
         lines = ["marginalized:" if self._model.marginalizations else "marginalized: none"]
         for m in self._model.marginalizations:

@@ -184,21 +184,26 @@ def normal_mixture_gibbs(
     burn,
     seed,
     track=(),
+    n_components=2,
 ):
-    """A conjugate Gibbs sampler (NumPy, vectorized over chains) for a two-component normal mixture.
+    """A conjugate Gibbs sampler (NumPy, vectorized over chains) for a normal mixture of
+    ``n_components`` (default two).
 
-    Model: ``w ~ Dirichlet(concentration, concentration)``, ``mu_k ~ Normal(mu_loc, mu_sd)``,
+    Model: ``w ~ Dirichlet(concentration, ..., concentration)``, ``mu_k ~ Normal(mu_loc, mu_sd)``,
     ``tau_k ~ Gamma(tau_shape, rate tau_rate)`` (precisions), ``z_i ~ Categorical(w)``,
     ``y_i ~ Normal(mu[z_i], tau[z_i] ** -0.5)``.  It samples the memberships explicitly (no
     marginalization), then ``w | z``, ``mu | z, tau``, ``tau | z, mu`` from their conjugate
-    conditionals.  Each kept draw is relabelled so that ``mu_0 < mu_1``.
+    conditionals.  Each kept draw is relabelled so that ``mu_0 < mu_1 < ...``.
 
     Returns ``name -> (n_chains, n_iter)`` arrays: ``w0, w1, mu0, mu1, sigma0, sigma1`` and, for each
-    index ``i`` in ``track``, ``p1_<i>``: the conditional probability that ``y_i`` is in component 1.
+    index ``i`` in ``track`` (two components only), ``p1_<i>``: the conditional probability that
+    ``y_i`` is in component 1.
     """
     rng = np.random.default_rng(seed)
     y = np.asarray(y, dtype=float)
-    C, K = n_chains, 2
+    C, K = n_chains, n_components
+    if len(track) and K != 2:
+        raise ValueError("track needs two components")
     mu = np.sort(rng.choice(y, size=(C, K)), axis=1) + 0.01 * np.arange(K)
     tau = np.full((C, K), 1.0 / y.var())
     w = np.full((C, K), 1.0 / K)
@@ -212,9 +217,10 @@ def normal_mixture_gibbs(
             + 0.5 * np.log(tau)[:, None, :]
             - 0.5 * tau[:, None, :] * (y[None, :, None] - mu[:, None, :]) ** 2
         )
-        p1 = 1.0 / (1.0 + np.exp(log_p[..., 0] - log_p[..., 1]))  # (C, n)
-        z = rng.random(p1.shape) < p1
-        onehot = np.stack([~z, z], axis=-1).astype(float)
+        probs = np.exp(log_p - log_p.max(-1, keepdims=True))
+        cdf = np.cumsum(probs / probs.sum(-1, keepdims=True), axis=-1)  # (C, n, K)
+        z = (rng.random(cdf.shape[:-1])[..., None] > cdf[..., :-1]).sum(-1)
+        onehot = (z[..., None] == np.arange(K)).astype(float)
         n_k = onehot.sum(1)
         s_k = np.einsum("cnk,n->ck", onehot, y)
         # w | z

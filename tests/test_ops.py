@@ -7,7 +7,7 @@ from scipy.special import logsumexp as np_logsumexp
 
 from aemix.marginalize import marginalize
 from aemix.ops import logsumexp
-from tests.helpers import SEED_LOC, SEED_SCALE, SEED_WEIGHTS, mixture_logpdf, seed_model
+from tests.helpers import SEED_LOC, SEED_SCALE, SEED_WEIGHTS, mixture_logpdf, seed_model, stat_scale
 
 
 def marginal_logpdf_fn(outputs, value_rv):
@@ -82,7 +82,7 @@ from tests.helpers import brute_force_logdensity  # noqa: E402
 FAST = "FAST_COMPILE"
 probability = hst.floats(0.05, 0.95)
 location = hst.floats(-5, 5)
-exact = settings(max_examples=10, deadline=None)
+exact = settings(max_examples=max(5, int(10 * stat_scale())), deadline=None)
 
 
 def assert_exact(got, reference):

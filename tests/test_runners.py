@@ -44,7 +44,12 @@ def test_the_record_after_the_loop_is_computed_within_a_memory_budget(
     # The conditional of tau takes K x T = 112 x 112 values per draw: the whole block of 25 x 400
     # draws at once would take 1 GB per intermediate, for 0.3 MB of draws; so would 2000 chains
     # (their initial log-densities, then one draw of each, five times over).
-    kwargs = dict(n_chains=n_chains, seed=0, warmup=0, loop=loop, summary_only=summary_only)
+    # One case starts from the tempered particles (their moves and log-likelihoods in batches);
+    # the others from prior draws.
+    start = "tempered" if (loop, n_chains, summary_only) == ("scan", 25, False) else "prior"
+    kwargs = dict(
+        n_chains=n_chains, seed=0, warmup=0, loop=loop, summary_only=summary_only, start=start
+    )
     change_point_sampler.sample(5, **kwargs)  # compile outside the measurement
     tracemalloc.start()
     result = change_point_sampler.sample(n_samples, **kwargs)

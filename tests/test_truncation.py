@@ -238,7 +238,12 @@ def test_a_count_read_across_rows_is_summed_jointly():
 def test_n_mixture_posterior_means_match_quadrature():
     y = _n_mixture_data()
     sampler = _n_mixture(y)
-    result = sampler.sample(max(100, int(400 * stat_scale())), n_chains=200, seed=5, warmup=1000)
+    result = sampler.sample(
+        max(100, int(400 * stat_scale())),
+        n_chains=max(64, int(200 * stat_scale() ** 2)),
+        seed=5,
+        warmup=1000,
+    )
     exact = n_mixture_posterior(y)
     assert exact["edge"] < 1e-6  # the quadrature's lam range holds the posterior
     for name in ("lam", "p"):
