@@ -1,6 +1,20 @@
+import os
+
 import pytest
 
 from tests.helpers import seed_model
+
+
+def pytest_xdist_setupnodes(config, specs):
+    """Give each pytest-xdist worker its own Aesara cache (unless ``AESARA_FLAGS`` names one):
+    Aesara locks a cache while it compiles into it, which would serialize the workers'
+    compilations, most of a cold run."""
+    flags = os.environ.get("AESARA_FLAGS", "")
+    if "base_compiledir" in flags:
+        return
+    for k, spec in enumerate(specs):
+        base = os.path.join(os.path.expanduser("~"), ".aesara", f"xdist-{k}")
+        spec.env["AESARA_FLAGS"] = ",".join(filter(None, [flags, f"base_compiledir={base}"]))
 
 
 @pytest.fixture(scope="session")
