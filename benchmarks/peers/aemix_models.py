@@ -11,10 +11,9 @@ import sys
 
 import aesara.tensor as at
 import numpy as np
+import specs
 
 import aemix
-
-import specs
 
 if str(specs.REPO) not in sys.path:
     sys.path.insert(0, str(specs.REPO))

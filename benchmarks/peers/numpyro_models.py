@@ -75,9 +75,7 @@ def models():
     def coal_mining(data):
         counts = jnp.array(data["counts"])
         T = len(data["counts"])
-        tau = numpyro.sample(
-            "tau", dist.DiscreteUniform(0, T - 1), infer={"enumerate": "parallel"}
-        )
+        tau = numpyro.sample("tau", dist.DiscreteUniform(0, T - 1), infer={"enumerate": "parallel"})
         early = numpyro.sample("early", dist.Gamma(1.0, 1.0))
         late = numpyro.sample("late", dist.Gamma(1.0, 1.0))
         with numpyro.plate("years", T):

@@ -24,8 +24,10 @@ the tempered start where there is data), twice on one sampler: the first run aft
   (``sqrt(mcse_a^2 + mcse_b^2)``); a pair that does not is flagged in the table and listed.
 
 Writes ``--out`` (default ``benchmarks/peers/results.json``), a markdown table on stdout and
-``--plot`` (default ``benchmarks/peers/ess_per_second.png``, log scale).  ``--cold-aesara`` compiles
-aemix in a fresh temporary Aesara cache (a cold start), rather than the one ``AESARA_FLAGS`` names.
+``--plot`` (default ``benchmarks/peers/ess_per_second.png``, log scale).  ``--cold`` compiles aemix
+in a fresh temporary Aesara cache and PyMC in a fresh PyTensor cache (a first start on a new
+machine; JAX keeps no cache between processes unless told to), rather than the caches
+``AESARA_FLAGS`` and ``PYTENSOR_FLAGS`` name.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,7 +47,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
 import specs
 
 HERE = Path(__file__).resolve().parent
@@ -58,8 +60,9 @@ AGREEMENT = 5.0  # combined MCSEs
 
 def run_aemix(name: str, data: dict) -> dict:
     """aemix's default call, twice on one sampler: timings, the second run's draws, warnings."""
-    import aemix
     import aemix_models
+
+    import aemix
     from aemix.sampler import auto_thin
 
     caught = []
@@ -91,7 +94,7 @@ def run_aemix(name: str, data: dict) -> dict:
     }
 
 
-def run_peer(tool: str, name: str, data_file: Path, timeout: float) -> dict:
+def run_peer(tool: str, name: str, data_file: Path, timeout: float, env: dict) -> dict:
     """One peer on one model in its own Python; ``{"skipped": why}`` when that Python is absent."""
     variable, default, script = PEERS[tool]
     python = os.environ.get(variable, default)
@@ -99,7 +102,7 @@ def run_peer(tool: str, name: str, data_file: Path, timeout: float) -> dict:
         return {"skipped": f"{tool}: no Python at {python} (set {variable}; see README.md)"}
     command = [python, str(HERE / script), "--model", name, "--data", str(data_file)]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     lines = done.stdout.strip().splitlines()
@@ -186,8 +189,13 @@ def disagreements(results: dict, ref: dict | None) -> list[dict]:
                 z = abs(sa["mean"] - sb["mean"]) / error if error > 0 else np.inf
                 if z > AGREEMENT:
                     flagged.append(
-                        {"parameter": key, "tools": [a, b], "means": [sa["mean"], sb["mean"]],
-                         "combined_mcse": float(error), "z": float(z)}
+                        {
+                            "parameter": key,
+                            "tools": [a, b],
+                            "means": [sa["mean"], sb["mean"]],
+                            "combined_mcse": float(error),
+                            "z": float(z),
+                        }
                     )
     return flagged
 
@@ -219,9 +227,15 @@ def table(results: dict) -> str:
                 rows.append(f"| {name} | {tool} | | | | | | {what} |")
                 continue
             flags = [f for f in entry["disagreements"] if tool in f["tools"]]
-            agree = "ok" if not flags else "DISAGREES: " + "; ".join(
-                f"{f['parameter']} vs {[t for t in f['tools'] if t != tool][0]} "
-                f"({f['z']:.1f} MCSE)" for f in flags
+            agree = (
+                "ok"
+                if not flags
+                else "DISAGREES: "
+                + "; ".join(
+                    f"{f['parameter']} vs {[t for t in f['tools'] if t != tool][0]} "
+                    f"({f['z']:.1f} MCSE)"
+                    for f in flags
+                )
             )
             rows.append(
                 f"| {name} | {tool} | {run['build_s']:.1f} | {run['sample_s']:.1f} "
@@ -245,9 +259,7 @@ def plot(results: dict, path: Path) -> None:
         (axes[1], "ess_per_s_total", "min bulk ESS / (build + sampling) s"),
     ):
         for i, tool in enumerate(TOOLS):
-            values = [
-                results["models"][m]["tools"].get(tool, {}).get(key, np.nan) for m in models
-            ]
+            values = [results["models"][m]["tools"].get(tool, {}).get(key, np.nan) for m in models]
             ax.bar(np.arange(len(models)) + (i - 1) * width, values, width, label=tool)
         ax.set_yscale("log")
         ax.set_xticks(np.arange(len(models)), models, rotation=20)
@@ -267,19 +279,22 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--plot", type=Path, default=HERE / "ess_per_second.png")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per peer run")
-    parser.add_argument("--cold-aesara", action="store_true", help="a fresh Aesara cache")
+    parser.add_argument("--cold", action="store_true", help="fresh Aesara and PyTensor caches")
     args = parser.parse_args(argv)
-    if args.cold_aesara:
-        cold_dir = tempfile.mkdtemp(prefix="aesara-cold-")
-        os.environ["AESARA_FLAGS"] = ",".join(
-            f for f in (os.environ.get("AESARA_FLAGS", ""), f"base_compiledir={cold_dir}") if f
-        )
+    peer_env = dict(os.environ)
+    cold_dirs = []
+    if args.cold:
+        for variable, env in (("AESARA_FLAGS", os.environ), ("PYTENSOR_FLAGS", peer_env)):
+            cold_dir = tempfile.mkdtemp(prefix=f"{variable.split('_')[0].lower()}-cold-")
+            cold_dirs.append(cold_dir)
+            flags = (env.get(variable, ""), f"base_compiledir={cold_dir}")
+            env[variable] = ",".join(f for f in flags if f)
 
     results = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, {platform.system()}",
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "cold_aesara": args.cold_aesara,
+        "cold_caches": args.cold,
         "models": {},
     }
     datasets = {name: specs.load_data(name) for name in args.models}
@@ -301,7 +316,7 @@ def main(argv=None):
                     if tool == "aemix":
                         run = run_aemix(name, data)
                     else:
-                        run = run_peer(tool, name, data_file, args.timeout)
+                        run = run_peer(tool, name, data_file, args.timeout, peer_env)
                 except Exception as exc:  # recorded, and the benchmark goes on
                     run = {"error": f"{type(exc).__name__}: {exc}"}
                 if "skipped" in run:
@@ -328,6 +343,8 @@ def main(argv=None):
             args.out.write_text(json.dumps(results, indent=1))
     finally:
         data_file.unlink()
+        for cold_dir in cold_dirs:
+            shutil.rmtree(cold_dir, ignore_errors=True)
     args.out.write_text(json.dumps(results, indent=1))
     print()
     print(f"{results['date']}, {results['machine']}: `{results['command']}`")
