@@ -238,7 +238,7 @@ def table(results: dict) -> str:
                 )
             )
             rows.append(
-                f"| {name} | {tool} | {run['build_s']:.1f} | {run['sample_s']:.1f} "
+                f"| {name} | {tool} | {run['build_s']:.1f} | {run['sample_s']:.2f} "
                 f"| {run['min_ess']:.0f} ({run['min_ess_parameter']}) "
                 f"| {run['ess_per_s_sampling']:.0f} | {run['ess_per_s_total']:.0f} | {agree} |"
             )
@@ -280,7 +280,13 @@ def main(argv=None):
     parser.add_argument("--plot", type=Path, default=HERE / "ess_per_second.png")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per peer run")
     parser.add_argument("--cold", action="store_true", help="fresh Aesara and PyTensor caches")
+    parser.add_argument(
+        "--from-results", type=Path, help="run nothing: the table and plot of a results.json"
+    )
     args = parser.parse_args(argv)
+    if args.from_results:
+        report(json.loads(args.from_results.read_text()), args.plot)
+        return
     peer_env = dict(os.environ)
     cold_dirs = []
     if args.cold:
@@ -346,12 +352,24 @@ def main(argv=None):
         for cold_dir in cold_dirs:
             shutil.rmtree(cold_dir, ignore_errors=True)
     args.out.write_text(json.dumps(results, indent=1))
+    report(results, args.plot)
+    print(f"wrote {args.out}")
+
+
+def report(results: dict, plot_path: Path) -> None:
+    """The markdown table on stdout, with every disagreement listed under it, and the plot."""
     print()
     print(f"{results['date']}, {results['machine']}: `{results['command']}`")
     print()
     print(table(results))
-    plot(results, args.plot)
-    print(f"\nwrote {args.out} and {args.plot}")
+    for name, entry in results["models"].items():
+        for f in entry.get("disagreements", []):
+            print(
+                f"\nFLAG {name} {f['parameter']}: {f['tools'][0]} {f['means'][0]:.4f} vs "
+                f"{f['tools'][1]} {f['means'][1]:.4f} ({f['z']:.1f} combined MCSE)"
+            )
+    plot(results, plot_path)
+    print(f"\nwrote {plot_path}")
 
 
 if __name__ == "__main__":
