@@ -1,0 +1,71 @@
+"""The five benchmark models as data: names, priors' constants and the settings of each tool.
+
+Imported by the driver (`run.py`, aemix's Python) and by the peers' scripts (`numpyro_models.py`,
+`pymc_models.py`, each in its own virtual environment with NumPy 2), so it uses the standard library
+only.  The data themselves are loaded by the driver (`load_data`) and handed to the peers in one
+JSON file, so that every tool sees the same numbers.
+
+Models (every tool writes the same densities; the discrete latents are summed out)::
+
+    seed_mixture    Y = N[I], N_k ~ Normal(LOC_k, SCALE_k), I ~ Categorical(WEIGHTS); no data
+    eight_schools   mu ~ N(0, 5), tau ~ HalfCauchy(5), theta_tilde_j ~ N(0, 1),
+                    y_j ~ N(mu + tau theta_tilde_j, sigma_j)              (posteriordb, J = 8)
+    blr             beta_d ~ N(0, 10), sigma ~ HalfNormal(10), y ~ N(X beta, sigma)
+                                                                (posteriordb sblrc-blr, 100 x 5)
+    gauss_mix       mu ~ N(0, 2) (2, ordered), sigma_k ~ HalfNormal(2), theta ~ Beta(5, 5),
+                    z_i ~ Bernoulli(theta), y_i ~ N(mu[z_i], sigma[z_i])
+                                                        (posteriordb low_dim_gauss_mix, N = 1000)
+    coal_mining     tau ~ Integers(0, T), early, late ~ Gamma(1, rate 1),
+                    y_t ~ Poisson(early if t < tau else late)    (data/coal_mining_disasters.csv)
+
+In ``gauss_mix`` ``theta`` is the weight of the second (larger) location, ``mu[1]``; posteriordb's
+Stan model (``log_mix(theta, ...mu[1]..., ...mu[2]...)``) weighs the first, so its reference
+``theta`` is compared as ``1 - theta``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+REFS = REPO.parent / "shared" / "posteriordb" / "refs.json"
+COAL = REPO / "data" / "coal_mining_disasters.csv"
+
+MODELS = ("seed_mixture", "eight_schools", "blr", "gauss_mix", "coal_mining")
+
+# The seed's mixture (examples/seed_mixture.py).
+LOC = [-2.0, 0.0, 3.2, 2.5]
+SCALE = [1.2, 1.0, 5.0, 2.8]
+WEIGHTS = [0.2, 0.3, 0.1, 0.4]
+
+POSTERIORDB = {
+    "eight_schools": "eight_schools-eight_schools_noncentered",
+    "blr": "sblrc-blr",
+    "gauss_mix": "low_dim_gauss_mix-low_dim_gauss_mix",
+}
+
+# Sampler settings of the peers (aemix runs its default call, `sampler.sample(1000, seed=0)`).
+CHAINS = 4
+WARMUP = 1000
+DRAWS = 1000
+SEED = 0
+
+
+def load_data(name: str, refs_path: Path = REFS) -> dict | None:
+    """The data of model ``name`` as JSON-able lists, or None when its source file is absent."""
+    if name == "seed_mixture":
+        return {}
+    if name == "coal_mining":
+        if not COAL.exists():
+            return None
+        rows = COAL.read_text().split()[1:]
+        return {"counts": [int(row.split(",")[1]) for row in rows]}
+    if not Path(refs_path).exists():
+        return None
+    data = json.loads(Path(refs_path).read_text())["posteriors"][POSTERIORDB[name]]["data"]
+    if name == "eight_schools":
+        return {"y": data["y"], "sigma": data["sigma"]}
+    if name == "blr":
+        return {"X": data["X"], "y": data["y"]}
+    return {"y": data["y"]}
