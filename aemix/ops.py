@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import singledispatch
 from typing import NamedTuple
 
@@ -22,7 +23,7 @@ import aesara.tensor as at
 import numpy as np
 from aeppl.abstract import MeasurableVariable
 from aeppl.logprob import _logprob, logprob
-from aesara.graph.basic import Apply, Variable
+from aesara.graph.basic import Apply, Constant, Variable
 from aesara.graph.op import Op
 from aesara.tensor.basic import get_scalar_constant_value
 from aesara.tensor.exceptions import NotScalarConstantError
@@ -34,6 +35,8 @@ __all__ = [
     "MarginalMixtureRV",
     "MarginalSwitchRV",
     "FiniteEnumerationRV",
+    "ChangePointRV",
+    "Cut",
     "Conditionals",
     "marginal_conditionals",
     "logsumexp",
@@ -367,8 +370,68 @@ class FiniteEnumerationRV(Op):
             "FiniteEnumerationRV is a density placeholder and cannot be evaluated"
         )
 
+    def restricted(self, indices) -> FiniteEnumerationRV:
+        """The Op for the same enumeration over the children at ``indices`` only."""
+        return self
+
     def __str__(self):
         return "FiniteEnumeration"
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Where the elements of a child along one axis change regime with a discrete scalar ``D``.
+
+    Element ``t`` of ``axis`` (``0 <= t < length``) is in the first regime when ``t < D + shift``
+    and in the second otherwise: at ``D = length - shift`` every element is in the first, at
+    ``D = -shift`` every element is in the second (`aemix.relations.change_points`).
+    """
+
+    length: int
+    shift: int
+    axis: int = 0
+
+    @property
+    def all_first(self) -> int:
+        """A value of ``D`` that puts every element in the first regime."""
+        return self.length - self.shift
+
+    @property
+    def all_second(self) -> int:
+        """A value of ``D`` that puts every element in the second regime."""
+        return -self.shift
+
+    def boundaries(self, values: np.ndarray) -> np.ndarray:
+        """The number of elements in the first regime at each value of ``D``."""
+        return np.clip(np.asarray(values, dtype="int64") + self.shift, 0, self.length)
+
+
+class ChangePointRV(FiniteEnumerationRV):
+    """The joint of children that read a discrete scalar ``D`` only through a change point.
+
+    Inputs are ``(D, support, *children)`` as for `FiniteEnumerationRV`; ``cuts`` holds one `Cut`
+    per child: child element ``t`` along ``cut.axis`` (every element with that index, summed)
+    depends on ``D`` only through whether ``t < D + cut.shift``.  Its density is the enumeration's,
+    computed from two evaluations of each child's log-density (every element in the first regime,
+    every element in the second) and their cumulative sums: ``O(T + K)`` instead of ``O(T K)``.
+    """
+
+    __props__ = ("elementwise", "cuts")
+
+    def __init__(self, cuts):
+        self.cuts = tuple(cuts)
+        super().__init__(elementwise=False)
+
+    def make_node(self, discrete, support, *children):
+        if len(children) != len(self.cuts):
+            raise ValueError(f"{len(self.cuts)} cuts for {len(children)} children")
+        return super().make_node(discrete, support, *children)
+
+    def restricted(self, indices) -> ChangePointRV:
+        return ChangePointRV(tuple(self.cuts[i] for i in indices))
+
+    def __str__(self):
+        return "ChangePoint"
 
 
 def _children_logprobs(children, values) -> list[Variable]:
@@ -482,6 +545,46 @@ def _enumeration_conditionals(op, values, discrete, support, *children):
                 f"its dependents use {exc.op}, which aemix cannot evaluate at every value of it at "
                 "once",
             ) from exc
+    return Conditionals(log_joint, support)
+
+
+def _regime_sums(logp: Variable, cut: Cut) -> tuple[Variable, Variable]:
+    """Per element ``t`` of the cut's axis, ``logp`` summed over the other axes: its prefix sums
+    ``P[n] = sum_{t < n}`` and suffix sums ``S[n] = sum_{t >= n}``, ``n = 0..T``."""
+    per_t = at.moveaxis(logp, cut.axis, 0)
+    if per_t.ndim > 1:
+        per_t = at.sum(per_t, axis=tuple(range(1, per_t.ndim)))
+    zero = at.zeros((1,), dtype=per_t.dtype)
+    prefix = at.concatenate([zero, at.cumsum(per_t)])
+    suffix = at.concatenate([at.cumsum(per_t[::-1])[::-1], zero])
+    return prefix, suffix
+
+
+@marginal_conditionals.register(ChangePointRV)
+def _change_point_conditionals(op, values, discrete, support, *children):
+    r"""``log P(D = k) + sum_c (P^c_1[n^c_k] + S^c_2[n^c_k])`` at each value ``k`` of the support.
+
+    ``P_1`` sums a child's elements in the first regime (its density with ``D`` at a value that
+    puts every element there), ``S_2`` those in the second, up to and from the cut ``n_k``.
+    Suffix sums rather than ``total - prefix``: no cancellation, and an element impossible in the
+    second regime (``-inf``) stays ``-inf`` rather than ``-inf - (-inf) = nan``.
+    """
+    from aemix.vectorize import vectorize_graph
+
+    if not isinstance(support, Constant):
+        raise NotImplementedError("a change point's support must be a constant")
+    with density_build() as build:
+        dependence = build.dependence
+        prior_value = discrete.type()
+        (log_joint,) = vectorize_graph([logprob(discrete, prior_value)], {prior_value: support})
+        for child_logp, cut in zip(_children_logprobs(children, values), op.cuts):
+            regimes = []
+            for d in (cut.all_first, cut.all_second):
+                at_d = at.constant(np.asarray(d, dtype=discrete.type.dtype))
+                regimes.append(_regime_sums(replace_views(child_logp, discrete, at_d, dependence), cut))
+            (prefix, _), (_, suffix) = regimes
+            cuts = at.constant(cut.boundaries(support.data))
+            log_joint = log_joint + prefix[cuts] + suffix[cuts]
     return Conditionals(log_joint, support)
 
 
