@@ -560,6 +560,15 @@ def _regime_sums(logp: Variable, cut: Cut) -> tuple[Variable, Variable]:
     return prefix, suffix
 
 
+def _gather(x: Variable, index: np.ndarray) -> Variable:
+    """``x[index]`` for a constant ``index``; a slice when it is a run of consecutive values (the
+    support of a change point, as a rule): the fused loop's scalar code copies a slice, where it
+    would select each entry of an index array by a chain of comparisons."""
+    if len(index) and np.all(np.diff(index) == 1):
+        return x[int(index[0]) : int(index[-1]) + 1]
+    return x[at.constant(index)]
+
+
 @marginal_conditionals.register(ChangePointRV)
 def _change_point_conditionals(op, values, discrete, support, *children):
     r"""``log P(D = k) + sum_c (P^c_1[n^c_k] + S^c_2[n^c_k])`` at each value ``k`` of the support.
@@ -583,8 +592,8 @@ def _change_point_conditionals(op, values, discrete, support, *children):
                 at_d = at.constant(np.asarray(d, dtype=discrete.type.dtype))
                 regimes.append(_regime_sums(replace_views(child_logp, discrete, at_d, dependence), cut))
             (prefix, _), (_, suffix) = regimes
-            cuts = at.constant(cut.boundaries(support.data))
-            log_joint = log_joint + prefix[cuts] + suffix[cuts]
+            cuts = cut.boundaries(support.data)
+            log_joint = log_joint + _gather(prefix, cuts) + _gather(suffix, cuts)
     return Conditionals(log_joint, support)
 
 
