@@ -590,7 +590,9 @@ def _change_point_conditionals(op, values, discrete, support, *children):
             regimes = []
             for d in (cut.all_first, cut.all_second):
                 at_d = at.constant(np.asarray(d, dtype=discrete.type.dtype))
-                regimes.append(_regime_sums(replace_views(child_logp, discrete, at_d, dependence), cut))
+                regimes.append(
+                    _regime_sums(replace_views(child_logp, discrete, at_d, dependence), cut)
+                )
             (prefix, _), (_, suffix) = regimes
             cuts = cut.boundaries(support.data)
             log_joint = log_joint + _gather(prefix, cuts) + _gather(suffix, cuts)

@@ -107,9 +107,7 @@ def test_normal_children_on_random_data(y, m1, m2, s, form):
     y_rv = srng.normal(mean, s_rv, name="y")
     sampler = aemix.build_sampler(y_rv, observed={y_rv: y}, mode=FAST)
     assert placeholder_of(sampler).rule == "change_point"
-    ref = brute_force_logdensity(
-        {m1_rv: m1, m2_rv: m2, s_rv: s}, {tau_rv: range(T + 1)}, {y_rv: y}
-    )
+    ref = brute_force_logdensity({m1_rv: m1, m2_rv: m2, s_rv: s}, {tau_rv: range(T + 1)}, {y_rv: y})
     assert_exact(sampler.logdensity({"m1": m1, "m2": m2, "s": s}), ref)
 
 
