@@ -242,3 +242,41 @@ def test_the_fused_loop_runs_the_change_point(coal_sampler):
     per_chain = result.conditional_probabilities["tau"].mean(axis=1)
     se = per_chain.std(axis=0) / np.sqrt(per_chain.shape[0]) + 1e-4
     assert np.all(np.abs(probs.mean(axis=0) - exact) < 5 * se), (probs.mean(axis=0), exact)
+
+
+def test_without_the_rule_the_change_point_is_enumerated_to_the_same_density():
+    from aemix.relations import RuleRegistry, registry
+
+    rules = RuleRegistry()
+    for rule in registry.rules():
+        if rule.kind != "threshold":
+            rules.register(rule.name, rule.relation, kind=rule.kind)
+    y = np.array([4, 6, 3, 0, 1])
+    fast, _ = poisson_change_point(y)
+    srng = at.random.RandomStream(0)
+    tau_rv = srng.integers(0, 5, name="tau")
+    e_rv, l_rv = srng.gamma(F(2.0), F(1.0), name="e"), srng.gamma(F(2.0), F(1.0), name="l")
+    y_rv = srng.poisson(at.switch(at.arange(5) < tau_rv, e_rv, l_rv), name="y")
+    slow = aemix.build_sampler(y_rv, observed={y_rv: y}, mode=FAST, rules=rules)
+    assert type(placeholder_of(slow).node.op) is FiniteEnumerationRV
+    assert_exact(fast.logdensity({"e": 1.7, "l": 0.4}), slow.logdensity({"e": 1.7, "l": 0.4}))
+
+
+def test_a_change_point_inside_another_enumeration():
+    # z is summed out around the change point's placeholder (its child); tau's conditional is
+    # given z's draw.
+    y = np.array([3, 5, 0, 1, 2, 6])
+    srng = at.random.RandomStream(0)
+    tau_rv = srng.integers(0, 6, name="tau")
+    z_rv = srng.bernoulli(F(0.3), name="z")
+    e_rv, l_rv = srng.gamma(F(2.0), F(1.0), name="e"), srng.gamma(F(2.0), F(1.0), name="l")
+    rate = at.switch(at.arange(6) >= tau_rv, e_rv, l_rv) * (1 + z_rv)
+    y_rv = srng.poisson(rate, name="y")
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: y}, mode=FAST)
+    rules = {m.discrete.name: m.rule for m in sampler._model.marginalizations}
+    assert rules == {"tau": "change_point", "z": "finite_support"}
+    for e, l in [(1.2, 3.0), (4.0, 0.5)]:
+        ref = brute_force_logdensity(
+            {e_rv: e, l_rv: l}, {tau_rv: range(6), z_rv: (0, 1)}, {y_rv: y}
+        )
+        assert_exact(sampler.logdensity({"e": e, "l": l}), ref)
