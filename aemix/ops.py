@@ -548,16 +548,22 @@ def _enumeration_conditionals(op, values, discrete, support, *children):
     return Conditionals(log_joint, support)
 
 
-def _regime_sums(logp: Variable, cut: Cut) -> tuple[Variable, Variable]:
-    """Per element ``t`` of the cut's axis, ``logp`` summed over the other axes: its prefix sums
-    ``P[n] = sum_{t < n}`` and suffix sums ``S[n] = sum_{t >= n}``, ``n = 0..T``."""
+def _per_element(logp: Variable, cut: Cut) -> Variable:
+    """``logp`` per element ``t`` of the cut's axis (summed over the other axes)."""
     per_t = at.moveaxis(logp, cut.axis, 0)
     if per_t.ndim > 1:
         per_t = at.sum(per_t, axis=tuple(range(1, per_t.ndim)))
-    zero = at.zeros((1,), dtype=per_t.dtype)
-    prefix = at.concatenate([zero, at.cumsum(per_t)])
-    suffix = at.concatenate([at.cumsum(per_t[::-1])[::-1], zero])
-    return prefix, suffix
+    return per_t
+
+
+def _prefix_sums(x: Variable) -> Variable:
+    """``P[n] = sum_{t < n} x_t`` for ``n = 0..T``."""
+    return at.concatenate([at.zeros((1,), dtype=x.dtype), at.cumsum(x)])
+
+
+def _suffix_sums(x: Variable) -> Variable:
+    """``S[n] = sum_{t >= n} x_t`` for ``n = 0..T``."""
+    return at.concatenate([at.cumsum(x[::-1])[::-1], at.zeros((1,), dtype=x.dtype)])
 
 
 def _gather(x: Variable, index: np.ndarray) -> Variable:
@@ -567,6 +573,10 @@ def _gather(x: Variable, index: np.ndarray) -> Variable:
     if len(index) and np.all(np.diff(index) == 1):
         return x[int(index[0]) : int(index[-1]) + 1]
     return x[at.constant(index)]
+
+
+def _constant_of(discrete: Variable, value: int) -> Variable:
+    return at.constant(np.asarray(value, dtype=discrete.type.dtype))
 
 
 @marginal_conditionals.register(ChangePointRV)
@@ -587,15 +597,17 @@ def _change_point_conditionals(op, values, discrete, support, *children):
         prior_value = discrete.type()
         (log_joint,) = vectorize_graph([logprob(discrete, prior_value)], {prior_value: support})
         for child_logp, cut in zip(_children_logprobs(children, values), op.cuts):
-            regimes = []
-            for d in (cut.all_first, cut.all_second):
-                at_d = at.constant(np.asarray(d, dtype=discrete.type.dtype))
-                regimes.append(
-                    _regime_sums(replace_views(child_logp, discrete, at_d, dependence), cut)
+            first, second = (
+                _per_element(replace_views(child_logp, discrete, d, dependence), cut)
+                for d in (
+                    _constant_of(discrete, cut.all_first),
+                    _constant_of(discrete, cut.all_second),
                 )
-            (prefix, _), (_, suffix) = regimes
+            )
             cuts = cut.boundaries(support.data)
-            log_joint = log_joint + _gather(prefix, cuts) + _gather(suffix, cuts)
+            log_joint = (
+                log_joint + _gather(_prefix_sums(first), cuts) + _gather(_suffix_sums(second), cuts)
+            )
     return Conditionals(log_joint, support)
 
 
