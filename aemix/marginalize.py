@@ -11,7 +11,10 @@ Two passes, both driven by the rules in `aemix.relations.registry`:
    summed out of the joint of the random variables that depend on it (its children), elementwise when
    its elements are independent and each child element depends on one of them (``O(n K)``; a
    child may have more axes than the variable, ``y[i, j]`` reading element ``i``), jointly over
-   every configuration otherwise (``K ** n``, within a budget).  A count with unbounded support (an
+   every configuration otherwise (``K ** n``, within a budget).  A scalar that every child reads
+   only through masks ``arange(T) < tau`` that a *threshold rule* recognizes (a change point) is
+   summed by cumulative sums of the children's log-densities, ``O(T + K)`` instead of ``O(T K)``
+   (`aemix.ops.ChangePointRV`; the budget still counts ``K``).  A count with unbounded support (an
    *unbounded rule*) is summed over a finite range that `aemix.truncation` chooses so that the mass
    left out is below a tolerance.
 
