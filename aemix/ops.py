@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import singledispatch
 from typing import NamedTuple
 
@@ -22,7 +23,7 @@ import aesara.tensor as at
 import numpy as np
 from aeppl.abstract import MeasurableVariable
 from aeppl.logprob import _logprob, logprob
-from aesara.graph.basic import Apply, Variable
+from aesara.graph.basic import Apply, Constant, Variable
 from aesara.graph.op import Op
 from aesara.tensor.basic import get_scalar_constant_value
 from aesara.tensor.exceptions import NotScalarConstantError
@@ -34,6 +35,8 @@ __all__ = [
     "MarginalMixtureRV",
     "MarginalSwitchRV",
     "FiniteEnumerationRV",
+    "ChangePointRV",
+    "Cut",
     "Conditionals",
     "marginal_conditionals",
     "logsumexp",
@@ -367,8 +370,68 @@ class FiniteEnumerationRV(Op):
             "FiniteEnumerationRV is a density placeholder and cannot be evaluated"
         )
 
+    def restricted(self, indices) -> FiniteEnumerationRV:
+        """The Op for the same enumeration over the children at ``indices`` only."""
+        return self
+
     def __str__(self):
         return "FiniteEnumeration"
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Where the elements of a child along one axis change regime with a discrete scalar ``D``.
+
+    Element ``t`` of ``axis`` (``0 <= t < length``) is in the first regime when ``t < D + shift``
+    and in the second otherwise: at ``D = length - shift`` every element is in the first, at
+    ``D = -shift`` every element is in the second (`aemix.relations.change_points`).
+    """
+
+    length: int
+    shift: int
+    axis: int = 0
+
+    @property
+    def all_first(self) -> int:
+        """A value of ``D`` that puts every element in the first regime."""
+        return self.length - self.shift
+
+    @property
+    def all_second(self) -> int:
+        """A value of ``D`` that puts every element in the second regime."""
+        return -self.shift
+
+    def boundaries(self, values: np.ndarray) -> np.ndarray:
+        """The number of elements in the first regime at each value of ``D``."""
+        return np.clip(np.asarray(values, dtype="int64") + self.shift, 0, self.length)
+
+
+class ChangePointRV(FiniteEnumerationRV):
+    """The joint of children that read a discrete scalar ``D`` only through a change point.
+
+    Inputs are ``(D, support, *children)`` as for `FiniteEnumerationRV`; ``cuts`` holds one `Cut`
+    per child: child element ``t`` along ``cut.axis`` (every element with that index, summed)
+    depends on ``D`` only through whether ``t < D + cut.shift``.  Its density is the enumeration's,
+    computed from two evaluations of each child's log-density (every element in the first regime,
+    every element in the second) and their cumulative sums: ``O(T + K)`` instead of ``O(T K)``.
+    """
+
+    __props__ = ("elementwise", "cuts")
+
+    def __init__(self, cuts):
+        self.cuts = tuple(cuts)
+        super().__init__(elementwise=False)
+
+    def make_node(self, discrete, support, *children):
+        if len(children) != len(self.cuts):
+            raise ValueError(f"{len(self.cuts)} cuts for {len(children)} children")
+        return super().make_node(discrete, support, *children)
+
+    def restricted(self, indices) -> ChangePointRV:
+        return ChangePointRV(tuple(self.cuts[i] for i in indices))
+
+    def __str__(self):
+        return "ChangePoint"
 
 
 def _children_logprobs(children, values) -> list[Variable]:
@@ -482,6 +545,69 @@ def _enumeration_conditionals(op, values, discrete, support, *children):
                 f"its dependents use {exc.op}, which aemix cannot evaluate at every value of it at "
                 "once",
             ) from exc
+    return Conditionals(log_joint, support)
+
+
+def _per_element(logp: Variable, cut: Cut) -> Variable:
+    """``logp`` per element ``t`` of the cut's axis (summed over the other axes)."""
+    per_t = at.moveaxis(logp, cut.axis, 0)
+    if per_t.ndim > 1:
+        per_t = at.sum(per_t, axis=tuple(range(1, per_t.ndim)))
+    return per_t
+
+
+def _prefix_sums(x: Variable) -> Variable:
+    """``P[n] = sum_{t < n} x_t`` for ``n = 0..T``."""
+    return at.concatenate([at.zeros((1,), dtype=x.dtype), at.cumsum(x)])
+
+
+def _suffix_sums(x: Variable) -> Variable:
+    """``S[n] = sum_{t >= n} x_t`` for ``n = 0..T``."""
+    return at.concatenate([at.cumsum(x[::-1])[::-1], at.zeros((1,), dtype=x.dtype)])
+
+
+def _gather(x: Variable, index: np.ndarray) -> Variable:
+    """``x[index]`` for a constant ``index``; a slice when it is a run of consecutive values (the
+    support of a change point, as a rule): the fused loop's scalar code copies a slice, where it
+    would select each entry of an index array by a chain of comparisons."""
+    if len(index) and np.all(np.diff(index) == 1):
+        return x[int(index[0]) : int(index[-1]) + 1]
+    return x[at.constant(index)]
+
+
+def _constant_of(discrete: Variable, value: int) -> Variable:
+    return at.constant(np.asarray(value, dtype=discrete.type.dtype))
+
+
+@marginal_conditionals.register(ChangePointRV)
+def _change_point_conditionals(op, values, discrete, support, *children):
+    r"""``log P(D = k) + sum_c (P^c_1[n^c_k] + S^c_2[n^c_k])`` at each value ``k`` of the support.
+
+    ``P_1`` sums a child's elements in the first regime (its density with ``D`` at a value that
+    puts every element there), ``S_2`` those in the second, up to and from the cut ``n_k``.
+    Suffix sums rather than ``total - prefix``: no cancellation, and an element impossible in the
+    second regime (``-inf``) stays ``-inf`` rather than ``-inf - (-inf) = nan``.
+    """
+    from aemix.vectorize import vectorize_graph
+
+    if not isinstance(support, Constant):
+        raise NotImplementedError("a change point's support must be a constant")
+    with density_build() as build:
+        dependence = build.dependence
+        prior_value = discrete.type()
+        (log_joint,) = vectorize_graph([logprob(discrete, prior_value)], {prior_value: support})
+        for child_logp, cut in zip(_children_logprobs(children, values), op.cuts):
+            first, second = (
+                _per_element(replace_views(child_logp, discrete, d, dependence), cut)
+                for d in (
+                    _constant_of(discrete, cut.all_first),
+                    _constant_of(discrete, cut.all_second),
+                )
+            )
+            cuts = cut.boundaries(support.data)
+            log_joint = (
+                log_joint + _gather(_prefix_sums(first), cuts) + _gather(_suffix_sums(second), cuts)
+            )
     return Conditionals(log_joint, support)
 
 

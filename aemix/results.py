@@ -60,9 +60,10 @@ def _placeholder_term(node, rv_to_value: dict[Variable, Variable], observed) -> 
             raise NotImplementedError(f"{node.op} with latent and observed outputs")
         discrete, support, *children = node.inputs
         # The same enumeration over the latent children alone: the density they are given by.
-        latent_node = node.op.make_node(discrete, support, *[children[i] for i in latent_outputs])
+        latent_op = node.op.restricted(latent_outputs)
+        latent_node = latent_op.make_node(discrete, support, *[children[i] for i in latent_outputs])
         latent_joint, _ = marginal_conditionals(
-            node.op, [values[i] for i in latent_outputs], *latent_node.inputs
+            latent_op, [values[i] for i in latent_outputs], *latent_node.inputs
         )
         term = term - logsumexp(latent_joint, axis=0)
     return term

@@ -69,6 +69,7 @@ from aemix.marginalize import (
     marginalize,
 )
 from aemix.ops import (
+    ChangePointRV,
     FiniteEnumerationRV,
     MarginalSwitchRV,
     constant_branch_value,
@@ -1439,7 +1440,13 @@ class Sampler:
             enumeration = isinstance(m.node.op, FiniteEnumerationRV)
             inputs = m.node.inputs[2:] if enumeration else m.node.inputs[1:]
             how = ""
-            if enumeration and m.node.op.elementwise:
+            if isinstance(m.node.op, ChangePointRV):
+                lengths = sorted({cut.length for cut in m.node.op.cuts})
+                how = (
+                    f", a change point: cumulative sums over {' and '.join(map(str, lengths))} "
+                    "elements"
+                )
+            elif enumeration and m.node.op.elementwise:
                 how = f", summed per element over {m.discrete.type.shape} elements"
             elif enumeration and m.discrete.ndim > 0:
                 how = ", summed jointly over every configuration"

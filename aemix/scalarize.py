@@ -22,7 +22,7 @@ import aesara.tensor as at
 import numpy as np
 from aesara.graph.basic import Apply, Constant, Variable, clone_replace, io_toposort
 from aesara.raise_op import CheckAndRaise
-from aesara.tensor.basic import Alloc, Join, MakeVector, ScalarFromTensor, TensorFromScalar
+from aesara.tensor.basic import Alloc, ARange, Join, MakeVector, ScalarFromTensor, TensorFromScalar
 from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
 from aesara.tensor.extra_ops import BroadcastTo, CumOp
 from aesara.tensor.math import Dot, MaxAndArgmax
@@ -311,6 +311,13 @@ def _lower_cumop(op, node, inputs, budget):
                 entry = _apply_scalar(scalar_op, [running, entry], [out_dtype], budget)[0]
             out[index + (j,)] = running = entry
     return [np.moveaxis(out, -1, axis)]
+
+
+@lower_node.register(ARange)
+def _lower_arange(op, node, inputs, budget):
+    # A time index (`arange(T) < tau` of a change point): constant bounds, so constant values.
+    start, stop, step = (_static_values(i, "an arange's bound").item() for i in inputs)
+    return [_lower_array(np.arange(start, stop, step, dtype=node.outputs[0].type.dtype), budget)]
 
 
 @lower_node.register(MakeVector)
@@ -808,7 +815,10 @@ def _substitute(var, rows: dict, budget: _Budget, memo: dict):
 
 
 def _lower_constant(var: Constant, budget: _Budget):
-    array = np.asarray(var.data, dtype=var.type.dtype)
+    return _lower_array(np.asarray(var.data, dtype=var.type.dtype), budget)
+
+
+def _lower_array(array: np.ndarray, budget: _Budget):
     long_axes = [a for a, size in enumerate(array.shape) if size >= LOOP_MIN]
     if long_axes:
         # The last long axis is looped over; the others are unrolled.

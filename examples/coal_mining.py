@@ -10,8 +10,11 @@ Model (`model` below), the change-point model of PyMC's tutorial with the change
     late     ~ Gamma(1, rate 1)
     y_t      ~ Poisson(early if t < tau else late)      observed, t = 0..T-1
 
-aemix enumerates the 112 values of ``tau`` (``log p(y) = logsumexp_tau(log p(tau) + sum_t log
-Poisson(y_t; rate_t(tau)))``) and random-walks over the two rates only.  The first year of the late
+aemix sums the 112 values of ``tau`` out (``log p(y) = logsumexp_tau(log p(tau) + sum_t log
+Poisson(y_t; rate_t(tau)))``) and random-walks over the two rates only.  The rule
+``change_point`` sees that ``tau`` is read only through ``arange(T) < tau``: the inner sums are
+prefix sums of the early rate's terms plus suffix sums of the late rate's, so one log-density
+costs ``O(T + K)``, not ``O(T K)``.  The first year of the late
 regime is ``1851 + tau``.  Its posterior comes two ways: the frequencies of ``tau`` drawn back from
 its conditional given each kept draw, and the average of the conditional probabilities themselves
 (Rao-Blackwellized, smoother).

@@ -65,6 +65,16 @@ def test_cumulative_sums_and_products(axis):
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
+@pytest.mark.parametrize("length", [5, 40])
+def test_a_constant_arange_lowers_to_its_values(length):
+    # A change point's mask `arange(T) < tau`, short (unrolled) and long (a loop over its rows).
+    x = at.vector("x")
+    out = at.sum(at.switch(at.arange(2, 2 + length) < 6, x[0], x[1]) * at.arange(length))
+    graph = lower_to_scalars([x], [(2,)], [out])
+    (got,) = evaluate(graph, [[0.5, -1.25]])
+    np.testing.assert_allclose(got, aesara.function([x], out, mode=FAST)([0.5, -1.25]), rtol=1e-12)
+
+
 def test_a_failing_check_gives_nan_not_an_exception():
     x = at.vector("x")
     out = Assert("x must be positive")(at.log(x[0]), at.gt(x[0], 0))

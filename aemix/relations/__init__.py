@@ -1,12 +1,15 @@
 """Marginalization rules as data: miniKanren relations over expression tuples, in one registry.
 
-There are three kinds of rule.  A ``"rewrite"`` rule is a relation ``rule(model_et, marginal_et)``: a
+There are four kinds of rule.  A ``"rewrite"`` rule is a relation ``rule(model_et, marginal_et)``: a
 kanren goal that holds when ``marginal_et`` is the marginal form of the sub-graph ``model_et`` (an
 indexed mixture, a Bernoulli switch).  A ``"support"`` rule is a relation ``rule(rv_et, support)``
 that gives the finite support of a discrete distribution; the general enumeration rule sums any
 discrete latent with a known finite support out of the variables that depend on it.  An
 ``"unbounded"`` rule ``rule(rv_et, low)`` recognizes a count whose support ``{low, low + 1, ...}``
-has no end; it is summed over a range that `aemix.truncation` chooses.  Rules never touch
+has no end; it is summed over a range that `aemix.truncation` chooses.  A ``"threshold"`` rule
+``rule(mask_et, discrete, cut)`` recognizes a mask that compares a time index with a discrete
+scalar (``arange(T) < tau``): when every child reads the variable only through such masks, the
+enumeration sums it out by cumulative sums in ``O(T + K)`` (a change point).  Rules never touch
 a FunctionGraph; the generic rewrites in `aemix.marginalize` apply them.  List them with
 ``list(registry)``, look one up with ``registry["indexed_mixture"]``, and add your own with
 `registry.register`.
@@ -17,11 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from aemix.relations.change_points import change_pointo
 from aemix.relations.mixtures import indexed_mixtureo
 from aemix.relations.supports import finite_supporto, unbounded_supporto
 from aemix.relations.switches import switch_mixtureo
 
-__all__ = ["Rule", "RuleRegistry", "registry"]
+__all__ = ["Rule", "RuleRegistry", "registry", "KINDS"]
+
+KINDS = ("rewrite", "support", "unbounded", "threshold")
 
 
 @dataclass(frozen=True)
@@ -66,11 +72,13 @@ class RuleRegistry:
         """Add ``relation`` under ``name``; raise `KeyError` if the name is taken (unless ``replace``).
 
         ``kind`` is ``"rewrite"`` (``relation(model_et, marginal_et)``), ``"support"``
-        (``relation(rv_et, support)``) or ``"unbounded"`` (``relation(rv_et, low)``: a count whose
-        support ``{low, low + 1, ...}`` has no end, summed over a truncated range).
+        (``relation(rv_et, support)``), ``"unbounded"`` (``relation(rv_et, low)``: a count whose
+        support ``{low, low + 1, ...}`` has no end, summed over a truncated range) or
+        ``"threshold"`` (``relation(mask_et, discrete, cut)``: a mask that changes at a discrete
+        scalar, with its `aemix.ops.Cut`).
         """
-        if kind not in ("rewrite", "support", "unbounded"):
-            raise ValueError(f"rule kind must be 'rewrite', 'support' or 'unbounded', got {kind!r}")
+        if kind not in KINDS:
+            raise ValueError(f"rule kind must be one of {KINDS}, got {kind!r}")
         if name in self._rules and not replace:
             raise KeyError(f"a marginalization rule named {name!r} is already registered")
         rule = Rule(name, relation, kind)
@@ -103,3 +111,4 @@ registry.register("indexed_mixture", indexed_mixtureo)
 registry.register("switch_mixture", switch_mixtureo)
 registry.register("finite_support", finite_supporto, kind="support")
 registry.register("truncated_count", unbounded_supporto, kind="unbounded")
+registry.register("change_point", change_pointo, kind="threshold")
