@@ -65,3 +65,27 @@ class InitializationError(AemixError):
 
 class FusedLoopError(AemixError):
     """The model's step does not lower to the fused C loop (``Sampler.sample(loop="fused")``)."""
+
+
+class MemoryLimitError(AemixError):
+    """The result `Sampler.sample` was asked for would be larger than its memory limit.
+
+    Raised before anything is sampled; the message names the remedies (see `aemix.memory`).
+
+    Attributes
+    ----------
+    estimated
+        The result's estimated size in bytes (every kept variable's draws and the log-density).
+    limit
+        The limit in bytes (``max_memory``).
+    largest
+        ``(name, bytes)`` of the largest parts of the result, largest first.
+    """
+
+    def __init__(
+        self, message: str, estimated: int, limit: int, largest: tuple[tuple[str, int], ...]
+    ):
+        self.estimated = estimated
+        self.limit = limit
+        self.largest = largest
+        super().__init__(message)

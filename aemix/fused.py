@@ -84,7 +84,7 @@ TILE = 256
 MIN_TILES = 8
 _MIN_WIDTH = 32
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 21
+_CODE_VERSION = 22
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
 # Seconds between two runs of the signal handlers (with the GIL taken back) inside the loop.
@@ -301,8 +301,9 @@ class FusedRMHLoop(COp):
     ``logdensity`` ``(n_chains,)``,
     ``step_size`` (scalar), ``scale`` ``(dim,)``, ``n_steps``, ``thin`` and ``mode`` (integer
     scalars; see `MODES`), ``sink`` (in ``"draws"`` mode, a tuple of three C-ordered arrays:
-    float records ``(n_chains, >= offset + n_kept, n_float)``, int64 records
-    ``(n_chains, >= offset + n_kept, n_int)`` and log-densities ``(n_chains, >= offset + n_kept)``,
+    float records ``(n_chains, >= offset + n_kept, n_float)``, integer records
+    ``(n_chains, >= offset + n_kept, n_int)`` (int8, int16, int32 or int64: each value is cast to
+    the array's type, so it must hold every value) and log-densities ``(n_chains, >= offset + n_kept)``,
     written in place; else ignored), ``offset`` and ``n_threads`` (integer scalars: the tiles are
     shared among ``n_threads`` OpenMP threads; the draws do not depend on it), where
     ``n_kept = n_steps // thin``.
@@ -531,7 +532,16 @@ class FusedRMHLoop(COp):
             )
             stage_records = record_loop(f"{stage}\nLSTAGE[s * TILE + i] = LP[i];")
             float_out = f"*(double*)PyArray_GETPTR3({frec_out}, c0 + i, off + first + r, k)"
-            int_out = f"*(npy_int64*)PyArray_GETPTR3({irec_out}, c0 + i, off + first + r, k)"
+            # The int records' array holds the narrowest integer type their values need (see
+            # `aemix.memory.smallest_integer_dtype`): int8, int16, int32 or int64.
+            int_at = f"PyArray_GETPTR3({irec_out}, c0 + i, off + first + r, k)"
+            int_value = "ISTAGE[(k * STAGE_ROWS + r) * TILE + i]"
+            int_out = (
+                f"switch (int_size) {{ case 1: *(npy_int8*){int_at} = (npy_int8){int_value}; break;"
+                f" case 2: *(npy_int16*){int_at} = (npy_int16){int_value}; break;"
+                f" case 4: *(npy_int32*){int_at} = (npy_int32){int_value}; break;"
+                f" default: *(npy_int64*){int_at} = {int_value}; }}"
+            )
             on_draws = f"""
                 {{
                 const npy_intp s = kept % STAGE_ROWS;
@@ -542,8 +552,9 @@ class FusedRMHLoop(COp):
                         for (npy_intp r = 0; r <= s; ++r) {{
                             for (npy_intp k = 0; k < {nf}; ++k)
                                 {float_out} = FSTAGE[(k * STAGE_ROWS + r) * TILE + i];
-                            for (npy_intp k = 0; k < {ni}; ++k)
-                                {int_out} = ISTAGE[(k * STAGE_ROWS + r) * TILE + i];
+                            for (npy_intp k = 0; k < {ni}; ++k) {{
+                                {int_out}
+                            }}
                             *(double*)PyArray_GETPTR2({klp_out}, c0 + i, off + first + r) =
                                 LSTAGE[r * TILE + i];
                         }}
@@ -584,6 +595,8 @@ class FusedRMHLoop(COp):
         }}
         const npy_intp off = *(npy_int64*)PyArray_DATA({offset});
         PyArrayObject *sink_float = NULL, *sink_int = NULL, *sink_lp = NULL;
+        npy_intp int_size = 8;
+        (void)int_size;
         if (run_mode == 1) {{
             const int ndims[3] = {{3, 3, 2}};
             const int types[3] = {{NPY_FLOAT64, NPY_INT64, NPY_FLOAT64}};
@@ -595,8 +608,12 @@ class FusedRMHLoop(COp):
             }}
             for (int j = 0; j < 3; ++j) {{
                 PyObject* a = PyTuple_GET_ITEM({sink}, j);
+                const int type = PyArray_Check(a) ? PyArray_TYPE((PyArrayObject*)a) : -1;
+                // (the int records may be of any signed integer type; see `FusedRMHLoop`)
+                const int integer = type == NPY_INT8 || type == NPY_INT16 || type == NPY_INT32
+                    || type == NPY_INT64;
                 if (!PyArray_Check(a) || PyArray_NDIM((PyArrayObject*)a) != ndims[j]
-                    || PyArray_TYPE((PyArrayObject*)a) != types[j]
+                    || (j == 1 ? !integer : type != types[j])
                     || !PyArray_ISWRITEABLE((PyArrayObject*)a)
                     || PyArray_DIMS((PyArrayObject*)a)[0] != n_chains
                     || PyArray_DIMS((PyArrayObject*)a)[1] < off + n_kept
@@ -607,6 +624,7 @@ class FusedRMHLoop(COp):
                 arrays[j] = (PyArrayObject*)a;
             }}
             sink_float = arrays[0]; sink_int = arrays[1]; sink_lp = arrays[2];
+            int_size = PyArray_ITEMSIZE(sink_int);
         }}
         if (off < 0) {{ PyErr_SetString(PyExc_ValueError, "offset must be >= 0"); {fail} }}
 """

@@ -209,7 +209,9 @@ class SampleResult:
     draws
         ``name -> array`` of shape ``(n_chains, n_samples, *shape)`` for every latent variable (in its
         own space) and every marginalized discrete variable (drawn from its conditional given each
-        kept draw), or those named in ``var_names``.
+        kept draw), or those named in ``var_names``.  A marginalized variable is stored in the
+        narrowest integer type that holds its support (`aemix.memory.smallest_integer_dtype`:
+        int8 for values in -128..127), so cast it before arithmetic that could overflow.
     acceptance_rate
         Fraction of accepted proposals per chain over the kept steps, shape ``(n_chains,)``.
     logdensity

@@ -17,12 +17,13 @@ from aesara.graph.basic import Variable
 
 from aemix.fused import MODES, FusedProgram, tile_count
 from aemix.kernels import rmh
+from aemix.memory import smallest_integer_dtype
 from aemix.results import Moments
 
 if TYPE_CHECKING:
     from aemix.sampler import Sampler
 
-__all__ = ["Block", "ScanRunner", "FusedRunner", "RECORD_MEMORY_BUDGET"]
+__all__ = ["Block", "ScanRunner", "FusedRunner", "RECORD_MEMORY_BUDGET", "stored_variables"]
 
 
 @dataclass
@@ -80,19 +81,20 @@ class DrawStore:
         return block
 
     def allocate(self, n_chains: int, n_samples: int) -> None:
-        self.draws: dict[str, np.ndarray] = {}
+        self.draws: dict[str, np.ndarray] = {
+            name: np.empty((n_chains, n_samples, *shape), dtype=dtype)
+            for name, (shape, dtype) in stored_variables(self.sampler, self.keep).items()
+        }
         self.kept_logdensity = np.empty((n_chains, n_samples))
-        self.n_samples = n_samples
 
     def collect(self):
         return self.draws, self.kept_logdensity
 
     def store(self, draws: dict[str, np.ndarray], kept_logdensity: np.ndarray, offset: int):
-        n_chains, n_kept = kept_logdensity.shape
+        """Copy a block's ``draws`` into the result from draw ``offset`` on, each cast to its
+        stored dtype (a discrete variable's values are those of its support, which it holds)."""
+        n_kept = kept_logdensity.shape[1]
         for name, value in draws.items():
-            if name not in self.draws:
-                shape = (n_chains, self.n_samples, *value.shape[2:])
-                self.draws[name] = np.empty(shape, dtype=value.dtype)
             self.draws[name][:, offset : offset + n_kept] = value
         self.kept_logdensity[:, offset : offset + n_kept] = kept_logdensity
 
@@ -178,6 +180,16 @@ class FusedRunner(DrawStore):
             start[is_float] += size
         return layout
 
+    def _int_dtype(self) -> np.dtype:
+        """The integer records' array's dtype: the widest of their stored dtypes (the loop casts
+        each value to it), so that it is every discrete variable's own when no integer derived
+        quantity (int64) is kept."""
+        stored = stored_variables(self.sampler, self.keep)
+        dtypes = [stored[name][1] for name, _, is_float in self._records() if not is_float]
+        widest = np.result_type(*dtypes) if dtypes else np.dtype(np.int64)
+        # (the loop writes signed integers only: a bool support goes through int64)
+        return widest if widest.kind == "i" else np.dtype(np.int64)
+
     def allocate(self, n_chains: int, n_samples: int) -> None:
         p = self.program
         if p.record_note:
@@ -185,7 +197,7 @@ class FusedRunner(DrawStore):
             return
         self.sink = (
             np.empty((n_chains, n_samples, p.n_float)),
-            np.empty((n_chains, n_samples, p.n_int), dtype=np.int64),
+            np.empty((n_chains, n_samples, p.n_int), dtype=self._int_dtype()),
             np.empty((n_chains, n_samples)),
         )
 
@@ -194,12 +206,15 @@ class FusedRunner(DrawStore):
             return super().collect()
         floats, ints, kept_logdensity = self.sink
         n_chains, n_samples = kept_logdensity.shape
+        stored = stored_variables(self.sampler, self.keep)
         draws, columns = {}, {True: 0, False: 0}
         for name, shape, is_float in self._records():
             size = int(np.prod(shape, dtype=int))
             source = floats if is_float else ints
             piece = source[:, :, columns[is_float] : columns[is_float] + size]
-            # A view when the record is the only one of its kind (the common case); else a copy.
+            # A view when the record is the only one of its kind and dtype (the common case); else
+            # a copy.
+            piece = piece.astype(stored[name][1], copy=False)
             draws[name] = piece.reshape(n_chains, n_samples, *shape)
             columns[is_float] += size
         return draws, kept_logdensity
@@ -250,6 +265,22 @@ def kernel_parameters(scale: np.ndarray, beta: float) -> np.ndarray:
     """The compiled steps' flat parameter input: the proposal's scale, then the inverse
     temperature ``beta`` of the density the chains move at (1 when sampling)."""
     return np.append(np.asarray(scale, dtype=np.float64).ravel(), float(beta))
+
+
+def stored_variables(sampler: Sampler, keep: tuple[str, ...]) -> dict[str, tuple]:
+    """``name -> (shape, dtype)`` of one draw of every kept variable as the result stores it, in
+    the model's order: the latents in float64, each discrete variable in the narrowest integer
+    type that holds its support (`aemix.memory.smallest_integer_dtype`), the derived quantities
+    in their own dtype (float64 or int64)."""
+    s = sampler
+    stored = s._compiled.get("stored_variables")
+    if stored is None:
+        stored = {item.name: (item.shape, np.dtype(np.float64)) for item in s._density.layout}
+        for r, m in zip(s._recovery_graphs(), s._model.marginalizations):
+            stored[r.name] = (shape_of(m.discrete), smallest_integer_dtype(r.support))
+        stored.update((d.name, (d.shape, np.dtype(d.graph.type.dtype))) for d in s._derived)
+        s._compiled["stored_variables"] = stored
+    return {name: stored[name] for name in s._every if name in keep}
 
 
 def draws_layout(sampler: Sampler, keep: tuple[str, ...]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 import os
 import sys
 import threading
@@ -27,6 +28,7 @@ from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.random.var import RandomGeneratorSharedVariable
 from tqdm.auto import tqdm
 
+from aemix import memory
 from aemix.adaptation import (
     DENSE_MAX_DIM,
     particle_factor,
@@ -84,6 +86,7 @@ from aemix.runners import (
     FusedRunner,
     ScanRunner,
     shape_of,
+    stored_variables,
 )
 from aemix.scalarize import DEFAULT_MAX_OPERATIONS, LoweringError, lower_to_scalars
 from aemix.tempering import TemperedStart, tempered_start
@@ -584,6 +587,7 @@ class Sampler:
         diagnose: bool = True,
         start: str = "auto",
         n_particles: int | None = None,
+        max_memory: int | str | None = "auto",
     ) -> SampleResult | SampleSummary:
         """Run ``n_chains`` RMH chains for ``warmup`` + ``n_samples`` steps and keep the last ``n_samples``.
 
@@ -656,6 +660,12 @@ class Sampler:
             (`aemix.diagnostics`), store them in ``result.diagnostics``, and emit a
             `ConvergenceWarning` when R-hat > 1.01, an ESS is under 400 or chains are stuck
             (default).  With ``summary_only``, R-hat is the classic one from the chains' moments.
+        max_memory
+            The most bytes the result may take (every kept variable's draws, stored in its own
+            dtype, the discrete ones in the narrowest integer type that holds their support, and
+            the kept log-density), estimated before anything runs: a larger result is refused
+            with a `MemoryLimitError`.  ``"auto"`` (the default): `aemix.memory.DEFAULT_MAX_MEMORY`
+            (half the machine's memory); ``None``: no limit.  Not checked with ``summary_only``.
 
         Returns
         -------
@@ -667,6 +677,8 @@ class Sampler:
             If ``loop="fused"`` and the model does not lower to the fused loop.
         ValuesError
             If ``initial_values`` are malformed or outside their variables' supports.
+        MemoryLimitError
+            If the result would take more than ``max_memory`` bytes (raised before sampling).
         InitializationError
             If no starting point with a finite log-density is found, or a parameter check of the
             density fails at the prior draws.
@@ -685,6 +697,8 @@ class Sampler:
             n_samples=n_samples, n_chains=n_chains, warmup=warmup, thin=thin
         )
         keep = self._kept_names(var_names)
+        if not summary_only:
+            self._check_result_size(keep, n_chains, n_samples, max_memory)
         if block_size is not None:
             (block_size,) = _check_counts(block_size=block_size)
         if step_size is not None and not (np.isfinite(step_size) and step_size > 0):
@@ -892,6 +906,27 @@ class Sampler:
             return {
                 name: float(np.exp(np.max(np.nan_to_num(v, nan=np.inf)))) for name, v in out.items()
             }
+
+    def _check_result_size(
+        self, keep: tuple[str, ...], n_chains: int, n_samples: int, max_memory
+    ) -> None:
+        """Refuse (`MemoryLimitError`) a result of the variables ``keep`` larger than
+        ``max_memory`` bytes (`Sampler.sample`'s argument; see `aemix.memory`)."""
+        if isinstance(max_memory, str):
+            if max_memory != "auto":
+                raise ValueError(
+                    f"max_memory must be a number of bytes, None or 'auto', got {max_memory!r}"
+                )
+            max_memory = memory.DEFAULT_MAX_MEMORY
+        elif max_memory is not None:
+            if isinstance(max_memory, bool) or not isinstance(max_memory, numbers.Real):
+                raise TypeError(
+                    f"max_memory must be a number of bytes, None or 'auto', got {max_memory!r}"
+                )
+            if not max_memory >= 0:
+                raise ValueError(f"max_memory must be a number of bytes >= 0, got {max_memory!r}")
+        sizes = memory.result_bytes(stored_variables(self, keep), n_chains, n_samples)
+        memory.check_result_size(sizes, max_memory, n_chains, n_samples)
 
     def _kept_names(self, var_names: Sequence[str] | None) -> tuple[str, ...]:
         """The variables ``sample`` keeps, in the model's order (latents, marginalized, derived)."""

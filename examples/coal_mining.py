@@ -127,7 +127,7 @@ def main(argv=None):
     print(f"{'year':>6} {'P (drawn)':>10} {'P (RB)':>8} {'exact':>8}")
     for t in np.argsort(exact)[::-1][:6]:
         print(f"{years[t]:6d} {drawn[t]:10.4f} {rao_blackwell[t]:8.4f} {exact[t]:8.4f}")
-    tau_years = FIRST_YEAR + result.draws["tau"]
+    tau_years = FIRST_YEAR + result.draws["tau"].astype(np.int64)  # (stored in int8)
     lo, hi = np.quantile(tau_years, [0.05, 0.95])
     print(f"90% interval: {lo:.0f}-{hi:.0f}")
 
