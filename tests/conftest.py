@@ -5,6 +5,7 @@ import pytest
 from tests.helpers import seed_model
 
 
+@pytest.hookimpl(optionalhook=True)  # (a hook of pytest-xdist; without it, never called)
 def pytest_xdist_setupnodes(config, specs):
     """Give each pytest-xdist worker its own Aesara cache (unless ``AESARA_FLAGS`` names one):
     Aesara locks a cache while it compiles into it, which would serialize the workers'
