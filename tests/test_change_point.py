@@ -179,7 +179,7 @@ def _brute_conditionals(rvs, tau_rv, support, observed, values):
 def test_conditional_probabilities_are_exact(form):
     y = np.array([5, 3, 6, 4, 5, 1, 0, 2, 1, 0])
     sampler, (tau_rv, e_rv, l_rv, y_rv) = poisson_change_point(y, FORMS[form])
-    result = sampler.sample(4, n_chains=3, seed=3, warmup=10, loop="scan")
+    result = sampler.sample(4, n_chains=3, seed=3, warmup=10, loop="scan", start="prior")
     probs = result.conditional_probabilities["tau"]
     assert probs.shape == (3, 4, len(y))
     for c, s in [(0, 0), (1, 2), (2, 3)]:
@@ -207,7 +207,7 @@ def test_a_latent_child_and_an_observed_one():
     x_only = brute_force_logdensity({x_rv: x, r_rv: 1.3}, {tau_rv: range(5)}, {})
     assert_exact(np.sum(got), ref - x_only)
     exact = _brute_conditionals([x_rv, r_rv], tau_rv, range(5), {y_rv: y}, [x, 1.3])
-    result = sampler.sample(2, n_chains=2, seed=0, warmup=5, loop="scan")
+    result = sampler.sample(2, n_chains=2, seed=0, warmup=5, loop="scan", start="prior")
     probs = result.conditional_probabilities["tau"]
     values = [result.draws["x"][1, 1], result.draws["r"][1, 1]]
     exact = _brute_conditionals([x_rv, r_rv], tau_rv, range(5), {y_rv: y}, values)
@@ -233,7 +233,7 @@ def test_the_fused_loop_runs_the_change_point(coal_sampler):
     assert "rule 'change_point': y = ChangePoint(tau; y)" in text
     assert "cumulative sums over 38 elements" in text
     assert "loop: fused C loop" in text
-    result = sampler.sample(200, n_chains=200, seed=5, warmup=300, loop="fused")
+    result = sampler.sample(200, n_chains=200, seed=5, warmup=300, loop="fused", start="prior")
     assert result.loop == "fused"
     # The Rao-Blackwellized posterior of tau against the exact one (rates integrated out).
     exact = change_point_posterior(counts, 2.0, 1.0)

@@ -24,7 +24,7 @@ def _mean_and_se(draws: np.ndarray) -> tuple[float, float]:
 
 
 def test_auto_takes_the_fused_loop_for_the_seed(seed_sampler):
-    result = seed_sampler.sample(20, n_chains=3, seed=0, warmup=20)
+    result = seed_sampler.sample(20, n_chains=3, seed=0, warmup=20, start="prior")
     assert result.loop == "fused"
     assert result.draws["Y"].shape == (3, 20)
     assert result.draws["I"].dtype.kind == "i"
@@ -33,8 +33,8 @@ def test_auto_takes_the_fused_loop_for_the_seed(seed_sampler):
 
 def test_fused_and_scan_loops_sample_the_same_distribution(seed_sampler):
     n = int(4000 * stat_scale())
-    fused = seed_sampler.sample(n, n_chains=100, seed=1, warmup=500, loop="fused")
-    scan = seed_sampler.sample(n, n_chains=100, seed=2, warmup=500, loop="scan")
+    fused = seed_sampler.sample(n, n_chains=100, seed=1, warmup=500, loop="fused", start="prior")
+    scan = seed_sampler.sample(n, n_chains=100, seed=2, warmup=500, loop="scan", start="prior")
     assert (fused.loop, scan.loop) == ("fused", "scan")
     exact_mean, exact_var = mixture_moments()
     for stat, exact in [(lambda y: y, exact_mean), (lambda y: (y - exact_mean) ** 2, exact_var)]:
@@ -53,9 +53,9 @@ def test_fused_and_scan_loops_sample_the_same_distribution(seed_sampler):
 
 @pytest.mark.parametrize("loop", ["fused", "scan"])
 def test_a_fixed_seed_gives_identical_draws(seed_sampler, loop):
-    a = seed_sampler.sample(300, n_chains=5, seed=7, warmup=100, loop=loop)
-    b = seed_sampler.sample(300, n_chains=5, seed=7, warmup=100, loop=loop)
-    c = seed_sampler.sample(300, n_chains=5, seed=8, warmup=100, loop=loop)
+    a = seed_sampler.sample(300, n_chains=5, seed=7, warmup=100, loop=loop, start="prior")
+    b = seed_sampler.sample(300, n_chains=5, seed=7, warmup=100, loop=loop, start="prior")
+    c = seed_sampler.sample(300, n_chains=5, seed=8, warmup=100, loop=loop, start="prior")
     np.testing.assert_array_equal(a.draws["Y"], b.draws["Y"])
     np.testing.assert_array_equal(a.draws["I"], b.draws["I"])
     np.testing.assert_array_equal(a.logdensity, b.logdensity)
@@ -70,7 +70,7 @@ def test_draws_do_not_depend_on_the_number_of_threads(seed_sampler):
     np.testing.assert_array_equal(one.draws["Y"], three.draws["Y"])
     np.testing.assert_array_equal(one.draws["I"], three.draws["I"])
     with pytest.raises(ValueError, match="n_threads"):
-        seed_sampler.sample(5, n_threads=0)
+        seed_sampler.sample(5, n_threads=0, start="prior")
 
 
 def test_tile_counts_split_the_chains_as_the_loop_does(seed_sampler, monkeypatch):
@@ -86,7 +86,7 @@ def test_tile_counts_split_the_chains_as_the_loop_does(seed_sampler, monkeypatch
     for wrong in (lambda n: n + 1, lambda n: 1):
         monkeypatch.setattr("aemix.runners.tile_count", wrong)
         with pytest.raises(ValueError, match="do not split 600 chains"):
-            seed_sampler.sample(5, n_chains=600, warmup=0, loop="fused")
+            seed_sampler.sample(5, n_chains=600, warmup=0, loop="fused", start="prior")
 
 
 @pytest.mark.parametrize("loop", ["fused", "scan"])
@@ -114,7 +114,9 @@ def test_summary_only_memory_does_not_grow_with_steps(seed_sampler, loop, leak_p
     n_chains = 200
 
     def peak(n_samples):
-        seed_sampler.sample(10, n_chains=n_chains, seed=0, warmup=0, summary_only=True, loop=loop)
+        seed_sampler.sample(
+            10, n_chains=n_chains, seed=0, warmup=0, summary_only=True, loop=loop, start="prior"
+        )
         tracemalloc.start()
         seed_sampler.sample(
             n_samples,
@@ -124,6 +126,7 @@ def test_summary_only_memory_does_not_grow_with_steps(seed_sampler, loop, leak_p
             summary_only=True,
             block_size=128,
             loop=loop,
+            start="prior",
         )
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -135,9 +138,9 @@ def test_summary_only_memory_does_not_grow_with_steps(seed_sampler, loop, leak_p
 
 
 def test_conditional_probabilities_are_the_same_for_both_loops(seed_sampler):
-    fused = seed_sampler.sample(50, n_chains=2, seed=0, warmup=10, loop="fused")
+    fused = seed_sampler.sample(50, n_chains=2, seed=0, warmup=10, loop="fused", start="prior")
     probs = fused.conditional_probabilities["I"]
-    scan = seed_sampler.sample(50, n_chains=2, seed=0, warmup=10, loop="scan")
+    scan = seed_sampler.sample(50, n_chains=2, seed=0, warmup=10, loop="scan", start="prior")
     # Computed from the draws, by the same function: check against the exact conditional.
     y = fused.draws["Y"][..., None]
     from tests.helpers import SEED_LOC, SEED_SCALE
@@ -156,15 +159,15 @@ def test_fused_loop_refused_for_a_model_that_does_not_lower():
     Y_rv = srng.normal(mu[at.argmax(mu)], 1.0, name="Y")
     sampler = aemix.build_sampler({"Y": Y_rv}, observed={Y_rv: 1.5})
     with pytest.raises(FusedLoopError, match="does not lower"):
-        sampler.sample(5, n_chains=2, warmup=0, loop="fused")
-    result = sampler.sample(5, n_chains=2, warmup=0, seed=0)
+        sampler.sample(5, n_chains=2, warmup=0, loop="fused", start="prior")
+    result = sampler.sample(5, n_chains=2, warmup=0, seed=0, start="prior")
     assert result.loop == "scan"
     assert "scan" in sampler.explain()
 
 
 def test_bad_loop_name_is_a_clear_error(seed_sampler):
     with pytest.raises(ValueError, match="loop must be"):
-        seed_sampler.sample(5, loop="numba")
+        seed_sampler.sample(5, loop="numba", start="prior")
 
 
 def conjugate_normal_model(y, prior_sd=10.0):
@@ -178,7 +181,9 @@ def test_observed_data_is_a_loop_in_the_fused_step_and_the_posterior_is_exact():
     y = np.random.default_rng(5).normal(1.5, 1.0, size=40)
     sampler = conjugate_normal_model(y)
     assert sampler.explain().splitlines()[-1].startswith("loop: fused")
-    result = sampler.sample(int(2000 * stat_scale()), n_chains=50, seed=3, warmup=500)
+    result = sampler.sample(
+        int(2000 * stat_scale()), n_chains=50, seed=3, warmup=500, start="prior"
+    )
     assert result.loop == "fused"
     post_var = 1.0 / (1.0 / 100.0 + len(y))
     post_mean = post_var * y.sum()
@@ -206,8 +211,8 @@ def test_a_wrong_lowering_is_caught_by_the_self_check(monkeypatch):
     sampler._density.logdensity.name = "model_logdensity"
     monkeypatch.setattr(sampler_module, "lower_to_scalars", off_by_one)
     with pytest.raises(FusedLoopError, match="self-check failed"):
-        sampler.sample(5, n_chains=2, warmup=0, loop="fused")
-    assert sampler.sample(5, n_chains=2, warmup=0, seed=0).loop == "scan"
+        sampler.sample(5, n_chains=2, warmup=0, loop="fused", start="prior")
+    assert sampler.sample(5, n_chains=2, warmup=0, seed=0, start="prior").loop == "scan"
 
 
 def test_a_record_computed_after_the_loop_keeps_both_modes_on_one_stream(monkeypatch):
@@ -276,22 +281,22 @@ def test_var_names_compiles_only_the_loop_it_runs(monkeypatch):
     monkeypatch.setattr(
         "aemix.sampler.compile_loop", lambda program: built.append(program) or original(program)
     )
-    sampler.sample(5, n_chains=2, seed=0, warmup=0, var_names=["Y"])
+    sampler.sample(5, n_chains=2, seed=0, warmup=0, var_names=["Y"], start="prior")
     assert [(p.n_float, p.n_int, p.n_uniforms) for p in built] == [(1, 0, 0)]
 
 
 def test_bad_var_names_are_clear_errors(seed_sampler):
     with pytest.raises(ValueError, match=r"'Z' is not a variable of this model"):
-        seed_sampler.sample(5, n_chains=2, warmup=0, var_names=["Y", "Z"])
+        seed_sampler.sample(5, n_chains=2, warmup=0, var_names=["Y", "Z"], start="prior")
     with pytest.raises(TypeError, match="the string 'Y'"):
-        seed_sampler.sample(5, n_chains=2, warmup=0, var_names="Y")
+        seed_sampler.sample(5, n_chains=2, warmup=0, var_names="Y", start="prior")
     with pytest.raises(ValueError, match="empty"):
-        seed_sampler.sample(5, n_chains=2, warmup=0, var_names=[])
+        seed_sampler.sample(5, n_chains=2, warmup=0, var_names=[], start="prior")
 
 
 def test_a_second_sample_call_compiles_nothing(seed_sampler, monkeypatch):
     for loop in ("fused", "scan"):
-        seed_sampler.sample(5, n_chains=3, seed=0, warmup=60, loop=loop)
+        seed_sampler.sample(5, n_chains=3, seed=0, warmup=60, loop=loop, start="prior")
 
     def refuse(*args, **kwargs):
         raise AssertionError("compiled again")
@@ -300,7 +305,7 @@ def test_a_second_sample_call_compiles_nothing(seed_sampler, monkeypatch):
     monkeypatch.setattr("aemix.sampler.compile_loop", refuse)
     monkeypatch.setattr("aemix.sampler.lower_to_scalars", refuse)
     for loop in ("fused", "scan"):
-        result = seed_sampler.sample(50, n_chains=7, seed=1, warmup=60, loop=loop)
+        result = seed_sampler.sample(50, n_chains=7, seed=1, warmup=60, loop=loop, start="prior")
         assert result.draws["Y"].shape == (7, 50)
 
 
@@ -380,7 +385,9 @@ def test_zero_inflated_draws_never_put_a_positive_count_at_a_structural_zero():
     y_rv = at.switch(z, 0, srng.poisson(lam, size=60, name="counts"))
     sampler = aemix.build_sampler({"y": y_rv}, observed={y_rv: y})
     # Little warm-up and short blocks: many chains have not accepted at the start of a block.
-    result = sampler.sample(40, n_chains=64, seed=0, warmup=4, block_size=5, loop="fused")
+    result = sampler.sample(
+        40, n_chains=64, seed=0, warmup=4, block_size=5, loop="fused", start="prior"
+    )
     assert result.loop == "fused"
     assert sampler._fused_program(sampler.latent + sampler.marginalized).n_carried > 0
     z = result.draws["z"]

@@ -172,22 +172,38 @@ def normal_sampler():
 @pytest.mark.parametrize("target", [0.0, 1.0, 1.5, -0.2, float("nan")])
 def test_target_acceptance_outside_the_open_unit_interval_is_refused(normal_sampler, target):
     with pytest.raises(ValueError, match="target_acceptance"):
-        normal_sampler.sample(2, n_chains=2, warmup=0, target_acceptance=target, loop="scan")
+        normal_sampler.sample(
+            2, n_chains=2, warmup=0, target_acceptance=target, loop="scan", start="prior"
+        )
 
 
 def test_target_acceptance_is_used_as_given(normal_sampler):
     low = normal_sampler.sample(
-        20, n_chains=2, warmup=200, seed=3, target_acceptance=0.05, loop="scan"
+        20,
+        n_chains=2,
+        warmup=200,
+        seed=3,
+        target_acceptance=0.05,
+        loop="scan",
+        start="prior",
     )
     high = normal_sampler.sample(
-        20, n_chains=2, warmup=200, seed=3, target_acceptance=0.95, loop="scan"
+        20,
+        n_chains=2,
+        warmup=200,
+        seed=3,
+        target_acceptance=0.95,
+        loop="scan",
+        start="prior",
     )
     assert low.step_size > 3 * high.step_size
 
 
 def test_seed_may_be_a_generator_or_a_seed_sequence(normal_sampler):
     def draws(seed):
-        return normal_sampler.sample(3, n_chains=2, warmup=0, seed=seed, loop="scan").draws["mu"]
+        return normal_sampler.sample(
+            3, n_chains=2, warmup=0, seed=seed, loop="scan", start="prior"
+        ).draws["mu"]
 
     np.testing.assert_array_equal(draws(np.random.default_rng(5)), draws(np.random.default_rng(5)))
     np.testing.assert_array_equal(
@@ -265,7 +281,7 @@ def test_a_latent_parameter_out_of_its_domain_is_reported_without_a_graph_dump()
     assert "sigma > 0" in message and "'y'" in message
     assert "Apply node" not in message and info.value.__suppress_context__
     with pytest.raises(InitializationError, match="sigma > 0") as info:
-        sampler.sample(2, n_chains=8, warmup=0, seed=0, loop="scan")
+        sampler.sample(2, n_chains=8, warmup=0, seed=0, loop="scan", start="prior")
     assert "Apply node" not in str(info.value)
     with pytest.raises(ModelError, match="sigma > 0") as info:
         sampler.sample(

@@ -79,7 +79,7 @@ def test_unconstrained_logdensity_adds_the_log_jacobian(constrained_model):
 
 
 def test_draws_respect_constraints_and_find_the_data(constrained_model):
-    result = constrained_model.sample(500, n_chains=50, seed=1, warmup=500)
+    result = constrained_model.sample(500, n_chains=50, seed=1, warmup=500, start="prior")
     assert np.all(result.draws["sigma"] > 0)
     w = result.draws["w"]
     assert w.shape == (50, 500, 3) and np.all(w > 0)
@@ -119,7 +119,9 @@ def test_warmup_scales_match_the_posterior_spread():
     x_rv = srng.normal(0.0, 10.0, size=2, name="x")
     y_rv = srng.normal(x_rv, 1.0, size=(100, 2), name="y")
     data = np.random.default_rng(0).normal([1.0, -1.0], 1.0, size=(100, 2))
-    result = aemix.build_sampler(y_rv, observed={y_rv: data}).sample(200, n_chains=16, seed=0)
+    result = aemix.build_sampler(y_rv, observed={y_rv: data}).sample(
+        200, n_chains=16, seed=0, start="prior"
+    )
     assert result.scale.shape == (2, 2)
     np.testing.assert_allclose(np.linalg.norm(result.scale, axis=1), 0.1, rtol=0.3)
     assert abs(result.scale[1, 0]) < 0.3 * 0.1

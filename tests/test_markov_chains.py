@@ -106,7 +106,7 @@ def test_recovered_states_are_joint_posterior_draws():
     srng = at.random.RandomStream(1)
     nuisance = srng.normal(0.0, 1.0, name="nuisance")  # the kernel needs a latent to move
     sampler = aemix.build_sampler([*outputs, nuisance], observed, mode=FAST)
-    result = sampler.sample(200, n_chains=8, warmup=50, seed=0)
+    result = sampler.sample(200, n_chains=8, warmup=50, seed=0, start="prior")
     exact = smoothed_marginals(data, P2, np.array([0.5, 0.5]), mu)[:, 1]
     n = 200 * 8
     for t in range(n_steps):

@@ -150,7 +150,7 @@ def test_a_result_just_over_the_limit_is_refused_before_sampling(monkeypatch, fa
     with monkeypatch.context() as m:
         _refuse_sampling(m)
         with pytest.raises(aemix.MemoryLimitError) as info:
-            fast_mixture.sample(7, n_chains=3, seed=0, max_memory=limit)
+            fast_mixture.sample(7, n_chains=3, seed=0, max_memory=limit, start="prior")
     error = info.value
     assert isinstance(error, aemix.AemixError)
     assert (error.estimated, error.limit) == (limit + 1, limit)
@@ -163,7 +163,7 @@ def test_a_result_just_over_the_limit_is_refused_before_sampling(monkeypatch, fa
 
 def test_a_result_at_the_limit_runs_and_takes_what_was_estimated(fast_mixture):
     limit = _expected_bytes(3, 7)
-    result = fast_mixture.sample(7, n_chains=3, seed=0, warmup=5, max_memory=limit)
+    result = fast_mixture.sample(7, n_chains=3, seed=0, warmup=5, max_memory=limit, start="prior")
     taken = sum(v.nbytes for v in result.draws.values()) + result.logdensity.nbytes
     assert taken == limit
 
@@ -185,7 +185,7 @@ def test_var_names_summary_only_or_no_limit_get_under_it(monkeypatch, fast_mixtu
 )
 def test_max_memory_must_be_bytes_none_or_auto(fast_mixture, max_memory, error):
     with pytest.raises(error, match="max_memory"):
-        fast_mixture.sample(5, max_memory=max_memory)
+        fast_mixture.sample(5, max_memory=max_memory, start="prior")
 
 
 def test_the_estimate_counts_every_kept_variable_and_the_logdensity():

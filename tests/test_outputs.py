@@ -34,7 +34,11 @@ def _schools(loop: str):
 def schools(request):
     loop = request.param
     sampler = _schools(loop)
-    return loop, sampler, sampler.sample(100, n_chains=4, warmup=100, seed=0, loop=loop)
+    return (
+        loop,
+        sampler,
+        sampler.sample(100, n_chains=4, warmup=100, seed=0, loop=loop, start="prior"),
+    )
 
 
 def _theta(draws):
@@ -72,7 +76,9 @@ def test_a_derived_quantity_is_not_sampled_and_has_no_density(schools):
 
 def test_var_names_selects_a_derived_quantity_alone(schools):
     loop, sampler, result = schools
-    alone = sampler.sample(100, n_chains=4, warmup=100, seed=0, loop=loop, var_names=["theta"])
+    alone = sampler.sample(
+        100, n_chains=4, warmup=100, seed=0, loop=loop, var_names=["theta"], start="prior"
+    )
     assert set(alone.draws) == {"theta"}
     # The chains' moves do not depend on var_names: the same draws of theta (up to rounding: the
     # compiled record that computes theta differs with what else is kept).
@@ -84,7 +90,9 @@ def test_var_names_selects_a_derived_quantity_alone(schools):
 
 def test_summary_only_keeps_the_running_moments_of_a_derived_quantity(schools):
     loop, sampler, result = schools
-    summary = sampler.sample(100, n_chains=4, warmup=100, seed=0, loop=loop, summary_only=True)
+    summary = sampler.sample(
+        100, n_chains=4, warmup=100, seed=0, loop=loop, summary_only=True, start="prior"
+    )
     theta = result.draws["theta"]
     np.testing.assert_allclose(summary.mean["theta"], theta.mean(axis=1), rtol=0, atol=1e-10)
     np.testing.assert_allclose(summary.variance["theta"], theta.var(axis=1), rtol=1e-9)
@@ -119,11 +127,13 @@ def _doubled_bernoulli(loop: str):
 def test_a_derived_quantity_of_a_summed_out_variable_is_computed_from_its_draws(make, loop):
     sampler, name, formula = make(loop)
     assert sampler.derived == (name,) and sampler.marginalized
-    result = sampler.sample(100, n_chains=4, warmup=100, seed=1, loop=loop)
+    result = sampler.sample(100, n_chains=4, warmup=100, seed=1, loop=loop, start="prior")
     assert result.loop == loop
     np.testing.assert_allclose(result.draws[name], formula(result.draws), rtol=0, atol=1e-12)
     # Kept alone, it still reads the discrete draws (made, not kept), the same ones.
-    alone = sampler.sample(100, n_chains=4, warmup=100, seed=1, loop=loop, var_names=[name])
+    alone = sampler.sample(
+        100, n_chains=4, warmup=100, seed=1, loop=loop, var_names=[name], start="prior"
+    )
     np.testing.assert_array_equal(alone.draws[name], result.draws[name])
 
 
@@ -226,7 +236,7 @@ def test_prior_draws_are_reproducible_and_leave_the_models_generators_alone(prio
 @pytest.fixture(scope="module")
 def prior_run(prior_model):
     sampler, _ = prior_model
-    result = sampler.sample(50, n_chains=2, warmup=50, seed=0, loop="scan")
+    result = sampler.sample(50, n_chains=2, warmup=50, seed=0, loop="scan", start="prior")
     return sampler, result
 
 
@@ -278,7 +288,7 @@ def test_a_derived_quantity_reads_an_observed_variable_at_its_data():
     sampler = aemix.build_sampler(
         {"y": y_rv, "residual": y_rv - mu_rv}, {y_rv: SCHOOLS_Y}, mode=FAST
     )
-    result = sampler.sample(20, n_chains=2, warmup=20, seed=0)
+    result = sampler.sample(20, n_chains=2, warmup=20, seed=0, start="prior")
     np.testing.assert_allclose(
         result.draws["residual"], SCHOOLS_Y - result.draws["mu"][..., None], rtol=0, atol=1e-12
     )

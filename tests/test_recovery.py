@@ -30,7 +30,7 @@ def test_a_latent_continuous_child_enters_the_conditional():
     x_rv = srng.normal(at.as_tensor(m)[z_rv], at.as_tensor(s)[z_rv], name="x")
     y_rv = srng.normal(x_rv, 1.0, name="y")
     sampler = aemix.build_sampler(y_rv, {y_rv: 1.0}, mode=FAST)
-    result = sampler.sample(20, n_chains=3, seed=1, warmup=10, loop="scan")
+    result = sampler.sample(20, n_chains=3, seed=1, warmup=10, loop="scan", start="prior")
     x = result.draws["x"]
     exact = _normalize(
         np.stack(
@@ -69,7 +69,7 @@ def _two_bernoullis_log_joint(mu, p_a, p_b):
 def test_two_discrete_latents_of_one_observation_are_drawn_jointly_from_their_posterior():
     p_a, p_b = 0.3, 0.6
     sampler = _two_bernoullis(p_a, p_b)
-    result = sampler.sample(40, n_chains=4, seed=2, warmup=20, loop="scan")
+    result = sampler.sample(40, n_chains=4, seed=2, warmup=20, loop="scan", start="prior")
     mu = result.draws["mu"]
     log_joint = _two_bernoullis_log_joint(mu, p_a, p_b)
     joint = _normalize(log_joint).reshape(*mu.shape, 2, 2)
@@ -94,7 +94,7 @@ def test_joint_draws_of_two_discrete_latents_match_the_posterior(loop):
     # draws (Rao-Blackwell); the tolerance is 5 binomial standard errors per configuration.
     p_a, p_b = 0.3, 0.6
     sampler = _two_bernoullis(p_a, p_b, mode=None)
-    result = sampler.sample(500, n_chains=40, seed=3, warmup=300, loop=loop)
+    result = sampler.sample(500, n_chains=40, seed=3, warmup=300, loop=loop, start="prior")
     mu = result.draws["mu"]
     log_joint = _two_bernoullis_log_joint(mu, p_a, p_b)
     expected = _normalize(log_joint).mean(axis=(0, 1))
@@ -115,7 +115,7 @@ def test_nested_mixture_recovers_the_inner_index_given_the_outer():
     I_rv = srng.categorical(w, name="I")
     Y_rv = at.stack([X_rv, N_rv[J_rv]])[I_rv]
     sampler = aemix.build_sampler({"Y": Y_rv}, mode=FAST)
-    result = sampler.sample(30, n_chains=4, seed=4, warmup=10, loop="scan")
+    result = sampler.sample(30, n_chains=4, seed=4, warmup=10, loop="scan", start="prior")
     y = result.draws["Y"]
     inner = np.log(v) + st.norm(loc, scale).logpdf(y[..., None])
     outer = np.stack(

@@ -26,7 +26,7 @@ def mixture_run():
     y_rv = srng.normal(mu_rv[I_rv], Y_SCALE, name="y")
     z_rv = srng.normal(mu_rv[0] + mu_rv[1], s_rv, size=3, name="z")
     sampler = aemix.build_sampler([y_rv, z_rv], observed={y_rv: MIXTURE_Y, z_rv: PLAIN_Z})
-    return sampler, sampler.sample(200, n_chains=4, seed=0, warmup=200)
+    return sampler, sampler.sample(200, n_chains=4, seed=0, warmup=200, start="prior")
 
 
 def _brute_force_log_likelihood(draws):
@@ -72,7 +72,7 @@ def test_a_single_observed_variable_needs_no_var_name():
     y_rv = srng.normal(mu_rv, 1.0, size=5, name="y")
     y = np.array([0.1, -0.4, 0.3, 0.9, 0.2])
     sampler = aemix.build_sampler(y_rv, observed={y_rv: y})
-    result = sampler.sample(100, n_chains=4, seed=1, warmup=100)
+    result = sampler.sample(100, n_chains=4, seed=1, warmup=100, start="prior")
     loo = az.loo(result.to_inference_data())
     expected = stats.norm.logpdf(y, result.draws["mu"][..., None], 1.0)
     np.testing.assert_allclose(result.log_likelihood["y"], expected, rtol=0, atol=1e-8)
@@ -89,7 +89,7 @@ def test_a_change_point_counts_as_one_point():
     late_rv = srng.gamma(2.0, 1.0, name="late")
     y_rv = srng.poisson(at.switch(at.arange(8) < tau_rv, early_rv, late_rv), name="y")
     sampler = aemix.build_sampler(y_rv, observed={y_rv: counts})
-    result = sampler.sample(50, n_chains=2, seed=2, warmup=50)
+    result = sampler.sample(50, n_chains=2, seed=2, warmup=50, start="prior")
     early, late = result.draws["early"], result.draws["late"]
     rates = np.where(
         np.arange(8) < np.arange(8)[:, None], early[..., None, None], late[..., None, None]
@@ -108,7 +108,7 @@ def test_reprs_name_the_variables_and_their_shapes_without_arrays(mixture_run):
         assert part in text
     assert f"acceptance_rate={result.acceptance_rate.mean():.3f}" in text
     assert "array" not in text and "[" not in text and len(text) < 200
-    summary = sampler.sample(30, n_chains=3, seed=3, warmup=30, summary_only=True)
+    summary = sampler.sample(30, n_chains=3, seed=3, warmup=30, summary_only=True, start="prior")
     text = repr(summary)
     assert text.startswith("SampleSummary(")
     for part in ("mu: (2,)", "s: ()", "I: (8,)", "n_chains=3", "n_samples=30"):
@@ -130,7 +130,7 @@ def test_the_posterior_predictive_of_a_conjugate_normal_is_exact():
     mu_rv = srng.normal(0.0, 2.0, name="mu")
     y_rv = srng.normal(mu_rv, 1.0, size=10, name="y")
     sampler = aemix.build_sampler(y_rv, observed={y_rv: y})
-    result = sampler.sample(1000, n_chains=8, seed=4, warmup=500)
+    result = sampler.sample(1000, n_chains=8, seed=4, warmup=500, start="prior")
     state = y_rv.owner.inputs[0].get_value().bit_generator.state
     predictive = sampler.posterior_predictive(result, seed=5)
     assert y_rv.owner.inputs[0].get_value().bit_generator.state == state

@@ -69,7 +69,9 @@ def test_ctrl_c_lands_in_a_long_fused_call_and_the_sampler_still_works(seed_samp
     # The fused loop runs a whole block without the GIL; it used to finish the block (tens of
     # seconds) before the KeyboardInterrupt was raised.
     kwargs = dict(n_chains=256, seed=0, warmup=0, step_size=1.0, loop="fused", summary_only=True)
-    before = seed_sampler.sample(50, n_chains=4, seed=1, warmup=0, step_size=1.0, loop="fused")
+    before = seed_sampler.sample(
+        50, n_chains=4, seed=1, warmup=0, step_size=1.0, loop="fused", start="prior"
+    )
     start = time.perf_counter()
     seed_sampler.sample(2000, block_size=2000, **kwargs)
     per_step = (time.perf_counter() - start) / 2000
@@ -89,7 +91,9 @@ def test_ctrl_c_lands_in_a_long_fused_call_and_the_sampler_still_works(seed_samp
         timer.cancel()
         signal.signal(signal.SIGINT, previous)
     assert landed < bound
-    after = seed_sampler.sample(50, n_chains=4, seed=1, warmup=0, step_size=1.0, loop="fused")
+    after = seed_sampler.sample(
+        50, n_chains=4, seed=1, warmup=0, step_size=1.0, loop="fused", start="prior"
+    )
     np.testing.assert_array_equal(after.draws["Y"], before.draws["Y"])
     np.testing.assert_array_equal(after.draws["I"], before.draws["I"])
 

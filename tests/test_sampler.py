@@ -103,9 +103,9 @@ def test_unnamed_output_takes_the_callers_identifier():
 
 
 def test_shapes_determinism_and_independent_chains(seed_sampler):
-    a = seed_sampler.sample(40, n_chains=3, seed=7, warmup=60)
-    b = seed_sampler.sample(40, n_chains=3, seed=7, warmup=60)
-    c = seed_sampler.sample(40, n_chains=3, seed=8, warmup=60)
+    a = seed_sampler.sample(40, n_chains=3, seed=7, warmup=60, start="prior")
+    b = seed_sampler.sample(40, n_chains=3, seed=7, warmup=60, start="prior")
+    c = seed_sampler.sample(40, n_chains=3, seed=8, warmup=60, start="prior")
     assert a.draws["Y"].shape == (3, 40) and a.draws["I"].shape == (3, 40)
     assert a.acceptance_rate.shape == (3,)
     for name in ("Y", "I"):
@@ -117,22 +117,22 @@ def test_shapes_determinism_and_independent_chains(seed_sampler):
 
 
 def test_fixed_step_size_is_used_as_given(seed_sampler):
-    result = seed_sampler.sample(10, n_chains=2, seed=0, warmup=0, step_size=0.1)
+    result = seed_sampler.sample(10, n_chains=2, seed=0, warmup=0, step_size=0.1, start="prior")
     assert result.step_size == 0.1
     assert np.all(np.abs(np.diff(result.draws["Y"], axis=1)) < 0.1 * 6)
 
 
 def test_sample_argument_errors(seed_sampler):
     with pytest.raises(ValueError, match="n_samples"):
-        seed_sampler.sample(0)
+        seed_sampler.sample(0, start="prior")
     with pytest.raises(TypeError, match="n_chains"):
-        seed_sampler.sample(10, n_chains=2.5)
+        seed_sampler.sample(10, n_chains=2.5, start="prior")
     with pytest.raises(ValueError, match="step_size"):
-        seed_sampler.sample(10, step_size=-1.0)
+        seed_sampler.sample(10, step_size=-1.0, start="prior")
 
 
 def test_recovered_index_probabilities_are_the_exact_conditionals(seed_sampler):
-    result = seed_sampler.sample(20, n_chains=4, seed=3, warmup=20)
+    result = seed_sampler.sample(20, n_chains=4, seed=3, warmup=20, start="prior")
     y = result.draws["Y"][..., None]
     log_joint = np.log(SEED_WEIGHTS) + st.norm(SEED_LOC, SEED_SCALE).logpdf(y)
     exact = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
@@ -140,7 +140,7 @@ def test_recovered_index_probabilities_are_the_exact_conditionals(seed_sampler):
 
 
 def test_inference_data_and_summary(seed_sampler):
-    result = seed_sampler.sample(50, n_chains=2, seed=0, warmup=50)
+    result = seed_sampler.sample(50, n_chains=2, seed=0, warmup=50, start="prior")
     idata = result.to_inference_data()
     assert isinstance(idata, az.InferenceData)
     assert idata.posterior["Y"].shape == (2, 50)
@@ -153,7 +153,7 @@ def test_seed_sampler_matches_the_exact_mixture(seed_sampler):
     """1000 chains after warm-up: the exact mixture CDF, mean and variance within Monte Carlo error."""
     n_chains = 1000
     n_samples = max(200, int(1000 * stat_scale()))
-    result = seed_sampler.sample(n_samples, n_chains=n_chains, seed=2024, warmup=500)
+    result = seed_sampler.sample(n_samples, n_chains=n_chains, seed=2024, warmup=500, start="prior")
     y = result.draws["Y"]
     assert 0.25 < result.acceptance_rate.mean() < 0.6
 
@@ -188,8 +188,10 @@ def test_explain_names_rules_and_variables(seed_sampler):
 
 
 def test_thinning_keeps_every_kth_step(seed_sampler):
-    full = seed_sampler.sample(12, n_chains=2, seed=5, warmup=0, step_size=1.0)
-    thinned = seed_sampler.sample(4, n_chains=2, seed=5, warmup=0, step_size=1.0, thin=3)
+    full = seed_sampler.sample(12, n_chains=2, seed=5, warmup=0, step_size=1.0, start="prior")
+    thinned = seed_sampler.sample(
+        4, n_chains=2, seed=5, warmup=0, step_size=1.0, thin=3, start="prior"
+    )
     # Same seed, same noise stream: the thinned chain is every third step of the full one.
     np.testing.assert_array_equal(thinned.draws["Y"], full.draws["Y"][:, 2::3])
 
@@ -226,7 +228,9 @@ def test_switch_mixture_samples_its_marginal():
     Y_rv = at.switch(B_rv, srng.normal(-3.0, 1.0), srng.normal(3.0, 1.5))
     sampler = aemix.build_sampler({"Y": Y_rv})
     assert sampler.marginalized == ("B",)
-    result = sampler.sample(max(50, int(200 * stat_scale())), n_chains=1000, seed=11, warmup=500)
+    result = sampler.sample(
+        max(50, int(200 * stat_scale())), n_chains=1000, seed=11, warmup=500, start="prior"
+    )
     cdf = lambda y: 0.3 * st.norm(-3, 1).cdf(y) + 0.7 * st.norm(3, 1.5).cdf(y)  # noqa: E731
     assert st.kstest(last_draws(result, "Y"), cdf).pvalue > 1e-3
     assert_frequencies(last_draws(result, "B"), np.array([0.7, 0.3]))
@@ -241,7 +245,9 @@ def test_elementwise_enumeration_samples_its_marginal():
     y_rv = srng.normal(at.as_tensor(mu)[z_rv], 1.0, name="y")
     sampler = aemix.build_sampler(y_rv)
     assert sampler.marginalized == ("z",) and sampler.latent == ("y",)
-    result = sampler.sample(max(50, int(200 * stat_scale())), n_chains=1000, seed=12, warmup=500)
+    result = sampler.sample(
+        max(50, int(200 * stat_scale())), n_chains=1000, seed=12, warmup=500, start="prior"
+    )
     cdf = lambda y: np.sum(w * st.norm(mu, 1).cdf(np.asarray(y)[..., None]), axis=-1)  # noqa: E731
     for i in range(2):
         assert st.kstest(last_draws(result, "y")[:, i], cdf).pvalue > 1e-3
@@ -261,7 +267,9 @@ def test_change_point_posterior_is_recovered_exactly():
     l_rv = srng.gamma(alpha, beta, name="l")
     y_rv = srng.poisson(at.switch(at.arange(T) < tau_rv, e_rv, l_rv), name="y")
     sampler = aemix.build_sampler(y_rv, observed={y_rv: counts})
-    result = sampler.sample(max(50, int(200 * stat_scale())), n_chains=1000, seed=13, warmup=1000)
+    result = sampler.sample(
+        max(50, int(200 * stat_scale())), n_chains=1000, seed=13, warmup=1000, start="prior"
+    )
     exact = change_point_posterior(counts, alpha, beta)
     assert_frequencies(last_draws(result, "tau"), exact)
     # The conditional probabilities, averaged over draws, estimate the same posterior.
@@ -271,10 +279,10 @@ def test_change_point_posterior_is_recovered_exactly():
 
 
 def test_progress_bar_reports_warmup_and_sampling(seed_sampler, capsys):
-    seed_sampler.sample(10, n_chains=2, seed=0, warmup=10, progressbar=True)
+    seed_sampler.sample(10, n_chains=2, seed=0, warmup=10, progressbar=True, start="prior")
     err = capsys.readouterr().err
     assert "sampling" in err and "20/20" in err
-    seed_sampler.sample(10, n_chains=2, seed=0, warmup=10, progressbar=False)
+    seed_sampler.sample(10, n_chains=2, seed=0, warmup=10, progressbar=False, start="prior")
     assert capsys.readouterr().err == ""
 
 
@@ -284,7 +292,7 @@ def test_no_finite_initial_point_is_a_typed_error():
     y_rv = srng.uniform(0.0, s_rv, name="y")
     sampler = aemix.build_sampler(y_rv, observed={y_rv: 5.0}, mode="FAST_COMPILE")
     with pytest.raises(aemix.InitializationError, match="no prior draw with a finite"):
-        sampler.sample(5, n_chains=2, seed=0)
+        sampler.sample(5, n_chains=2, seed=0, start="prior")
 
 
 def test_a_linear_predictor_with_matmul_samples_the_conjugate_posterior():
@@ -298,7 +306,7 @@ def test_a_linear_predictor_with_matmul_samples_the_conjugate_posterior():
     beta_rv = srng.normal(0.0, 5.0, size=2, name="beta")
     y_rv = srng.normal(alpha_rv + X @ beta_rv, 0.5, name="y")
     sampler = aemix.build_sampler(y_rv, {y_rv: y})
-    result = sampler.sample(1000, n_chains=16, seed=0, warmup=2000)
+    result = sampler.sample(1000, n_chains=16, seed=0, warmup=2000, start="prior")
     design = np.c_[np.ones(40), X]
     precision = design.T @ design / 0.25 + np.eye(3) / 25.0
     mean = np.linalg.solve(precision, design.T @ y / 0.25)
@@ -323,7 +331,7 @@ def test_a_correlated_posterior_is_followed_by_the_dense_proposal(loop):
     y_rv = srng.normal(X @ beta_rv, 1.0, name="y")
     sampler = aemix.build_sampler(y_rv, {y_rv: y})
     assert sampler.dense
-    result = sampler.sample(1000, n_chains=32, seed=1, warmup=1000, loop=loop)
+    result = sampler.sample(1000, n_chains=32, seed=1, warmup=1000, loop=loop, start="prior")
     assert result.scale.shape == (2, 2) and result.scale[0, 1] == 0.0
     precision = X.T @ X + np.eye(2) / 100.0
     cov = np.linalg.inv(precision)

@@ -153,7 +153,7 @@ def test_geometric_counts_are_summed_exactly():
 def test_counts_are_drawn_from_their_exact_truncated_conditionals():
     y = _n_mixture_data(S=5, J=3)
     sampler = _n_mixture(y, mode=FAST)
-    result = sampler.sample(5, n_chains=2, seed=0, warmup=20, diagnose=False)
+    result = sampler.sample(5, n_chains=2, seed=0, warmup=20, diagnose=False, start="prior")
     support = sampler._recovery_graphs()[0].support
     probs = result.conditional_probabilities["N"]
     for c in range(2):
@@ -175,12 +175,18 @@ def test_a_range_the_chains_outgrow_warns_after_sampling():
     with pytest.warns(
         TruncationWarning, match=r"N was summed over \[\d+, 9\].*count_bounds"
     ) as record:
-        result = sampler.sample(20, n_chains=2, seed=0, warmup=50, diagnose=False)
+        result = sampler.sample(20, n_chains=2, seed=0, warmup=50, diagnose=False, start="prior")
     assert record[0].filename == __file__  # attributed to the caller's line
     assert result.truncation_tail["N"] > 1e-12
     with pytest.warns(TruncationWarning, match="N was summed over"):
         summary = sampler.sample(
-            20, n_chains=2, seed=0, warmup=50, diagnose=False, summary_only=True
+            20,
+            n_chains=2,
+            seed=0,
+            warmup=50,
+            diagnose=False,
+            summary_only=True,
+            start="prior",
         )
     assert summary.truncation_tail["N"] > 1e-12
 

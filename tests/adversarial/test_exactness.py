@@ -199,7 +199,7 @@ def _check_conditionals(spec: ModelSpec, seed: int) -> None:
     listed in ``sampler.conditionals_given[z]``, whose draws ``z``'s conditional is given.
     """
     sampler = _build(spec)
-    result = sampler.sample(3, n_chains=2, seed=seed, warmup=20, loop="scan")
+    result = sampler.sample(3, n_chains=2, seed=seed, warmup=20, loop="scan", start="prior")
     probs = result.conditional_probabilities
     assert set(probs) == {d.name for d in spec.discretes}
     for d in spec.discretes:
@@ -244,7 +244,7 @@ def test_joint_vector_conditionals_are_over_configurations():
     z_rv = srng.bernoulli(0.3, size=2, name="z")
     y_rv = srng.normal(theta_rv + z_rv.sum(), 1.0, name="y")
     sampler = aemix.build_sampler(y_rv, observed={y_rv: 1.5}, mode=FAST)
-    result = sampler.sample(2, n_chains=2, seed=0, warmup=10, loop="scan")
+    result = sampler.sample(2, n_chains=2, seed=0, warmup=10, loop="scan", start="prior")
     p = result.conditional_probabilities["z"]
     assert p.shape == (2, 2, 4)
     theta = result.draws["theta"]

@@ -31,7 +31,12 @@ def _assert_within_mcse(draws: np.ndarray, exact: float, what: str) -> None:
 
 def _sample(sampler, loop, seed):
     return sampler.sample(
-        max(100, int(400 * stat_scale())), n_chains=200, seed=seed, warmup=500, loop=loop
+        max(100, int(400 * stat_scale())),
+        n_chains=200,
+        seed=seed,
+        warmup=500,
+        loop=loop,
+        start="prior",
     )
 
 
