@@ -102,7 +102,9 @@ def _stuck(logdensity: np.ndarray) -> np.ndarray:
 
 # Above this many draws of one coordinate, the diagnostics read every k-th draw: ESS and R-hat of
 # the thinned chains, which bound those of the full chains from below (up to Monte Carlo error).
-MAX_DIAGNOSED_DRAWS = 2_000_000
+# ArviZ's rank-normalized diagnostics cost about 1 s per million draws of a coordinate: at
+# 200,000 they stay below a tenth of the seed benchmark's run (10^7 chain-steps in 0.23 s).
+MAX_DIAGNOSED_DRAWS = 200_000
 
 
 def diagnose_draws(
