@@ -218,6 +218,8 @@ def bench_aemix(
                     loop=loop,
                     n_threads=n_threads,
                     var_names=var_names,
+                    # Like the hand-written peers, no R-hat/ESS: their cost is reported apart.
+                    diagnose=False,
                 )
             )
             result.run_s[n].append(seconds)
