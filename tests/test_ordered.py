@@ -65,7 +65,9 @@ def test_the_unconstrained_density_has_the_jacobian_of_the_ordering():
 def test_initial_positions_are_increasing():
     sampler = mixture(mode="FAST_COMPILE")
     x = sampler.initial_positions(50, np.random.default_rng(0))
+    # Unconstrained, the second coordinate is log(mu[1] - mu[0]): finite only where increasing.
     assert np.all(np.isfinite(x))
+    assert np.all(np.isfinite(sampler._logdensity_batch(x)))
 
 
 @pytest.mark.slow

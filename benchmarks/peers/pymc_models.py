@@ -21,11 +21,7 @@ prior restricted to increasing values.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
-import traceback
 
 import specs
 
@@ -111,18 +107,7 @@ def run(name: str, data: dict) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, choices=specs.MODELS)
-    parser.add_argument("--data", required=True, help="JSON file: model name -> data")
-    args = parser.parse_args(argv)
-    data = json.loads(open(args.data).read())[args.model]
-    try:
-        out = run(args.model, data)
-        out["error"] = None
-    except Exception as exc:  # reported to the driver, which goes on with the other tools
-        traceback.print_exc(file=sys.stderr)
-        out = {"error": f"{type(exc).__name__}: {exc}"}
-    print(json.dumps(out))
+    specs.peer_main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,10 @@ Stan model (``log_mix(theta, ...mu[1]..., ...mu[2]...)``) weighs the first, so i
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
+import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,3 +72,20 @@ def load_data(name: str, refs_path: Path = REFS) -> dict | None:
     if name == "blr":
         return {"X": data["X"], "y": data["y"]}
     return {"y": data["y"]}
+
+
+def peer_main(run, doc: str, argv=None) -> None:
+    """A peer script's command line: ``--model NAME --data FILE``; prints ``run(model, data)`` as
+    JSON, or the error, which the driver reports before it goes on with the other tools."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--model", required=True, choices=MODELS)
+    parser.add_argument("--data", required=True, help="JSON file: model name -> data")
+    args = parser.parse_args(argv)
+    data = json.loads(Path(args.data).read_text())[args.model]
+    try:
+        out = run(args.model, data)
+        out["error"] = None
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        out = {"error": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps(out))
