@@ -67,3 +67,30 @@ def test_tempered_start_refuses_initial_values(seed_sampler):
         seed_sampler.sample(5, start="tempered", initial_values={"Y": 0.0})
     with pytest.raises(ValueError, match="start"):
         seed_sampler.sample(5, start="smc")
+
+
+def test_the_evidence_of_the_change_point_model_is_exact_within_its_error():
+    # Coal mining: the change point is summed out by the prefix-sum rewrite, the gamma rates
+    # integrate out in closed form, so p(y) = sum_tau p(tau) prod_segments NegBin-like terms.
+    from examples.coal_mining import RATE_RATE, RATE_SHAPE, load_counts, model
+    from scipy.special import gammaln, logsumexp
+
+    _, counts = load_counts()
+    outputs, observed = model(counts)
+    sampler = aemix.build_sampler(outputs, observed)
+    n_particles = max(512, int(2000 * stat_scale()))
+    result = sampler.sample(
+        100, n_chains=16, seed=3, warmup=100, start="tempered", n_particles=n_particles
+    )
+    T, a, b = len(counts), RATE_SHAPE, RATE_RATE
+    t = np.arange(T)
+    before = np.concatenate([[0], np.cumsum(counts)])[:T]
+    after = counts.sum() - before
+
+    def segment(total, length):
+        return a * np.log(b) - gammaln(a) + gammaln(a + total) - (a + total) * np.log(b + length)
+
+    log_terms = segment(before, t) + segment(after, T - t) - np.log(T)
+    exact = logsumexp(log_terms) - gammaln(counts + 1.0).sum()
+    assert np.isfinite(result.log_evidence_se) and result.log_evidence_se < 0.2
+    assert abs(result.log_evidence - exact) < 5 * result.log_evidence_se + 0.02
