@@ -222,6 +222,9 @@ class SampleResult:
         The observed data, ``name -> array``.
     loop
         Which compiled loop ran: ``"fused"`` or ``"scan"`` (see `Sampler.sample`).
+    warmup_steps
+        Warm-up steps run: ``warmup``, or fewer when the proposal settled earlier
+        (`aemix.adaptation.warm_up`).
     truncation_tail
         For each marginalized count with unbounded support, summed over a finite range
         (`aemix.truncation`): the largest share of its conditional mass beyond the range over the
@@ -235,6 +238,7 @@ class SampleResult:
     scale: np.ndarray
     observed: dict[str, np.ndarray] = field(default_factory=dict)
     loop: str = "scan"
+    warmup_steps: int | None = None
     _conditionals_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = field(
         default=None, repr=False
     )
@@ -366,7 +370,7 @@ class SampleSummary:
         those named in ``var_names``).
     n_samples
         Kept draws per chain.
-    acceptance_rate, step_size, scale, loop
+    acceptance_rate, step_size, scale, loop, warmup_steps
         As in `SampleResult`.
     truncation_tail
         As in `SampleResult`, over the chains' last states (no draw is kept).
@@ -379,6 +383,7 @@ class SampleSummary:
     step_size: float
     scale: np.ndarray
     loop: str = "scan"
+    warmup_steps: int | None = None
     diagnostics: Diagnostics | None = field(default=None, repr=False)
     truncation_tail: dict[str, float] = field(default_factory=dict)
 

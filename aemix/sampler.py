@@ -573,7 +573,7 @@ class Sampler:
         n_chains: int = DEFAULT_CHAINS,
         seed: int | None = None,
         step_size: float | None = None,
-        warmup: int = 1000,
+        warmup: int = 2000,
         *,
         target_acceptance: float | None = None,
         initial_values: Mapping[str, Any] | None = None,
@@ -607,7 +607,10 @@ class Sampler:
             A fixed proposal scale.  When ``None`` (the default), the step size and a per-coordinate
             scale are tuned during warm-up toward ``target_acceptance`` and then frozen.
         warmup
-            Steps run and discarded before the kept draws.
+            The most warm-up steps, run and discarded before the kept draws while the proposal
+            adapts (`aemix.adaptation.warm_up`): the warm-up stops early once the proposal's scale
+            has settled, the chains agree and the acceptance is on target.
+            ``result.warmup_steps`` says how many ran.
         target_acceptance
             Acceptance rate the tuning aims at, in (0, 1); defaults to 0.44 in one dimension,
             decreasing to 0.234 in many (the optimal rates of a random walk on Gaussian targets).
@@ -779,7 +782,7 @@ class Sampler:
             bar.update(n)
             return block
 
-        positions, logdensities, current_step, scale = warm_up(
+        adapted = warm_up(
             run_warmup_block,
             positions,
             logdensities,
@@ -791,6 +794,8 @@ class Sampler:
             dense=self.dense,
             block_size=block_size,
         )
+        positions, logdensities, current_step, scale = adapted[:4]
+        bar.total -= warmup - adapted.steps  # the steps a settled warm-up skipped
         bar.set_description("sampling")
         mode = "moments" if summary_only else "draws"
         accepted = np.zeros(n_chains)
@@ -817,6 +822,7 @@ class Sampler:
             step_size=float(current_step),
             scale=scale.reshape(dim, dim) if self.dense else scale,
             loop=runner.name,
+            warmup_steps=adapted.steps,
         )
         if summary_only:
             mean, variance = {}, {}

@@ -111,7 +111,7 @@ def main(argv=None):
     elapsed = time.perf_counter() - start
     print(
         f"\n{len(counts)} years, {counts.sum()} disasters; {args.chains} chains x {args.samples} "
-        f"draws (+{args.warmup} warm-up) in {elapsed:.1f} s (build, compile and sample)"
+        f"draws (+{result.warmup_steps} warm-up) in {elapsed:.1f} s (build, compile and sample)"
     )
     print(
         f"tuned step size {result.step_size:.3f}, "

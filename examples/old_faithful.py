@@ -146,7 +146,7 @@ def main(argv=None):
     elapsed = time.perf_counter() - start
     print(
         f"\n{len(y)} eruptions; {args.chains} chains x {args.samples} draws (thin {args.thin}, "
-        f"+{args.warmup} warm-up) in {elapsed:.1f} s (build, compile and sample)"
+        f"+{result.warmup_steps} warm-up) in {elapsed:.1f} s (build, compile and sample)"
     )
     print(
         f"tuned step size {result.step_size:.3f}, "

@@ -53,7 +53,7 @@ def main(argv=None):
     elapsed = time.perf_counter() - start
     y = result.draws["Y"]
     print(
-        f"{args.chains} chains x {args.samples} draws (+{args.warmup} warm-up) in {elapsed:.1f} s "
+        f"{args.chains} chains x {args.samples} draws (+{result.warmup_steps} warm-up) in {elapsed:.1f} s "
         "(build, compile and sample)"
     )
     print(

@@ -98,7 +98,7 @@ def main(argv=None):
     result = sampler.sample(args.samples, n_chains=args.chains, seed=args.seed, warmup=args.warmup)
     elapsed = time.perf_counter() - start
     print(
-        f"\n{args.chains} chains x {args.samples} draws (+{args.warmup} warm-up) in {elapsed:.1f} s "
+        f"\n{args.chains} chains x {args.samples} draws (+{result.warmup_steps} warm-up) in {elapsed:.1f} s "
         "(build, compile and sample)"
     )
     print(

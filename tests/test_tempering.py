@@ -72,8 +72,9 @@ def test_tempered_start_refuses_initial_values(seed_sampler):
 def test_the_evidence_of_the_change_point_model_is_exact_within_its_error():
     # Coal mining: the change point is summed out by the prefix-sum rewrite, the gamma rates
     # integrate out in closed form, so p(y) = sum_tau p(tau) prod_segments NegBin-like terms.
-    from examples.coal_mining import RATE_RATE, RATE_SHAPE, load_counts, model
     from scipy.special import gammaln, logsumexp
+
+    from examples.coal_mining import RATE_RATE, RATE_SHAPE, load_counts, model
 
     _, counts = load_counts()
     outputs, observed = model(counts)

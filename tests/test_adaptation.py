@@ -1,0 +1,78 @@
+"""The warm-up's adaptation (`aemix.adaptation`): its windows, its measure of a settled proposal,
+and the warm-up length it chooses on targets that settle and on chains that never agree."""
+
+import aesara.tensor as at
+import numpy as np
+import pytest
+
+import aemix
+from aemix.adaptation import proposal_inefficiency, window_schedule
+
+
+def test_windows_double_after_the_walk_in_and_leave_the_last_phase_to_the_step_size():
+    assert window_schedule(1000) == ([(100, 200), (200, 400), (400, 850)], 150)
+    assert window_schedule(2000) == ([(100, 200), (200, 400), (400, 800), (800, 1850)], 150)
+    assert window_schedule(100) == ([(10, 20), (20, 40), (40, 85)], 15)
+    for n in (1, 2, 5, 17, 333, 5000, 10**5):
+        windows, final = window_schedule(n)
+        assert final >= 1
+        ends = [0] + [b for w in windows for b in w]
+        assert ends == sorted(ends) and (not windows or windows[-1][1] == n - final)
+        # Contiguous windows, each at least as long as the one before.
+        assert all(
+            a[1] == b[0] and b[1] - b[0] >= a[1] - a[0] for a, b in zip(windows, windows[1:])
+        )
+
+
+def test_the_inefficiency_is_roberts_and_rosenthals_factor():
+    rng = np.random.default_rng(0)
+    dim = 4
+    factor = np.linalg.cholesky(np.cov(rng.normal(size=(50, dim)), rowvar=False))
+    # Proportional proposals are equally efficient: the step size absorbs the factor.
+    assert proposal_inefficiency(factor.ravel(), 3.0 * factor.ravel(), dim) == pytest.approx(1.0)
+    # Per-coordinate scales off by s: b = mean(s^2) / mean(s)^2.
+    s = np.array([1.0, 2.0, 0.5, 4.0])
+    sd = np.array([0.3, 1.0, 2.0, 5.0])
+    expected = np.mean(s**2) / np.mean(s) ** 2
+    assert proposal_inefficiency(sd, sd * s, dim) == pytest.approx(expected)
+    # The same, seen through any factor of the covariances (rotations of L change nothing).
+    rotation, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    new = (factor @ np.diag(s)) @ rotation
+    assert proposal_inefficiency(factor.ravel(), new.ravel(), dim) == pytest.approx(expected)
+
+
+def _two_modes():
+    srng = at.random.RandomStream(0)
+    index = srng.categorical(np.array([0.5, 0.5]), name="I")
+    x = srng.normal(at.as_tensor([-10.0, 10.0])[index], 1.0, name="x")
+    return aemix.build_sampler(x)
+
+
+@pytest.mark.parametrize(
+    "sd, settled_by",
+    [
+        # Well scaled: the third window (ending at 800) agrees with the second.
+        (np.array([1.0, 2.0, 0.5]), 950),
+        # Scales 100x apart: the first windows' chains do not mix along the wide coordinate (the
+        # step size follows the narrow one), so the fourth window (ending at 1600) is needed.
+        (np.array([1.0, 10.0, 0.1]), 1750),
+    ],
+)
+def test_a_warm_up_stops_once_the_proposal_has_settled(sd, settled_by):
+    srng = at.random.RandomStream(0)
+    x = srng.normal(np.zeros(3), sd, name="x")
+    sampler = aemix.build_sampler(x)
+    result = sampler.sample(100, n_chains=32, seed=0, warmup=4000, start="prior", diagnose=False)
+    assert result.warmup_steps <= settled_by
+    # What it settled on is the target's covariance, up to the step size's common factor.
+    factor = result.scale
+    ratio = np.sqrt(np.diag(factor @ factor.T)) / sd
+    assert np.all(np.abs(ratio / ratio.mean() - 1) < 0.2), ratio
+
+
+def test_chains_that_never_agree_use_the_whole_warm_up_and_are_flagged():
+    sampler = _two_modes()
+    starts = np.repeat([-10.0, 10.0], 8)
+    with pytest.warns(aemix.ConvergenceWarning):
+        result = sampler.sample(100, n_chains=16, seed=0, warmup=600, initial_values={"x": starts})
+    assert result.warmup_steps == 600
