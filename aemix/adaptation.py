@@ -1,9 +1,12 @@
 """Warm-up adaptation of the random walk's proposal, from the chains' positions.
 
 The step size follows the target acceptance (Robbins-Monro on its logarithm); the proposal's scale
-is re-estimated at the end of growing windows of warm-up: per coordinate, or, from 2 to
-`DENSE_MAX_DIM` coordinates, a full covariance (its Cholesky factor) from within-chain spreads and
-correlations pooled across chains.  Data in, data out: nothing here runs a chain.
+is re-estimated at the end of growing windows of warm-up from within-chain spreads and
+correlations pooled across chains.  Its form depends on the dimension (`proposal_form`): one
+coordinate has a scale; from 2 to `DENSE_MAX_DIM` coordinates, a full covariance (its Cholesky
+factor, ``dim ** 2`` products per step); above, per-coordinate scales corrected along the
+`LOW_RANK` directions where the correlations stand out of their noise (``2 * dim * LOW_RANK``
+products per step).  Data in, data out: nothing here runs a chain.
 """
 
 from __future__ import annotations
@@ -27,12 +30,23 @@ __all__ = [
     "STEP_GAIN",
     "window_sd",
     "proposal_scale",
-    "particle_factor",
+    "LOW_RANK",
+    "proposal_form",
+    "scale_length",
+    "identity_scale",
+    "as_factor",
+    "split_low_rank",
+    "low_rank_scale",
+    "scale_from_covariance",
 ]
 
 
-# Largest dimension whose proposal follows a full covariance (see `Sampler.dense`).
+# Largest dimension whose proposal follows a full covariance (see `proposal_form`).
 DENSE_MAX_DIM = 20
+# Directions of the low-rank correction of the per-coordinate scales above `DENSE_MAX_DIM`.
+LOW_RANK = 8
+# How far beyond the Marchenko-Pastur edges an eigenvalue of the correlations must lie to count.
+BULK_MARGIN = 1.25
 # The first scale window's length (and the walk-in's, at most 10% of the warm-up), and the most
 # steps of the last phase, which tunes only the step size (at most 15% of the warm-up).
 FIRST_WINDOW = 100
@@ -50,39 +64,158 @@ TUNING_BLOCK = 50
 STEP_GAIN = 5.0
 
 
-def window_sd(moments: Moments) -> np.ndarray:
-    """Within-chain standard deviation of every coordinate over a window, pooled over chains.
+def window_sd(moments: Moments, at_equilibrium: bool = False) -> np.ndarray:
+    """Standard deviation of every coordinate over a window, pooled over chains.
 
-    Not the spread of all chains' positions together: chains still on their way from their
-    starting points would inflate it (tenfold on a regression), and a scale too wide stalls the
-    walk while one too narrow is corrected by the step size.
+    By default the within-chain spread, not the spread of all chains' positions together: chains
+    still on their way from their starting points would inflate that (tenfold on a regression),
+    and a scale too wide stalls the walk while one too narrow is corrected by the step size.
+    ``at_equilibrium``: the chains started from the target (posterior draws), so all positions
+    together are draws of it, and their total spread (within plus between chains) is the
+    target's, even along directions that each chain has not yet crossed in the window.
     """
-    return np.sqrt(moments.m2.sum(axis=0) / (moments.count * moments.m2.shape[0]))
+    within = moments.m2.sum(axis=0) / (moments.count * moments.m2.shape[0])
+    if not at_equilibrium:
+        return np.sqrt(within)
+    return np.sqrt(within + moments.mean.var(axis=0))
 
 
-def particle_factor(particles: np.ndarray) -> np.ndarray:
-    """Cholesky factor of the particles' covariance (diagonal where it is not positive definite)."""
-    from aemix.tempering import proposal_factor
+def proposal_form(dim: int) -> str:
+    """``"diagonal"`` (one coordinate), ``"dense"`` (2 to `DENSE_MAX_DIM`) or ``"low-rank"``."""
+    if dim == 1:
+        return "diagonal"
+    return "dense" if dim <= DENSE_MAX_DIM else "low-rank"
 
-    return proposal_factor(particles)
+
+def scale_length(dim: int) -> int:
+    """Length of the flat scale of `proposal_form` ``(dim)``: ``dim``, ``dim ** 2``, or
+    ``dim * (1 + LOW_RANK) + LOW_RANK`` (see `low_rank_scale`)."""
+    form = proposal_form(dim)
+    if form == "diagonal":
+        return dim
+    return dim * dim if form == "dense" else dim * (1 + LOW_RANK) + LOW_RANK
 
 
-def proposal_scale(sd: np.ndarray, ends: list[np.ndarray], previous: np.ndarray) -> np.ndarray:
-    """Flat Cholesky factor of the window's covariance: the coordinates' within-chain standard
-    deviations ``sd`` (from every step) and their correlations, from the chains' positions at the
-    end of each block (within chains), shrunk toward the correlations of the ``previous`` flat
-    factor by the number of such positions (few chains give few)."""
-    if len(ends) < 3:
+def split_low_rank(scale, dim: int):
+    """``(sd, vectors, gains)`` of a flat low-rank scale: the proposal's increment is
+    ``sd * (e + vectors @ (gains * (vectors.T @ e)))`` for a standard normal ``e``; works on arrays
+    and on graphs."""
+    r = LOW_RANK
+    return scale[:dim], scale[dim : dim + dim * r].reshape((dim, r)), scale[dim + dim * r :]
+
+
+def identity_scale(dim: int) -> np.ndarray:
+    """The flat scale of an isotropic proposal of unit scale."""
+    form = proposal_form(dim)
+    if form == "dense":
+        return np.eye(dim).ravel()
+    return np.concatenate([np.ones(dim), np.zeros(scale_length(dim) - dim)])
+
+
+def as_factor(scale: np.ndarray, dim: int) -> np.ndarray:
+    """The proposal's ``(dim, dim)`` factor ``L`` (covariance ``L L^T``) from its flat form."""
+    scale = np.asarray(scale, dtype=float)
+    form = proposal_form(dim)
+    if form == "diagonal":
+        return np.diag(scale)
+    if form == "dense":
+        return scale.reshape(dim, dim)
+    sd, vectors, gains = split_low_rank(scale, dim)
+    return sd[:, None] * (np.eye(dim) + (vectors * gains) @ vectors.T)
+
+
+def low_rank_scale(sd: np.ndarray, corr: np.ndarray, n_points: int) -> np.ndarray:
+    """Flat low-rank scale of the covariance ``diag(sd) corr diag(sd)``, with ``corr`` estimated
+    from ``n_points`` positions.
+
+    The eigenvalues of ``corr`` are read as a bulk at the level ``c`` of their median, as for
+    coordinates that correlate only by noise, plus spikes: the `LOW_RANK` eigenvalues ``l``
+    farthest (in log) from ``c`` among those outside the Marchenko-Pastur bulk ``c [(1 -
+    sqrt(q)) ** 2, (1 + sqrt(q)) ** 2]``, ``q = dim / n_points``, widened by `BULK_MARGIN`, where a
+    sample correlation of uncorrelated coordinates puts its eigenvalues.  So only correlations
+    that stand out of the noise bend the proposal, and a posterior whose coordinates all follow
+    one direction (small bulk, one large spike) is followed too.  The increment
+    ``sqrt(c) sd * (e + V ((sqrt(l / c) - 1) * (V^T e)))`` then has covariance ``diag(sd) (c I +
+    V (l - c) V^T) diag(sd)`` (``V`` orthonormal eigenvectors).
+    """
+    dim = len(sd)
+    vectors = np.zeros((dim, LOW_RANK))
+    gains = np.zeros(LOW_RANK)
+    level = 1.0
+    if np.all(np.isfinite(corr)):
+        values, eigenvectors = np.linalg.eigh((corr + corr.T) / 2)
+        values = np.clip(values, 1e-8 * max(values.max(), 1e-300), None)
+        level = float(np.median(values))
+        q = dim / max(n_points, 1)
+        low = (max(0.0, 1 - np.sqrt(q))) ** 2 / BULK_MARGIN
+        high = (1 + np.sqrt(q)) ** 2 * BULK_MARGIN
+        relative = values / level
+        spikes = np.flatnonzero((relative < low) | (relative > high))
+        spikes = spikes[np.argsort(-np.abs(np.log(relative[spikes])))][:LOW_RANK]
+        vectors[:, : len(spikes)] = eigenvectors[:, spikes]
+        gains[: len(spikes)] = np.sqrt(relative[spikes]) - 1.0
+    return np.concatenate([sd * np.sqrt(level), vectors.ravel(), gains])
+
+
+def scale_from_covariance(cov: np.ndarray, n_points: int) -> np.ndarray:
+    """The flat scale, in the form of `proposal_form`, of a covariance estimated from ``n_points``
+    positions (e.g. the tempered start's particles)."""
+    cov = np.atleast_2d(cov)
+    dim = len(cov)
+    sd = np.sqrt(np.maximum(np.diag(cov), 1e-300))
+    form = proposal_form(dim)
+    if form == "diagonal":
+        return sd
+    if form == "low-rank":
+        return low_rank_scale(sd, cov / np.outer(sd, sd), n_points)
+    try:
+        return np.linalg.cholesky(
+            cov + 1e-10 * np.eye(dim) * max(1.0, float(sd.max()) ** 2)
+        ).ravel()
+    except np.linalg.LinAlgError:
         return np.diag(sd).ravel()
+
+
+def _correlation(
+    ends: list[np.ndarray], at_equilibrium: bool = False
+) -> tuple[np.ndarray, int] | None:
+    """Correlations of the chains' positions at the ends of a window's blocks (within chains, or
+    of all positions together ``at_equilibrium``, see `window_sd`), and how many positions they
+    rest on; None with fewer than 3 blocks or a degenerate coordinate."""
+    if len(ends) < 3:
+        return None
     stacked = np.stack(ends)  # (blocks, chains, dim)
-    centered = stacked - stacked.mean(axis=0)
-    n = stacked.shape[1] * (stacked.shape[0] - 1)
+    if at_equilibrium:
+        centered = stacked - stacked.mean(axis=(0, 1))
+        n = stacked.shape[0] * stacked.shape[1] - 1
+    else:
+        centered = stacked - stacked.mean(axis=0)
+        n = stacked.shape[1] * (stacked.shape[0] - 1)
     cov = np.einsum("bci,bcj->ij", centered, centered) / n
     with np.errstate(all="ignore"):
         corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
-    if not np.all(np.isfinite(corr)):
-        return np.diag(sd).ravel()
+    return (corr, n) if np.all(np.isfinite(corr)) else None
+
+
+def proposal_scale(
+    sd: np.ndarray, ends: list[np.ndarray], previous: np.ndarray, at_equilibrium: bool = False
+) -> np.ndarray:
+    """The window's flat scale, in the form of `proposal_form`: the coordinates' standard
+    deviations ``sd`` (from every step) and, from 2 coordinates on, their correlations
+    from the chains' positions at the end of each block (within chains, or all together
+    ``at_equilibrium``, see `window_sd`).  Dense: the Cholesky
+    factor, with the correlations shrunk toward those of the ``previous`` flat factor by the
+    number of such positions (few chains give few).  Low-rank: `low_rank_scale`."""
     dim = len(sd)
+    form = proposal_form(dim)
+    if form == "diagonal":
+        return sd
+    estimate = _correlation(ends, at_equilibrium)
+    if estimate is None:
+        return scale_from_covariance(np.diag(sd**2), 1)
+    corr, n = estimate
+    if form == "low-rank":
+        return low_rank_scale(sd, corr, n)
     factor = previous.reshape(dim, dim)
     prior_cov = factor @ factor.T
     prior_sd = np.sqrt(np.diag(prior_cov))
@@ -115,12 +248,6 @@ def window_schedule(n_steps: int) -> tuple[list[tuple[int, int]], int]:
         windows.append((start, end))
         start, length = end, 2 * length
     return windows, final
-
-
-def as_factor(scale: np.ndarray, dim: int) -> np.ndarray:
-    """The proposal's ``(dim, dim)`` factor ``L`` (covariance ``L L^T``) from its flat form."""
-    scale = np.asarray(scale, dtype=float)
-    return np.diag(scale) if scale.size == dim else scale.reshape(dim, dim)
 
 
 def proposal_inefficiency(previous: np.ndarray, new: np.ndarray, dim: int) -> float:
@@ -184,13 +311,13 @@ def warm_up(
     n_steps: int,
     target: float,
     tune: bool,
-    dense: bool,
     block_size: int,
+    at_equilibrium: bool = False,
 ) -> WarmUp:
     """Run at most ``n_steps`` warm-up steps through ``run_block`` and adapt the proposal on the way.
 
-    Robbins-Monro on the log step size toward ``target``; the scale (per coordinate, or the flat
-    Cholesky factor when ``dense``) re-estimated at the end of each window of `window_schedule`
+    Robbins-Monro on the log step size toward ``target``; the scale (`proposal_scale`, in the form
+    of `proposal_form`) re-estimated at the end of each window of `window_schedule`
     (the walk-in before the first window is not used: the starting points' spread would inflate
     the scales; the last phase tunes the step size to the final scale).
 
@@ -204,6 +331,11 @@ def warm_up(
     - the acceptance of the window's last block is within `SETTLED_ACCEPTANCE` of ``target``.
 
     Without ``tune`` the steps just run, all of them.
+
+    ``at_equilibrium`` says that the chains started at draws of the target (the tempered start's
+    particles, or prior draws of a model without data): the estimates then use all positions
+    together (`window_sd`), which follow the target's spread at once, even along directions too
+    long for one chain to cross in a window.
 
     Parameters
     ----------
@@ -245,9 +377,9 @@ def warm_up(
             window.merge(n, block.position_mean, block.position_m2)
             ends.append(positions.copy())
         if any(done == end for _, end in windows) and window.count > 1:
-            sd = window_sd(window)
+            sd = window_sd(window, at_equilibrium)
             if np.all(np.isfinite(sd)) and np.all(sd > 0):
-                new_scale = proposal_scale(sd, ends, scale) if dense else sd
+                new_scale = proposal_scale(sd, ends, scale, at_equilibrium)
                 change = proposal_inefficiency(scale, new_scale, dim)
                 rhat = window_rhat(window)
                 history.append((done, change, rhat, float(acceptance)))

@@ -217,7 +217,9 @@ class SampleResult:
     logdensity
         Unconstrained log-density (Jacobian included) of each kept draw, ``(n_chains, n_samples)``.
     step_size, scale
-        The (frozen) kernel parameters used for the kept draws.
+        The (frozen) kernel parameters used for the kept draws: ``scale`` is the per-coordinate
+        scale for one coordinate, else the ``(dim, dim)`` factor ``L`` of the proposal's
+        covariance ``step_size ** 2 L L^T`` (`Sampler.proposal_form`).
     observed
         The observed data, ``name -> array``.
     loop

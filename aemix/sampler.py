@@ -30,8 +30,12 @@ from tqdm.auto import tqdm
 
 from aemix import memory
 from aemix.adaptation import (
-    DENSE_MAX_DIM,
-    particle_factor,
+    as_factor,
+    identity_scale,
+    proposal_form,
+    scale_from_covariance,
+    scale_length,
+    split_low_rank,
     warm_up,
 )
 from aemix.derived import Derived, derived_graphs
@@ -193,22 +197,29 @@ class Sampler:
         return self._density.dim
 
     @property
-    def dense(self) -> bool:
-        """Whether the proposal follows a full covariance (a Cholesky factor adapted across
-        chains in warm-up) rather than one scale per coordinate: from 2 up to
-        `DENSE_MAX_DIM` coordinates, where its ``dim ** 2`` products per step cost little."""
-        return 2 <= self.dim <= DENSE_MAX_DIM
+    def proposal_form(self) -> str:
+        """The form of the random walk's proposal covariance, adapted across chains in warm-up
+        (`aemix.adaptation.proposal_form`): ``"diagonal"`` for one coordinate, ``"dense"`` (a
+        Cholesky factor, ``dim ** 2`` products per step) up to 20 coordinates, ``"low-rank"``
+        (per-coordinate scales corrected along a few directions) above."""
+        return proposal_form(self.dim)
 
     @property
-    def _scale_length(self) -> int:
-        return self.dim**2 if self.dense else self.dim
+    def dense(self) -> bool:
+        """Whether the proposal follows a full covariance (see `proposal_form`)."""
+        return self.proposal_form == "dense"
 
     def _kernel_parameters(self, parameters: Variable) -> tuple[Variable, Variable]:
         """The kernel's ``scale`` and the inverse temperature from the loops' flat parameter
-        input: the proposal's scale (a row-major ``L`` when dense), then ``beta`` (1 when
-        sampling, below 1 in the tempered start's moves)."""
+        input: the proposal's flat scale (`aemix.adaptation.scale_length`: a row-major ``L`` when
+        dense), then ``beta`` (1 when sampling, below 1 in the tempered start's moves)."""
         scale, beta = parameters[:-1], parameters[-1]
-        return (scale.reshape((self.dim, self.dim)) if self.dense else scale), beta
+        form = self.proposal_form
+        if form == "dense":
+            scale = scale.reshape((self.dim, self.dim))
+        elif form == "low-rank":
+            scale = rmh.LowRankScale(*split_low_rank(scale, self.dim))
+        return scale, beta
 
     def _tempered_step(self, lp, eps, exp_draw, step_size, parameters):
         """One chain's RMH step at the tempered density ``logprior + beta * loglikelihood``
@@ -384,7 +395,7 @@ class Sampler:
         def move(particles, beta, factor, step_size, n_steps):
             loglik, logdensity = loglik_and_logdensity(particles)
             tempered = logdensity - (1.0 - beta) * loglik
-            scale = factor.ravel() if self.dense else np.sqrt(np.sum(factor**2, axis=1))
+            scale = scale_from_covariance(factor @ factor.T, len(particles))
             # The scan loop holds each step's intermediates for all its chains: in batches.
             per_batch = len(particles) if runner.name == "fused" else batch
             moved, rates = [], []
@@ -754,16 +765,16 @@ class Sampler:
         if start == "tempered":
             chosen = init_rng.choice(len(smc.positions), size=n_chains, replace=False)
             positions = smc.positions[chosen]
-            start_factor = particle_factor(smc.positions)
+            start_scale = scale_from_covariance(
+                np.cov(smc.positions, rowvar=False), len(smc.positions)
+            )
         else:
             positions = self.initial_positions(n_chains, init_rng, initial_values)
         logdensities = self._logdensity_batch(positions)
         tune = step_size is None
-        scale = np.eye(dim).ravel() if self.dense else np.ones(dim)
+        scale = identity_scale(dim)
         if smc is not None and tune:
-            # The particles' spread is the posterior's: the warm-up starts from it.
-            spread = start_factor @ start_factor.T
-            scale = start_factor.ravel() if self.dense else np.sqrt(np.diag(spread))
+            scale = start_scale  # the particles' spread is the posterior's: warm up from it
         current_step = 2.38 / np.sqrt(dim) if tune else float(step_size)
         target = (
             0.234 + (0.44 - 0.234) * np.exp(-(dim - 1) / 4)
@@ -791,8 +802,10 @@ class Sampler:
             n_steps=warmup,
             target=target,
             tune=tune,
-            dense=self.dense,
             block_size=block_size,
+            # Chains started at draws of the target (the particles, or prior draws without
+            # data) stay distributed as the target: all their positions together estimate it.
+            at_equilibrium=smc is not None or (not self.observed and initial_values is None),
         )
         positions, logdensities, current_step, scale = adapted[:4]
         bar.total -= warmup - adapted.steps  # the steps a settled warm-up skipped
@@ -820,7 +833,7 @@ class Sampler:
         common = dict(
             acceptance_rate=accepted / (n_samples * thin),
             step_size=float(current_step),
-            scale=scale.reshape(dim, dim) if self.dense else scale,
+            scale=scale if self.proposal_form == "diagonal" else as_factor(scale, dim),
             loop=runner.name,
             warmup_steps=adapted.steps,
         )
@@ -1361,7 +1374,7 @@ class Sampler:
         eps, parameters = at.vector(dtype=f64), at.vector(dtype=f64)
         state, info = self._tempered_step(lp, eps, exp_draw, step_size, parameters)
         inputs = [position, lp, eps, exp_draw, step_size, parameters]
-        shapes = [(dim,), (), (dim,), (), (), (self._scale_length + 1,)]
+        shapes = [(dim,), (), (dim,), (), (), (scale_length(dim) + 1,)]
         outputs = [state.position, state.logdensity, info.acceptance_probability, info.is_accepted]
         return inputs, shapes, outputs, info
 

@@ -1,7 +1,10 @@
 """The warm-up's adaptation (`aemix.adaptation`): its windows, its measure of a settled proposal,
 and the warm-up length it chooses on targets that settle and on chains that never agree."""
 
+import warnings
+
 import aesara.tensor as at
+import arviz as az
 import numpy as np
 import pytest
 
@@ -34,7 +37,9 @@ def test_the_inefficiency_is_roberts_and_rosenthals_factor():
     s = np.array([1.0, 2.0, 0.5, 4.0])
     sd = np.array([0.3, 1.0, 2.0, 5.0])
     expected = np.mean(s**2) / np.mean(s) ** 2
-    assert proposal_inefficiency(sd, sd * s, dim) == pytest.approx(expected)
+    assert proposal_inefficiency(
+        np.diag(sd).ravel(), np.diag(sd * s).ravel(), dim
+    ) == pytest.approx(expected)
     # The same, seen through any factor of the covariances (rotations of L change nothing).
     rotation, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
     new = (factor @ np.diag(s)) @ rotation
@@ -76,3 +81,44 @@ def test_chains_that_never_agree_use_the_whole_warm_up_and_are_flagged():
     with pytest.warns(aemix.ConvergenceWarning):
         result = sampler.sample(100, n_chains=16, seed=0, warmup=600, initial_values={"x": starts})
     assert result.warmup_steps == 600
+
+
+def test_the_low_rank_scale_keeps_the_correlations_that_stand_out_of_the_noise():
+    from aemix.adaptation import LOW_RANK, as_factor, low_rank_scale
+
+    rng = np.random.default_rng(1)
+    dim = 30
+    vectors, _ = np.linalg.qr(rng.normal(size=(dim, 3)))
+    corr = np.eye(dim) + vectors @ np.diag([20.0, 5.0, -0.9]) @ vectors.T
+    sd = rng.uniform(0.1, 10.0, size=dim)
+    # From many points, three spikes: the covariance is rebuilt exactly.
+    factor = as_factor(low_rank_scale(sd, corr, 10**9), dim)
+    np.testing.assert_allclose(factor @ factor.T, np.outer(sd, sd) * corr, atol=1e-9)
+    # The sample correlation of uncorrelated coordinates has eigenvalues spread by noise alone
+    # (0.4 to 1.9 here): none of them bends the proposal.
+    points = rng.normal(size=(300, dim))
+    noise = np.corrcoef(points, rowvar=False)
+    flat = low_rank_scale(sd, noise, 300)
+    assert np.all(flat[dim + dim * LOW_RANK :] == 0.0)
+
+
+@pytest.mark.parametrize("loop", ["fused", "scan"])
+def test_a_correlated_posterior_above_the_dense_dimension_mixes(loop):
+    # 24 coordinates tied to their mean (correlation 0.99 between any two): one coordinate scale
+    # each cannot follow it, the low-rank correction along (1, ..., 1) can.
+    srng = at.random.RandomStream(0)
+    m = srng.normal(0.0, 1.0, name="m")
+    x = srng.normal(m, 0.1, size=24, name="x")
+    sampler = aemix.build_sampler([m, x], mode=None if loop == "fused" else "FAST_COMPILE")
+    assert sampler.proposal_form == "low-rank"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", aemix.ConvergenceWarning)
+        result = sampler.sample(400, n_chains=32, seed=0, start="prior", loop=loop)
+    assert result.loop == loop
+    draws = np.concatenate([result.draws["m"][..., None], result.draws["x"]], axis=-1)
+    exact_sd = np.r_[1.0, np.full(24, np.sqrt(1.01))]
+    for j in (0, 1, 24):
+        ess = float(az.ess(draws[..., j]))
+        assert abs(draws[..., j].mean()) < 5 * exact_sd[j] / np.sqrt(ess)
+        # sd of a sample sd: about sd / sqrt(2 ESS).
+        assert abs(draws[..., j].std() / exact_sd[j] - 1) < 5 / np.sqrt(2 * ess)
