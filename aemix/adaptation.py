@@ -21,6 +21,7 @@ __all__ = [
     "warm_up",
     "DENSE_MAX_DIM",
     "WarmUp",
+    "default_target_acceptance",
     "window_schedule",
     "proposal_inefficiency",
     "window_rhat",
@@ -226,6 +227,12 @@ def proposal_scale(
     except np.linalg.LinAlgError:
         return np.diag(sd).ravel()
     return factor.ravel()
+
+
+def default_target_acceptance(dim: int) -> float:
+    """The random walk's default target acceptance: 0.44 in one dimension, decreasing to 0.234 in
+    many (the optimal rates on Gaussian targets, Roberts, Gelman and Gilks 1997)."""
+    return 0.234 + (0.44 - 0.234) * np.exp(-(dim - 1) / 4)
 
 
 def window_schedule(n_steps: int) -> tuple[list[tuple[int, int]], int]:

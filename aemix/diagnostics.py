@@ -9,10 +9,15 @@ the variables and says what to try.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+
+# Where aemix's modules live: warnings are attributed to the first frame outside.
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 __all__ = [
     "ConvergenceWarning",
@@ -22,6 +27,7 @@ __all__ = [
     "diagnose_moments",
     "warn_if_untrustworthy",
     "warn_if_truncated",
+    "user_stacklevel",
 ]
 
 RHAT_LIMIT = 1.01
@@ -159,9 +165,16 @@ def diagnose_moments(
     return out
 
 
-def warn_if_untrustworthy(
-    diagnostics: Diagnostics, stacklevel: int = 5, tempered: bool = False
-) -> None:
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that attributes a warning to the first caller outside aemix, for the
+    function that calls this one and then `warnings.warn`."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warn_if_untrustworthy(diagnostics: Diagnostics, tempered: bool = False) -> None:
     """Emit a `ConvergenceWarning` that lists the problems and what to try.
 
     ``tempered`` says that the chains started from tempered SMC particles, so that the advice does
@@ -191,11 +204,11 @@ def warn_if_untrustworthy(
         + advice
         + "; result.diagnostics holds the numbers.",
         ConvergenceWarning,
-        stacklevel=stacklevel,
+        stacklevel=user_stacklevel(),
     )
 
 
-def warn_if_truncated(tails: dict[str, float], truncations: dict, stacklevel: int = 5) -> None:
+def warn_if_truncated(tails: dict[str, float], truncations: dict) -> None:
     """Emit a `TruncationWarning` for each count whose mass beyond its range, at the worst kept
     draw (``tails``, by name), exceeds its tolerance (``truncations``: `aemix.truncation.Truncation`
     by name)."""
@@ -217,5 +230,5 @@ def warn_if_truncated(tails: dict[str, float], truncations: dict, stacklevel: in
             + (", and a support_budget above it" if truncation.capped else "")
             + "; result.truncation_tail holds the numbers.",
             TruncationWarning,
-            stacklevel=stacklevel,
+            stacklevel=user_stacklevel(),
         )

@@ -9,7 +9,7 @@ never decides tuning (see `aemix.adaptation`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import aesara
 import numpy as np
@@ -23,7 +23,15 @@ from aemix.results import Moments
 if TYPE_CHECKING:
     from aemix.sampler import Sampler
 
-__all__ = ["Block", "ScanRunner", "FusedRunner", "RECORD_MEMORY_BUDGET", "stored_variables"]
+__all__ = [
+    "Block",
+    "ScanRunner",
+    "FusedRunner",
+    "RECORD_MEMORY_BUDGET",
+    "stored_variables",
+    "Sampled",
+    "run_sampling",
+]
 
 
 @dataclass
@@ -316,3 +324,54 @@ def shape_of(var: Variable) -> tuple[int, ...]:
     if any(s is None for s in shape):
         shape = tuple(int(s) for s in aesara.function([], var.shape, mode="FAST_COMPILE")())
     return tuple(shape)
+
+
+class Sampled(NamedTuple):
+    """What `run_sampling` leaves: the chains' last state, their accepted steps, and the kept
+    draws' running moments (empty unless ``summary_only``)."""
+
+    positions: np.ndarray
+    logdensities: np.ndarray
+    accepted: np.ndarray
+    moments: Moments
+
+
+def run_sampling(runner, adapted, n_samples, thin, block_size, summary_only, on_block=None):
+    """Run the kept steps after warm-up from ``adapted`` (`aemix.adaptation.WarmUp`) with its
+    frozen kernel parameters: ``n_samples * thin`` steps in compiled calls of about
+    ``block_size`` steps, each kept draw stored by ``runner`` (or merged into running moments
+    with ``summary_only``); ``on_block(n_steps)`` after each call.
+
+    Returns
+    -------
+    Sampled
+    """
+    positions, logdensities = adapted.positions, adapted.logdensities
+    n_chains = len(positions)
+    mode = "moments" if summary_only else "draws"
+    accepted = np.zeros(n_chains)
+    moments = Moments()
+    if not summary_only:
+        runner.allocate(n_chains, n_samples)
+    done = 0
+    per_block = max(1, block_size // thin)  # kept draws per compiled call
+    while done < n_samples:
+        n = min(per_block, n_samples - done)
+        block = runner.run(
+            positions,
+            logdensities,
+            adapted.step_size,
+            adapted.scale,
+            n * thin,
+            thin,
+            mode,
+            offset=done,
+        )
+        positions, logdensities = block.positions, block.logdensities
+        accepted += block.n_accepted
+        if summary_only:
+            moments.merge(n, block.record_mean, block.record_m2)
+        done += n
+        if on_block is not None:
+            on_block(n * thin)
+    return Sampled(positions, logdensities, accepted, moments)

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from aemix import memory
 from aemix.adaptation import (
     as_factor,
+    default_target_acceptance,
     identity_scale,
     proposal_form,
     scale_from_covariance,
@@ -43,6 +44,7 @@ from aemix.diagnostics import (
     ConvergenceWarning,
     diagnose_draws,
     diagnose_moments,
+    user_stacklevel,
     warn_if_truncated,
     warn_if_untrustworthy,
 )
@@ -83,12 +85,13 @@ from aemix.ops import (
 )
 from aemix.recovery import Recovery, draw_graphs, inverse_cdf, recovery_graphs
 from aemix.relations import RuleRegistry, registry
-from aemix.results import Moments, SampleResult, SampleSummary
+from aemix.results import SampleResult, SampleSummary
 from aemix.runners import (
     LIVE_INTERMEDIATES,
     RECORD_MEMORY_BUDGET,
     FusedRunner,
     ScanRunner,
+    run_sampling,
     shape_of,
     stored_variables,
 )
@@ -703,85 +706,34 @@ class Sampler:
             If an argument has the wrong type or is out of range (``seed``, ``target_acceptance``,
             the counts).
         """
-        if isinstance(thin, str):
-            if thin != "auto":
-                raise ValueError(f"thin must be a positive integer or 'auto', got {thin!r}")
-            thin = auto_thin(self.dim)
-        n_samples, n_chains, warmup, thin = _check_counts(
-            n_samples=n_samples, n_chains=n_chains, warmup=warmup, thin=thin
+        thin, n_samples, n_chains, warmup, block_size, keep = self._checked_arguments(
+            thin=thin,
+            n_samples=n_samples,
+            n_chains=n_chains,
+            warmup=warmup,
+            block_size=block_size,
+            step_size=step_size,
+            target_acceptance=target_acceptance,
+            loop=loop,
+            start=start,
+            var_names=var_names,
         )
-        keep = self._kept_names(var_names)
         if not summary_only:
             self._check_result_size(keep, n_chains, n_samples, max_memory)
-        if block_size is not None:
-            (block_size,) = _check_counts(block_size=block_size)
-        if step_size is not None and not (np.isfinite(step_size) and step_size > 0):
-            raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
-        _check_target_acceptance(target_acceptance)
-        if loop not in ("auto", "fused", "scan"):
-            raise ValueError(f"loop must be 'auto', 'fused' or 'scan', got {loop!r}")
-        if loop == "fused" or (loop == "auto" and self._fused_ok(keep)):
-            program = self._fused_program(keep)
-
-            def new_runner():
-                return FusedRunner(self, program, keep)
-        else:
-
-            def new_runner():
-                return ScanRunner(self, keep)
-
+        new_runner = self._runner_factory(loop, keep, _thread_count(n_threads))
         runner = new_runner()
-        seeds = _seed_sequence(seed).spawn(3)
-        init_rng, noise_rng, recovery_rng = (np.random.default_rng(s) for s in seeds)
+        init_rng, noise_rng, recovery_rng = (
+            np.random.default_rng(s) for s in _seed_sequence(seed).spawn(3)
+        )
         runner.seed(noise_rng, recovery_rng, n_chains)
-        runner.n_threads = _thread_count(n_threads)
         if block_size is None:
             block_size = 4096 if runner.name == "fused" else 256
-        dim = self.dim
-        if start not in ("auto", "prior", "tempered"):
-            raise ValueError(f"start must be 'auto', 'prior' or 'tempered', got {start!r}")
-        chosen_start = start == "auto"
-        if chosen_start:
-            start = "tempered" if self.observed and initial_values is None else "prior"
-        smc = None
-        if start == "tempered":
-            if initial_values is not None:
-                raise ValueError("start='tempered' draws its own initial values; pass one of them")
-            (n_particles,) = _check_counts(n_particles=n_particles or max(n_chains, 1024))
-            try:
-                particle_runner = new_runner()
-                particle_runner.n_threads = runner.n_threads
-                smc = self._tempered_start(max(n_particles, n_chains), init_rng, particle_runner)
-            except RuntimeError as error:
-                if not chosen_start:
-                    raise
-                warnings.warn(
-                    f"the tempered start failed ({error}); the chains start at prior draws, "
-                    "which may leave them in the wrong modes",
-                    ConvergenceWarning,
-                    stacklevel=3,
-                )
-                start = "prior"
-        if start == "tempered":
-            chosen = init_rng.choice(len(smc.positions), size=n_chains, replace=False)
-            positions = smc.positions[chosen]
-            start_scale = scale_from_covariance(
-                np.cov(smc.positions, rowvar=False), len(smc.positions)
-            )
-        else:
-            positions = self.initial_positions(n_chains, init_rng, initial_values)
-        logdensities = self._logdensity_batch(positions)
-        tune = step_size is None
-        scale = identity_scale(dim)
-        if smc is not None and tune:
-            scale = start_scale  # the particles' spread is the posterior's: warm up from it
-        current_step = 2.38 / np.sqrt(dim) if tune else float(step_size)
-        target = (
-            0.234 + (0.44 - 0.234) * np.exp(-(dim - 1) / 4)
-            if target_acceptance is None
-            else target_acceptance
+        positions, smc, start_scale = self._starting_points(
+            start, n_chains, n_particles, initial_values, init_rng, new_runner
         )
+        logdensities = self._logdensity_batch(positions)
 
+        dim, tune = self.dim, step_size is None
         if progressbar is None:
             progressbar = sys.stderr.isatty()
         bar = tqdm(
@@ -797,83 +749,163 @@ class Sampler:
             run_warmup_block,
             positions,
             logdensities,
-            current_step,
-            scale,
+            2.38 / np.sqrt(dim) if tune else float(step_size),
+            # The particles' spread is the posterior's: warm up from it.
+            start_scale if smc is not None and tune else identity_scale(dim),
             n_steps=warmup,
-            target=target,
+            target=default_target_acceptance(dim)
+            if target_acceptance is None
+            else target_acceptance,
             tune=tune,
             block_size=block_size,
             # Chains started at draws of the target (the particles, or prior draws without
             # data) stay distributed as the target: all their positions together estimate it.
             at_equilibrium=smc is not None or (not self.observed and initial_values is None),
         )
-        positions, logdensities, current_step, scale = adapted[:4]
         bar.total -= warmup - adapted.steps  # the steps a settled warm-up skipped
         bar.set_description("sampling")
-        mode = "moments" if summary_only else "draws"
-        accepted = np.zeros(n_chains)
-        moments = Moments()
-        if not summary_only:
-            runner.allocate(n_chains, n_samples)
-        done = 0
-        per_block = max(1, block_size // thin)  # kept draws per compiled call
-        while done < n_samples:
-            n = min(per_block, n_samples - done)
-            block = runner.run(
-                positions, logdensities, current_step, scale, n * thin, thin, mode, offset=done
-            )
-            positions, logdensities = block.positions, block.logdensities
-            accepted += block.n_accepted
-            if summary_only:
-                moments.merge(n, block.record_mean, block.record_m2)
-            done += n
-            bar.update(n * thin)
-        bar.close()
 
+        def on_block(n_steps):
+            bar.update(n_steps)
+
+        ran = run_sampling(
+            runner, adapted, n_samples, thin, block_size, summary_only, on_block=on_block
+        )
+        bar.close()
+        return self._finish(runner, adapted, ran, smc, n_samples, thin, summary_only, diagnose)
+
+    def _checked_arguments(
+        self,
+        *,
+        thin,
+        n_samples,
+        n_chains,
+        warmup,
+        block_size,
+        step_size,
+        target_acceptance,
+        loop,
+        start,
+        var_names,
+    ):
+        """`sample`'s arguments checked, with ``thin="auto"`` resolved and the kept names:
+        ``(thin, n_samples, n_chains, warmup, block_size, keep)``."""
+        if isinstance(thin, str):
+            if thin != "auto":
+                raise ValueError(f"thin must be a positive integer or 'auto', got {thin!r}")
+            thin = auto_thin(self.dim)
+        n_samples, n_chains, warmup, thin = _check_counts(
+            n_samples=n_samples, n_chains=n_chains, warmup=warmup, thin=thin
+        )
+        keep = self._kept_names(var_names)
+        if block_size is not None:
+            (block_size,) = _check_counts(block_size=block_size)
+        if step_size is not None and not (np.isfinite(step_size) and step_size > 0):
+            raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
+        _check_target_acceptance(target_acceptance)
+        if loop not in ("auto", "fused", "scan"):
+            raise ValueError(f"loop must be 'auto', 'fused' or 'scan', got {loop!r}")
+        if start not in ("auto", "prior", "tempered"):
+            raise ValueError(f"start must be 'auto', 'prior' or 'tempered', got {start!r}")
+        return thin, n_samples, n_chains, warmup, block_size, keep
+
+    def _runner_factory(self, loop: str, keep: tuple[str, ...], n_threads: int):
+        """A function that makes a fresh runner (`aemix.runners`) of the loop ``loop`` asks for
+        (`sample`'s ``loop``), keeping ``keep``; the fused loop's program is built once."""
+        if loop == "fused" or (loop == "auto" and self._fused_ok(keep)):
+            program = self._fused_program(keep)
+
+            def new_runner():
+                runner = FusedRunner(self, program, keep)
+                runner.n_threads = n_threads
+                return runner
+        else:
+
+            def new_runner():
+                runner = ScanRunner(self, keep)
+                runner.n_threads = n_threads
+                return runner
+
+        return new_runner
+
+    def _starting_points(self, start, n_chains, n_particles, initial_values, rng, new_runner):
+        """The chains' starting positions as `sample`'s ``start`` says, with the tempered start's
+        result (None without it) and the proposal scale of its particles' spread:
+        ``(positions, smc, scale)``."""
+        chosen_start = start == "auto"
+        if chosen_start:
+            start = "tempered" if self.observed and initial_values is None else "prior"
+        if start == "tempered":
+            if initial_values is not None:
+                raise ValueError("start='tempered' draws its own initial values; pass one of them")
+            (n_particles,) = _check_counts(n_particles=n_particles or max(n_chains, 1024))
+            try:
+                smc = self._tempered_start(max(n_particles, n_chains), rng, new_runner())
+            except RuntimeError as error:
+                if not chosen_start:
+                    raise
+                warnings.warn(
+                    f"the tempered start failed ({error}); the chains start at prior draws, "
+                    "which may leave them in the wrong modes",
+                    ConvergenceWarning,
+                    stacklevel=user_stacklevel(),
+                )
+            else:
+                chosen = rng.choice(len(smc.positions), size=n_chains, replace=False)
+                scale = scale_from_covariance(
+                    np.cov(smc.positions, rowvar=False), len(smc.positions)
+                )
+                return smc.positions[chosen], smc, scale
+        return self.initial_positions(n_chains, rng, initial_values), None, None
+
+    def _finish(self, runner, adapted, ran, smc, n_samples, thin, summary_only, diagnose):
+        """The `SampleResult` (or `SampleSummary`) of a run, its diagnostics and warnings."""
+        n_chains, dim = adapted.positions.shape
         common = dict(
-            acceptance_rate=accepted / (n_samples * thin),
-            step_size=float(current_step),
-            scale=scale if self.proposal_form == "diagonal" else as_factor(scale, dim),
+            acceptance_rate=ran.accepted / (n_samples * thin),
+            step_size=float(adapted.step_size),
+            scale=(
+                adapted.scale if self.proposal_form == "diagonal" else as_factor(adapted.scale, dim)
+            ),
             loop=runner.name,
             warmup_steps=adapted.steps,
         )
         if summary_only:
+            moments = ran.moments
             mean, variance = {}, {}
             for name, shape, columns in runner.record_layout():
                 mean[name] = moments.mean[:, columns].reshape(n_chains, *shape)
                 variance[name] = (moments.m2[:, columns] / moments.count).reshape(n_chains, *shape)
-            summary = SampleSummary(mean=mean, variance=variance, n_samples=n_samples, **common)
-            summary.diagnostics = diagnose_moments(
+            result = SampleSummary(mean=mean, variance=variance, n_samples=n_samples, **common)
+            result.diagnostics = diagnose_moments(
                 {n: (mean[n], variance[n]) for n in self.latent if n in mean},
                 n_samples,
                 common["acceptance_rate"],
             )
-            if diagnose:
-                warn_if_untrustworthy(summary.diagnostics, tempered=smc is not None)
-            summary.truncation_tail = self._truncation_tails(None, positions)
-            warn_if_truncated(summary.truncation_tail, self._truncations(), stacklevel=5)
-            return summary
-        draws, kept_logdensity = runner.collect()
-        result = SampleResult(
-            draws=draws,
-            logdensity=kept_logdensity,
-            observed=dict(self._observed_data),
-            _conditionals_fn=self._conditional_probabilities,
-            _log_likelihood_fn=self.log_likelihood,
-            **common,
-        )
-        if smc is not None:
-            result.log_evidence, result.log_evidence_se = smc.log_evidence, smc.log_evidence_se
-            result.tempering = smc
-        if diagnose:
-            result.diagnostics = diagnose_draws(
-                {n: draws[n] for n in self.latent if n in draws},
-                kept_logdensity,
-                common["acceptance_rate"],
+            draws = None
+        else:
+            draws, kept_logdensity = runner.collect()
+            result = SampleResult(
+                draws=draws,
+                logdensity=kept_logdensity,
+                observed=dict(self._observed_data),
+                _conditionals_fn=self._conditional_probabilities,
+                _log_likelihood_fn=self.log_likelihood,
+                **common,
             )
+            if smc is not None:
+                result.log_evidence, result.log_evidence_se = smc.log_evidence, smc.log_evidence_se
+                result.tempering = smc
+            if diagnose:
+                result.diagnostics = diagnose_draws(
+                    {n: draws[n] for n in self.latent if n in draws},
+                    kept_logdensity,
+                    common["acceptance_rate"],
+                )
+        if diagnose:
             warn_if_untrustworthy(result.diagnostics, tempered=smc is not None)
-        result.truncation_tail = self._truncation_tails(draws, positions)
-        warn_if_truncated(result.truncation_tail, self._truncations(), stacklevel=5)
+        result.truncation_tail = self._truncation_tails(draws, ran.positions)
+        warn_if_truncated(result.truncation_tail, self._truncations())
         return result
 
     def _truncations(self) -> dict[str, Truncation]:

@@ -78,9 +78,10 @@ def test_a_warm_up_stops_once_the_proposal_has_settled(sd, settled_by):
 def test_chains_that_never_agree_use_the_whole_warm_up_and_are_flagged():
     sampler = _two_modes()
     starts = np.repeat([-10.0, 10.0], 8)
-    with pytest.warns(aemix.ConvergenceWarning):
+    with pytest.warns(aemix.ConvergenceWarning) as record:
         result = sampler.sample(100, n_chains=16, seed=0, warmup=600, initial_values={"x": starts})
     assert result.warmup_steps == 600
+    assert record[0].filename == __file__  # attributed to the caller's line
 
 
 def test_the_low_rank_scale_keeps_the_correlations_that_stand_out_of_the_noise():
