@@ -23,7 +23,7 @@ import aesara.tensor as at
 from aesara.graph.basic import Constant, Variable, ancestors, clone_replace
 from aesara.tensor.random.op import RandomVariable
 
-from aemix.errors import ModelError, VectorizationError
+from aemix.errors import ModelError, VectorizationError, describe_operation
 from aemix.vectorize import vectorize_graph
 
 __all__ = ["Derived", "derived_graphs"]
@@ -122,5 +122,5 @@ def _check_batches(derived: Derived, inputs: list[Variable]) -> None:
         raise ModelError(
             derived.name,
             f"this derived quantity cannot be computed for many draws at once: it uses "
-            f"{type(exc.op).__name__}, and {exc.reason}",
+            f"{describe_operation(exc.op)}, and {exc.reason}",
         ) from None

@@ -43,7 +43,9 @@ class VectorizationError(AemixError):
     def __init__(self, op: object, reason: str):
         self.op = op
         self.reason = reason
-        super().__init__(f"cannot vectorize {op}: {reason}")
+        super().__init__(
+            f"cannot compute {describe_operation(op)} for many chains at once: {reason}"
+        )
 
 
 class ValuesError(AemixError, ValueError):
@@ -89,3 +91,72 @@ class MemoryLimitError(AemixError):
         self.limit = limit
         self.largest = largest
         super().__init__(message)
+
+
+# Operations a modeller writes, named as they write them (``at.sort``, ``x[idx]``), for messages.
+_OPERATION_WORDS = {
+    "Dot": "matrix product (dot, @)",
+    "SortOp": "sort",
+    "ArgSortOp": "argsort",
+    "Softmax": "softmax",
+    "LogSoftmax": "log_softmax",
+    "MaxAndArgmax": "max / argmax",
+    "Subtensor": "indexing (x[i], x[a:b])",
+    "AdvancedSubtensor": "indexing by an integer array (x[idx])",
+    "AdvancedSubtensor1": "indexing by an integer array (x[idx])",
+    "IncSubtensor": "set_subtensor / inc_subtensor",
+    "AdvancedIncSubtensor": "set_subtensor / inc_subtensor by an integer array",
+    "AdvancedIncSubtensor1": "set_subtensor / inc_subtensor by an integer array",
+    "Join": "concatenate",
+    "MakeVector": "stack of scalars",
+    "Reshape": "reshape",
+    "DimShuffle": "transpose / new axis",
+    "Alloc": "broadcast (alloc)",
+    "BroadcastTo": "broadcast_to",
+    "CumOp": "cumsum / cumprod",
+    "Scan": "scan",
+    "ARange": "arange",
+    "ExtractDiag": "diagonal",
+    "Cholesky": "cholesky",
+    "SolveTriangular": "solve_triangular",
+}
+
+
+def describe_operation(op: object) -> str:
+    """The operation ``op`` in the words of a model's author: ``"sort"``, ``"elementwise gammaln"``.
+
+    Examples
+    --------
+    >>> import aesara.tensor as at
+    >>> describe_operation(at.sort(at.vector()).owner.op)
+    'sort'
+    >>> describe_operation(at.sigmoid(at.vector()).owner.op)
+    'elementwise sigmoid'
+    >>> describe_operation(at.sum(at.matrix(), axis=0).owner.op)
+    'sum over axes'
+    """
+    from aesara.raise_op import CheckAndRaise
+    from aesara.tensor.elemwise import CAReduce, Elemwise
+    from aesara.tensor.random.op import RandomVariable
+
+    name = type(op).__name__
+    if isinstance(op, CheckAndRaise):
+        return f"the check {op.msg!r}"
+    if isinstance(op, Elemwise):
+        return f"elementwise {_scalar_name(op.scalar_op)}"
+    if isinstance(op, CAReduce):
+        return f"{_scalar_name(op.scalar_op) if name == 'CAReduce' else name.lower()} over axes"
+    if isinstance(op, RandomVariable):
+        return f"a random draw ({op.name})"
+    if name in _OPERATION_WORDS:
+        return _OPERATION_WORDS[name]
+    if hasattr(op, "scalar_op") or hasattr(op, "nin"):  # a scalar op on its own
+        return _scalar_name(op)
+    return name
+
+
+def _scalar_name(scalar_op: object) -> str:
+    if type(scalar_op).__name__ == "Composite":
+        return "expression"
+    name = getattr(scalar_op, "name", None) or type(scalar_op).__name__.lower()
+    return name.removeprefix("scalar_")

@@ -501,7 +501,7 @@ def placeholder_logprob(op, values, *inputs) -> Variable:
 
 @marginal_conditionals.register(FiniteEnumerationRV)
 def _enumeration_conditionals(op, values, discrete, support, *children):
-    from aemix.errors import MarginalizationError, VectorizationError
+    from aemix.errors import MarginalizationError, VectorizationError, describe_operation
     from aemix.vectorize import alloc, vectorize_graph
 
     with density_build() as build:
@@ -542,8 +542,8 @@ def _enumeration_conditionals(op, values, discrete, support, *children):
         except VectorizationError as exc:
             raise MarginalizationError(
                 discrete.name or str(discrete),
-                f"its dependents use {exc.op}, which aemix cannot evaluate at every value of it at "
-                "once",
+                f"its dependents use {describe_operation(exc.op)}, which aemix cannot evaluate "
+                "at every value of it at once",
             ) from exc
     return Conditionals(log_joint, support)
 

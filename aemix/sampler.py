@@ -1367,16 +1367,18 @@ class Sampler:
         """The step and the record of the variables ``keep`` (by default all) of one chain, lowered
         to scalar code (cached; raises if impossible)."""
         keep = self._every if keep is None else keep
+        # Any failure of the lowering (an Aesara assertion, a rule's IndexError) is a refusal:
+        # the scan runs the model, and explain() says why.
         step = self._cached_or_refused(
             "fused_step",
             self._lower_step_for_fused_loop,
-            LoweringError,
+            Exception,
             "the model does not lower to scalar code",
         )
         return self._cached_or_refused(
             ("fused_program", keep),
             lambda: self._lower_record(step, keep),
-            LoweringError,
+            Exception,
             "the model does not lower to scalar code",
         )
 
@@ -1389,7 +1391,8 @@ class Sampler:
             try:
                 cached = build()
             except failure as exc:
-                cached = FusedLoopError(f"{why}: {str(exc)[:500]}")
+                detail = str(exc) if isinstance(exc, LoweringError | CompileError) else repr(exc)
+                cached = FusedLoopError(f"{why}: {detail[:500]}")
                 self._compiled[key] = cached
                 raise cached from exc
             self._compiled[key] = cached
@@ -1497,7 +1500,7 @@ class Sampler:
         return self._cached_or_refused(
             ("fused", keep),
             lambda: compile_loop(program),
-            CompileError,
+            Exception,
             "the fused loop does not compile",
         )
 

@@ -7,8 +7,10 @@ Entries whose inputs are all constant are folded on the spot, so what is left is
 depends on the graph's inputs.  The result is the input of a `aesara.scalar.Composite`, whose C code
 the fused backend (`aemix.fused`) places inside its own loop over chains and steps.
 
-The lowering refuses (`LoweringError`) a graph with an unsupported operation, a shape it cannot know
-statically, or more scalar operations than a budget: such models take the general, vectorized path.
+The lowering refuses (`LoweringError`) a graph with an unsupported operation (named as a model's
+author writes it, `aemix.errors.describe_operation`), a scalar operation without C code, a shape it
+cannot know statically, or more scalar operations than a budget: such models take the general,
+vectorized path.  A rule that fails otherwise (an internal error) is a refusal too.
 """
 
 from __future__ import annotations
@@ -21,14 +23,19 @@ import aesara.scalar as aes
 import aesara.tensor as at
 import numpy as np
 from aesara.graph.basic import Apply, Constant, Variable, clone_replace, io_toposort
+from aesara.graph.utils import MethodNotDefined
 from aesara.raise_op import CheckAndRaise
 from aesara.tensor.basic import Alloc, ARange, Join, MakeVector, ScalarFromTensor, TensorFromScalar
 from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
 from aesara.tensor.extra_ops import BroadcastTo, CumOp
 from aesara.tensor.math import Dot, MaxAndArgmax
 from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
+from aesara.tensor.sort import ArgSortOp, SortOp
+from aesara.tensor.special import LogSoftmax, Softmax
 from aesara.tensor.subtensor import AdvancedSubtensor, AdvancedSubtensor1, Subtensor
 from aesara.tensor.type import TensorType
+
+from aemix.errors import describe_operation
 
 __all__ = [
     "LoweringError",
@@ -140,15 +147,42 @@ def _apply_scalar(scalar_op, entries, out_dtypes, budget: _Budget):
             results = [results]
         return [budget.placeholder(np.asarray(r, dtype=dt)) for r, dt in zip(results, out_dtypes)]
     budget.charge()
-    outs = scalar_op.make_node(*entries).outputs
+    node = scalar_op.make_node(*entries)
+    _require_c_code(node)
+    outs = node.outputs
     # Elemwise may ask for an output dtype its scalar op does not produce on its own.
     return [o if o.type.dtype == dt else aes.cast(o, dt) for o, dt in zip(outs, out_dtypes)]
+
+
+_C_CODE: dict[tuple, bool] = {}
+
+
+class _AnyKey(dict):
+    def __missing__(self, key):
+        return ""
+
+
+def _require_c_code(node: Apply) -> None:
+    """Refuse a scalar operation that Aesara cannot write in C (``i0``, ``betainc``, ...): the
+    fused loop is C code, and would otherwise fail to compile."""
+    op = node.op
+    key = (op, tuple(i.type.dtype for i in node.inputs), tuple(o.type.dtype for o in node.outputs))
+    if key not in _C_CODE:
+        names = [f"i{k}" for k in range(len(node.inputs))]
+        outs = [f"o{k}" for k in range(len(node.outputs))]
+        try:
+            op.c_code(node, "probe", names, outs, _AnyKey())
+            _C_CODE[key] = True
+        except (NotImplementedError, MethodNotDefined):
+            _C_CODE[key] = False
+    if not _C_CODE[key]:
+        raise LoweringError(f"{describe_operation(op)} has no C implementation in Aesara")
 
 
 @singledispatch
 def lower_node(op, node: Apply, inputs: list[np.ndarray], budget: _Budget) -> list[np.ndarray]:
     """Map the lowered inputs of ``node`` to its lowered outputs (dispatched on the `Op`)."""
-    raise LoweringError(f"no scalar lowering for {op}")
+    raise LoweringError(f"no scalar lowering for {describe_operation(op)}")
 
 
 @lower_node.register(Elemwise)
@@ -212,7 +246,7 @@ def _subtensor_index(op, index_inputs) -> tuple:
 def _lower_advanced_subtensor(op, node, inputs, budget):
     x, *index_inputs = inputs
     if any(not isinstance(i.type, TensorType) for i in node.inputs[1:]):
-        raise LoweringError(f"{op} with a slice or a new axis")
+        raise LoweringError(f"{describe_operation(op)} with a slice or a new axis")
     # NumPy's own advanced indexing, on the object array, with the constant integer indices.
     index = tuple(_static_values(i, "an index").astype("int64") for i in index_inputs)
     return [np.asarray(x[index], dtype=object)]
@@ -256,7 +290,7 @@ def _lower_careduce(op, node, inputs, budget):
     for index in np.ndindex(*out_shape):
         entries = list(flat[index])
         if not entries:
-            raise LoweringError(f"{op} over an empty axis")
+            raise LoweringError(f"{describe_operation(op)} over an empty axis")
         entries = [e if e.type.dtype == out_dtype else aes.cast(e, out_dtype) for e in entries]
         # A balanced tree: rounding errors grow with its depth, log2(n), not with n.
         while len(entries) > 1:
@@ -313,6 +347,98 @@ def _lower_cumop(op, node, inputs, budget):
     return [np.moveaxis(out, -1, axis)]
 
 
+def _lanes(x: np.ndarray, axis, lane, budget: _Budget) -> np.ndarray:
+    """``lane(entries)`` applied along ``axis`` (every entry when ``axis`` is None): ``lane`` maps
+    the list of one lane's entries to as many new entries."""
+    if axis is None:
+        return np.asarray(lane(list(x.flat)), dtype=object).reshape(x.shape)
+    axis = axis % x.ndim
+    moved = np.moveaxis(x, axis, -1)
+    out = np.empty(moved.shape, dtype=object)
+    for index in np.ndindex(*moved.shape[:-1]):
+        out[index] = np.asarray(lane(list(moved[index])), dtype=object)
+    return np.moveaxis(out, -1, axis)
+
+
+def _fold(scalar_op, entries, dtype, budget):
+    """``entries`` reduced by ``scalar_op`` left to right."""
+    acc = entries[0]
+    for entry in entries[1:]:
+        acc = _apply_scalar(scalar_op, [acc, entry], [dtype], budget)[0]
+    return acc
+
+
+@lower_node.register(Softmax)
+@lower_node.register(LogSoftmax)
+def _lower_softmax(op, node, inputs, budget):
+    (x,) = inputs
+    dtype = node.outputs[0].type.dtype
+
+    def apply(scalar_op, *entries):
+        return _apply_scalar(scalar_op, list(entries), [dtype], budget)[0]
+
+    def lane(entries):
+        # scipy's stable form: shifted by the maximum.
+        top = _fold(aes.scalar_maximum, entries, dtype, budget)
+        shifted = [apply(aes.sub, e, top) for e in entries]
+        exps = [apply(aes.exp, e) for e in shifted]
+        total = _fold(aes.add, exps, dtype, budget)
+        if isinstance(op, LogSoftmax):
+            log_total = apply(aes.log, total)
+            return [apply(aes.sub, e, log_total) for e in shifted]
+        return [apply(aes.true_divide, e, total) for e in exps]
+
+    return [_lanes(x, op.axis, lane, budget)]
+
+
+def _sorting_network(values, indices, dtype, budget):
+    """Odd-even transposition sort of ``values`` (``n`` rounds of compare-exchange), carrying
+    ``indices`` along: swapping only where the first is strictly greater keeps ties in order."""
+    values, indices = list(values), list(indices)
+    n = len(values)
+    for round_ in range(n):
+        for i in range(round_ % 2, n - 1, 2):
+            a, b = values[i], values[i + 1]
+            swap = _apply_scalar(aes.gt, [a, b], ["bool"], budget)[0]
+            values[i] = _apply_scalar(aes.switch, [swap, b, a], [dtype], budget)[0]
+            values[i + 1] = _apply_scalar(aes.switch, [swap, a, b], [dtype], budget)[0]
+            if indices[i] is not None:
+                ia, ib = indices[i], indices[i + 1]
+                index_dtype = ia.type.dtype
+                indices[i] = _apply_scalar(aes.switch, [swap, ib, ia], [index_dtype], budget)[0]
+                indices[i + 1] = _apply_scalar(aes.switch, [swap, ia, ib], [index_dtype], budget)[0]
+    return values, indices
+
+
+def _sort_axis(op, axis_input) -> int:
+    if op.order is not None:
+        raise LoweringError(f"{describe_operation(op)} by fields")
+    return int(_static_values(axis_input, "a sort axis").item())
+
+
+@lower_node.register(SortOp)
+def _lower_sort(op, node, inputs, budget):
+    x, axis = inputs
+    dtype = node.outputs[0].type.dtype
+
+    def lane(entries):
+        return _sorting_network(entries, [None] * len(entries), dtype, budget)[0]
+
+    return [_lanes(x, _sort_axis(op, axis), lane, budget)]
+
+
+@lower_node.register(ArgSortOp)
+def _lower_argsort(op, node, inputs, budget):
+    x, axis = inputs
+    dtype, index_dtype = node.inputs[0].type.dtype, node.outputs[0].type.dtype
+
+    def lane(entries):
+        positions = [_constant(i, index_dtype) for i in range(len(entries))]
+        return _sorting_network(entries, positions, dtype, budget)[1]
+
+    return [_lanes(x, _sort_axis(op, axis), lane, budget)]
+
+
 @lower_node.register(ARange)
 def _lower_arange(op, node, inputs, budget):
     # A time index (`arange(T) < tau` of a change point): constant bounds, so constant values.
@@ -346,6 +472,14 @@ def _lower_shape_i(op, node, inputs, budget):
     return [_constant_array(np.asarray(inputs[0].shape[op.i], dtype="int64"))]
 
 
+@lower_node.register(aes.ScalarOp)
+def _lower_scalar_op(op, node, inputs, budget):
+    # A scalar operation in a tensor graph (a cast between ScalarFromTensor and TensorFromScalar).
+    out_dtypes = [o.type.dtype for o in node.outputs]
+    outs = _apply_scalar(op, [x.item() for x in inputs], out_dtypes, budget)
+    return [np.asarray(o, dtype=object).reshape(()) for o in outs]
+
+
 @lower_node.register(SpecifyShape)
 @lower_node.register(TensorFromScalar)
 @lower_node.register(ScalarFromTensor)
@@ -359,7 +493,7 @@ def _lower_assert(op, node, inputs, budget):
     entries = [e for c in conditions for e in c.flat]
     if all(_is_constant(e) for e in entries):
         if not all(bool(e.data) for e in entries):
-            raise LoweringError(f"{op} fails for every input")
+            raise LoweringError(f"{describe_operation(op)} fails for every input")
         return [x]
     # A violated check makes the value NaN, which the kernel rejects like any undefined density.
     ok = entries[0]
@@ -613,7 +747,9 @@ def _align(inputs, ndim: int):
 @singledispatch
 def lower_looped_node(op, node, inputs, budget):
     """Like `lower_node`, for nodes with a `Looped` input; refuse what has no rule."""
-    raise LoweringError(f"no loop lowering for {op} (data of {_looped_length(inputs)} rows)")
+    raise LoweringError(
+        f"no loop lowering for {describe_operation(op)} (data of {_looped_length(inputs)} rows)"
+    )
 
 
 def _looped_length(inputs) -> int:
@@ -650,7 +786,7 @@ def _looped_elemwise(op, node, inputs, budget):
         arrays.append(x)
     (out,) = _lower_elemwise(op, node, arrays, budget) if len(node.outputs) == 1 else (None,)
     if out is None:
-        raise LoweringError(f"{op} with several outputs inside a loop")
+        raise LoweringError(f"{describe_operation(op)} with several outputs inside a loop")
     return [Looped(out, axis, n)]
 
 
@@ -679,11 +815,13 @@ def _looped_dimshuffle(op, node, inputs, budget):
 def _looped_broadcast(op, node, inputs, budget):
     x, *shape = inputs
     if any(isinstance(s, Looped) for s in shape):
-        raise LoweringError(f"{op} to a shape read from data")
+        raise LoweringError(f"{describe_operation(op)} to a shape read from data")
     target = list(_shape_from(shape, "a broadcast shape"))
     axis = x.axis + len(target) - x.ndim
     if target[axis] != x.n:
-        raise LoweringError(f"{op} of a loop of {x.n} rows to length {target[axis]}")
+        raise LoweringError(
+            f"{describe_operation(op)} of a loop of {x.n} rows to length {target[axis]}"
+        )
     target[axis] = 1
     return [Looped(np.broadcast_to(x.entries, target).copy(), axis, x.n)]
 
@@ -692,11 +830,11 @@ def _looped_broadcast(op, node, inputs, budget):
 def _looped_subtensor(op, node, inputs, budget):
     x, *index_inputs = inputs
     if not isinstance(x, Looped) or any(isinstance(i, Looped) for i in index_inputs):
-        raise LoweringError(f"{op} with an index read from data")
+        raise LoweringError(f"{describe_operation(op)} with an index read from data")
     index = _subtensor_index(op, index_inputs)
     index = index + (slice(None),) * (x.ndim - len(index))
     if index[x.axis] != slice(None):
-        raise LoweringError(f"{op} of the rows of a loop")
+        raise LoweringError(f"{describe_operation(op)} of the rows of a loop")
     axis = x.axis - sum(1 for i in index[: x.axis] if not isinstance(i, slice))
     return [Looped(np.asarray(x.entries[index], dtype=object), axis, x.n)]
 
@@ -733,7 +871,7 @@ def _looped_careduce(op, node, inputs, budget):
 def _looped_gather(op, node, inputs, budget):
     x, *indices = inputs
     if isinstance(x, Looped) or len(indices) != 1:
-        raise LoweringError(f"{op} of data, or with several index arrays")
+        raise LoweringError(f"{describe_operation(op)} of data, or with several index arrays")
     (index,) = indices
     dtype = node.outputs[0].type.dtype
     trailing = x.shape[1:]
@@ -758,13 +896,15 @@ def _looped_check(op, node, inputs, budget):
         for e in (c.entries if isinstance(c, Looped) else c).flat:
             if e in budget.data:
                 if not np.all(budget.data[e]):
-                    raise LoweringError(f"{op} fails for some data")
+                    raise LoweringError(f"{describe_operation(op)} fails for some data")
             elif not _is_constant(e):
                 if isinstance(c, Looped):
-                    raise LoweringError(f"{op} with a condition on the inputs and the data")
+                    raise LoweringError(
+                        f"{describe_operation(op)} with a condition on the inputs and the data"
+                    )
                 symbolic.append(e)
             elif not bool(e.data):
-                raise LoweringError(f"{op} fails for every input")
+                raise LoweringError(f"{describe_operation(op)} fails for every input")
     if not symbolic:
         return [x]
     if not isinstance(x, Looped):
@@ -847,6 +987,17 @@ def _without_dots(inputs: Sequence[Variable], outputs: Sequence[Variable]) -> li
     return [new.get(o, o) for o in outputs]
 
 
+def _lower_one(node: Apply, node_inputs: list, budget: _Budget) -> list:
+    if any(isinstance(x, Looped) for x in node_inputs):
+        try:
+            return lower_looped_node(node.op, node, node_inputs, budget)
+        except LoweringError:
+            # A loop used otherwise than elementwise (as an index, a shape): unrolled.
+            explicit = [_unrolled_constant(x, budget) for x in node_inputs]
+            return lower_node(node.op, node, explicit, budget)
+    return lower_node(node.op, node, node_inputs, budget)
+
+
 def lower_to_scalars(
     inputs: Sequence[Variable],
     shapes: Sequence[tuple[int, ...]],
@@ -885,7 +1036,12 @@ def lower_to_scalars(
     ((), 4)
     """
     budget = _Budget(max_operations)
-    outputs = _without_dots(inputs, outputs)
+    try:
+        outputs = _without_dots(inputs, outputs)
+    except Exception as exc:  # noqa: BLE001 - e.g. a dot of more than two dimensions
+        raise LoweringError(
+            f"a matrix product failed to lower ({type(exc).__name__}: {exc})"
+        ) from exc
     lowered: dict[Variable, np.ndarray] = {}
     scalar_inputs = []
     for var, shape in zip(inputs, shapes):
@@ -909,15 +1065,14 @@ def lower_to_scalars(
 
     for node in io_toposort(list(inputs), list(outputs)):
         node_inputs = [get(i) for i in node.inputs]
-        if any(isinstance(x, Looped) for x in node_inputs):
-            try:
-                outs = lower_looped_node(node.op, node, node_inputs, budget)
-            except LoweringError:
-                # A loop used otherwise than elementwise (as an index, a shape): unrolled.
-                explicit = [_unrolled_constant(x, budget) for x in node_inputs]
-                outs = lower_node(node.op, node, explicit, budget)
-        else:
-            outs = lower_node(node.op, node, node_inputs, budget)
+        try:
+            outs = _lower_one(node, node_inputs, budget)
+        except LoweringError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a rule's failure is a refusal, not a crash
+            raise LoweringError(
+                f"lowering {describe_operation(node.op)} failed ({type(exc).__name__}: {exc})"
+            ) from exc
         for var, array in zip(node.outputs, outs):
             if var.type.ndim != array.ndim or any(
                 s is not None and s != a for s, a in zip(var.type.shape, array.shape)

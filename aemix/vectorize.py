@@ -4,9 +4,10 @@
 input with one more leading axis, the way ``jax.vmap`` does for functions.  Nodes that do not depend on
 a batched input are shared unchanged (model constants, data, step size).  Each kind of Op has a batching
 rule registered with `batch_node`; an Op without a rule is mapped over the chains with ``scan`` (correct,
-slower), never applied to the whole batch, which would mix chains.  The rules cover what aeppl's
-densities, aemix's marginal densities, the value transforms and the RMH kernel produce, and the linear
-algebra of models (``dot``, ``@``); add one with ``@batch_node.register(MyOp)``.
+slower), never applied to the whole batch, which would mix chains, and so is a node whose rule fails
+on a case it did not foresee.  The rules cover what aeppl's densities, aemix's marginal densities, the
+value transforms and the RMH kernel produce, and the operations of models (``dot``, ``@``, softmax,
+sort, indexing); add one with ``@batch_node.register(MyOp)``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from aesara.graph.basic import Apply, Variable, io_toposort
 from aesara.graph.op import Op
 from aesara.raise_op import CheckAndRaise
+from aesara.scalar import ScalarOp, ScalarType
 from aesara.tensor.basic import (
     Alloc,
     Join,
@@ -32,6 +34,8 @@ from aesara.tensor.math import Dot, MaxAndArgmax
 from aesara.tensor.random.basic import CategoricalRV
 from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
+from aesara.tensor.sort import ArgSortOp, SortOp
+from aesara.tensor.special import LogSoftmax, Softmax
 from aesara.tensor.subtensor import (
     AdvancedSubtensor,
     AdvancedSubtensor1,
@@ -163,7 +167,7 @@ def _rebuild(outputs, inputs, new, ctx, draw_per_chain: bool, reads=None) -> lis
                 for old, var in zip(node.outputs, clone.outputs):
                     new[old] = (var, False)
             continue
-        results = batch_node(node.op, node, ctx, *node_inputs)
+        results = _batched(node, ctx, node_inputs)
         for old, result in zip(node.outputs, results):
             new[old] = result
     out = []
@@ -171,6 +175,18 @@ def _rebuild(outputs, inputs, new, ctx, draw_per_chain: bool, reads=None) -> lis
         var, is_batched = new.get(o, (o, False))
         out.append(var if is_batched else ctx.broadcast(var))
     return out
+
+
+def _batched(node: Apply, ctx: Batched, node_inputs: list[tuple[Variable, bool]]):
+    """``batch_node``, with a rule's internal failure (a case it did not foresee) answered by
+    mapping the node over the chains, which is correct for any Op; a rule's deliberate refusal
+    (`VectorizationError`) stands."""
+    try:
+        return batch_node(node.op, node, ctx, *node_inputs)
+    except VectorizationError:
+        raise
+    except Exception:  # noqa: BLE001 - any other failure is the rule's, not the model's
+        return map_over_chains(node.op, node, ctx, *node_inputs)
 
 
 @singledispatch
@@ -196,13 +212,22 @@ def map_over_chains(op: Op, node: Apply, ctx: Batched, *inputs: tuple[Variable, 
     def one_chain(*per_chain):
         args = [x for x, _ in inputs]
         for i, x in zip(positions, per_chain):
-            args[i] = x
+            # A per-chain scalar (an index) is a vector over chains, so one chain's is a 0-d tensor.
+            wants_scalar = isinstance(node.inputs[i].type, ScalarType)
+            args[i] = at.scalar_from_tensor(x) if wants_scalar and x.ndim == 0 else x
         try:
             return node.clone_with_new_inputs(args, strict=False).outputs
         except Exception as exc:  # noqa: BLE001 - any failure means the Op cannot be mapped
             raise VectorizationError(op, f"it cannot be applied to one chain: {exc}") from exc
 
-    outs, _ = scan_map(one_chain, sequences=batched)
+    try:
+        outs, _ = scan_map(one_chain, sequences=batched)
+    except VectorizationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported in aemix's terms, with Aesara's reason
+        raise VectorizationError(
+            op, f"it cannot be mapped over chains ({type(exc).__name__}: {exc})"
+        ) from exc
     outs = outs if isinstance(outs, list | tuple) else [outs]
     return [(o, True) for o in outs]
 
@@ -290,30 +315,35 @@ def _batch_cumop(op, node, ctx, x):
 @batch_node.register(Subtensor)
 def _batch_subtensor(op, node, ctx, x, *index_inputs):
     x, x_batched = x
-    if any(b for _, b in index_inputs):
-        indices = indices_from_subtensor([v for v, _ in index_inputs], op.idx_list)
-        batched = [
-            isinstance(i, Variable) and i in {v for v, b in index_inputs if b} for i in indices
-        ]
-        if sum(batched) != 1 or len(indices) != 1:
-            raise VectorizationError(op, "only one per-chain index into an array is supported")
-        (index,) = indices
-        rows = ctx.rows()
-        x = x if x_batched else ctx.broadcast(x)
-        return [(x[rows, index], True)]
     indices = indices_from_subtensor([v for v, _ in index_inputs], op.idx_list)
-    return [(x[(slice(None), *indices)], True)]
+    if not any(b for _, b in index_inputs):
+        return [(x[(slice(None), *indices)], True)]
+    per_chain = {v for v, b in index_inputs if b}
+    if any(
+        isinstance(i, slice) and any(e in per_chain for e in (i.start, i.stop, i.step))
+        for i in indices
+    ):
+        raise VectorizationError(op, "a slice whose bounds differ between chains")
+    # ``x[i, :, j]`` with per-chain scalars: ``x[rows, i, :, j]``, every integer index an
+    # advanced index of the chains' shape (NumPy puts that axis first).
+    key = [
+        i if isinstance(i, slice) or i in per_chain else at.as_tensor_variable(i) for i in indices
+    ]
+    x = x if x_batched else ctx.broadcast(x)
+    return [(x[(ctx.rows(), *key)], True)]
 
 
 @batch_node.register(AdvancedSubtensor1)
 @batch_node.register(AdvancedSubtensor)
 def _batch_advanced_subtensor(op, node, ctx, x, *index_inputs):
+    x_and_batched = x
     x, x_batched = x
     indices = [v for v, _ in index_inputs]
     if not any(b for _, b in index_inputs):
         return [(x[(slice(None), *indices)], True)]
     if len(index_inputs) != 1:
-        raise VectorizationError(op, "only a single per-chain advanced index is supported")
+        # Several index arrays, one of them per chain: mapped.
+        return map_over_chains(op, node, ctx, x_and_batched, *index_inputs)
     (index,) = indices
     if not x_batched:
         # theta[z] with z batched: advanced indexing by the (chains, ...) index array.
@@ -326,6 +356,15 @@ def _batch_advanced_subtensor(op, node, ctx, x, *index_inputs):
 def _batch_scalar_from_tensor(op, node, ctx, x):
     # A per-chain scalar is a vector over chains; the consumer (an index) handles it.
     return [x]
+
+
+@batch_node.register(ScalarOp)
+def _batch_scalar_op(op, node, ctx, *inputs):
+    # A scalar operation in a tensor graph: per-chain scalars are vectors over chains (see
+    # `_batch_scalar_from_tensor`), so it applies elementwise.
+    args = [at.tensor_from_scalar(x) if isinstance(x.type, ScalarType) else x for x, _ in inputs]
+    outs = Elemwise(op)(*args, return_list=True)
+    return [(o, True) for o in outs]
 
 
 @batch_node.register(TensorFromScalar)
@@ -405,3 +444,28 @@ def _batch_max_and_argmax(op, node, ctx, x):
     axis = range(x.ndim - 1) if op.axis is None else op.axis
     new_op = MaxAndArgmax([a + 1 for a in axis])
     return [(o, True) for o in new_op(x)]
+
+
+def _shifted_axis(axis: int) -> int:
+    return axis + 1 if axis >= 0 else axis
+
+
+@batch_node.register(Softmax)
+@batch_node.register(LogSoftmax)
+def _batch_softmax(op, node, ctx, x):
+    x, _ = x
+    if op.axis is not None:
+        return [(type(op)(axis=_shifted_axis(op.axis))(x), True)]
+    # Over every entry of one chain: over the flattened entries of each chain.
+    flat = type(op)(axis=-1)(at.reshape(x, (ctx.size, -1), ndim=2))
+    return [(at.reshape(flat, x.shape, ndim=x.ndim), True)]
+
+
+@batch_node.register(SortOp)
+@batch_node.register(ArgSortOp)
+def _batch_sort(op, node, ctx, x, axis):
+    (x, _), (axis_var, axis_batched) = x, axis
+    if axis_batched or not isinstance(axis_var, TensorConstant) or axis_var.data is None:
+        return map_over_chains(op, node, ctx, (x, True), (axis_var, axis_batched))
+    new_axis = at.constant(_shifted_axis(int(axis_var.data)), dtype=axis_var.dtype)
+    return [(op(x, new_axis), True)]
