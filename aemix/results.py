@@ -245,6 +245,10 @@ class SampleResult:
         default=None, repr=False
     )
     _conditionals: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    _averaged_conditionals_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = (
+        field(default=None, repr=False)
+    )
+    _chain_probabilities: dict[str, np.ndarray] | None = field(default=None, repr=False)
     diagnostics: Diagnostics | None = field(default=None, repr=False)
     log_evidence: float | None = None
     log_evidence_se: float | None = None
@@ -271,6 +275,38 @@ class SampleResult:
                 self._conditionals_fn(self.draws) if self._conditionals_fn is not None else {}
             )
         return self._conditionals
+
+    @property
+    def chain_probabilities(self) -> dict[str, np.ndarray]:
+        """For each marginalized variable, per chain, ``P(D = d_k | rest)`` averaged over the
+        chain's draws: ``(n_chains, *shape, K)`` (``(n_chains, K ** n)`` for one summed out
+        jointly).  Computed on first access, batch by batch (never every draw's conditionals at
+        once), from the latents' draws; empty when ``var_names`` left a latent out."""
+        if self._chain_probabilities is None:
+            fn = self._averaged_conditionals_fn
+            self._chain_probabilities = fn(self.draws) if fn is not None else {}
+        return self._chain_probabilities
+
+    @property
+    def posterior_probabilities(self) -> dict[str, np.ndarray]:
+        """For each marginalized variable, its posterior probabilities ``P(D = d_k | data)``,
+        Rao-Blackwellized: the conditionals ``P(D = d_k | rest)`` averaged over every kept draw,
+        ``(*shape, K)``.  This is how the per-observation variables (`Sampler.per_observation`,
+        e.g. mixture memberships) are given by default; their Monte Carlo error is in
+        `posterior_probabilities_se`."""
+        return {name: p.mean(axis=0) for name, p in self.chain_probabilities.items()}
+
+    @property
+    def posterior_probabilities_se(self) -> dict[str, np.ndarray]:
+        """Monte Carlo standard error of `posterior_probabilities`: the spread of the chains'
+        averages over ``sqrt(n_chains)`` (the chains are independent; NaN with one chain)."""
+        out = {}
+        for name, p in self.chain_probabilities.items():
+            n = p.shape[0]
+            out[name] = (
+                p.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.full(p.shape[1:], np.nan)
+            )
+        return out
 
     @property
     def log_likelihood(self) -> dict[str, np.ndarray]:

@@ -890,6 +890,7 @@ class Sampler:
                 logdensity=kept_logdensity,
                 observed=dict(self._observed_data),
                 _conditionals_fn=self._conditional_probabilities,
+                _averaged_conditionals_fn=self._averaged_conditionals,
                 _log_likelihood_fn=self.log_likelihood,
                 **common,
             )
@@ -979,11 +980,32 @@ class Sampler:
         sizes = memory.result_bytes(stored_variables(self, keep), n_chains, n_samples)
         memory.check_result_size(sizes, max_memory, n_chains, n_samples)
 
+    @property
+    def per_observation(self) -> tuple[str, ...]:
+        """The marginalized variables summed out element by element, such as a mixture's
+        membership of each observation: by default `sample` keeps no draw of them (their draws
+        are ``n_elements`` values per draw) and the result gives their posterior probabilities
+        averaged over the draws instead (`SampleResult.posterior_probabilities`).  Name one in
+        ``var_names`` to keep its draws.  A variable that another is summed out inside keeps its
+        draws (the inner one's conditional is given them)."""
+        names = []
+        for m in self._model.marginalizations:
+            node = m.node
+            joint = isinstance(node.op, FiniteEnumerationRV) and not node.op.elementwise
+            if m.discrete.ndim > 0 and not joint:
+                names.append(m.discrete.name)
+        if not names:
+            return ()
+        enclosing = {e for given in self.conditionals_given.values() for e in given}
+        return tuple(name for name in names if name not in enclosing)
+
     def _kept_names(self, var_names: Sequence[str] | None) -> tuple[str, ...]:
-        """The variables ``sample`` keeps, in the model's order (latents, marginalized, derived)."""
+        """The variables ``sample`` keeps, in the model's order (latents, marginalized, derived):
+        by default all but the per-observation ones (`per_observation`)."""
         every = self._every
         if var_names is None:
-            return every
+            summarized = set(self.per_observation)
+            return tuple(name for name in every if name not in summarized)
         if isinstance(var_names, str):
             raise TypeError(f"var_names must be a sequence of names, got the string {var_names!r}")
         for name in var_names:
@@ -1050,22 +1072,52 @@ class Sampler:
             self._compiled["conditionals"] = fn
         first = draws[self.latent[0]]
         n_chains, n_samples = first.shape[:2]
+        out: dict[str, np.ndarray] = {}
+        for rows, probs in self._conditional_batches(fn, recovery, enclosing, draws):
+            for r, p in zip(recovery, probs):
+                if r.name not in out:
+                    out[r.name] = np.empty((n_chains * n_samples, *p.shape[1:]), dtype=p.dtype)
+                out[r.name][rows] = p
+        return {name: p.reshape(n_chains, n_samples, *p.shape[1:]) for name, p in out.items()}
+
+    def _conditional_batches(self, fn, recovery, enclosing, draws):
+        """``(rows, probabilities)`` of the conditionals over the draws flattened to rows (chain
+        major), in batches whose intermediates stay within the record's memory budget."""
+        first = draws[self.latent[0]]
+        n_chains, n_samples = first.shape[:2]
         args = [
             draws[item.name].reshape(n_chains * n_samples, *item.shape)
             for item in self._density.layout
         ]
         args += [draws[e].reshape(n_chains * n_samples, *draws[e].shape[2:]) for e in enclosing]
-        # In batches of draws, so that the intermediates stay within the record's memory budget.
         rows = n_chains * n_samples
         per_batch = self._record_rows(self.latent + self.marginalized)
-        out: dict[str, np.ndarray] = {}
         for start in range(0, rows, per_batch):
             stop = min(rows, start + per_batch)
-            for r, probs in zip(recovery, fn(*[a[start:stop] for a in args])):
-                if r.name not in out:
-                    out[r.name] = np.empty((rows, *probs.shape[1:]), dtype=probs.dtype)
-                out[r.name][start:stop] = probs
-        return {name: p.reshape(n_chains, n_samples, *p.shape[1:]) for name, p in out.items()}
+            yield slice(start, stop), fn(*[a[start:stop] for a in args])
+
+    @_serialized
+    def _averaged_conditionals(self, draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Per chain, the average over its draws of ``P(D = d_k | rest)`` for every marginalized
+        ``D`` (``(n_chains, *shape, K)``), computed batch by batch: never all draws' conditionals
+        at once."""
+        recovery = self._recovery_graphs()
+        if not recovery or any(name not in draws for name in self.latent):
+            return {}
+        enclosing = list(dict.fromkeys(e for r in recovery for e in r.enclosing))
+        if any(e not in draws for e in enclosing):
+            return {}
+        self._conditional_probabilities({k: v[:, :1] for k, v in draws.items()})  # compiles
+        fn = self._compiled["conditionals"]
+        n_chains, n_samples = draws[self.latent[0]].shape[:2]
+        sums: dict[str, np.ndarray] = {}
+        for rows, probs in self._conditional_batches(fn, recovery, enclosing, draws):
+            chains = np.arange(rows.start, rows.stop) // n_samples
+            for r, p in zip(recovery, probs):
+                if r.name not in sums:
+                    sums[r.name] = np.zeros((n_chains, *p.shape[1:]))
+                np.add.at(sums[r.name], chains, p)
+        return {name: total / n_samples for name, total in sums.items()}
 
     @_serialized
     def log_likelihood(self, draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -1142,9 +1194,12 @@ class Sampler:
             ``name -> array`` of shape ``(n_chains, n_samples, *shape)`` per observed variable.
         """
         names = self.latent + self.marginalized
+        # Per-observation variables not kept (the default) are drawn here from their
+        # conditionals, as the record would have drawn them.
+        missing = [n for n in self.per_observation if n not in result.draws]
         _require_draws(
             result.draws,
-            names,
+            [n for n in names if n not in missing],
             "the posterior predictive is drawn given every latent and marginalized variable",
         )
         cached = self._compiled.get("predictive")
@@ -1160,19 +1215,39 @@ class Sampler:
         first = result.draws[self.latent[0]]
         n_chains, n_samples = first.shape[:2]
         rows = n_chains * n_samples
-        args = [result.draws[n].reshape(rows, *result.draws[n].shape[2:]) for n in names]
+        draws = {n: v.reshape(rows, *v.shape[2:]) for n, v in result.draws.items()}
         seeds = _seed_sequence(seed)
         per_batch = self._record_rows(names)
         out: dict[str, np.ndarray] = {}
         for start, child in zip(range(0, rows, per_batch), seeds.spawn(-(-rows // per_batch))):
             stop = min(rows, start + per_batch)
-            generators = [np.random.default_rng(s) for s in child.spawn(n_rngs)]
-            values = fn(*[a[start:stop] for a in args], *generators)
+            generators = [np.random.default_rng(s) for s in child.spawn(n_rngs + 1)]
+            batch = {n: v[start:stop] for n, v in draws.items()}
+            if missing:
+                batch.update(self._draws_from_conditionals(missing, batch, generators.pop()))
+            values = fn(*[batch[n] for n in names], *generators[:n_rngs])
             for name, value in zip(observed_names, values):
                 if name not in out:
                     out[name] = np.empty((rows, *value.shape[1:]), dtype=value.dtype)
                 out[name][start:stop] = value
         return {name: v.reshape(n_chains, n_samples, *v.shape[1:]) for name, v in out.items()}
+
+    def _draws_from_conditionals(
+        self, names: list[str], draws: dict[str, np.ndarray], rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
+        """Draws of the per-observation variables ``names`` from their conditionals given
+        ``draws`` (rows of latent draws, and those of the variables around them), by inverse
+        CDF."""
+        recovery = {r.name: r for r in self._recovery_graphs()}
+        rows = len(draws[self.latent[0]])
+        probs = self._conditional_probabilities({n: v[None] for n, v in draws.items()})
+        out = {}
+        for name in names:
+            p = probs[name][0]  # (rows, *shape, K)
+            u = rng.random(p.shape[:-1])
+            index = np.minimum((np.cumsum(p, axis=-1) < u[..., None]).sum(axis=-1), p.shape[-1] - 1)
+            out[name] = recovery[name].support[index].reshape(rows, *p.shape[1:-1])
+        return out
 
     @_serialized
     def prior_predictive(self, n: int, seed=None) -> dict[str, np.ndarray]:

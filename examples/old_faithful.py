@@ -63,7 +63,11 @@ MU_LOC, MU_SD = 3.0, 1.0
 TAU_SHAPE, TAU_RATE = 2.0, 0.2
 
 # Sampler settings used by `main` (and by the tests).
-SETTINGS = dict(n_chains=32, n_samples=1000, warmup=4000, thin=10)
+# The memberships' draws are kept (by default a result gives their posterior probabilities
+# only): `relabel` swaps them with the components.
+SETTINGS = dict(
+    n_chains=32, n_samples=1000, warmup=4000, thin=10, var_names=("w", "mu", "tau", "z")
+)
 
 
 def load_eruptions(path: Path | str = DATA) -> np.ndarray:
@@ -142,6 +146,7 @@ def main(argv=None):
         warmup=args.warmup,
         thin=args.thin,
         diagnose=False,
+        var_names=SETTINGS["var_names"],
     )
     elapsed = time.perf_counter() - start
     print(

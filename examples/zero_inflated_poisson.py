@@ -40,7 +40,9 @@ N = 200
 PI_A, PI_B = 1.0, 1.0
 LAM_SHAPE, LAM_RATE = 2.0, 0.5
 
-SETTINGS = dict(n_chains=16, n_samples=1000, warmup=1000, thin=1)
+# The draws of z are kept beside their probabilities, to show both (by default a result gives the
+# probabilities of a per-observation variable only).
+SETTINGS = dict(n_chains=16, n_samples=1000, warmup=1000, thin=1, var_names=("pi", "lam", "z"))
 
 
 def simulate(n: int = N, pi: float = TRUTH["pi"], lam: float = TRUTH["lam"], seed: int = 0):
@@ -95,7 +97,13 @@ def main(argv=None):
     start = time.perf_counter()
     sampler = build(y)
     print(sampler.explain())
-    result = sampler.sample(args.samples, n_chains=args.chains, seed=args.seed, warmup=args.warmup)
+    result = sampler.sample(
+        args.samples,
+        n_chains=args.chains,
+        seed=args.seed,
+        warmup=args.warmup,
+        var_names=SETTINGS["var_names"],
+    )
     elapsed = time.perf_counter() - start
     print(
         f"\n{args.chains} chains x {args.samples} draws (+{result.warmup_steps} warm-up) in {elapsed:.1f} s "
@@ -112,7 +120,7 @@ def main(argv=None):
         lo, hi = np.quantile(x, [0.05, 0.95])
         print(f"{name:<6} {TRUTH[name]:6.2f} {x.mean():7.3f} {f'[{lo:.3f}, {hi:.3f}]':>17}")
 
-    p_struct = result.conditional_probabilities["z"][..., 1].mean(axis=(0, 1))
+    p_struct = result.posterior_probabilities["z"][..., 1]  # Rao-Blackwellized
     zeros = y == 0
     print(
         f"\nP(structural | y = 0) = {p_struct[zeros].mean():.3f} "

@@ -311,3 +311,9 @@ def n_mixture_posterior(y, lam_max=40.0, n_lam=600, n_p=300, n_max=300):
         out[name] = (mean, np.sqrt(np.sum(marginal * (grid - mean) ** 2)))
     out["edge"] = w[-n_lam // 100 :].sum()
     return out
+
+
+def every_variable(sampler) -> list[str]:
+    """``var_names`` that keep every variable's draws, the per-observation ones included (by
+    default `Sampler.sample` gives their posterior probabilities instead)."""
+    return [*sampler.latent, *sampler.marginalized, *sampler.derived]

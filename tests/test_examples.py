@@ -233,7 +233,12 @@ def test_mixture_recovers_memberships_of_well_separated_components():
     truth = rng.random(n) < 0.6  # True: component 1 (the larger mean)
     y = np.where(truth, rng.normal(4.5, 0.4, n), rng.normal(1.5, 0.3, n))
     result = of.build(y).sample(
-        max(50, int(200 * stat_scale())), n_chains=16, seed=104, warmup=3000, thin=5
+        max(50, int(200 * stat_scale())),
+        n_chains=16,
+        seed=104,
+        warmup=3000,
+        thin=5,
+        var_names=of.SETTINGS["var_names"],
     )
     draws = of.relabel(result)
     p_long = draws["p_long"].mean(axis=(0, 1))

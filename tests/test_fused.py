@@ -13,7 +13,7 @@ import pytest
 
 import aemix
 from aemix.errors import FusedLoopError
-from tests.helpers import SEED_WEIGHTS, mixture_moments, stat_scale
+from tests.helpers import SEED_WEIGHTS, every_variable, mixture_moments, stat_scale
 
 
 def _mean_and_se(draws: np.ndarray) -> tuple[float, float]:
@@ -233,8 +233,8 @@ def test_a_record_computed_after_the_loop_keeps_both_modes_on_one_stream(monkeyp
     sampler = aemix.build_sampler({"y": y_rv}, observed={y_rv: y})
     assert "after the loop" in sampler.explain()
     kwargs = dict(n_chains=3, seed=2, warmup=50, thin=2, block_size=32, loop="fused")
-    stored = sampler.sample(100, **kwargs)
-    summary = sampler.sample(100, summary_only=True, **kwargs)
+    stored = sampler.sample(100, var_names=every_variable(sampler), **kwargs)
+    summary = sampler.sample(100, summary_only=True, var_names=every_variable(sampler), **kwargs)
     assert stored.draws["z"].shape == (3, 100, 20)
     for name in ("mu", "z"):
         draws = stored.draws[name].astype(float)
@@ -386,7 +386,14 @@ def test_zero_inflated_draws_never_put_a_positive_count_at_a_structural_zero():
     sampler = aemix.build_sampler({"y": y_rv}, observed={y_rv: y})
     # Little warm-up and short blocks: many chains have not accepted at the start of a block.
     result = sampler.sample(
-        40, n_chains=64, seed=0, warmup=4, block_size=5, loop="fused", start="prior"
+        40,
+        n_chains=64,
+        seed=0,
+        warmup=4,
+        block_size=5,
+        loop="fused",
+        start="prior",
+        var_names=every_variable(sampler),
     )
     assert result.loop == "fused"
     assert sampler._fused_program(sampler.latent + sampler.marginalized).n_carried > 0

@@ -10,6 +10,7 @@ import aemix
 import aemix.runners
 from aemix.memory import check_result_size, format_bytes, result_bytes, smallest_integer_dtype
 from aemix.runners import ScanRunner
+from tests.helpers import every_variable
 
 FAST = "FAST_COMPILE"
 
@@ -78,17 +79,19 @@ def _assert_same_draws(narrow, wide, discrete):
 
 def test_scan_stores_memberships_in_int8_with_the_same_draws(monkeypatch, fast_mixture):
     kwargs = dict(n_samples=20, n_chains=4, seed=1, warmup=20, loop="scan", diagnose=False)
+    kwargs["var_names"] = every_variable(fast_mixture)
     narrow, wide = _narrow_then_wide(monkeypatch, fast_mixture, **kwargs)
     assert wide.draws["z"].dtype == np.int64
     assert narrow.draws["twice"].dtype == np.int64  # derived: its own dtype
     _assert_same_draws(narrow, wide, discrete={"z"})
 
 
-@pytest.mark.parametrize("var_names", [None, ["w", "mu", "z"]])
+@pytest.mark.parametrize("var_names", ["every", ["w", "mu", "z"]])
 def test_the_fused_loop_writes_memberships_in_int8_with_the_same_draws(monkeypatch, var_names):
     # With the int64 derived quantity kept, the loop's integer records are int64 and z is
     # narrowed when collected; without it, the loop writes int8 itself.
     sampler = mixture(n=3, mode=None)
+    var_names = every_variable(sampler) if var_names == "every" else var_names
     kwargs = dict(n_samples=20, n_chains=4, seed=1, warmup=20, loop="fused", var_names=var_names)
     narrow, wide = _narrow_then_wide(monkeypatch, sampler, diagnose=False, **kwargs)
     assert narrow.loop == "fused"
@@ -98,6 +101,7 @@ def test_the_fused_loop_writes_memberships_in_int8_with_the_same_draws(monkeypat
 
 def test_int8_draws_serve_conditionals_likelihood_predictive_and_arviz(monkeypatch, fast_mixture):
     kwargs = dict(n_samples=10, n_chains=3, seed=2, warmup=10, loop="scan", diagnose=False)
+    kwargs["var_names"] = every_variable(fast_mixture)
     narrow, wide = _narrow_then_wide(monkeypatch, fast_mixture, **kwargs)
     for name, probs in wide.conditional_probabilities.items():
         np.testing.assert_array_equal(narrow.conditional_probabilities[name], probs)
@@ -131,8 +135,9 @@ def test_an_inner_variable_is_given_the_int8_draw_of_the_one_around_it(monkeypat
 
 
 def _expected_bytes(n_chains, n_samples, n=6):
-    # w, mu: 2 float64 each; z: n int8; twice: n int64; the log-density: one float64.
-    return n_chains * n_samples * (2 * 8 + 2 * 8 + n * 1 + n * 8 + 8)
+    # By default: w, mu: 2 float64 each; twice: n int64; the log-density: one float64 (the
+    # memberships z, n int8, are given as probabilities, not draws).
+    return n_chains * n_samples * (2 * 8 + 2 * 8 + n * 8 + 8)
 
 
 def _refuse_sampling(monkeypatch):

@@ -7,6 +7,7 @@ from scipy import stats
 
 import aemix
 from aemix.errors import ModelError, ValuesError
+from tests.helpers import every_variable
 
 FAST = "FAST_COMPILE"
 SCHOOLS_Y = np.array([1.0, 2.0, -1.0])
@@ -127,7 +128,15 @@ def _doubled_bernoulli(loop: str):
 def test_a_derived_quantity_of_a_summed_out_variable_is_computed_from_its_draws(make, loop):
     sampler, name, formula = make(loop)
     assert sampler.derived == (name,) and sampler.marginalized
-    result = sampler.sample(100, n_chains=4, warmup=100, seed=1, loop=loop, start="prior")
+    result = sampler.sample(
+        100,
+        n_chains=4,
+        warmup=100,
+        seed=1,
+        loop=loop,
+        start="prior",
+        var_names=every_variable(sampler),
+    )
     assert result.loop == loop
     np.testing.assert_allclose(result.draws[name], formula(result.draws), rtol=0, atol=1e-12)
     # Kept alone, it still reads the discrete draws (made, not kept), the same ones.
@@ -236,7 +245,15 @@ def test_prior_draws_are_reproducible_and_leave_the_models_generators_alone(prio
 @pytest.fixture(scope="module")
 def prior_run(prior_model):
     sampler, _ = prior_model
-    result = sampler.sample(50, n_chains=2, warmup=50, seed=0, loop="scan", start="prior")
+    result = sampler.sample(
+        50,
+        n_chains=2,
+        warmup=50,
+        seed=0,
+        loop="scan",
+        start="prior",
+        var_names=every_variable(sampler),
+    )
     return sampler, result
 
 

@@ -127,3 +127,48 @@ def test_nested_mixture_recovers_the_inner_index_given_the_outer():
     selected = (result.draws["I"] == 1)[..., None]
     expected_j = np.where(selected, _normalize(inner), v)
     np.testing.assert_allclose(probs["J"], expected_j, rtol=1e-9)
+
+
+def _membership_model(n=20):
+    # y_i ~ w N(mu, 1) + (1 - w) N(0, 1), mu ~ N(2, 1): one latent, so quadrature is exact.
+    y = np.r_[np.random.default_rng(3).normal(2.5, 1.0, n // 2), np.zeros(n - n // 2)]
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(2.0, 1.0, name="mu")
+    z = srng.bernoulli(0.4, size=n, name="z")
+    y_rv = srng.normal(at.switch(z, mu, 0.0), 1.0, name="y")
+    return aemix.build_sampler({"y": y_rv}, observed={y_rv: y}), y
+
+
+def _exact_memberships(y):
+    grid = np.linspace(-6.0, 10.0, 4001)
+    one = np.log(0.4) + st.norm(grid[:, None], 1.0).logpdf(y)
+    zero = np.log(0.6) + st.norm(0.0, 1.0).logpdf(y)[None, :]
+    per_obs = np.logaddexp(one, zero)
+    log_post = st.norm(2.0, 1.0).logpdf(grid) + per_obs.sum(axis=1)
+    weights = np.exp(log_post - logsumexp(log_post))
+    return weights @ np.exp(one - per_obs)
+
+
+@pytest.mark.parametrize("loop", ["fused", "scan"])
+def test_memberships_are_given_as_rao_blackwellized_probabilities_by_default(loop):
+    sampler, y = _membership_model()
+    assert sampler.per_observation == ("z",)
+    result = sampler.sample(300, n_chains=16, seed=0, start="prior", loop=loop)
+    assert "z" not in result.draws  # no per-draw memberships unless asked for
+    p = result.posterior_probabilities["z"]
+    se = result.posterior_probabilities_se["z"]
+    assert p.shape == (20, 2) and np.allclose(p.sum(axis=-1), 1.0)
+    exact = _exact_memberships(y)
+    assert np.all(np.abs(p[:, 1] - exact) < 5 * se[:, 1] + 1e-6)
+    # The average of the per-draw conditionals, computed batch by batch.
+    np.testing.assert_allclose(
+        p, result.conditional_probabilities["z"].mean(axis=(0, 1)), rtol=1e-10, atol=1e-12
+    )
+    # Named, the draws are kept, and follow the same probabilities.
+    kept = sampler.sample(300, n_chains=16, seed=0, start="prior", loop=loop, var_names=["mu", "z"])
+    np.testing.assert_array_equal(kept.draws["mu"], result.draws["mu"])
+    # Given the same draws of mu, the two differ by the Bernoulli draws' noise alone, whose
+    # variance E[p (1 - p)] / N is at most p_bar (1 - p_bar) / N.
+    frequency = kept.draws["z"].mean(axis=(0, 1))
+    sd = np.sqrt(p[:, 1] * (1 - p[:, 1]) / kept.draws["z"][..., 0].size)
+    assert np.all(np.abs(frequency - p[:, 1]) < 5 * sd + 1e-9)

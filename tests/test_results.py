@@ -8,6 +8,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 import aemix
+from tests.helpers import every_variable
 
 MIXTURE_Y = np.array([-1.3, -0.8, -1.1, 0.9, 1.4, 1.2, -0.2, 2.0])
 PLAIN_Z = np.array([0.3, -0.1, 0.5])
@@ -26,7 +27,9 @@ def mixture_run():
     y_rv = srng.normal(mu_rv[I_rv], Y_SCALE, name="y")
     z_rv = srng.normal(mu_rv[0] + mu_rv[1], s_rv, size=3, name="z")
     sampler = aemix.build_sampler([y_rv, z_rv], observed={y_rv: MIXTURE_Y, z_rv: PLAIN_Z})
-    return sampler, sampler.sample(200, n_chains=4, seed=0, warmup=200, start="prior")
+    return sampler, sampler.sample(
+        200, n_chains=4, seed=0, warmup=200, start="prior", var_names=every_variable(sampler)
+    )
 
 
 def _brute_force_log_likelihood(draws):
@@ -108,7 +111,15 @@ def test_reprs_name_the_variables_and_their_shapes_without_arrays(mixture_run):
         assert part in text
     assert f"acceptance_rate={result.acceptance_rate.mean():.3f}" in text
     assert "array" not in text and "[" not in text and len(text) < 200
-    summary = sampler.sample(30, n_chains=3, seed=3, warmup=30, summary_only=True, start="prior")
+    summary = sampler.sample(
+        30,
+        n_chains=3,
+        seed=3,
+        warmup=30,
+        summary_only=True,
+        start="prior",
+        var_names=every_variable(sampler),
+    )
     text = repr(summary)
     assert text.startswith("SampleSummary(")
     for part in ("mu: (2,)", "s: ()", "I: (8,)", "n_chains=3", "n_samples=30"):

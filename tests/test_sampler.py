@@ -13,6 +13,7 @@ from tests.helpers import (
     SEED_SCALE,
     SEED_WEIGHTS,
     change_point_posterior,
+    every_variable,
     mixture_cdf,
     mixture_logpdf,
     mixture_moments,
@@ -246,7 +247,12 @@ def test_elementwise_enumeration_samples_its_marginal():
     sampler = aemix.build_sampler(y_rv)
     assert sampler.marginalized == ("z",) and sampler.latent == ("y",)
     result = sampler.sample(
-        max(50, int(200 * stat_scale())), n_chains=1000, seed=12, warmup=500, start="prior"
+        max(50, int(200 * stat_scale())),
+        n_chains=1000,
+        seed=12,
+        warmup=500,
+        start="prior",
+        var_names=every_variable(sampler),
     )
     cdf = lambda y: np.sum(w * st.norm(mu, 1).cdf(np.asarray(y)[..., None]), axis=-1)  # noqa: E731
     for i in range(2):

@@ -17,6 +17,7 @@ import aemix
 from aemix import TruncationWarning
 from tests.helpers import (
     N_MIXTURE_PRIOR,
+    every_variable,
     n_mixture_logdensity,
     n_mixture_posterior,
     stat_scale,
@@ -153,7 +154,15 @@ def test_geometric_counts_are_summed_exactly():
 def test_counts_are_drawn_from_their_exact_truncated_conditionals():
     y = _n_mixture_data(S=5, J=3)
     sampler = _n_mixture(y, mode=FAST)
-    result = sampler.sample(5, n_chains=2, seed=0, warmup=20, diagnose=False, start="prior")
+    result = sampler.sample(
+        5,
+        n_chains=2,
+        seed=0,
+        warmup=20,
+        diagnose=False,
+        start="prior",
+        var_names=every_variable(sampler),
+    )
     support = sampler._recovery_graphs()[0].support
     probs = result.conditional_probabilities["N"]
     for c in range(2):

@@ -19,7 +19,7 @@ from scipy.special import logsumexp
 
 import aemix
 from tests.adversarial.models import Child, Discrete, ModelSpec, models, random_values
-from tests.helpers import stat_scale
+from tests.helpers import every_variable, stat_scale
 
 FAST = "FAST_COMPILE"
 N_POINTS = 3
@@ -199,7 +199,15 @@ def _check_conditionals(spec: ModelSpec, seed: int) -> None:
     listed in ``sampler.conditionals_given[z]``, whose draws ``z``'s conditional is given.
     """
     sampler = _build(spec)
-    result = sampler.sample(3, n_chains=2, seed=seed, warmup=20, loop="scan", start="prior")
+    result = sampler.sample(
+        3,
+        n_chains=2,
+        seed=seed,
+        warmup=20,
+        loop="scan",
+        start="prior",
+        var_names=every_variable(sampler),
+    )
     probs = result.conditional_probabilities
     assert set(probs) == {d.name for d in spec.discretes}
     for d in spec.discretes:
