@@ -1016,6 +1016,9 @@ def _substitute(var, rows: dict, budget: _Budget, memo: dict):
 
 
 def _lower_constant(var: Constant, budget: _Budget):
+    if not hasattr(var.type, "dtype"):
+        # (e.g. a new axis, `None`, in an advanced index)
+        raise LoweringError(f"a constant of type {var.type} (an index with a new axis?)")
     return _lower_array(np.asarray(var.data, dtype=var.type.dtype), budget)
 
 

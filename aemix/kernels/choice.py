@@ -144,7 +144,7 @@ def choose_kernel(requested: str, dim: int) -> tuple[Kernel, str]:
     """
     if requested == "auto":
         return Kernel.named("rmh", dim), (
-            "chosen by kernel='auto': the gradient kernels did not give more effective draws "
-            "per second in aemix's measurements (benchmarks/kernels.py)"
+            "chosen by kernel='auto' (gradient kernels: "
+            "not measured faster per effective draw, benchmarks/kernels.py)"
         )
     return Kernel.named(requested, dim), "asked for"
