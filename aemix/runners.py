@@ -1,4 +1,5 @@
-"""The two ways chains run: blocks of kernel steps (`aemix.kernels.choice`) by the fused C loop or by a batched ``scan``.
+"""The two ways chains run: blocks of kernel steps (`aemix.kernels.choice`) by the fused C loop or
+by a batched ``scan``.
 
 A runner takes the chains' positions and log-densities and the frozen kernel parameters, runs a
 block of steps, and returns a `Block`: the new state, acceptance counts, position moments and,

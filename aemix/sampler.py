@@ -1634,7 +1634,7 @@ class Sampler:
         latent (moved by the random walk, 1 unconstrained coordinates):
           Y: shape ()
         observed: none
-        kernel: rmh (random walk), chosen by kernel='auto': the gradient kernels did not give more effective draws per second in aemix's measurements (benchmarks/kernels.py)
+        kernel: rmh (random walk), auto: rmh until gradient kernels are measured per model class
         loop: fused C loop over chains and steps (7 scalar inputs per step, 36 scalar operations)
         """
         lines = ["marginalized:" if self._model.marginalizations else "marginalized: none"]
