@@ -320,6 +320,8 @@ def warm_up(
     tune: bool,
     block_size: int,
     at_equilibrium: bool = False,
+    restart_step_size: float | None = None,
+    step_gain: float = STEP_GAIN,
 ) -> WarmUp:
     """Run at most ``n_steps`` warm-up steps through ``run_block`` and adapt the proposal on the way.
 
@@ -352,6 +354,12 @@ def warm_up(
         The chains' state, ``(n_chains, dim)`` and ``(n_chains,)``.
     step_size, scale
         The starting kernel parameters.
+    restart_step_size
+        The step size each new scale starts from (default ``2.38 / sqrt(dim)``, the random
+        walk's; a gradient kernel's differs, see `aemix.kernels.choice.Kernel`).
+    step_gain
+        The gain of the log step size's update (`STEP_GAIN` by default; a gradient kernel's
+        acceptance falls off a cliff as its step grows, and takes a smaller gain).
 
     Returns
     -------
@@ -379,7 +387,7 @@ def warm_up(
             continue
         k += 1
         acceptance = block.acceptance_sum.sum() / (n * n_chains)
-        step_size *= np.exp((acceptance - target) * STEP_GAIN / np.sqrt(k))
+        step_size *= np.exp((acceptance - target) * step_gain / np.sqrt(k))
         if first <= start and done <= last:
             window.merge(n, block.position_mean, block.position_m2)
             ends.append(positions.copy())
@@ -397,7 +405,8 @@ def warm_up(
                     and abs(acceptance - target) < SETTLED_ACCEPTANCE
                 )
                 # Restart the step size's adaptation at the new scale.
-                scale, step_size, k = new_scale, 2.38 / np.sqrt(dim), 0
+                restart = 2.38 / np.sqrt(dim) if restart_step_size is None else restart_step_size
+                scale, step_size, k = new_scale, restart, 0
                 if settled and done < last:
                     n_steps, last = done + final, done
                     bounds = [b for b in bounds if b <= done] + [n_steps]

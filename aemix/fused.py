@@ -84,7 +84,7 @@ TILE = 256
 MIN_TILES = 8
 _MIN_WIDTH = 32
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 22
+_CODE_VERSION = 23
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
 # Seconds between two runs of the signal handlers (with the GIL taken back) inside the loop.
@@ -153,6 +153,9 @@ class FusedProgram:
         then the integer records.
     n_uniforms, n_float, n_int
         Number of uniform draws per record, of float records and of integer records.
+    n_normal
+        Standard normal draws per step (0: ``dim``, the random walk's and MALA's; HMC draws one
+        more, for the jitter of its step size).
     record_note
         Empty when the record is the model's (the latents in their own space and the discrete
         draws); otherwise the record is the unconstrained position, and this says why.
@@ -173,6 +176,7 @@ class FusedProgram:
     n_float: int
     n_int: int
     record_note: str = ""
+    n_normal: int = 0
     n_carried: int = 0
     initial_carried: aes.Composite | None = None
     carried_step: aes.Composite | None = None
@@ -186,6 +190,7 @@ class FusedProgram:
         dim: int,
         n_uniforms: int,
         record_note: str = "",
+        n_normal: int = 0,
         carried: tuple[ScalarGraph, ScalarGraph, ScalarGraph] | None = None,
     ) -> FusedProgram:
         """The program of the lowered ``step`` and ``record`` (and optionally the ``carried``
@@ -219,6 +224,7 @@ class FusedProgram:
             n_float=len(floats),
             n_int=len(ints),
             record_note=record_note,
+            n_normal=0 if n_normal == dim else n_normal,
             **extra,
         )
 
@@ -267,6 +273,7 @@ def program_key(program: FusedProgram) -> str:
         program.n_float,
         program.n_int,
         program.n_carried,
+        program.n_normal,
         *[c.c_code_template for c in program.composites().values()],
         *[
             [str(t) for t in (*c.inputs_type, *c.outputs_type)]
@@ -405,6 +412,7 @@ class FusedRMHLoop(COp):
     def c_code(self, node, name, inames, onames, sub):
         p = self.program
         d, nu, nf, ni = p.dim, p.n_uniforms, p.n_float, p.n_int
+        ne = p.n_normal or d
         nr = nf + ni
         bitgen, x0, lp0, step_size, scale, n_steps, thin, mode, sink, offset, threads = inames
         x_out, lp_out, acc_out, nacc_out, pmean_out, pm2_out, rmean_out, rm2_out = onames
@@ -429,9 +437,9 @@ class FusedRMHLoop(COp):
         # Scalar names the composites read and write, in the composites' input/output order.
         x = [f"x_{k}" for k in range(d)]
         xn = [f"xn_{k}" for k in range(d)]
-        eps = [f"eps_{k}" for k in range(d)]
+        eps = [f"eps_{k}" for k in range(ne)]
         # The proposal's scale: a vector (per coordinate) or a flattened (dim, dim) factor.
-        ns = p.step.nin - (2 * d + 3)
+        ns = p.step.nin - (d + ne + 3)
         sc = [f"scale_{k}" for k in range(ns)]
         u = [f"u_{k}" for k in range(nu)]
         rec = [f"rec_{k}" for k in range(nr)]
@@ -466,7 +474,7 @@ class FusedRMHLoop(COp):
         # Per tile, the state is held in structure-of-arrays form, X[k * TILE + i], so that the
         # loop over the chains of a tile is unit-stride and vectorizes.
         load_x = lines("const double x_{k} = X[{k} * TILE + i];", d)
-        load_eps = lines("const double eps_{k} = EPS[{k} * TILE + i];", d)
+        load_eps = lines("const double eps_{k} = EPS[{k} * TILE + i];", ne)
         load_u = lines("const double u_{k} = U[{k} * TILE + i];", nu)
         store_x = lines("X[{k} * TILE + i] = xn_{k};", d)
         load_r = lines("const double r_{k} = RC[{k} * TILE + i];", ncar)
@@ -634,6 +642,7 @@ class FusedRMHLoop(COp):
         return f"""
         {{
         const npy_intp D = {d};
+        const npy_intp NE = {ne};
         if (PyArray_NDIM({x0}) != 2 || PyArray_DIMS({x0})[1] != D) {{
             PyErr_Format(PyExc_ValueError, "position must have shape (n_chains, %d)", (int)D);
             {fail}
@@ -692,7 +701,7 @@ class FusedRMHLoop(COp):
         #pragma omp parallel num_threads(n_threads)
         {{
         double* buffer =
-            (double*)malloc(sizeof(double) * TILE * (4 * D + 3 + {nu_} + 2 * {nr_} + {ncar_}));
+            (double*)malloc(sizeof(double) * TILE * (3 * D + NE + 3 + {nu_} + 2 * {nr_} + {ncar_}));
         // Only as deep as this call keeps draws: fresh memory is slow to touch the first time.
         const npy_intp STAGE_ROWS =
             run_mode != 1 || n_kept < 1 ? 1 : (n_kept < {_STAGE_ROWS} ? n_kept : {_STAGE_ROWS});
@@ -705,7 +714,7 @@ class FusedRMHLoop(COp):
         }}
         double* X = buffer;
         double* EPS = X + D * TILE;
-        double* PMEAN = EPS + D * TILE;
+        double* PMEAN = EPS + NE * TILE;
         double* PM2 = PMEAN + D * TILE;
         double* LP = PM2 + D * TILE;
         double* ACC = LP + TILE;
@@ -762,7 +771,7 @@ class FusedRMHLoop(COp):
                         break;
                     }}
                 }}
-                for (npy_intp k = 0; k < D; ++k) {{
+                for (npy_intp k = 0; k < NE; ++k) {{
                     random_standard_normal_fill(rng, nc, EPS + k * TILE);
                 }}
                 random_standard_exponential_fill(rng, nc, EXPO);

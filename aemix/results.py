@@ -224,6 +224,8 @@ class SampleResult:
         The observed data, ``name -> array``.
     loop
         Which compiled loop ran: ``"fused"`` or ``"scan"`` (see `Sampler.sample`).
+    kernel
+        Which kernel moved the chains: ``"rmh"``, ``"mala"`` or ``"hmc"`` (see `Sampler.sample`).
     warmup_steps
         Warm-up steps run: ``warmup``, or fewer when the proposal settled earlier
         (`aemix.adaptation.warm_up`).
@@ -241,6 +243,7 @@ class SampleResult:
     observed: dict[str, np.ndarray] = field(default_factory=dict)
     loop: str = "scan"
     warmup_steps: int | None = None
+    kernel: str = "rmh"
     _conditionals_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = field(
         default=None, repr=False
     )
@@ -408,7 +411,7 @@ class SampleSummary:
         those named in ``var_names``).
     n_samples
         Kept draws per chain.
-    acceptance_rate, step_size, scale, loop, warmup_steps
+    acceptance_rate, step_size, scale, loop, kernel, warmup_steps
         As in `SampleResult`.
     truncation_tail
         As in `SampleResult`, over the chains' last states (no draw is kept).
@@ -422,6 +425,7 @@ class SampleSummary:
     scale: np.ndarray
     loop: str = "scan"
     warmup_steps: int | None = None
+    kernel: str = "rmh"
     diagnostics: Diagnostics | None = field(default=None, repr=False)
     truncation_tail: dict[str, float] = field(default_factory=dict)
 

@@ -1,4 +1,5 @@
-"""The two ways chains run: blocks of RMH steps by the fused C loop or by a batched ``scan``.
+"""The two ways chains run: blocks of kernel steps (`aemix.kernels.choice`) by the fused C loop or
+by a batched ``scan``.
 
 A runner takes the chains' positions and log-densities and the frozen kernel parameters, runs a
 block of steps, and returns a `Block`: the new state, acceptance counts, position moments and,
@@ -17,6 +18,7 @@ from aesara.graph.basic import Variable
 
 from aemix.fused import MODES, FusedProgram, tile_count
 from aemix.kernels import rmh
+from aemix.kernels.choice import Kernel
 from aemix.memory import smallest_integer_dtype
 from aemix.results import Moments
 
@@ -112,10 +114,11 @@ class ScanRunner(DrawStore):
 
     name = "scan"
 
-    def __init__(self, sampler: Sampler, keep: tuple[str, ...]):
+    def __init__(self, sampler: Sampler, keep: tuple[str, ...], kernel: Kernel | None = None):
         self.sampler = sampler
         self.keep = keep
-        self.fn = sampler._step_function()
+        self.kernel = kernel or Kernel("rmh")
+        self.fn = sampler._step_function(self.kernel)
 
     def seed(self, noise_rng, recovery_rng, n_chains: int):
         self.noise_rng, self.recovery_rng = noise_rng, recovery_rng
@@ -127,7 +130,9 @@ class ScanRunner(DrawStore):
         self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0, beta=1.0
     ):
         n_chains, dim = positions.shape
-        eps, exp_draws = rmh.draw_noise(self.noise_rng, n_steps, n_chains, dim)
+        eps, exp_draws = rmh.draw_noise(
+            self.noise_rng, n_steps, n_chains, self.kernel.noise_length(dim)
+        )
         parameters = kernel_parameters(scale, beta)
         xs, lps, probs, acc = self.fn(
             positions, logdensities, eps, exp_draws, step_size, parameters
@@ -152,10 +157,17 @@ class FusedRunner(DrawStore):
 
     name = "fused"
 
-    def __init__(self, sampler: Sampler, program: FusedProgram, keep: tuple[str, ...]):
+    def __init__(
+        self,
+        sampler: Sampler,
+        program: FusedProgram,
+        keep: tuple[str, ...],
+        kernel: Kernel | None = None,
+    ):
         self.sampler = sampler
         self.program = program
         self.keep = keep
+        self.kernel = kernel or Kernel("rmh")
 
     def seed(self, noise_rng, recovery_rng, n_chains: int):
         # Two generators per tile of chains (steps, records), so the draws do not depend on the
@@ -230,7 +242,7 @@ class FusedRunner(DrawStore):
     def run(
         self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0, beta=1.0
     ):
-        fn = self.sampler._fused_function(self.keep)
+        fn = self.sampler._fused_function(self.keep, self.kernel)
         scale = kernel_parameters(scale, beta)
         if mode != "warmup" and self.program.record_note:
             # The loop keeps this block's positions; the record is computed from them, per block

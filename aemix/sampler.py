@@ -31,7 +31,6 @@ from tqdm.auto import tqdm
 from aemix import memory
 from aemix.adaptation import (
     as_factor,
-    default_target_acceptance,
     identity_scale,
     proposal_form,
     scale_from_covariance,
@@ -56,6 +55,7 @@ from aemix.errors import (
     ValuesError,
 )
 from aemix.fused import FusedProgram, compile_loop, composite
+from aemix.gradient import logdensity_and_gradient
 from aemix.intake import (
     as_variable_list,
     assign_names,
@@ -68,6 +68,7 @@ from aemix.intake import (
     value_array,
 )
 from aemix.kernels import rmh
+from aemix.kernels.choice import Kernel, choose_kernel, kernel_step
 from aemix.logdensity import LogDensity, OrderedTransform, build_logdensity, default_transform
 from aemix.marginalize import (
     DEFAULT_SUPPORT_BUDGET,
@@ -224,9 +225,13 @@ class Sampler:
             scale = rmh.LowRankScale(*split_low_rank(scale, self.dim))
         return scale, beta
 
-    def _tempered_step(self, lp, eps, exp_draw, step_size, parameters):
-        """One chain's RMH step at the tempered density ``logprior + beta * loglikelihood``
-        (`LogDensity.tempered`), with the proposal scale and ``beta`` read from ``parameters``."""
+    def _tempered_step(
+        self, lp, eps, exp_draw, step_size, parameters, kernel: Kernel | None = None
+    ):
+        """One chain's step of ``kernel`` (default: the random walk) at the tempered density
+        ``logprior + beta * loglikelihood`` (`LogDensity.tempered`), with the proposal scale and
+        ``beta`` read from ``parameters``: ``(state, info)``, ``state`` with the fields
+        ``position`` and ``logdensity``."""
         density = self._density
         position = density.position
         scale, beta = self._kernel_parameters(parameters)
@@ -235,9 +240,34 @@ class Sampler:
         def logdensity_fn(x):
             return clone_replace(tempered, {position: x})
 
-        return rmh.step(
-            rmh.RWNoise(eps, exp_draw), rmh.RWState(position, lp), logdensity_fn, step_size, scale
+        kernel = kernel or Kernel("rmh")
+        if kernel.name == "rmh":
+            return rmh.step(
+                rmh.RWNoise(eps, exp_draw),
+                rmh.RWState(position, lp),
+                logdensity_fn,
+                step_size,
+                scale,
+            )
+        tempered, gradient = logdensity_and_gradient(tempered, position)
+
+        def with_gradient(x):
+            return tuple(clone_replace([tempered, gradient], {position: x}))
+
+        new_position, new_logdensity, info = kernel_step(
+            kernel,
+            eps,
+            exp_draw,
+            position,
+            lp,
+            None,
+            with_gradient,
+            gradient,
+            step_size,
+            scale,
+            density.dim,
         )
+        return rmh.RWState(new_position, new_logdensity), info
 
     # -- log-density ---------------------------------------------------------------------------
 
@@ -335,9 +365,12 @@ class Sampler:
 
     # -- compiled pieces -----------------------------------------------------------------------
 
-    def _step_function(self):
-        """Compiled block of RMH steps for many chains (built once per sampler)."""
-        fn = self._compiled.get("block")
+    def _step_function(self, kernel: Kernel | None = None):
+        """Compiled block of steps of ``kernel`` (default: the random walk) for many chains (built
+        once per sampler and kernel)."""
+        kernel = kernel or Kernel("rmh")
+        key = "block" if kernel.name == "rmh" else ("block", kernel)
+        fn = self._compiled.get(key)
         if fn is not None:
             return fn
         density = self._density
@@ -347,7 +380,7 @@ class Sampler:
         exp_draw = at.scalar("exponential", dtype=position.dtype)
         step_size = at.scalar("step_size", dtype=position.dtype)
         scale = at.vector("parameters", dtype=position.dtype)
-        state, info = self._tempered_step(lp, eps, exp_draw, step_size, scale)
+        state, info = self._tempered_step(lp, eps, exp_draw, step_size, scale, kernel)
         single = [state.position, state.logdensity, info.acceptance_probability, info.is_accepted]
 
         def block_step(eps_b, exp_b, x_b, lp_b, step_size_, scale_):
@@ -372,7 +405,7 @@ class Sampler:
             [xs, lps, probs, accepted.astype("int8")],
             mode=self.mode,
         )
-        self._compiled["block"] = fn
+        self._compiled[key] = fn
         return fn
 
     def _tempered_start(
@@ -602,6 +635,7 @@ class Sampler:
         start: str = "auto",
         n_particles: int | None = None,
         max_memory: int | str | None = "auto",
+        kernel: str = "auto",
     ) -> SampleResult | SampleSummary:
         """Run ``n_chains`` RMH chains for ``warmup`` + ``n_samples`` steps and keep the last ``n_samples``.
 
@@ -683,6 +717,15 @@ class Sampler:
             the kept log-density), estimated before anything runs: a larger result is refused
             with a `MemoryLimitError`.  ``"auto"`` (the default): `aemix.memory.DEFAULT_MAX_MEMORY`
             (half the machine's memory); ``None``: no limit.  Not checked with ``summary_only``.
+        kernel
+            What moves the chains: ``"rmh"``, the random walk; ``"mala"``, Metropolis-adjusted
+            Langevin (`aemix.kernels.mala`); ``"hmc"``, Hamiltonian Monte Carlo with a jittered
+            trajectory (`aemix.kernels.hmc`).  The gradient kernels differentiate the marginal
+            log-density (`aemix.gradient`) and are preconditioned by the same cross-chain scale as
+            the random walk; their step size is tuned toward their own target acceptance (0.574,
+            0.8).  ``"auto"`` (the default) chooses by the model and `explain` says which and why
+            (`aemix.kernels.choice.choose_kernel`; today the random walk).  The tempered start
+            moves its particles with the random walk whatever the kernel.
 
         Returns
         -------
@@ -718,9 +761,10 @@ class Sampler:
             start=start,
             var_names=var_names,
         )
+        chosen, _ = choose_kernel(_checked_kernel(kernel), self.dim)
         if not summary_only:
             self._check_result_size(keep, n_chains, n_samples, max_memory)
-        new_runner = self._runner_factory(loop, keep, _thread_count(n_threads))
+        new_runner = self._runner_factory(loop, keep, _thread_count(n_threads), chosen)
         runner = new_runner()
         init_rng, noise_rng, recovery_rng = (
             np.random.default_rng(s) for s in _seed_sequence(seed).spawn(3)
@@ -729,7 +773,15 @@ class Sampler:
         if block_size is None:
             block_size = 4096 if runner.name == "fused" else 256
         positions, smc, start_scale = self._starting_points(
-            start, n_chains, n_particles, initial_values, init_rng, new_runner
+            start,
+            n_chains,
+            n_particles,
+            initial_values,
+            init_rng,
+            # (the tempered start tunes its moves for the random walk)
+            new_runner
+            if chosen.name == "rmh"
+            else self._runner_factory(loop, keep, _thread_count(n_threads)),
         )
         logdensities = self._logdensity_batch(positions)
 
@@ -749,13 +801,15 @@ class Sampler:
             run_warmup_block,
             positions,
             logdensities,
-            2.38 / np.sqrt(dim) if tune else float(step_size),
+            chosen.initial_step_size(dim) if tune else float(step_size),
             # The particles' spread is the posterior's: warm up from it.
             start_scale if smc is not None and tune else identity_scale(dim),
             n_steps=warmup,
-            target=default_target_acceptance(dim)
+            target=chosen.target_acceptance(dim)
             if target_acceptance is None
             else target_acceptance,
+            restart_step_size=chosen.initial_step_size(dim),
+            step_gain=chosen.step_gain,
             tune=tune,
             block_size=block_size,
             # Chains started at draws of the target (the particles, or prior draws without
@@ -809,20 +863,23 @@ class Sampler:
             raise ValueError(f"start must be 'auto', 'prior' or 'tempered', got {start!r}")
         return thin, n_samples, n_chains, warmup, block_size, keep
 
-    def _runner_factory(self, loop: str, keep: tuple[str, ...], n_threads: int):
+    def _runner_factory(
+        self, loop: str, keep: tuple[str, ...], n_threads: int, kernel: Kernel | None = None
+    ):
         """A function that makes a fresh runner (`aemix.runners`) of the loop ``loop`` asks for
-        (`sample`'s ``loop``), keeping ``keep``; the fused loop's program is built once."""
-        if loop == "fused" or (loop == "auto" and self._fused_ok(keep)):
-            program = self._fused_program(keep)
+        (`sample`'s ``loop``), keeping ``keep``, running ``kernel`` (default: the random walk);
+        the fused loop's program is built once."""
+        if loop == "fused" or (loop == "auto" and self._fused_ok(keep, kernel)):
+            program = self._fused_program(keep, kernel)
 
             def new_runner():
-                runner = FusedRunner(self, program, keep)
+                runner = FusedRunner(self, program, keep, kernel)
                 runner.n_threads = n_threads
                 return runner
         else:
 
             def new_runner():
-                runner = ScanRunner(self, keep)
+                runner = ScanRunner(self, keep, kernel)
                 runner.n_threads = n_threads
                 return runner
 
@@ -869,6 +926,7 @@ class Sampler:
             ),
             loop=runner.name,
             warmup_steps=adapted.steps,
+            kernel=runner.kernel.name,
         )
         if summary_only:
             moments = ran.moments
@@ -1428,33 +1486,44 @@ class Sampler:
 
     # -- the fused loop ------------------------------------------------------------------------
 
-    def _fused_ok(self, keep: tuple[str, ...] | None = None) -> bool:
+    def _fused_ok(self, keep: tuple[str, ...] | None = None, kernel: Kernel | None = None) -> bool:
         """Whether ``loop="auto"`` takes the fused loop (keeping the variables ``keep``)."""
         if self.mode not in (None, "FAST_RUN") or not aesara.config.cxx:
             return False
         try:
-            self._fused_function(keep)
+            self._fused_function(keep, kernel)
         except FusedLoopError:
             return False
         return True
 
-    def _fused_program(self, keep: tuple[str, ...] | None = None) -> FusedProgram:
-        """The step and the record of the variables ``keep`` (by default all) of one chain, lowered
-        to scalar code (cached; raises if impossible)."""
+    def _fused_program(
+        self, keep: tuple[str, ...] | None = None, kernel: Kernel | None = None
+    ) -> FusedProgram:
+        """The step of ``kernel`` (default: the random walk) and the record of the variables
+        ``keep`` (by default all) of one chain, lowered to scalar code (cached; raises if
+        impossible)."""
         keep = self._every if keep is None else keep
+        kernel = kernel or Kernel("rmh")
+        # The random walk's keys are the ones the cache has always had.
+        tag = () if kernel.name == "rmh" else (kernel,)
+        why = "the model does not lower to scalar code"
+        if kernel.uses_gradient:
+            why = (
+                f"the model's {kernel.name} step (with its gradient) does not lower to scalar code"
+            )
         # Any failure of the lowering (an Aesara assertion, a rule's IndexError) is a refusal:
         # the scan runs the model, and explain() says why.
         step = self._cached_or_refused(
-            "fused_step",
-            self._lower_step_for_fused_loop,
+            ("fused_step", *tag) if tag else "fused_step",
+            lambda: self._lower_step_for_fused_loop(kernel),
             Exception,
-            "the model does not lower to scalar code",
+            why,
         )
         return self._cached_or_refused(
-            ("fused_program", keep),
-            lambda: self._lower_record(step, keep),
+            ("fused_program", keep, *tag),
+            lambda: self._lower_record(step, keep, kernel),
             Exception,
-            "the model does not lower to scalar code",
+            why,
         )
 
     def _cached_or_refused(self, key: str, build, failure: type[Exception], why: str):
@@ -1473,56 +1542,90 @@ class Sampler:
             self._compiled[key] = cached
         return cached
 
-    def _rmh_step_graph(self):
-        """One chain's RMH step as a tensor graph: ``(inputs, shapes, outputs, info)``."""
+    def _rmh_step_graph(self, kernel: Kernel | None = None):
+        """One chain's step of ``kernel`` (default: the random walk) as a tensor graph:
+        ``(inputs, shapes, outputs, info)``."""
         density = self._density
         position, dim = density.position, density.dim
+        kernel = kernel or Kernel("rmh")
         f64 = "float64"
         if position.type.dtype != f64 or density.logdensity.type.dtype != f64:
             raise LoweringError("the fused loop runs in float64 only")
         lp, exp_draw, step_size = at.scalar(dtype=f64), at.scalar(dtype=f64), at.scalar(dtype=f64)
         eps, parameters = at.vector(dtype=f64), at.vector(dtype=f64)
-        state, info = self._tempered_step(lp, eps, exp_draw, step_size, parameters)
+        state, info = self._tempered_step(lp, eps, exp_draw, step_size, parameters, kernel)
         inputs = [position, lp, eps, exp_draw, step_size, parameters]
-        shapes = [(dim,), (), (dim,), (), (), (scale_length(dim) + 1,)]
+        shapes = [(dim,), (), (kernel.noise_length(dim),), (), (), (scale_length(dim) + 1,)]
         outputs = [state.position, state.logdensity, info.acceptance_probability, info.is_accepted]
         return inputs, shapes, outputs, info
 
-    def _lower_step_for_fused_loop(self):
+    def _step_budget(self, kernel: Kernel) -> int:
+        """The most scalar operations of a lowered step: the random walk's budget per evaluation
+        of the log-density (a gradient kernel's step evaluates it and its gradient several
+        times)."""
+        return DEFAULT_MAX_OPERATIONS * max(1, 2 * kernel.gradient_evaluations())
+
+    def _lower_step_for_fused_loop(self, kernel: Kernel | None = None):
         density = self._density
         position, dim = density.position, density.dim
-        step = lower_to_scalars(*self._rmh_step_graph()[:3])
-        self._check_lowering(lower_to_scalars([position], [(dim,)], [density.logdensity]))
+        kernel = kernel or Kernel("rmh")
+        step = lower_to_scalars(
+            *self._rmh_step_graph(kernel)[:3], max_operations=self._step_budget(kernel)
+        )
+        outputs = [density.logdensity]
+        if kernel.uses_gradient:
+            outputs = list(logdensity_and_gradient(density.logdensity, position))
+        self._check_lowering(
+            lower_to_scalars(
+                [position], [(dim,)], outputs, max_operations=self._step_budget(kernel)
+            )
+        )
         return step
 
     def _check_lowering(self, lowered) -> None:
-        """Compare the lowered log-density with Aesara's at two prior draws (a guard against a
-        lowering rule that is wrong for this model)."""
+        """Compare the lowered log-density (and, for a gradient kernel, its gradient) with
+        Aesara's at two prior draws (a guard against a lowering rule that is wrong for this
+        model)."""
         try:
             points = self.initial_positions(2, np.random.default_rng(20261124))
         except InitializationError:
             return
-        check = composite(list(lowered.inputs[0].flat), [lowered.outputs[0].item()])
-        expected = self._logdensity_batch(points)
+        outputs = [e for array in lowered.outputs for e in array.flat]
+        check = composite(list(lowered.inputs[0].flat), outputs)
+        if len(lowered.outputs) == 1:
+            expected = self._logdensity_batch(points)[:, None]
+            what = "log-density"
+        else:
+            density = self._density
+            expected = np.column_stack(
+                self._in_batches(
+                    "logdensity_and_gradient_batch",
+                    list(logdensity_and_gradient(density.logdensity, density.position)),
+                    points,
+                )
+            )
+            what = "log-density or gradient"
         for point, want in zip(points, expected):
             with np.errstate(all="ignore"):
-                got = float(check.impl(*point))
-            if not np.isclose(got, want, rtol=1e-9, atol=1e-9, equal_nan=True):
+                got = np.atleast_1d(np.asarray(check.impl(*point), dtype=float))
+            if not np.allclose(got, want, rtol=1e-9, atol=1e-9, equal_nan=True):
                 raise LoweringError(
-                    f"self-check failed: the lowered log-density is {got!r} where Aesara's is "
-                    f"{want!r}"
+                    f"self-check failed: the lowered {what} is {got.tolist()!r} where Aesara's "
+                    f"is {want.tolist()!r}"
                 )
 
-    def _lower_record(self, step, keep: tuple[str, ...]) -> FusedProgram:
+    def _lower_record(self, step, keep: tuple[str, ...], kernel: Kernel) -> FusedProgram:
         try:
-            return self._lower_record_to_scalars(step, keep)
+            return self._lower_record_to_scalars(step, keep, kernel)
         except LoweringError as exc:
             # The loop keeps the positions; the record is computed from them afterwards, batched.
             position, dim = self._density.position, self._density.dim
             record = lower_to_scalars([position], [(dim,)], [position])
-            return FusedProgram.from_graphs(step, record, dim, 0, record_note=str(exc))
+            return FusedProgram.from_graphs(
+                step, record, dim, 0, record_note=str(exc), n_normal=kernel.noise_length(dim)
+            )
 
-    def _lower_record_to_scalars(self, step, keep: tuple[str, ...]) -> FusedProgram:
+    def _lower_record_to_scalars(self, step, keep: tuple[str, ...], kernel: Kernel) -> FusedProgram:
         position, dim = self._density.position, self._density.dim
         outputs, uniforms, uniform_shapes, probs = self._record_graphs(keep)
         record = lower_to_scalars([position, *uniforms], [(dim,), *uniform_shapes], outputs)
@@ -1533,13 +1636,20 @@ class Sampler:
             supports = [r.support for r in self._recovery_graphs() if r.name in keep]
             try:
                 carried = self._carried_record(
-                    outputs[:n_latents] + probs, n_latents, uniforms, uniform_shapes, supports
+                    outputs[:n_latents] + probs,
+                    n_latents,
+                    uniforms,
+                    uniform_shapes,
+                    supports,
+                    kernel,
                 )
             except LoweringError:
                 pass
-        return FusedProgram.from_graphs(step, record, dim, n_uniforms, carried=carried)
+        return FusedProgram.from_graphs(
+            step, record, dim, n_uniforms, carried=carried, n_normal=kernel.noise_length(dim)
+        )
 
-    def _carried_record(self, carried, n_latents, uniforms, uniform_shapes, supports):
+    def _carried_record(self, carried, n_latents, uniforms, uniform_shapes, supports, kernel):
         """The record's part that does not depend on the uniforms (the latents in their own space,
         the discrete conditionals), carried in the chain's state: computed at the proposal inside
         the step, where it shares the log-density's terms, and kept or replaced with the state.
@@ -1552,7 +1662,7 @@ class Sampler:
         initial = lower_to_scalars([position], [(dim,)], carried)
         shapes = [a.shape for a in initial.outputs]
         current = [at.tensor("float64", shape=shape) for shape in shapes]
-        inputs, step_shapes, outputs, info = self._rmh_step_graph()
+        inputs, step_shapes, outputs, info = self._rmh_step_graph(kernel)
         at_proposal = clone_replace(carried, {position: info.proposal})
         kept = [at.switch(info.is_accepted, new, old) for new, old in zip(at_proposal, current)]
         # Before merging, the step and the carried values count their shared terms twice.
@@ -1560,7 +1670,7 @@ class Sampler:
             [*inputs, *current],
             [*step_shapes, *shapes],
             [*outputs, *kept],
-            max_operations=2 * DEFAULT_MAX_OPERATIONS,
+            max_operations=2 * self._step_budget(kernel),
         )
         records = current[:n_latents] + [
             inverse_cdf(u, probs, support)
@@ -1569,11 +1679,13 @@ class Sampler:
         record = lower_to_scalars([*current, *uniforms], [*shapes, *uniform_shapes], records)
         return initial, step, record
 
-    def _fused_function(self, keep: tuple[str, ...] | None = None):
+    def _fused_function(self, keep: tuple[str, ...] | None = None, kernel: Kernel | None = None):
         keep = self._every if keep is None else keep
-        program = self._fused_program(keep)
+        kernel = kernel or Kernel("rmh")
+        program = self._fused_program(keep, kernel)
+        tag = () if kernel.name == "rmh" else (kernel,)
         return self._cached_or_refused(
-            ("fused", keep),
+            ("fused", keep, *tag),
             lambda: compile_loop(program),
             Exception,
             "the fused loop does not compile",
@@ -1597,6 +1709,7 @@ class Sampler:
         latent (moved by the random walk, 1 unconstrained coordinates):
           Y: shape ()
         observed: none
+        kernel: rmh (random walk), auto: rmh until gradient kernels are measured per model class
         loop: fused C loop over chains and steps (7 scalar inputs per step, 36 scalar operations)
         """
         lines = ["marginalized:" if self._model.marginalizations else "marginalized: none"]
@@ -1631,6 +1744,8 @@ class Sampler:
         if self._derived:
             lines.append("derived (computed from each draw, not sampled):")
             lines += [f"  {d.name}: shape {d.shape}" for d in self._derived]
+        kernel, why = choose_kernel("auto", self.dim)
+        lines.append(f"kernel: {kernel.describe()}, {why}")
         lines.append(f"loop: {self._loop_description()}")
         return "\n".join(lines)
 
@@ -1698,6 +1813,12 @@ def _thread_count(n_threads: int | None) -> int:
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
     return int(n_threads)
+
+
+def _checked_kernel(kernel: str) -> str:
+    if kernel != "auto" and kernel not in ("rmh", "mala", "hmc"):
+        raise ValueError(f"kernel must be 'auto', 'rmh', 'mala' or 'hmc', got {kernel!r}")
+    return kernel
 
 
 def _check_target_acceptance(target_acceptance: float | None) -> None:

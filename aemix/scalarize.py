@@ -25,14 +25,29 @@ import numpy as np
 from aesara.graph.basic import Apply, Constant, Variable, clone_replace, io_toposort
 from aesara.graph.utils import MethodNotDefined
 from aesara.raise_op import CheckAndRaise
-from aesara.tensor.basic import Alloc, ARange, Join, MakeVector, ScalarFromTensor, TensorFromScalar
+from aesara.tensor.basic import (
+    Alloc,
+    ARange,
+    Join,
+    MakeVector,
+    ScalarFromTensor,
+    Split,
+    TensorFromScalar,
+)
 from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
 from aesara.tensor.extra_ops import BroadcastTo, CumOp
 from aesara.tensor.math import Dot, MaxAndArgmax
 from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from aesara.tensor.sort import ArgSortOp, SortOp
 from aesara.tensor.special import LogSoftmax, Softmax
-from aesara.tensor.subtensor import AdvancedSubtensor, AdvancedSubtensor1, Subtensor
+from aesara.tensor.subtensor import (
+    AdvancedIncSubtensor,
+    AdvancedIncSubtensor1,
+    AdvancedSubtensor,
+    AdvancedSubtensor1,
+    IncSubtensor,
+    Subtensor,
+)
 from aesara.tensor.type import TensorType
 
 from aemix.errors import describe_operation
@@ -250,6 +265,52 @@ def _lower_advanced_subtensor(op, node, inputs, budget):
     # NumPy's own advanced indexing, on the object array, with the constant integer indices.
     index = tuple(_static_values(i, "an index").astype("int64") for i in index_inputs)
     return [np.asarray(x[index], dtype=object)]
+
+
+def _scattered(x: np.ndarray, y: np.ndarray, targets: np.ndarray, set_: bool, dtype, budget):
+    """``x`` with ``y`` added to (or written into) the entries at flat positions ``targets`` (an
+    integer array of the shape of ``x[index]``); a repeated position accumulates, as ``np.add.at``
+    does.  Adding to a constant zero (a gradient's fresh zeros) is the increment itself."""
+    out = np.array(x, dtype=object).reshape(-1)
+    y = np.broadcast_to(np.asarray(y, dtype=object), targets.shape)
+    for index in np.ndindex(*targets.shape):
+        k, value = int(targets[index]), y[index]
+        value = value if value.type.dtype == dtype else aes.cast(value, dtype)
+        current = out[k]
+        if set_ or (_is_constant(current) and current.data == 0):
+            out[k] = value
+        else:
+            out[k] = _apply_scalar(aes.add, [current, value], [dtype], budget)[0]
+    return out.reshape(x.shape)
+
+
+@lower_node.register(IncSubtensor)
+def _lower_inc_subtensor(op, node, inputs, budget):
+    x, y, *index_inputs = inputs
+    index = _subtensor_index(op, index_inputs)
+    targets = np.arange(x.size).reshape(x.shape)[index]
+    dtype = node.outputs[0].type.dtype
+    return [_scattered(x, y, np.asarray(targets), op.set_instead_of_inc, dtype, budget)]
+
+
+@lower_node.register(AdvancedIncSubtensor1)
+@lower_node.register(AdvancedIncSubtensor)
+def _lower_advanced_inc_subtensor(op, node, inputs, budget):
+    x, y, *index_inputs = inputs
+    if any(not isinstance(i.type, TensorType) for i in node.inputs[2:]):
+        raise LoweringError(f"{describe_operation(op)} with a slice or a new axis")
+    index = tuple(_static_values(i, "an index").astype("int64") for i in index_inputs)
+    targets = np.arange(x.size).reshape(x.shape)[index]
+    dtype = node.outputs[0].type.dtype
+    return [_scattered(x, y, np.asarray(targets), op.set_instead_of_inc, dtype, budget)]
+
+
+@lower_node.register(Split)
+def _lower_split(op, node, inputs, budget):
+    x, axis, splits = inputs
+    axis = int(_static_values(axis, "a split axis").item())
+    sizes = _static_values(splits, "split sizes").astype("int64")
+    return np.split(x, np.cumsum(sizes)[:-1], axis=axis)
 
 
 @lower_node.register(Reshape)
@@ -955,6 +1016,9 @@ def _substitute(var, rows: dict, budget: _Budget, memo: dict):
 
 
 def _lower_constant(var: Constant, budget: _Budget):
+    if not hasattr(var.type, "dtype"):
+        # (e.g. a new axis, `None`, in an advanced index)
+        raise LoweringError(f"a constant of type {var.type} (an index with a new axis?)")
     return _lower_array(np.asarray(var.data, dtype=var.type.dtype), budget)
 
 

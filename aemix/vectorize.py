@@ -6,8 +6,9 @@ a batched input are shared unchanged (model constants, data, step size).  Each k
 rule registered with `batch_node`; an Op without a rule is mapped over the chains with ``scan`` (correct,
 slower), never applied to the whole batch, which would mix chains, and so is a node whose rule fails
 on a case it did not foresee.  The rules cover what aeppl's densities, aemix's marginal densities, the
-value transforms and the RMH kernel produce, and the operations of models (``dot``, ``@``, softmax,
-sort, indexing); add one with ``@batch_node.register(MyOp)``.
+value transforms and the kernels produce, the gradients of those (``inc_subtensor`` and its advanced
+forms, ``split``: `aemix.gradient`), and the operations of models (``dot``, ``@``, softmax, sort,
+indexing); add one with ``@batch_node.register(MyOp)``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from aesara.tensor.basic import (
     Join,
     MakeVector,
     ScalarFromTensor,
+    Split,
     TensorFromScalar,
 )
 from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
@@ -37,10 +39,15 @@ from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from aesara.tensor.sort import ArgSortOp, SortOp
 from aesara.tensor.special import LogSoftmax, Softmax
 from aesara.tensor.subtensor import (
+    AdvancedIncSubtensor,
+    AdvancedIncSubtensor1,
     AdvancedSubtensor,
     AdvancedSubtensor1,
+    IncSubtensor,
     Subtensor,
+    inc_subtensor,
     indices_from_subtensor,
+    set_subtensor,
 )
 from aesara.tensor.type import TensorType
 from aesara.tensor.var import TensorConstant
@@ -469,3 +476,64 @@ def _batch_sort(op, node, ctx, x, axis):
         return map_over_chains(op, node, ctx, (x, True), (axis_var, axis_batched))
     new_axis = at.constant(_shifted_axis(int(axis_var.data)), dtype=axis_var.dtype)
     return [(op(x, new_axis), True)]
+
+
+def _aligned_update(y: Variable, y_batched: bool, target_ndim: int) -> Variable:
+    """An increment ``y`` of one chain aligned with a batched target of ``target_ndim`` dimensions
+    (chain axis included): a batched ``y`` gets the broadcast axes it lacks after its chain axis;
+    an unbatched one broadcasts from the right as it is."""
+    if not y_batched:
+        return y
+    missing = target_ndim - y.ndim
+    return y.dimshuffle(0, *(["x"] * missing), *range(1, y.ndim))
+
+
+@batch_node.register(IncSubtensor)
+def _batch_inc_subtensor(op, node, ctx, x, y, *index_inputs):
+    """``x[idx] += y`` (or ``=``), the gradient of ``x[idx]``: per chain, ``X[:, idx] += Y``."""
+    (x, x_batched), (y, y_batched) = x, y
+    if any(b for _, b in index_inputs):
+        return map_over_chains(op, node, ctx, (x, x_batched), (y, y_batched), *index_inputs)
+    indices = indices_from_subtensor([v for v, _ in index_inputs], op.idx_list)
+    x = x if x_batched else ctx.broadcast(x)
+    target = x[(slice(None), *indices)]
+    y = _aligned_update(y, y_batched, target.ndim)
+    update = set_subtensor if op.set_instead_of_inc else inc_subtensor
+    return [(update(target, y), True)]
+
+
+@batch_node.register(AdvancedIncSubtensor1)
+@batch_node.register(AdvancedIncSubtensor)
+def _batch_advanced_inc_subtensor(op, node, ctx, x, y, *index_inputs):
+    """``x[i, j] += y`` for index arrays (the gradient of ``x[i, j]``), duplicates accumulated:
+    per chain, ``X[:, i, j] += Y``, or ``X[rows, i, j] += Y`` with an index per chain."""
+    (x, x_batched), (y, y_batched) = x, y
+    indices = [v for v, _ in index_inputs]
+    per_chain = [b for _, b in index_inputs]
+    if any(not isinstance(v.type, TensorType) for v in indices):
+        return map_over_chains(op, node, ctx, (x, x_batched), (y, y_batched), *index_inputs)
+    x = x if x_batched else ctx.broadcast(x)
+    if any(per_chain):
+        if not all(per_chain):
+            return map_over_chains(op, node, ctx, (x, True), (y, y_batched), *index_inputs)
+        # Every index array has a chain axis: the chains' rows broadcast against them.
+        ndim = max(v.ndim for v in indices)
+        rows = ctx.rows().reshape((-1,) + (1,) * (ndim - 1))
+        key = (rows, *indices)
+    else:
+        key = (slice(None), *indices)
+    target = x[key]
+    y = _aligned_update(y, y_batched, target.ndim)
+    update = set_subtensor if op.set_instead_of_inc else inc_subtensor
+    return [(update(target, y), True)]
+
+
+@batch_node.register(Split)
+def _batch_split(op, node, ctx, x, axis, splits):
+    """``split`` (the gradient of ``join``) along the same axis of every chain."""
+    (x, _), (axis, axis_batched), (splits, splits_batched) = x, axis, splits
+    if axis_batched or splits_batched:
+        raise VectorizationError(op, "a per-chain split axis or split sizes are not supported")
+    outs = at.split(x, splits, op.len_splits, at.as_tensor_variable(axis) + 1)
+    outs = outs if isinstance(outs, list | tuple) else [outs]
+    return [(o, True) for o in outs]

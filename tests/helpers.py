@@ -317,3 +317,47 @@ def every_variable(sampler) -> list[str]:
     """``var_names`` that keep every variable's draws, the per-observation ones included (by
     default `Sampler.sample` gives their posterior probabilities instead)."""
     return [*sampler.latent, *sampler.marginalized, *sampler.derived]
+
+
+def load_example(name: str):
+    """Import ``examples/<name>.py`` (examples/ is not a package)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    module_name = f"examples_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def conjugate_regression(n: int = 20, p: int = 3, seed: int = 0):
+    """A normal regression ``y ~ N(X @ beta, 1)``, ``beta ~ N(0, I)``: ``(outputs, observed,
+    mean, cov)`` with the exact posterior ``N(mean, cov)``, ``cov = (I + X^T X)^-1``."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    y = X @ np.linspace(1.0, -0.5, p) + rng.normal(size=n)
+    srng = at.random.RandomStream(seed)
+    beta_rv = srng.normal(0, 1, size=p, name="beta")
+    y_rv = srng.normal(X @ beta_rv, 1.0, name="y")
+    cov = np.linalg.inv(np.eye(p) + X.T @ X)
+    return {"y": y_rv}, {y_rv: y}, cov @ X.T @ y, cov
+
+
+EIGHT_SCHOOLS_Y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
+EIGHT_SCHOOLS_SIGMA = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
+
+
+def eight_schools(seed: int = 0):
+    """Eight schools, non-centered: ``(outputs, observed)``."""
+    srng = at.random.RandomStream(seed)
+    mu_rv = srng.normal(0, 5, name="mu")
+    tau_rv = srng.halfcauchy(0, 5, name="tau")
+    z_rv = srng.normal(0, 1, size=8, name="z")
+    y_rv = srng.normal(mu_rv + tau_rv * z_rv, EIGHT_SCHOOLS_SIGMA, name="y")
+    return {"y": y_rv}, {y_rv: EIGHT_SCHOOLS_Y}

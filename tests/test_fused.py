@@ -221,7 +221,7 @@ def test_a_record_computed_after_the_loop_keeps_both_modes_on_one_stream(monkeyp
     from aemix.sampler import Sampler
     from aemix.scalarize import LoweringError
 
-    def refuse(self, step, keep):
+    def refuse(self, step, keep, *kernel):
         raise LoweringError("forced by the test")
 
     monkeypatch.setattr(Sampler, "_lower_record_to_scalars", refuse)
