@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import arviz as az
@@ -25,24 +23,13 @@ import scipy.stats as st
 from tests.helpers import (
     change_point_posterior,
     change_point_rate_means,
+    load_example,
     normal_mixture_gibbs,
     stat_scale,
     zero_inflated_poisson_grid,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_example(name: str):
-    """Import ``examples/<name>.py`` (examples/ is not a package)."""
-    module_name = f"examples_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def mcse(x) -> float:
