@@ -46,6 +46,9 @@ __all__ = [
 DENSE_MAX_DIM = 20
 # Directions of the low-rank correction of the per-coordinate scales above `DENSE_MAX_DIM`.
 LOW_RANK = 8
+# The most the spread between chains adds to the within-chain covariance along any direction, in
+# its units (see `with_between_chains`).
+BETWEEN_CAP = 2.0
 # How far beyond the Marchenko-Pastur edges an eigenvalue of the correlations must lie to count.
 BULK_MARGIN = 1.25
 # The first scale window's length (and the walk-in's, at most 10% of the warm-up), and the most
@@ -65,20 +68,16 @@ TUNING_BLOCK = 50
 STEP_GAIN = 5.0
 
 
-def window_sd(moments: Moments, at_equilibrium: bool = False) -> np.ndarray:
-    """Standard deviation of every coordinate over a window, pooled over chains.
+def window_sd(moments: Moments) -> np.ndarray:
+    """Within-chain standard deviation of every coordinate over a window, pooled over chains.
 
-    By default the within-chain spread, not the spread of all chains' positions together: chains
-    still on their way from their starting points would inflate that (tenfold on a regression),
-    and a scale too wide stalls the walk while one too narrow is corrected by the step size.
-    ``at_equilibrium``: the chains started from the target (posterior draws), so all positions
-    together are draws of it, and their total spread (within plus between chains) is the
-    target's, even along directions that each chain has not yet crossed in the window.
+    Not the spread of all chains' positions together: chains still on their way from their
+    starting points would inflate it (tenfold on a regression), and chains in different modes
+    (a mixture's relabellings, which the tempered start populates in proportion) would stretch
+    it across the modes; a scale too wide stalls the walk while one too narrow is corrected by the
+    step size.
     """
-    within = moments.m2.sum(axis=0) / (moments.count * moments.m2.shape[0])
-    if not at_equilibrium:
-        return np.sqrt(within)
-    return np.sqrt(within + moments.mean.var(axis=0))
+    return np.sqrt(moments.m2.sum(axis=0) / (moments.count * moments.m2.shape[0]))
 
 
 def proposal_form(dim: int) -> str:
@@ -177,51 +176,80 @@ def scale_from_covariance(cov: np.ndarray, n_points: int) -> np.ndarray:
         return np.diag(sd).ravel()
 
 
-def _correlation(
-    ends: list[np.ndarray], at_equilibrium: bool = False
-) -> tuple[np.ndarray, int] | None:
-    """Correlations of the chains' positions at the ends of a window's blocks (within chains, or
-    of all positions together ``at_equilibrium``, see `window_sd`), and how many positions they
-    rest on; None with fewer than 3 blocks or a degenerate coordinate."""
+def _correlation(ends: list[np.ndarray]) -> tuple[np.ndarray, int] | None:
+    """Within-chain correlations of the chains' positions at the ends of a window's blocks (see
+    `window_sd`), and how many positions they rest on; None with fewer than 3 blocks or a
+    degenerate coordinate."""
     if len(ends) < 3:
         return None
     stacked = np.stack(ends)  # (blocks, chains, dim)
-    if at_equilibrium:
-        centered = stacked - stacked.mean(axis=(0, 1))
-        n = stacked.shape[0] * stacked.shape[1] - 1
-    else:
-        centered = stacked - stacked.mean(axis=0)
-        n = stacked.shape[1] * (stacked.shape[0] - 1)
+    centered = stacked - stacked.mean(axis=0)
+    n = stacked.shape[1] * (stacked.shape[0] - 1)
     cov = np.einsum("bci,bcj->ij", centered, centered) / n
     with np.errstate(all="ignore"):
         corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
     return (corr, n) if np.all(np.isfinite(corr)) else None
 
 
+def with_between_chains(
+    sd: np.ndarray, corr: np.ndarray, chain_means: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(sd, corr)`` of the within-chain covariance ``W`` plus the spread of the chains' means
+    ``B``, with ``B`` capped at `BETWEEN_CAP` times ``W`` along every direction.
+
+    For chains started at draws of the target, all positions together are draws of it: ``W + B``
+    is the target's covariance, and it sees directions too long for one chain to cross in a
+    window, which ``W`` alone shrinks (and a proposal fitted to ``W`` crosses them slower
+    still, window after window).  But chains in different modes (a mixture's relabellings,
+    populated in proportion by the tempered start) also spread their means across the modes, and
+    a proposal stretched across modes stalls: capping ``B`` bounds that stretch to a factor
+    ``sqrt(1 + BETWEEN_CAP)`` along the modes' direction while keeping a slow direction's spread,
+    where ``B`` is of the order of ``W``.
+    """
+    within = corr * np.outer(sd, sd)
+    between = np.atleast_2d(np.cov(chain_means, rowvar=False))
+    try:
+        root = np.linalg.cholesky(within)
+        whitened = np.linalg.solve(root, np.linalg.solve(root, between).T)
+        values, vectors = np.linalg.eigh((whitened + whitened.T) / 2)
+    except np.linalg.LinAlgError:
+        return sd, corr
+    capped = (vectors * np.clip(values, 0.0, BETWEEN_CAP)) @ vectors.T
+    total = within + root @ capped @ root.T
+    total_sd = np.sqrt(np.diag(total))
+    return total_sd, total / np.outer(total_sd, total_sd)
+
+
 def proposal_scale(
-    sd: np.ndarray, ends: list[np.ndarray], previous: np.ndarray, at_equilibrium: bool = False
+    sd: np.ndarray,
+    ends: list[np.ndarray],
+    previous: np.ndarray,
+    chain_means: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The window's flat scale, in the form of `proposal_form`: the coordinates' standard
-    deviations ``sd`` (from every step) and, from 2 coordinates on, their correlations
-    from the chains' positions at the end of each block (within chains, or all together
-    ``at_equilibrium``, see `window_sd`).  Dense: the Cholesky
+    """The window's flat scale, in the form of `proposal_form`: the coordinates' within-chain
+    standard deviations ``sd`` (from every step) and, from 2 coordinates on, their correlations
+    from the chains' positions at the end of each block (within chains).  Dense: the Cholesky
     factor, with the correlations shrunk toward those of the ``previous`` flat factor by the
-    number of such positions (few chains give few).  Low-rank: `low_rank_scale`."""
+    number of such positions (few chains give few).  Low-rank: `low_rank_scale`.  A window of
+    fewer than 3 blocks keeps the previous correlations.  With the
+    window's ``chain_means`` (chains started at draws of the target), the spread between chains
+    is added, capped (`with_between_chains`)."""
     dim = len(sd)
     form = proposal_form(dim)
-    if form == "diagonal":
-        return sd
-    estimate = _correlation(ends, at_equilibrium)
-    if estimate is None:
-        return scale_from_covariance(np.diag(sd**2), 1)
-    corr, n = estimate
-    if form == "low-rank":
-        return low_rank_scale(sd, corr, n)
-    factor = previous.reshape(dim, dim)
+    factor = as_factor(previous, dim)
     prior_cov = factor @ factor.T
     prior_sd = np.sqrt(np.diag(prior_cov))
     prior_corr = prior_cov / np.outer(prior_sd, prior_sd)
-    corr = (n * corr + 5.0 * prior_corr) / (n + 5.0)
+    # Too few blocks for correlations: the previous ones stand.
+    corr, n = _correlation(ends) or (prior_corr, 1)
+    if form == "dense":
+        corr = (n * corr + 5.0 * prior_corr) / (n + 5.0)
+    if chain_means is not None and len(chain_means) > 2:
+        sd, corr = with_between_chains(sd, corr, chain_means)
+    if form == "diagonal":
+        return sd
+    if form == "low-rank":
+        return low_rank_scale(sd, corr, n)
     try:
         factor = np.linalg.cholesky(corr * np.outer(sd, sd))
     except np.linalg.LinAlgError:
@@ -342,9 +370,8 @@ def warm_up(
     Without ``tune`` the steps just run, all of them.
 
     ``at_equilibrium`` says that the chains started at draws of the target (the tempered start's
-    particles, or prior draws of a model without data): the estimates then use all positions
-    together (`window_sd`), which follow the target's spread at once, even along directions too
-    long for one chain to cross in a window.
+    particles, or prior draws of a model without data): the estimates then add the spread
+    between the chains, capped (`with_between_chains`).
 
     Parameters
     ----------
@@ -392,9 +419,9 @@ def warm_up(
             window.merge(n, block.position_mean, block.position_m2)
             ends.append(positions.copy())
         if any(done == end for _, end in windows) and window.count > 1:
-            sd = window_sd(window, at_equilibrium)
+            sd = window_sd(window)
             if np.all(np.isfinite(sd)) and np.all(sd > 0):
-                new_scale = proposal_scale(sd, ends, scale, at_equilibrium)
+                new_scale = proposal_scale(sd, ends, scale, window.mean if at_equilibrium else None)
                 change = proposal_inefficiency(scale, new_scale, dim)
                 rhat = window_rhat(window)
                 history.append((done, change, rhat, float(acceptance)))

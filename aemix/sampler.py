@@ -802,8 +802,9 @@ class Sampler:
             positions,
             logdensities,
             chosen.initial_step_size(dim) if tune else float(step_size),
-            # The particles' spread is the posterior's: warm up from it.
-            start_scale if smc is not None and tune else identity_scale(dim),
+            # The particles' (or, without data, the prior draws') spread is the posterior's: warm
+            # up from it.
+            start_scale if start_scale is not None and tune else identity_scale(dim),
             n_steps=warmup,
             target=chosen.target_acceptance(dim)
             if target_acceptance is None
@@ -812,9 +813,7 @@ class Sampler:
             step_gain=chosen.step_gain,
             tune=tune,
             block_size=block_size,
-            # Chains started at draws of the target (the particles, or prior draws without
-            # data) stay distributed as the target: all their positions together estimate it.
-            at_equilibrium=smc is not None or (not self.observed and initial_values is None),
+            at_equilibrium=start_scale is not None,
         )
         bar.total -= warmup - adapted.steps  # the steps a settled warm-up skipped
         bar.set_description("sampling")
@@ -887,8 +886,8 @@ class Sampler:
 
     def _starting_points(self, start, n_chains, n_particles, initial_values, rng, new_runner):
         """The chains' starting positions as `sample`'s ``start`` says, with the tempered start's
-        result (None without it) and the proposal scale of its particles' spread:
-        ``(positions, smc, scale)``."""
+        result (None without it) and the proposal scale of its particles' spread (or of prior
+        draws for a model without data; else None): ``(positions, smc, scale)``."""
         chosen_start = start == "auto"
         if chosen_start:
             start = "tempered" if self.observed and initial_values is None else "prior"
@@ -913,7 +912,17 @@ class Sampler:
                     np.cov(smc.positions, rowvar=False), len(smc.positions)
                 )
                 return smc.positions[chosen], smc, scale
-        return self.initial_positions(n_chains, rng, initial_values), None, None
+        positions = self.initial_positions(n_chains, rng, initial_values)
+        scale = None
+        if not self.observed and initial_values is None:
+            # Without data the prior is the posterior: the spread of prior draws (from a
+            # generator of their own, so the chains' starts are those of ``rng``) is the
+            # target's, along every direction, however long; the warm-up starts from it.
+            (child,) = rng.bit_generator.seed_seq.spawn(1)
+            n = max(n_chains, 1024)
+            draws = self.initial_positions(n, np.random.default_rng(child))
+            scale = scale_from_covariance(np.cov(draws, rowvar=False), n)
+        return positions, None, scale
 
     def _finish(self, runner, adapted, ran, smc, n_samples, thin, summary_only, diagnose):
         """The `SampleResult` (or `SampleSummary`) of a run, its diagnostics and warnings."""
