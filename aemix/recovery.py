@@ -25,10 +25,12 @@ from aesara.graph.basic import Constant, Variable, ancestors
 from aesara.tensor.random.op import RandomVariable
 
 from aemix.dependence import Dependence, substitute
+from aemix.markov import state_conditionals
 from aemix.ops import (
     FiniteEnumerationRV,
     MarginalMixtureRV,
     MarginalSwitchRV,
+    MarkovChainRV,
     density_build,
     logsumexp,
     marginal_conditionals,
@@ -58,6 +60,11 @@ class Recovery:
         inside it.
     enclosing
         Names of the variables whose draws ``log_probs`` reads.
+    marginal
+        ``log P(D = d_k | latents, data)``, the support's axis last, not given the draws of the
+        ``enclosing`` variables, where it is known in closed form (a Markov chain's state: its
+        smoothed marginal by forward-backward); else ``None``.  The sampler reports it as the
+        variable's conditional probabilities.
     """
 
     name: str
@@ -65,6 +72,12 @@ class Recovery:
     support: np.ndarray
     draw: Variable
     enclosing: tuple[str, ...]
+    marginal: Variable | None = None
+
+    @property
+    def given(self) -> tuple[str, ...]:
+        """The variables whose draws the reported conditional probabilities are given."""
+        return () if self.marginal is not None else self.enclosing
 
 
 def _prior_log_probs(discrete: Variable, support: Variable, joint: bool) -> Variable:
@@ -110,14 +123,27 @@ def _recoveries(model, rv_to_value, value_of, build) -> dict:
     drawn: dict[Variable, Variable] = {}
     names: dict[Variable, str] = {}
     recoveries = {}
+    chains: dict = {}  # a Markov chain's placeholder -> its states, in order
+    for m in model.marginalizations:
+        if isinstance(m.node.op, MarkovChainRV):
+            chains.setdefault(m.node, []).append(m.discrete)
     for m in reversed(model.marginalizations):
         node, discrete = m.node, m.discrete
         valued = [value_of.get(out) for out in m.outputs]
         if any(v is None for v in valued):
             raise RuntimeError(f"no value for the outputs of {discrete.name}'s placeholder")
         values = [value for value, _ in valued]
-        log_joint, support = marginal_conditionals(node.op, values, *node.inputs)
-        log_probs = log_joint - logsumexp(log_joint, axis=0)
+        marginal = None
+        if isinstance(node.op, MarkovChainRV):
+            # Forward-filter backward-sample: given the draw of the state after this one.
+            states = chains[node]
+            step = states.index(discrete)
+            next_draw = drawn[states[step + 1]] if step + 1 < len(states) else None
+            log_probs, marginal = state_conditionals(node, values, step, next_draw)
+            support = at.constant(np.arange(node.op.n_values))
+        else:
+            log_joint, support = marginal_conditionals(node.op, values, *node.inputs)
+            log_probs = log_joint - logsumexp(log_joint, axis=0)
         gates = [gate for _, gate in valued if gate is not None]
         if gates:
             joint = isinstance(node.op, FiniteEnumerationRV) and not node.op.elementwise
@@ -133,6 +159,8 @@ def _recoveries(model, rv_to_value, value_of, build) -> dict:
         read = dependence.reads(log_probs)
         enclosing = tuple(d for d in drawn if drawn[d] in read)
         log_probs = substitute(log_probs, rv_to_value, to_value)
+        if marginal is not None:
+            marginal = at.moveaxis(substitute(marginal, rv_to_value, to_value), 0, -1)
         support_value = support.data if isinstance(support, Constant) else support
         if isinstance(support_value, Variable):
             support_value = support_value.eval()
@@ -147,6 +175,7 @@ def _recoveries(model, rv_to_value, value_of, build) -> dict:
             np.asarray(support_value),
             draw,
             tuple(names[d] for d in enclosing),
+            marginal,
         )
         _pass_values_inward(node, valued, draw, value_of)
     _check_no_random_variables(recoveries.values())
@@ -156,6 +185,7 @@ def _recoveries(model, rv_to_value, value_of, build) -> dict:
 def _check_no_random_variables(recoveries) -> None:
     """Every conditional reads values only (one walk over all of them: they share their graphs)."""
     graphs = [r.log_probs for r in recoveries]
+    graphs += [r.marginal for r in recoveries if r.marginal is not None]
     if any(
         v.owner is not None and isinstance(v.owner.op, RandomVariable) for v in ancestors(graphs)
     ):
@@ -235,6 +265,8 @@ def draw_graphs(recoveries: list[Recovery], uniforms: dict[str, Variable]) -> di
         out[r.name] = (inverse_cdf(uniforms[r.name], probs, r.support), probs)
         return out[r.name]
 
-    for r in recoveries:
+    # Outermost first (the reverse of elimination), so that `visit` never recurses deeper than
+    # one level (a Markov chain of T states would otherwise recurse T levels).
+    for r in reversed(recoveries):
         visit(r)
     return out

@@ -298,9 +298,10 @@ def _batch_subtensor(op, node, ctx, x, *index_inputs):
         if sum(batched) != 1 or len(indices) != 1:
             raise VectorizationError(op, "only one per-chain index into an array is supported")
         (index,) = indices
-        rows = ctx.rows()
-        x = x if x_batched else ctx.broadcast(x)
-        return [(x[rows, index], True)]
+        if not x_batched:
+            # theta[i] with i batched: the rows of theta that the chains' indices pick.
+            return [(x[index], True)]
+        return [(x[ctx.rows(), index], True)]
     indices = indices_from_subtensor([v for v, _ in index_inputs], op.idx_list)
     return [(x[(slice(None), *indices)], True)]
 
