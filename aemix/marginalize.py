@@ -114,12 +114,14 @@ def _random_inputs(var: Variable) -> list[Variable]:
 
 
 def _absorbed(fgraph: FunctionGraph) -> set[Variable]:
-    """The inputs of placeholder nodes: summed-out variables, absorbed components and children."""
+    """The inputs of placeholder nodes: summed-out variables, absorbed components and children
+    (not a Markov chain's initial vector and transition matrices: parameters, which may be latent
+    variables of the model)."""
     return {
         inp
         for node in fgraph.apply_nodes
         if isinstance(node.op, PLACEHOLDER_OPS)
-        for inp in node.inputs
+        for inp in (node.inputs[2:] if isinstance(node.op, MarkovChainRV) else node.inputs)
     }
 
 
@@ -418,11 +420,12 @@ class _Rewriting:
         """Each state's children other than the next state, when ``chain`` is a Markov chain the
         forward algorithm can sum out (every state latent with the same ``K`` values, each child
         a random variable that reads one state, nothing else discrete read); else ``None``."""
-        from aemix.markov import constant_length
+        from aemix.markov import constant_length, stack_transitions
 
         states = set(chain)
         k = constant_length(chain[0].owner.inputs[-1])
-        if k is None or any(concrete_shape(m) != (k, k) for m in transitions):
+        shape = concrete_shape(stack_transitions(transitions))
+        if k is None or shape is None or shape[-2:] != (k, k):
             return None
         # (every state is categorical, over the K values of a row: `markov_stepo` says so)
         # The initial vector and the transitions read no discrete latent (they are not summed).
@@ -489,10 +492,11 @@ class _Rewriting:
             outputs.extend((old, form, row, t) for row, (t, old) in enumerate(members))
         # Latent outputs first, as aeppl hands a node's values (see `enumerate`).
         outputs.sort(key=lambda o: o[0] in self.observed)
-        k = int(concrete_shape(transitions[0])[0])
+        transition = stack_transitions(transitions)
+        k = int(concrete_shape(transition)[-1])
         op = MarkovChainRV(len(chain), k, *(tuple(o[i] for o in outputs) for i in (1, 2, 3)))
         initial = chain[0].owner.inputs[-1]
-        node = op(initial, stack_transitions(transitions), *inputs, return_list=True)[0].owner
+        node = op(initial, transition, *inputs, return_list=True)[0].owner
         self._replace_by_placeholder([old for old, *_ in outputs], node)
         self.chain_states.update(chain)
         self.applied.extend(Marginalization(rule.name, state, node) for state in chain)

@@ -27,6 +27,7 @@ from the posterior.  The conditional probabilities reported for a state are its 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import aesara.tensor as at
@@ -52,6 +53,8 @@ from aemix.vectorize import batch_node, vectorize_graph
 
 __all__ = [
     "ChainMessages",
+    "BackwardSample",
+    "ChainRecovery",
     "ChainTerms",
     "chain_terms",
     "state_conditionals",
@@ -87,22 +90,9 @@ class ChainMessages(Op):
         super().__init__()
 
     def make_node(self, log_initial, log_transition, emissions):
-        inputs = [at.as_tensor_variable(x, dtype="float64") for x in (log_initial, log_transition)]
-        inputs.append(at.as_tensor_variable(emissions, dtype="float64"))
         core = (1, 2 if self.homogeneous else 3, 2)
-        batch = [x.ndim - c for x, c in zip(inputs, core)]
-        if min(batch) < 0:
-            raise TypeError(f"ChainMessages inputs of {[x.ndim for x in inputs]} dimensions")
-        n_batch = max(batch)
-        inputs = [
-            at.shape_padleft(x, n_batch - b) if b < n_batch else x for x, b in zip(inputs, batch)
-        ]
-        shape = []
-        for axis in range(n_batch):
-            lengths = {x.type.shape[axis] for x in inputs}
-            known = {n for n in lengths if n not in (None, 1)}
-            shape.append(known.pop() if known else (1 if lengths == {1} else None))
-        out = TensorType("float64", shape=(*shape, *inputs[2].type.shape[-2:]))()
+        inputs, batch = _broadcast_batch((log_initial, log_transition, emissions), core)
+        out = TensorType("float64", shape=(*batch, *inputs[2].type.shape[-2:]))()
         return Apply(self, inputs, [out])
 
     def perform(self, node, inputs, outputs):
@@ -149,11 +139,124 @@ def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     return np.log(np.sum(np.exp(x - top), axis=axis)) + np.squeeze(top, axis)
 
 
-@batch_node.register(ChainMessages)
-def _batch_chain_messages(op, node, ctx, *inputs):
-    # The Op broadcasts leading axes: an input shared by every chain gets a length-one chain axis.
+def _broadcast_batch(inputs, core_ndims) -> tuple[list[Variable], tuple]:
+    """``inputs`` as float64 tensors with as many leading (batch) axes each, beyond their
+    ``core_ndims`` axes, and the static shape of the broadcast batch axes."""
+    inputs = [at.as_tensor_variable(x, dtype="float64") for x in inputs]
+    batch = [x.ndim - c for x, c in zip(inputs, core_ndims)]
+    if min(batch) < 0:
+        raise TypeError(f"inputs of {[x.ndim for x in inputs]} dimensions, at least {core_ndims}")
+    n_batch = max(batch)
+    inputs = [at.shape_padleft(x, n_batch - b) if b < n_batch else x for x, b in zip(inputs, batch)]
+    shape = []
+    for axis in range(n_batch):
+        lengths = {x.type.shape[axis] for x in inputs}
+        known = {n for n in lengths if n not in (None, 1)}
+        shape.append(known.pop() if len(known) == 1 else (1 if lengths == {1} else None))
+    return inputs, tuple(shape)
+
+
+def _batch_broadcasting(op, node, ctx, *inputs):
+    # The Ops broadcast leading axes: an input shared by every chain gets a length-one chain axis.
     args = [x if is_batched else at.shape_padleft(x) for x, is_batched in inputs]
-    return [(op(*args), True)]
+    return [(out, True) for out in op(*args, return_list=True)]
+
+
+batch_node.register(ChainMessages)(_batch_broadcasting)
+
+
+class BackwardSample(Op):
+    """Forward-filter backward-sample: a joint draw of a chain's states from its forward messages.
+
+    Inputs ``(alphas, log_transition, uniforms)`` of shapes ``(*B, T, K)``, ``(*B, K, K)``
+    (``homogeneous``) or ``(*B, T - 1, K, K)``, and ``(*B, T)``; outputs the states ``(*B, T)``
+    (int64) and the probabilities each was drawn from, ``(*B, T, K)``: ``Z_{T-1}`` from
+    ``alpha_{T-1}``, then ``Z_t`` from ``alpha_t + L_{t+1}[:, z_{t+1}]``, each by inverse CDF
+    (the number of cumulative probabilities below its uniform, as `aemix.recovery.inverse_cdf`).
+    One node for the whole chain, so that the record's graph does not grow (nor deepen) with
+    ``T``.
+    """
+
+    __props__ = ("homogeneous",)
+
+    def __init__(self, homogeneous: bool):
+        self.homogeneous = homogeneous
+        super().__init__()
+
+    def make_node(self, alphas, log_transition, uniforms):
+        core = (2, 2 if self.homogeneous else 3, 1)
+        inputs, batch = _broadcast_batch((alphas, log_transition, uniforms), core)
+        states = TensorType("int64", shape=(*batch, inputs[0].type.shape[-2]))()
+        probs = TensorType("float64", shape=(*batch, *inputs[0].type.shape[-2:]))()
+        return Apply(self, inputs, [states, probs])
+
+    def perform(self, node, inputs, outputs):
+        alphas, log_transition, uniforms = inputs
+        n_steps, k = alphas.shape[-2:]
+        trans_batch = log_transition.shape[: -2 if self.homogeneous else -3]
+        batch = np.broadcast_shapes(alphas.shape[:-2], trans_batch, uniforms.shape[:-1])
+        alphas = np.broadcast_to(alphas, (*batch, n_steps, k))
+        uniforms = np.broadcast_to(uniforms, (*batch, n_steps))
+        states = np.empty((*batch, n_steps), dtype="int64")
+        probs = np.empty((*batch, n_steps, k))
+        log_p = alphas[..., n_steps - 1, :]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for t in range(n_steps - 1, -1, -1):
+                if t < n_steps - 1:
+                    into_next = log_transition
+                    if not self.homogeneous:
+                        into_next = log_transition[..., t, :, :]
+                    into_next = np.broadcast_to(into_next, (*batch, k, k))
+                    column = np.take_along_axis(into_next, states[..., t + 1, None, None], -1)
+                    log_p = alphas[..., t, :] + column[..., 0]
+                top = np.max(log_p, axis=-1, keepdims=True)
+                p = np.exp(log_p - np.where(np.isfinite(top), top, 0.0))
+                p = p / np.sum(p, axis=-1, keepdims=True)
+                probs[..., t, :] = p
+                below = np.cumsum(p[..., :-1], axis=-1) < uniforms[..., t, None]
+                states[..., t] = np.sum(below, axis=-1)
+        outputs[0][0] = states
+        outputs[1][0] = probs
+
+    def __str__(self):
+        return "MarkovBackwardSample"
+
+
+batch_node.register(BackwardSample)(_batch_broadcasting)
+
+
+@dataclass(frozen=True, eq=False)
+class ChainRecovery:
+    """What a joint draw of one chain's states needs (shared by the `aemix.recovery.Recovery`
+    of each of its states).
+
+    Attributes
+    ----------
+    names
+        The states' names, in the chain's order.
+    alphas
+        ``(T, K)``: the forward messages, in the latents' values.
+    log_transition
+        ``(K, K)`` or ``(T - 1, K, K)``: the log transition probabilities, in the same.
+    """
+
+    names: tuple[str, ...]
+    alphas: Variable
+    log_transition: Variable
+
+    def mapped(self, fn) -> ChainRecovery:
+        """The same with ``fn`` applied to each graph."""
+        return ChainRecovery(self.names, fn(self.alphas), fn(self.log_transition))
+
+    def draws(self, uniforms: dict[str, Variable]) -> tuple[Variable, Variable]:
+        """``(states, probs)`` of a joint draw (`BackwardSample`), given the uniforms of the
+        states named in ``uniforms`` (a state not there is drawn from 0.5, and unused)."""
+        stacked = at.stack(
+            [uniforms.get(name, at.constant(np.float64(0.5))) for name in self.names]
+        )
+        draw = BackwardSample(self.log_transition.ndim == 2)
+        states, probs = draw(self.alphas, self.log_transition, stacked, return_list=True)
+        return states, probs
 
 
 class ChainTerms(NamedTuple):
@@ -207,8 +310,8 @@ def _chain_conditionals(op, values, *inputs):
 def state_conditionals(node: Apply, values, step: int, next_draw: Variable | None):
     """``(log_probs, smoothed)`` of state ``step`` of the chain ``node``, each ``(K,)`` and
     normalized: its conditional given the draw ``next_draw`` of the state after it (``None`` for
-    the last state), from which forward-filter backward-sample draws it, and its smoothed
-    marginal given the data alone (forward-backward)."""
+    the last state), from which forward-filter backward-sample draws it (`BackwardSample` draws
+    every state at once), and its smoothed marginal given the data alone (forward-backward)."""
     terms = chain_terms(node.op, values, *node.inputs)
     with density_build() as build:
         key = ("markov_chain_betas", terms.alphas)
@@ -410,25 +513,24 @@ def vectorized_emission(graphs: list[Variable], is_state, reads, states_name: st
 
 
 def stack_transitions(matrices: list[Variable]) -> Variable:
-    """``P_1, ..., P_{T-1}`` as one tensor: the matrix itself when they are one variable, the slice
-    ``P[a:b]`` when they are ``P[a], P[a + 1], ...`` (constant indices), else their stack."""
+    """``P_1, ..., P_{T-1}`` as one tensor: one ``(K, K)`` matrix when they are all the same (one
+    variable, or equal constants), a ``(T - 1, K, K)`` constant when they are constants (or
+    constant rows of a constant), the slice ``P[a:b]`` when they are ``P[a], P[a + 1], ...``,
+    else their stack."""
     first = matrices[0]
     if all(m is first for m in matrices):
         return first
-    if all(
-        isinstance(m, TensorConstant)
-        and m.type == first.type
-        and np.array_equal(m.data, first.data)
-        for m in matrices
-    ):
-        return first
+    values = [_constant_value(m) for m in matrices]
+    if all(v is not None for v in values):
+        if all(np.array_equal(v, values[0]) for v in values):
+            return at.constant(values[0])
+        return at.constant(np.stack(values))
     base, indices = None, []
     for m in matrices:
         node = m.owner
         if node is None or not isinstance(node.op, Subtensor) or len(node.inputs) != 2:
             break
-        if base is None:
-            base = node.inputs[0]
+        base = node.inputs[0] if base is None else base
         try:
             index = int(get_scalar_constant_value(node.inputs[1]))
         except NotScalarConstantError:
@@ -439,6 +541,21 @@ def stack_transitions(matrices: list[Variable]) -> Variable:
     if len(indices) == len(matrices) and np.all(np.diff(indices) == 1) and indices[0] >= 0:
         return base[indices[0] : indices[-1] + 1]
     return at.stack(matrices)
+
+
+def _constant_value(m: Variable) -> np.ndarray | None:
+    """The value of ``m`` when it is a constant or a constant index of one, else ``None``."""
+    if isinstance(m, TensorConstant):
+        return np.asarray(m.data)
+    node = m.owner
+    if node is not None and isinstance(node.op, Subtensor) and len(node.inputs) == 2:
+        base, index = node.inputs
+        if isinstance(base, TensorConstant):
+            try:
+                return np.asarray(base.data)[int(get_scalar_constant_value(index))]
+            except (NotScalarConstantError, IndexError):
+                return None
+    return None
 
 
 def constant_length(x: Variable) -> int | None:

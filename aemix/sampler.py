@@ -78,7 +78,13 @@ from aemix.ops import (
     constant_branch_value,
     point_mass_beside_density,
 )
-from aemix.recovery import Recovery, draw_graphs, inverse_cdf, recovery_graphs
+from aemix.recovery import (
+    Recovery,
+    draw_graphs,
+    inverse_cdf,
+    map_recoveries,
+    recovery_graphs,
+)
 from aemix.relations import RuleRegistry, registry
 from aemix.results import Moments, SampleResult, SampleSummary
 from aemix.runners import (
@@ -1241,11 +1247,7 @@ class Sampler:
                 shape = shape_of(m.discrete) if r.support.ndim == 1 else ()
                 uniform_shapes[r.name] = shape
                 uniforms[r.name] = at.tensor("float64", shape=shape, name=f"u_{r.name}")
-        in_position = [
-            Recovery(r.name, self._in_position([r.log_probs])[0], r.support, r.draw, r.enclosing)
-            for r in recovery
-            if r.name in needed
-        ]
+        in_position = map_recoveries([r for r in recovery if r.name in needed], self._in_position)
         draws = draw_graphs(in_position, uniforms)
         kept = [r.name for r in recovery if r.name in keep]
         outputs += [draws[name][0] for name in kept]

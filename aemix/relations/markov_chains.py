@@ -38,7 +38,8 @@ def _row_of_time(stacked, time):
 
 
 def markov_stepo(state_et, previous_et, transition_et):
-    r"""Relate a categorical state to the state before it and the transition matrix it reads.
+    r"""Relate a categorical state to the state before it and the transition matrix it reads:
+    one step of a Markov chain, which the forward algorithm sums out.
 
     .. math::
 
