@@ -18,6 +18,11 @@ Two passes, both driven by the rules in `aemix.relations.registry`:
    *unbounded rule*) is summed over a finite range that `aemix.truncation` chooses so that the mass
    left out is below a tolerance.
 
+Before enumeration, every discrete Markov chain that a *chain rule* recognizes (a sequence of
+``categorical(P[z_prev])`` states whose other children each read one state) is summed out as a
+whole by the forward algorithm, ``O(T K^2)`` (`aemix.ops.MarkovChainRV`, `aemix.markov`); a chain
+it does not take is left to the nested enumerations.
+
 Afterwards any discrete latent left is an error: nothing discrete is silently handed to a random walk.
 
 Between the passes, with ``derived=True``, an output that the rewrites left a deterministic function
