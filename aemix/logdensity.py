@@ -140,9 +140,14 @@ def _private_copies(latents, observed):
     aeppl's IR rewrites can rewire the inputs of nodes they share with the graph they were given (a
     node that `joint_logprob` clones keeps its inputs); the marginal model's graph must stay as it
     was, because recovery reads the summed-out variables' conditionals from it afterwards.
+    The observed emissions of a Markov chain are given to aeppl as one variable per emission
+    form (`aemix.markov.pack_observed`).
     """
+    from aemix.markov import pack_observed
+
     equiv = clone_get_equiv([], [*latents, *observed], copy_inputs=False, copy_orphans=False)
-    return [equiv[rv] for rv in latents], {equiv[rv]: data for rv, data in observed.items()}
+    realized = {equiv[rv]: data for rv, data in observed.items()}
+    return [equiv[rv] for rv in latents], pack_observed(realized)
 
 
 def build_logdensity(

@@ -18,6 +18,11 @@ Two passes, both driven by the rules in `aemix.relations.registry`:
    *unbounded rule*) is summed over a finite range that `aemix.truncation` chooses so that the mass
    left out is below a tolerance.
 
+Before enumeration, every discrete Markov chain that a *chain rule* recognizes (a sequence of
+``categorical(P[z_prev])`` states whose other children each read one state) is summed out as a
+whole by the forward algorithm, ``O(T K^2)`` (`aemix.ops.MarkovChainRV`, `aemix.markov`); a chain
+it does not take is left to the nested enumerations.
+
 Afterwards any discrete latent left is an error: nothing discrete is silently handed to a random walk.
 
 Between the passes, with ``derived=True``, an output that the rewrites left a deterministic function
@@ -56,6 +61,7 @@ from aemix.ops import (
     FiniteEnumerationRV,
     MarginalMixtureRV,
     MarginalSwitchRV,
+    MarkovChainRV,
     marginalized_view,
 )
 from aemix.relations import RuleRegistry, registry
@@ -71,7 +77,7 @@ __all__ = [
     "DEFAULT_TAIL_TOLERANCE",
 ]
 
-PLACEHOLDER_OPS = (MarginalMixtureRV, MarginalSwitchRV, FiniteEnumerationRV)
+PLACEHOLDER_OPS = (MarginalMixtureRV, MarginalSwitchRV, FiniteEnumerationRV, MarkovChainRV)
 DEFAULT_SUPPORT_BUDGET = 10_000
 
 
@@ -113,12 +119,14 @@ def _random_inputs(var: Variable) -> list[Variable]:
 
 
 def _absorbed(fgraph: FunctionGraph) -> set[Variable]:
-    """The inputs of placeholder nodes: summed-out variables, absorbed components and children."""
+    """The inputs of placeholder nodes: summed-out variables, absorbed components and children
+    (not a Markov chain's initial vector and transition matrices: parameters, which may be latent
+    variables of the model)."""
     return {
         inp
         for node in fgraph.apply_nodes
         if isinstance(node.op, PLACEHOLDER_OPS)
-        for inp in node.inputs
+        for inp in (node.inputs[2:] if isinstance(node.op, MarkovChainRV) else node.inputs)
     }
 
 
@@ -153,6 +161,8 @@ class Marginalization:
             return int(self.node.inputs[1].data.shape[0])
         if isinstance(self.node.op, MarginalSwitchRV):
             return 2
+        if isinstance(self.node.op, MarkovChainRV):
+            return self.node.op.n_values
         k = self.discrete.owner.inputs[-1].type.shape[-1]
         return None if k is None else int(k)
 
@@ -299,6 +309,7 @@ class _Rewriting:
         self.truncating = truncating or _Truncating()
         self.replaced: dict[Variable, Variable] = {}
         self.applied: list[Marginalization] = []
+        self.chain_states: set[Variable] = set()
 
     # -- pass 1: rewrite rules --------------------------------------------------------------------
 
@@ -379,7 +390,122 @@ class _Rewriting:
             and is_discrete(node.default_output())
             and node.default_output() not in self.observed
             and node.default_output() not in absorbed
+            and node.default_output() not in self.chain_states
         ]
+
+    def markov_chains(self) -> None:
+        """Sum out every discrete Markov chain that a *chain rule* recognizes, by the forward
+        algorithm (`aemix.markov`); any state the rule does not take stays for enumeration."""
+        latents = self.discrete_latents()
+        for rule in self.rules.rules("chain"):
+            steps: dict[Variable, tuple[Variable, Variable]] = {}
+            for state in latents:
+                previous_lv, transition_lv = var(), var()
+                for previous, transition in run(
+                    1,
+                    (previous_lv, transition_lv),
+                    rule.relation(state, previous_lv, transition_lv),
+                ):
+                    steps[state] = (previous, transition)
+            following: dict[Variable, list[Variable]] = {}
+            for state, (previous, _) in steps.items():
+                following.setdefault(previous, []).append(state)
+            for head in latents:
+                if head in steps or len(following.get(head, [])) != 1:
+                    continue
+                chain = [head]
+                while len(following.get(chain[-1], [])) == 1:
+                    chain.append(following[chain[-1]][0])
+                emissions = self._chain_emissions(chain, [steps[s][1] for s in chain[1:]])
+                if emissions is not None:
+                    self._sum_out_chain(rule, chain, [steps[s][1] for s in chain[1:]], emissions)
+            latents = [v for v in latents if v not in self.chain_states]
+
+    def _chain_emissions(self, chain, transitions) -> list[list[Apply]] | None:
+        """Each state's children other than the next state, when ``chain`` is a Markov chain the
+        forward algorithm can sum out (every state latent with the same ``K`` values, each child
+        a random variable that reads one state, nothing else discrete read); else ``None``."""
+        from aemix.markov import constant_length, stack_transitions
+
+        states = set(chain)
+        k = constant_length(chain[0].owner.inputs[-1])
+        shape = concrete_shape(stack_transitions(transitions))
+        if k is None or shape is None or shape[-2:] != (k, k):
+            return None
+        # (every state is categorical, over the K values of a row: `markov_stepo` says so)
+        # The initial vector and the transitions read no discrete latent (they are not summed).
+        for v in (chain[0].owner.inputs[-1], *transitions):
+            if any(is_discrete(r) and r not in self.observed for r in _random_inputs(v)):
+                return None
+        emissions, seen = [], set()
+        for t, state in enumerate(chain):
+            mine = [
+                c
+                for c in self.children_of(state)
+                if t + 1 == len(chain) or c is not chain[t + 1].owner
+            ]
+            for child in mine:
+                out = child.default_output() if isinstance(child.op, RandomVariable) else None
+                if out is None or child in seen or out in states:
+                    return None
+                if is_discrete(out) and out not in self.observed:
+                    return None
+                reads = {r for i in child.inputs[3:] for r in _random_inputs(i)}
+                if any(r is not state and is_discrete(r) and r not in self.observed for r in reads):
+                    return None
+                seen.add(child)
+            emissions.append(mine)
+        return emissions if seen else None
+
+    def _sum_out_chain(self, rule, chain, transitions, emissions) -> bool:
+        """Replace the emissions of ``chain`` by one `MarkovChainRV`, each group of per-step
+        copies of one form by one random variable over their steps; ``False`` (nothing changed)
+        when a group is not copies of one form."""
+        from aemix.markov import stack_transitions, vectorized_emission
+
+        states = set(chain)
+        own = {child.default_output() for children in emissions for child in children}
+        reads_memo: dict[Variable, bool] = {}
+
+        def reads(v: Variable) -> bool:
+            """Whether ``v`` reads a state (not through another random variable's value)."""
+            if v not in reads_memo:
+                if v in states:
+                    reads_memo[v] = True
+                elif v.owner is None or (isinstance(v.owner.op, RandomVariable) and v not in own):
+                    reads_memo[v] = False
+                else:
+                    reads_memo[v] = any(reads(i) for i in v.owner.inputs)
+            return reads_memo[v]
+
+        # Per step, the emissions by distribution and position: one group per form.
+        groups: dict[tuple, list[tuple[int, Variable]]] = {}
+        for t, children in enumerate(emissions):
+            counts: dict = {}
+            for child in children:
+                position = counts[child.op] = counts.get(child.op, -1) + 1
+                groups.setdefault((child.op, position), []).append((t, child.default_output()))
+        name = f"{_describe(chain[0])}..{_describe(chain[-1])}"
+        inputs, outputs = [], []  # outputs: (old, form, row, step)
+        for form, members in enumerate(groups.values()):
+            pair = vectorized_emission(
+                [old for _, old in members], lambda v: v in states, reads, name
+            )
+            if pair is None:
+                return False
+            inputs.extend(pair)
+            outputs.extend((old, form, row, t) for row, (t, old) in enumerate(members))
+        # Latent outputs first, as aeppl hands a node's values (see `enumerate`).
+        outputs.sort(key=lambda o: o[0] in self.observed)
+        transition = stack_transitions(transitions)
+        k = int(concrete_shape(transition)[-1])
+        op = MarkovChainRV(len(chain), k, *(tuple(o[i] for o in outputs) for i in (1, 2, 3)))
+        initial = chain[0].owner.inputs[-1]
+        node = op(initial, transition, *inputs, return_list=True)[0].owner
+        self._replace_by_placeholder([old for old, *_ in outputs], node)
+        self.chain_states.update(chain)
+        self.applied.extend(Marginalization(rule.name, state, node) for state in chain)
+        return True
 
     def support_of(self, discrete: Variable):
         for rule in self.rules.rules("support"):
@@ -464,6 +590,17 @@ class _Rewriting:
                     return rule.name, cuts
         return None, None
 
+    def _replace_by_placeholder(self, olds: list[Variable], node: Apply) -> None:
+        """Replace the variables ``olds`` by the outputs of the placeholder ``node``, in order."""
+        replacements = []
+        for old, new in zip(olds, node.outputs):
+            new.name = old.name
+            replacements.append((old, new))
+            self.replaced[old] = new
+            if old in self.observed:
+                self.observed.add(new)
+        self.fgraph.replace_all(replacements, import_missing=True)
+
     def _absorbing_node(self, node: Apply) -> Apply:
         """The placeholder that absorbed ``node`` (transitively), or ``node`` itself."""
         while True:
@@ -547,14 +684,7 @@ class _Rewriting:
         else:
             op = ChangePointRV(tuple(cuts[old.owner] for old in olds))
         node = op(discrete, grid, *inputs, return_list=True)[0].owner
-        replacements = []
-        for old, new in zip(olds, node.outputs):
-            new.name = old.name
-            replacements.append((old, new))
-            self.replaced[old] = new
-            if old in self.observed:
-                self.observed.add(new)
-        self.fgraph.replace_all(replacements, import_missing=True)
+        self._replace_by_placeholder(olds, node)
         self.applied.append(
             Marginalization(
                 cut_rule or (rule.name if rule else "finite_support"), discrete, node, truncation
@@ -823,11 +953,14 @@ def marginalize(
     state = _Rewriting(fgraph, {equiv[v] for v in observed if v in equiv}, rules, truncating)
     state.apply_rewrite_rules()
     derived_indices = state.detach_derived(len(outputs)) if derived else []
+    state.markov_chains()
     # Innermost first: a discrete variable's children may include placeholders of later ones.
     for discrete in reversed(state.discrete_latents()):
         state.enumerate(discrete, support_budget, on_budget)
 
     current = {v for node in fgraph.apply_nodes for v in node.outputs}
+    # A Markov chain's states are no longer in the graph: its placeholder reads its emissions.
+    current.update(state.chain_states)
     original_to_marginal: dict[Variable, Variable] = {}
     for original, clone in equiv.items():
         while clone in state.replaced:

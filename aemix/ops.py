@@ -37,6 +37,7 @@ __all__ = [
     "FiniteEnumerationRV",
     "ChangePointRV",
     "Cut",
+    "MarkovChainRV",
     "Conditionals",
     "marginal_conditionals",
     "logsumexp",
@@ -434,6 +435,56 @@ class ChangePointRV(FiniteEnumerationRV):
         return "ChangePoint"
 
 
+class MarkovChainRV(Op):
+    """The joint of the emissions of a discrete Markov chain, with every state summed out.
+
+    The chain is ``Z_0 ~ Cat(p_0)``, ``Z_t ~ Cat(P_t[Z_{t-1}])``, ``t < length``, with
+    ``n_values`` values per state.  Inputs are ``(p_0, P, *emissions)``: ``P`` is the ``(K, K)``
+    transition matrix or the ``(T - 1, K, K)`` stack of ``P_1..P_{T-1}``, and each emission is a
+    pair ``(S, Y)``: ``Y`` a random variable with a leading axis over the steps it is drawn at,
+    whose parameters read the vector ``S`` (an input standing for those steps' states).  That is
+    the emissions of the user's model, one variable per step, vectorized over the steps where
+    they are copies of one form (`aemix.markov.common_form`).  The outputs stand for the user's
+    variables: output ``i`` is row ``rows[i]`` of emission ``forms[i]``, drawn at step
+    ``steps[i]``.  Its density is the forward algorithm's (`aemix.markov`), ``O(T K^2)``.
+
+    ``packed()`` is the same density with one output per emission (all its rows), which the
+    log-density is built from when every output is observed: aeppl clones a node once per
+    valued output, with all its outputs, which for ``T`` outputs costs ``O(T^2)``.
+    """
+
+    __props__ = ("length", "n_values", "forms", "rows", "steps", "is_packed")
+
+    def __init__(self, length: int, n_values: int, forms, rows, steps, is_packed=False):
+        self.length = length
+        self.n_values = n_values
+        self.forms = tuple(forms)
+        self.rows = tuple(rows)
+        self.steps = tuple(steps)
+        self.is_packed = is_packed
+        super().__init__()
+
+    def packed(self) -> MarkovChainRV:
+        """The Op with one output per emission, its rows in order."""
+        return MarkovChainRV(
+            self.length, self.n_values, self.forms, self.rows, self.steps, is_packed=True
+        )
+
+    def make_node(self, initial, transition, *emissions):
+        inputs = [at.as_tensor_variable(v) for v in (initial, transition, *emissions)]
+        ys = inputs[3::2]
+        if self.is_packed:
+            return Apply(self, inputs, [y.type() for y in ys])
+        types = [TensorType(ys[f].type.dtype, shape=ys[f].type.shape[1:]) for f in self.forms]
+        return Apply(self, inputs, [t() for t in types])
+
+    def perform(self, node, inputs, outputs):
+        raise NotImplementedError("MarkovChainRV is a density placeholder and cannot be evaluated")
+
+    def __str__(self):
+        return "MarkovChain"
+
+
 def _children_logprobs(children, values) -> list[Variable]:
     """The log-density of each child node at its values.
 
@@ -620,7 +671,7 @@ def _marginal_logprob(op, values, *inputs, **kwargs):
     return [at.sum(total)] + [at.zeros(()) for _ in values[1:]]
 
 
-PLACEHOLDER_TYPES = (MarginalMixtureRV, MarginalSwitchRV, FiniteEnumerationRV)
+PLACEHOLDER_TYPES = (MarginalMixtureRV, MarginalSwitchRV, FiniteEnumerationRV, MarkovChainRV)
 for _op_type in PLACEHOLDER_TYPES:
     MeasurableVariable.register(_op_type)
     _logprob.register(_op_type)(_marginal_logprob)

@@ -16,6 +16,7 @@ it out), so the discrete variable inside it is drawn from its prior.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import aesara.tensor as at
@@ -25,10 +26,12 @@ from aesara.graph.basic import Constant, Variable, ancestors
 from aesara.tensor.random.op import RandomVariable
 
 from aemix.dependence import Dependence, substitute
+from aemix.markov import ChainRecovery, chain_terms, state_conditionals
 from aemix.ops import (
     FiniteEnumerationRV,
     MarginalMixtureRV,
     MarginalSwitchRV,
+    MarkovChainRV,
     density_build,
     logsumexp,
     marginal_conditionals,
@@ -36,7 +39,7 @@ from aemix.ops import (
 )
 from aemix.vectorize import vectorize_graph
 
-__all__ = ["Recovery", "recovery_graphs", "inverse_cdf", "draw_graphs"]
+__all__ = ["Recovery", "recovery_graphs", "inverse_cdf", "draw_graphs", "map_recoveries"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,11 @@ class Recovery:
         inside it.
     enclosing
         Names of the variables whose draws ``log_probs`` reads.
+    marginal
+        ``log P(D = d_k | latents, data)``, the support's axis last, not given the draws of the
+        ``enclosing`` variables, where it is known in closed form (a Markov chain's state: its
+        smoothed marginal by forward-backward); else ``None``.  The sampler reports it as the
+        variable's conditional probabilities.
     """
 
     name: str
@@ -65,6 +73,29 @@ class Recovery:
     support: np.ndarray
     draw: Variable
     enclosing: tuple[str, ...]
+    marginal: Variable | None = None
+    chain: ChainRecovery | None = None
+
+    @property
+    def given(self) -> tuple[str, ...]:
+        """The variables whose draws the reported conditional probabilities are given."""
+        return () if self.marginal is not None else self.enclosing
+
+
+def map_recoveries(recoveries: list[Recovery], fn) -> list[Recovery]:
+    """``recoveries`` with every graph they draw from (``log_probs``, a chain's messages)
+    rewritten by ``fn`` (a list of graphs to a list of graphs), in one call; the states of one
+    Markov chain keep sharing one `aemix.markov.ChainRecovery`."""
+    chains = list(dict.fromkeys(r.chain for r in recoveries if r.chain is not None))
+    graphs = [r.log_probs for r in recoveries]
+    graphs += [g for c in chains for g in (c.alphas, c.log_transition)]
+    mapped = iter(fn(graphs))
+    log_probs = [next(mapped) for _ in recoveries]
+    new_chains = {c: ChainRecovery(c.names, next(mapped), next(mapped)) for c in chains}
+    return [
+        dataclasses.replace(r, log_probs=lp, chain=new_chains.get(r.chain))
+        for r, lp in zip(recoveries, log_probs)
+    ]
 
 
 def _prior_log_probs(discrete: Variable, support: Variable, joint: bool) -> Variable:
@@ -110,14 +141,36 @@ def _recoveries(model, rv_to_value, value_of, build) -> dict:
     drawn: dict[Variable, Variable] = {}
     names: dict[Variable, str] = {}
     recoveries = {}
+    chains: dict = {}  # a Markov chain's placeholder -> its states, in order
+    chain_recoveries: dict = {}
+    for m in model.marginalizations:
+        if isinstance(m.node.op, MarkovChainRV):
+            chains.setdefault(m.node, []).append(m.discrete)
     for m in reversed(model.marginalizations):
         node, discrete = m.node, m.discrete
         valued = [value_of.get(out) for out in m.outputs]
         if any(v is None for v in valued):
             raise RuntimeError(f"no value for the outputs of {discrete.name}'s placeholder")
         values = [value for value, _ in valued]
-        log_joint, support = marginal_conditionals(node.op, values, *node.inputs)
-        log_probs = log_joint - logsumexp(log_joint, axis=0)
+        marginal = chain = None
+        if isinstance(node.op, MarkovChainRV):
+            # Forward-filter backward-sample: given the draw of the state after this one.
+            states = chains[node]
+            step = states.index(discrete)
+            next_draw = drawn[states[step + 1]] if step + 1 < len(states) else None
+            log_probs, marginal = state_conditionals(node, values, step, next_draw)
+            if node not in chain_recoveries:
+                terms = chain_terms(node.op, values, *node.inputs)
+                chain_recoveries[node] = ChainRecovery(
+                    tuple(v.name for v in states),
+                    substitute(terms.alphas, rv_to_value, to_value),
+                    substitute(terms.log_transition, rv_to_value, to_value),
+                )
+            chain = chain_recoveries[node]
+            support = at.constant(np.arange(node.op.n_values))
+        else:
+            log_joint, support = marginal_conditionals(node.op, values, *node.inputs)
+            log_probs = log_joint - logsumexp(log_joint, axis=0)
         gates = [gate for _, gate in valued if gate is not None]
         if gates:
             joint = isinstance(node.op, FiniteEnumerationRV) and not node.op.elementwise
@@ -133,6 +186,8 @@ def _recoveries(model, rv_to_value, value_of, build) -> dict:
         read = dependence.reads(log_probs)
         enclosing = tuple(d for d in drawn if drawn[d] in read)
         log_probs = substitute(log_probs, rv_to_value, to_value)
+        if marginal is not None:
+            marginal = at.moveaxis(substitute(marginal, rv_to_value, to_value), 0, -1)
         support_value = support.data if isinstance(support, Constant) else support
         if isinstance(support_value, Variable):
             support_value = support_value.eval()
@@ -147,6 +202,8 @@ def _recoveries(model, rv_to_value, value_of, build) -> dict:
             np.asarray(support_value),
             draw,
             tuple(names[d] for d in enclosing),
+            marginal,
+            chain,
         )
         _pass_values_inward(node, valued, draw, value_of)
     _check_no_random_variables(recoveries.values())
@@ -156,6 +213,7 @@ def _recoveries(model, rv_to_value, value_of, build) -> dict:
 def _check_no_random_variables(recoveries) -> None:
     """Every conditional reads values only (one walk over all of them: they share their graphs)."""
     graphs = [r.log_probs for r in recoveries]
+    graphs += [r.marginal for r in recoveries if r.marginal is not None]
     if any(
         v.owner is not None and isinstance(v.owner.op, RandomVariable) for v in ancestors(graphs)
     ):
@@ -221,8 +279,18 @@ def draw_graphs(recoveries: list[Recovery], uniforms: dict[str, Variable]) -> di
     for r in recoveries:
         dependence.track(r.draw)
 
+    chain_draws: dict = {}
+
     def visit(r: Recovery):
         if r.name in out:
+            return out[r.name]
+        if r.chain is not None:
+            # Every state of a Markov chain in one joint draw (forward-filter backward-sample).
+            if r.chain not in chain_draws:
+                chain_draws[r.chain] = r.chain.draws(uniforms)
+            states, probs = chain_draws[r.chain]
+            step = r.chain.names.index(r.name)
+            out[r.name] = (states[step].astype(r.support.dtype), probs[step])
             return out[r.name]
         replacements = {by_name[e].draw: visit(by_name[e])[0] for e in r.enclosing}
         log_probs = r.log_probs
@@ -235,6 +303,8 @@ def draw_graphs(recoveries: list[Recovery], uniforms: dict[str, Variable]) -> di
         out[r.name] = (inverse_cdf(uniforms[r.name], probs, r.support), probs)
         return out[r.name]
 
-    for r in recoveries:
+    # Outermost first (the reverse of elimination), so that `visit` never recurses deeper than
+    # one level (a Markov chain of T states would otherwise recurse T levels).
+    for r in reversed(recoveries):
         visit(r)
     return out

@@ -270,8 +270,11 @@ class SampleResult:
         ``D``'s elements were summed out one by one, ``(n_chains, n_samples, K ** n)`` over its
         joint configurations (in ``itertools.product(support, repeat=n)`` order) when they were
         summed out together.  "rest" is the latents, the data and, for a variable summed out
-        inside another, that variable's draw (`Sampler.conditionals_given`).  Computed on first
-        access (it is ``K`` times larger than the draws) and then kept.
+        inside another, that variable's draw (`Sampler.conditionals_given`); for a state of a
+        Markov chain (the ``markov_chain`` rule) it is the latents and the data alone: its
+        smoothed marginal ``P(z_t = k | latents, data)`` by forward-backward, although its draws
+        are made jointly, by forward-filter backward-sample.  Computed on first access (it is
+        ``K`` times larger than the draws) and then kept.
         """
         if self._conditionals is None:
             self._conditionals = (

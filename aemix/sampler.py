@@ -81,10 +81,17 @@ from aemix.ops import (
     ChangePointRV,
     FiniteEnumerationRV,
     MarginalSwitchRV,
+    MarkovChainRV,
     constant_branch_value,
     point_mass_beside_density,
 )
-from aemix.recovery import Recovery, draw_graphs, inverse_cdf, recovery_graphs
+from aemix.recovery import (
+    Recovery,
+    draw_graphs,
+    inverse_cdf,
+    map_recoveries,
+    recovery_graphs,
+)
 from aemix.relations import RuleRegistry, registry
 from aemix.results import SampleResult, SampleSummary
 from aemix.runners import (
@@ -1091,9 +1098,12 @@ class Sampler:
         is given: those it was summed out inside (`aemix.recovery`), empty for the outermost.
 
         ``result.conditional_probabilities[name]`` is ``P(name | latents, data, given)``; the
-        draws are joint draws from the posterior of all of them.
+        draws are joint draws from the posterior of all of them.  A state of a Markov chain is
+        drawn given the draw of the state after it (forward-filter backward-sample), but its
+        conditional probabilities are its smoothed marginal ``P(z_t | latents, data)``
+        (forward-backward), given no other draw: its entry here is empty.
         """
-        return {r.name: r.enclosing for r in self._recovery_graphs()}
+        return {r.name: r.given for r in self._recovery_graphs()}
 
     def _recovery_graphs(self) -> list[Recovery]:
         """Per marginalization, how to draw its discrete variable (`aemix.recovery`), in the
@@ -1118,7 +1128,7 @@ class Sampler:
         recovery = self._recovery_graphs()
         if not recovery:
             return {}
-        needed = list(self.latent) + [e for r in recovery for e in r.enclosing]
+        needed = list(self.latent) + [e for r in recovery for e in r.given]
         _require_draws(
             draws,
             needed,
@@ -1127,13 +1137,14 @@ class Sampler:
         )
         fn = self._compiled.get("conditionals")
         draw_vars = {r.name: r.draw for r in recovery}
-        enclosing = list(dict.fromkeys(e for r in recovery for e in r.enclosing))
+        enclosing = list(dict.fromkeys(e for r in recovery for e in r.given))
         if fn is None:
             inputs = [*self._density.value_vars, *(draw_vars[e] for e in enclosing)]
             batched_inputs = [
                 at.tensor(v.type.dtype, shape=(None, *v.type.shape), name=v.name) for v in inputs
             ]
-            graphs = [at.exp(r.log_probs) for r in recovery]
+            # (a Markov chain's states: their smoothed marginals, given no other draw)
+            graphs = [at.exp(r.log_probs if r.marginal is None else r.marginal) for r in recovery]
             batched = vectorize_graph(graphs, dict(zip(inputs, batched_inputs)))
             fn = aesara.function(batched_inputs, batched, on_unused_input="ignore", mode=self.mode)
             self._compiled["conditionals"] = fn
@@ -1429,11 +1440,7 @@ class Sampler:
                 shape = shape_of(m.discrete) if r.support.ndim == 1 else ()
                 uniform_shapes[r.name] = shape
                 uniforms[r.name] = at.tensor("float64", shape=shape, name=f"u_{r.name}")
-        in_position = [
-            Recovery(r.name, self._in_position([r.log_probs])[0], r.support, r.draw, r.enclosing)
-            for r in recovery
-            if r.name in needed
-        ]
+        in_position = map_recoveries([r for r in recovery if r.name in needed], self._in_position)
         draws = draw_graphs(in_position, uniforms)
         kept = [r.name for r in recovery if r.name in keep]
         outputs += [draws[name][0] for name in kept]
@@ -1722,7 +1729,13 @@ class Sampler:
         loop: fused C loop over chains and steps (7 scalar inputs per step, 36 scalar operations)
         """
         lines = ["marginalized:" if self._model.marginalizations else "marginalized: none"]
+        chains = set()
         for m in self._model.marginalizations:
+            if isinstance(m.node.op, MarkovChainRV):
+                if m.node not in chains:
+                    chains.add(m.node)
+                    lines += _explain_chain(self._model, m.node)
+                continue
             enumeration = isinstance(m.node.op, FiniteEnumerationRV)
             inputs = m.node.inputs[2:] if enumeration else m.node.inputs[1:]
             how = ""
@@ -1785,6 +1798,25 @@ class Sampler:
             f"Sampler(latent={self.latent}, marginalized={self.marginalized}, "
             f"observed={self.observed}{derived})"
         )
+
+
+def _explain_chain(model: MarginalModel, node) -> list[str]:
+    """``explain()``'s lines for the states of one Markov chain (`aemix.markov`)."""
+    op = node.op
+    states = [m.discrete for m in model.marginalizations if m.node is node]
+    first, last = states[0], states[-1]
+    how = "time-varying" if node.inputs[1].ndim == 3 else "one"
+    names = [o.name or "?" for o in node.outputs]
+    shown = ", ".join(names) if len(names) <= 4 else f"{names[0]}, ..., {names[-1]}"
+    return [
+        f"  {first.name}, ..., {last.name} ~ categorical ({op.length} states of {op.n_values} "
+        f"values, {how} transition matrix), rule 'markov_chain': a Markov chain summed out by "
+        f"the forward algorithm, O(T K^2); its {len(names)} emissions {shown} = "
+        f"{op}({first.name}..{last.name}; {len(node.inputs[2:]) // 2} emission form(s))",
+        "    recovered jointly by forward-filter backward-sample; conditional probabilities are "
+        "the smoothed marginals; the forward recursion is one node (MarkovForward) that the "
+        "fused C loop cannot lower, so the chains run in the scan loop",
+    ]
 
 
 def _discrete_originals(model: MarginalModel) -> list[Variable]:

@@ -331,6 +331,9 @@ def _batch_subtensor(op, node, ctx, x, *index_inputs):
         for i in indices
     ):
         raise VectorizationError(op, "a slice whose bounds differ between chains")
+    if len(indices) == 1 and not x_batched:
+        # theta[i] with i per chain: the rows of theta that the chains' indices pick.
+        return [(x[indices[0]], True)]
     # ``x[i, :, j]`` with per-chain scalars: ``x[rows, i, :, j]``, every integer index an
     # advanced index of the chains' shape (NumPy puts that axis first).
     key = [

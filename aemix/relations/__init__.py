@@ -1,6 +1,6 @@
 """Marginalization rules as data: miniKanren relations over expression tuples, in one registry.
 
-There are four kinds of rule.  A ``"rewrite"`` rule is a relation ``rule(model_et, marginal_et)``: a
+There are five kinds of rule.  A ``"rewrite"`` rule is a relation ``rule(model_et, marginal_et)``: a
 kanren goal that holds when ``marginal_et`` is the marginal form of the sub-graph ``model_et`` (an
 indexed mixture, a Bernoulli switch).  A ``"support"`` rule is a relation ``rule(rv_et, support)``
 that gives the finite support of a discrete distribution; the general enumeration rule sums any
@@ -9,7 +9,10 @@ discrete latent with a known finite support out of the variables that depend on 
 has no end; it is summed over a range that `aemix.truncation` chooses.  A ``"threshold"`` rule
 ``rule(mask_et, discrete, cut)`` recognizes a mask that compares a time index with a discrete
 scalar (``arange(T) < tau``): when every child reads the variable only through such masks, the
-enumeration sums it out by cumulative sums in ``O(T + K)`` (a change point).  Rules never touch
+enumeration sums it out by cumulative sums in ``O(T + K)`` (a change point).  A ``"chain"`` rule
+``rule(state_et, previous, transition)`` recognizes one step of a discrete Markov chain
+(``categorical(P[z_prev])``): a sequence of such steps whose other children each read one state
+is summed out by the forward algorithm in ``O(T K^2)`` (`aemix.markov`).  Rules never touch
 a FunctionGraph; the generic rewrites in `aemix.marginalize` apply them.  List them with
 ``list(registry)``, look one up with ``registry["indexed_mixture"]``, and add your own with
 `registry.register`.
@@ -21,13 +24,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from aemix.relations.change_points import change_pointo
+from aemix.relations.markov_chains import markov_stepo
 from aemix.relations.mixtures import indexed_mixtureo
 from aemix.relations.supports import finite_supporto, unbounded_supporto
 from aemix.relations.switches import switch_mixtureo
 
 __all__ = ["Rule", "RuleRegistry", "registry", "KINDS"]
 
-KINDS = ("rewrite", "support", "unbounded", "threshold")
+KINDS = ("rewrite", "support", "unbounded", "threshold", "chain")
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,9 @@ class RuleRegistry:
         (``relation(rv_et, support)``), ``"unbounded"`` (``relation(rv_et, low)``: a count whose
         support ``{low, low + 1, ...}`` has no end, summed over a truncated range) or
         ``"threshold"`` (``relation(mask_et, discrete, cut)``: a mask that changes at a discrete
-        scalar, with its `aemix.ops.Cut`).
+        scalar, with its `aemix.ops.Cut`) or ``"chain"`` (``relation(state_et, previous,
+        transition)``: a categorical state drawn from the row of a transition matrix that the
+        previous state picks).
         """
         if kind not in KINDS:
             raise ValueError(f"rule kind must be one of {KINDS}, got {kind!r}")
@@ -112,3 +118,4 @@ registry.register("switch_mixture", switch_mixtureo)
 registry.register("finite_support", finite_supporto, kind="support")
 registry.register("truncated_count", unbounded_supporto, kind="unbounded")
 registry.register("change_point", change_pointo, kind="threshold")
+registry.register("markov_chain", markov_stepo, kind="chain")
