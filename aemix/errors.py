@@ -140,6 +140,8 @@ def describe_operation(op: object) -> str:
     from aesara.tensor.random.op import RandomVariable
 
     name = type(op).__name__
+    if isinstance(getattr(op, "description", None), str):  # an aemix Op says what it does
+        return op.description
     if isinstance(op, CheckAndRaise):
         return f"the check {op.msg!r}"
     if isinstance(op, Elemwise):

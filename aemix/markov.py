@@ -82,6 +82,11 @@ class ChainMessages(Op):
     (``-inf`` where every term is).  No gradient: the samplers are random walks.
     """
 
+    @property
+    def description(self) -> str:
+        """The operation in a model's words (`aemix.errors.describe_operation`)."""
+        return "the Markov chain's forward recursion"
+
     __props__ = ("forward", "homogeneous")
 
     def __init__(self, forward: bool, homogeneous: bool):
@@ -176,6 +181,11 @@ class BackwardSample(Op):
     One node for the whole chain, so that the record's graph does not grow (nor deepen) with
     ``T``.
     """
+
+    @property
+    def description(self) -> str:
+        """The operation in a model's words (`aemix.errors.describe_operation`)."""
+        return "the Markov chain's backward sampling"
 
     __props__ = ("homogeneous",)
 

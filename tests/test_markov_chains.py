@@ -251,12 +251,15 @@ def test_an_emission_reading_two_states_falls_back_to_enumeration():
     np.testing.assert_allclose(sampler.logdensity({"mu": mu_v}), expected, rtol=1e-9)
 
 
-def test_a_second_order_chain_is_not_taken_by_the_rule():
+@pytest.mark.parametrize("n_steps", [4, 6])
+def test_a_second_order_chain_is_summed_exactly_by_nested_enumeration(n_steps):
     """``z_t ~ Cat(Q[z_{t-2}, z_{t-1}])``: the rule's relation matches ``Q[z_{t-2}]`` as a
-    time-varying matrix, which reads a state, so the chain rule refuses it.  The enumeration it
-    falls back to refuses it too (an index by two summed-out states), naming a state, rather
-    than give a density (the elimination of issue 11's first item is to take it)."""
-    n_steps, k = 5, 2
+    time-varying matrix, which reads a state, so the chain rule leaves it; the nested
+    enumeration takes it (an index by two summed-out states batches per chain), and its density
+    is the brute-force sum over every path."""
+    import itertools
+
+    k = 2
     rng = np.random.default_rng(4)
     second = rng.dirichlet(np.ones(k), size=(k, k))
     srng = at.random.RandomStream(0)
@@ -268,8 +271,16 @@ def test_a_second_order_chain_is_not_taken_by_the_rule():
         states.append(srng.categorical(row, name=f"z{t}"))
     data = rng.normal(size=n_steps)
     observed = {srng.normal(mu[z], 1.0, name=f"y{t}"): data[t] for t, z in enumerate(states)}
-    with pytest.raises(aemix.MarginalizationError, match="z[0-9]"):
-        aemix.build_sampler(list(observed), observed, mode=FAST)
+    sampler = aemix.build_sampler(list(observed), observed, mode=FAST)
+    assert "markov_chain" not in sampler.explain()
+    for m in (np.array([0.3, -1.2]), np.array([-2.0, 0.5]), np.array([1.0, 1.0])):
+        terms = []
+        for path in itertools.product(range(k), repeat=n_steps):
+            lp = np.log([0.3, 0.7][path[0]]) + np.log(P2[path[0], path[1]])
+            lp += sum(np.log(second[path[t - 2], path[t - 1], path[t]]) for t in range(2, n_steps))
+            terms.append(lp + st.norm(m[list(path)], 1.0).logpdf(data).sum())
+        exact = logsumexp(terms) + st.norm(0.0, 1.0).logpdf(m).sum()
+        assert sampler.logdensity({"mu": m}) == pytest.approx(exact, rel=1e-12, abs=1e-12)
 
 
 def test_explain_names_the_chain_and_the_scan_loop():
@@ -279,7 +290,7 @@ def test_explain_names_the_chain_and_the_scan_loop():
     assert "z0, ..., z5 ~ categorical (6 states of 2 values, one transition matrix)" in text
     assert "forward-filter backward-sample" in text
     assert "scan (" in text.splitlines()[-1]
-    assert "MarkovForward" in text.splitlines()[-1]
+    assert "forward recursion" in text.splitlines()[-1]
 
 
 def test_recovered_states_are_joint_posterior_draws():
