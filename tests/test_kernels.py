@@ -117,7 +117,7 @@ def test_gradient_kernel_draws_agree_with_the_conjugate_regression(kernel, loop)
 @pytest.mark.slow
 @pytest.mark.parametrize("kernel", ["mala", "hmc"])
 def test_gradient_kernel_draws_the_seed_mixture_moments(kernel):
-    sampler = aemix.build_sampler(seed_model()[2])
+    sampler = aemix.build_sampler({"Y": seed_model()[2]})
     n = max(200, int(1000 * stat_scale()))
     result = sampler.sample(n, n_chains=64, seed=2, warmup=500, thin=1, kernel=kernel)
     y = result.draws["Y"]
