@@ -265,6 +265,7 @@ class FusedRunner(DrawStore):
             sink,
             offset,
             self.n_threads,
+            self.program.data,
         )
         return Block(*outs)
 

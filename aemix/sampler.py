@@ -813,6 +813,7 @@ class Sampler:
         """A function that makes a fresh runner (`aemix.runners`) of the loop ``loop`` asks for
         (`sample`'s ``loop``), keeping ``keep``; the fused loop's program is built once."""
         if loop == "fused" or (loop == "auto" and self._fused_ok(keep)):
+            self._fused_function(keep)  # checked and compiled (or refused) before anything runs
             program = self._fused_program(keep)
 
             def new_runner():
@@ -1414,19 +1415,20 @@ class Sampler:
         return inputs, shapes, outputs, info
 
     def _lower_step_for_fused_loop(self):
-        density = self._density
-        position, dim = density.position, density.dim
-        step = lower_to_scalars(*self._rmh_step_graph()[:3])
-        self._check_lowering(lower_to_scalars([position], [(dim,)], [density.logdensity]))
-        return step
+        return lower_to_scalars(*self._rmh_step_graph()[:3])
 
-    def _check_lowering(self, lowered) -> None:
+    def _check_lowering(self) -> bool:
         """Compare the lowered log-density with Aesara's at two prior draws (a guard against a
-        lowering rule that is wrong for this model)."""
+        lowering rule that is wrong for this model), before the fused loop is first compiled.
+
+        Not part of the lowering, which `explain` shows without compiling anything: this check
+        compiles the prior draws and the batched log-density (which sampling compiles anyway)."""
+        density = self._density
         try:
             points = self.initial_positions(2, np.random.default_rng(20261124))
         except InitializationError:
-            return
+            return True
+        lowered = lower_to_scalars([density.position], [(density.dim,)], [density.logdensity])
         check = composite(list(lowered.inputs[0].flat), [lowered.outputs[0].item()])
         expected = self._logdensity_batch(points)
         for point, want in zip(points, expected):
@@ -1437,6 +1439,7 @@ class Sampler:
                     f"self-check failed: the lowered log-density is {got!r} where Aesara's is "
                     f"{want!r}"
                 )
+        return True
 
     def _lower_record(self, step, keep: tuple[str, ...]) -> FusedProgram:
         try:
@@ -1497,6 +1500,12 @@ class Sampler:
     def _fused_function(self, keep: tuple[str, ...] | None = None):
         keep = self._every if keep is None else keep
         program = self._fused_program(keep)
+        self._cached_or_refused(
+            "fused_check",
+            self._check_lowering,
+            Exception,
+            "the model does not lower to scalar code",
+        )
         return self._cached_or_refused(
             ("fused", keep),
             lambda: compile_loop(program),
@@ -1566,9 +1575,14 @@ class Sampler:
             program = self._fused_program()
         except FusedLoopError as exc:
             return f"scan ({exc})"
-        failure = self._compiled.get(("fused", self._every))
-        if isinstance(failure, FusedLoopError):
-            return f"scan ({failure})"
+        # What the lowering alone says, unless the self-check or the compile (at the first
+        # `sample`) has refused it since.
+        for failure in (
+            self._compiled.get("fused_check"),
+            self._compiled.get(("fused", self._every)),
+        ):
+            if isinstance(failure, FusedLoopError):
+                return f"scan ({failure})"
         text = (
             f"fused C loop over chains and steps ({program.step.nin} scalar inputs per step, "
             f"{len(program.step.fgraph.apply_nodes)} scalar operations)"
