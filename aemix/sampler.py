@@ -437,8 +437,14 @@ class Sampler:
         return fn
 
     def _logdensity_batch(self, positions: np.ndarray) -> np.ndarray:
-        (logdensity,) = self._in_batches("logdensity_batch", [self._density.logdensity], positions)
-        return logdensity
+        density = self._density
+        if not self.observed or density.position not in ancestors([density.loglikelihood]):
+            (logdensity,) = self._in_batches("logdensity_batch", [density.logdensity], positions)
+            return logdensity
+        # The tempered start's function: the log-likelihood is a term of the log-density (so it
+        # costs next to nothing), and the batched density is compiled once, not twice.
+        outputs = [density.loglikelihood, density.logdensity]
+        return self._in_batches("loglikelihood_batch", outputs, positions)[1]
 
     def _in_batches(self, name: Hashable, outputs: list[Variable], positions: np.ndarray):
         """``outputs`` at each of ``positions``, computed in batches of positions whose

@@ -513,7 +513,9 @@ def _lower_assert(op, node, inputs, budget):
 # a `Looped` tensor, whose entries along that axis are one scalar expression in placeholders that
 # stand for the data's rows.  Elementwise operations extend the expression, expressions of the data
 # alone are computed here once per row, and a reduction over the long axis becomes one `LoopReduce`
-# scalar operation: a C loop over the rows inside the step's code.
+# scalar operation: a C loop over the rows inside the step's code.  The rows are read from arrays
+# the compiled module takes as inputs (`aemix.fused.FusedProgram.data`), never written into its
+# code, so the code depends on the data's shapes and dtypes, not on their values.
 
 
 class Looped:
