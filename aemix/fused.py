@@ -50,13 +50,13 @@ from __future__ import annotations
 import ctypes.util
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aesara
 import aesara.scalar as aes
 import aesara.tensor as at
 import numpy as np
-from aesara.graph.basic import Apply
+from aesara.graph.basic import Apply, io_toposort
 from aesara.graph.fg import FunctionGraph
 from aesara.graph.rewriting.basic import MergeOptimizer
 from aesara.graph.utils import MethodNotDefined
@@ -167,6 +167,11 @@ class FusedProgram:
         ``carried``), where it shares the log-density's terms; ``carried_record`` takes
         ``carried, uniform[n_uniforms]`` to the records.  The loop takes this form when it
         records every step.
+    data
+        The data the loops over data rows read (`aemix.scalarize.LoopReduce`), one 1-d array per
+        column, in the order of the Composites' code (which names column ``j``
+        ``aemix_data_<j>``): the loop takes them as an input, so programs of the same model
+        structure with other data of the same shapes have the same code.
     """
 
     dim: int
@@ -181,6 +186,7 @@ class FusedProgram:
     initial_carried: aes.Composite | None = None
     carried_step: aes.Composite | None = None
     carried_record: aes.Composite | None = None
+    data: tuple[np.ndarray, ...] = field(default=(), compare=False)
 
     @classmethod
     def from_graphs(
@@ -198,6 +204,11 @@ class FusedProgram:
 
         def flat(arrays):
             return [e for array in arrays for e in array.flat]
+
+        graphs = [step, record, *(carried or ())]
+        graphs, data = _data_as_inputs(graphs)
+        step, record, *rest = graphs
+        carried = tuple(rest) if carried is not None else None
 
         def floats_then_ints(arrays):
             elements = flat(arrays)
@@ -225,6 +236,7 @@ class FusedProgram:
             n_int=len(ints),
             record_note=record_note,
             n_normal=0 if n_normal == dim else n_normal,
+            data=data,
             **extra,
         )
 
@@ -232,6 +244,43 @@ class FusedProgram:
         """``role -> Composite`` of every Composite of the program (the role is its field)."""
         roles = ("step", "record", "initial_carried", "carried_step", "carried_record")
         return {role: getattr(self, role) for role in roles if getattr(self, role) is not None}
+
+
+def _data_as_inputs(graphs: list[ScalarGraph]) -> tuple[list[ScalarGraph], tuple]:
+    """``graphs`` with every data column of their loops named by its position among the loop's
+    data inputs, and those columns.
+
+    A column is numbered where it is first read, walking the graphs in order, each in topological
+    order: the numbering depends on the graphs' structure only, never on the data's values (two
+    columns with equal values are one).
+    """
+    numbers: dict[str, int] = {}
+    data: list[np.ndarray] = []
+    new: dict = {}
+    rebuilt = []
+    for graph in graphs:
+        inputs = [e for array in graph.inputs for e in array.flat]
+        outputs = [e for array in graph.outputs for e in array.flat]
+        for node in io_toposort(inputs, outputs):
+            op = node.op
+            if isinstance(op, LoopReduce):
+                for key, column in zip(op.columns, op.data):
+                    if key not in numbers:
+                        numbers[key] = len(data)
+                        data.append(column)
+                op = op.with_columns(tuple(numbers[key] for key in op.columns))
+            node_inputs = [new.get(i, i) for i in node.inputs]
+            if op is node.op and all(a is b for a, b in zip(node_inputs, node.inputs)):
+                continue
+            new.update(zip(node.outputs, op.make_node(*node_inputs).outputs))
+        renamed = []
+        for array in graph.outputs:
+            out = np.empty(array.shape, dtype=object)
+            for index in np.ndindex(*array.shape):
+                out[index] = new.get(array[index], array[index])
+            renamed.append(out)
+        rebuilt.append(ScalarGraph(graph.inputs, renamed, graph.n_operations))
+    return rebuilt, tuple(data)
 
 
 def _npyrandom_dirs() -> tuple[str, str]:
@@ -274,6 +323,7 @@ def program_key(program: FusedProgram) -> str:
         program.n_int,
         program.n_carried,
         program.n_normal,
+        [(column.dtype.str, len(column)) for column in program.data],
         *[c.c_code_template for c in program.composites().values()],
         *[
             [str(t) for t in (*c.inputs_type, *c.outputs_type)]
@@ -297,6 +347,7 @@ INPUTS = (
     ("sink", generic),
     ("offset", ("int64", 0)),
     ("n_threads", ("int64", 0)),
+    ("data", generic),
 )
 
 
@@ -312,8 +363,9 @@ class FusedRMHLoop(COp):
     ``(n_chains, >= offset + n_kept, n_int)`` (int8, int16, int32 or int64: each value is cast to
     the array's type, so it must hold every value) and log-densities ``(n_chains, >= offset + n_kept)``,
     written in place; else ignored), ``offset`` and ``n_threads`` (integer scalars: the tiles are
-    shared among ``n_threads`` OpenMP threads; the draws do not depend on it), where
-    ``n_kept = n_steps // thin``.
+    shared among ``n_threads`` OpenMP threads; the draws do not depend on it) and ``data`` (the
+    program's data, `FusedProgram.data`: a tuple of C-contiguous 1-d arrays of the dtypes and
+    lengths the code was generated for, read only), where ``n_kept = n_steps // thin``.
 
     Outputs: ``position``, ``logdensity`` (final state), ``acceptance_sum``, ``n_accepted``
     ``(n_chains,)``, ``position_mean``, ``position_m2`` ``(n_chains, dim)`` (moments of the
@@ -409,12 +461,45 @@ class FusedRMHLoop(COp):
             "-fopenmp",
         ]
 
+    def _data_pointers(self, data: str, fail: str) -> str:
+        """C code that checks the ``data`` input and points ``aemix_data_<j>`` (which the loops
+        over data rows read, `aemix.scalarize.LoopReduce`) at its arrays."""
+        columns = self.program.data
+        checks = []
+        for j, column in enumerate(columns):
+            ctype = aes.get_scalar_type(column.dtype.name).dtype_specs()[1]
+            typenum = f"NPY_{column.dtype.name.upper()}"
+            checks.append(
+                f"""{{
+            PyObject* a = PyTuple_GET_ITEM({data}, {j});
+            if (!PyArray_Check(a) || PyArray_TYPE((PyArrayObject*)a) != {typenum}
+                || PyArray_NDIM((PyArrayObject*)a) != 1
+                || PyArray_DIMS((PyArrayObject*)a)[0] != {len(column)}
+                || !PyArray_IS_C_CONTIGUOUS((PyArrayObject*)a)
+                || !PyArray_ISALIGNED((PyArrayObject*)a)) {{
+                PyErr_SetString(PyExc_ValueError,
+                    "data array {j} must be a C-contiguous {column.dtype.name} array of length "
+                    "{len(column)}");
+                {fail}
+            }}
+        }}
+        const {ctype}* const __restrict__ aemix_data_{j} =
+            (const {ctype}*)PyArray_DATA((PyArrayObject*)PyTuple_GET_ITEM({data}, {j}));
+        (void)aemix_data_{j};"""
+            )
+        return f"""
+        if (!PyTuple_Check({data}) || PyTuple_GET_SIZE({data}) != {len(columns)}) {{
+            PyErr_SetString(PyExc_TypeError, "data must be a tuple of {len(columns)} arrays");
+            {fail}
+        }}
+        {"".join(checks)}"""
+
     def c_code(self, node, name, inames, onames, sub):
         p = self.program
         d, nu, nf, ni = p.dim, p.n_uniforms, p.n_float, p.n_int
         ne = p.n_normal or d
         nr = nf + ni
-        bitgen, x0, lp0, step_size, scale, n_steps, thin, mode, sink, offset, threads = inames
+        bitgen, x0, lp0, step_size, scale, n_steps, thin, mode, sink, offset, threads, data = inames
         x_out, lp_out, acc_out, nacc_out, pmean_out, pm2_out, rmean_out, rm2_out = onames
         fail = sub["fail"]
         nodes = self._scalar_nodes()
@@ -636,6 +721,7 @@ class FusedRMHLoop(COp):
         }}
         if (off < 0) {{ PyErr_SetString(PyExc_ValueError, "offset must be >= 0"); {fail} }}
 """
+        data_code = self._data_pointers(data, fail)
         nu_ = max(nu, 1)
         nr_ = max(nr, 1)
         ncar_ = max(ncar, 1)
@@ -691,6 +777,7 @@ class FusedRMHLoop(COp):
             {fail}
         }}
         {sink_code}
+        {data_code}
         {allocations}
         {load_scale}
         int out_of_memory = 0;
@@ -826,7 +913,7 @@ def compile_loop(program: FusedProgram):
     """Compile the fused loop of ``program`` to a Python callable.
 
     The callable takes ``(bit_generators, position, logdensity, step_size, scale, n_steps, thin,
-    mode, sink, offset, n_threads)`` and returns the outputs listed in `FusedRMHLoop`.
+    mode, sink, offset, n_threads, data)`` and returns the outputs listed in `FusedRMHLoop`.
     """
     inputs = [
         generic(name=name)

@@ -277,6 +277,7 @@ class FusedRunner(DrawStore):
             sink,
             offset,
             self.n_threads,
+            self.program.data,
         )
         return Block(*outs)
 

@@ -477,8 +477,14 @@ class Sampler:
         return fn
 
     def _logdensity_batch(self, positions: np.ndarray) -> np.ndarray:
-        (logdensity,) = self._in_batches("logdensity_batch", [self._density.logdensity], positions)
-        return logdensity
+        density = self._density
+        if not self.observed or density.position not in ancestors([density.loglikelihood]):
+            (logdensity,) = self._in_batches("logdensity_batch", [density.logdensity], positions)
+            return logdensity
+        # The tempered start's function: the log-likelihood is a term of the log-density (so it
+        # costs next to nothing), and the batched density is compiled once, not twice.
+        outputs = [density.loglikelihood, density.logdensity]
+        return self._in_batches("loglikelihood_batch", outputs, positions)[1]
 
     def _in_batches(self, name: Hashable, outputs: list[Variable], positions: np.ndarray):
         """``outputs`` at each of ``positions``, computed in batches of positions whose
@@ -876,6 +882,8 @@ class Sampler:
         (`sample`'s ``loop``), keeping ``keep``, running ``kernel`` (default: the random walk);
         the fused loop's program is built once."""
         if loop == "fused" or (loop == "auto" and self._fused_ok(keep, kernel)):
+            # checked and compiled (or refused) before anything runs
+            self._fused_function(keep, kernel)
             program = self._fused_program(keep, kernel)
 
             def new_runner():
@@ -1582,41 +1590,42 @@ class Sampler:
         return DEFAULT_MAX_OPERATIONS * max(1, 2 * kernel.gradient_evaluations())
 
     def _lower_step_for_fused_loop(self, kernel: Kernel | None = None):
-        density = self._density
-        position, dim = density.position, density.dim
         kernel = kernel or Kernel("rmh")
-        step = lower_to_scalars(
+        return lower_to_scalars(
             *self._rmh_step_graph(kernel)[:3], max_operations=self._step_budget(kernel)
         )
-        outputs = [density.logdensity]
-        if kernel.uses_gradient:
-            outputs = list(logdensity_and_gradient(density.logdensity, position))
-        self._check_lowering(
-            lower_to_scalars(
-                [position], [(dim,)], outputs, max_operations=self._step_budget(kernel)
-            )
-        )
-        return step
 
-    def _check_lowering(self, lowered) -> None:
+    def _check_lowering(self, kernel: Kernel | None = None) -> bool:
         """Compare the lowered log-density (and, for a gradient kernel, its gradient) with
         Aesara's at two prior draws (a guard against a lowering rule that is wrong for this
-        model)."""
+        model), before the fused loop is first compiled.
+
+        Not part of the lowering, which `explain` shows without compiling anything: this check
+        compiles the prior draws and the batched log-density (which sampling compiles anyway)."""
+        kernel = kernel or Kernel("rmh")
+        density = self._density
+        position, dim = density.position, density.dim
         try:
             points = self.initial_positions(2, np.random.default_rng(20261124))
         except InitializationError:
-            return
-        outputs = [e for array in lowered.outputs for e in array.flat]
-        check = composite(list(lowered.inputs[0].flat), outputs)
+            return True
+        outputs = [density.logdensity]
+        if kernel.uses_gradient:
+            outputs = list(logdensity_and_gradient(density.logdensity, position))
+        lowered = lower_to_scalars(
+            [position], [(dim,)], outputs, max_operations=self._step_budget(kernel)
+        )
+        check = composite(
+            list(lowered.inputs[0].flat), [e for array in lowered.outputs for e in array.flat]
+        )
         if len(lowered.outputs) == 1:
             expected = self._logdensity_batch(points)[:, None]
             what = "log-density"
         else:
-            density = self._density
             expected = np.column_stack(
                 self._in_batches(
                     "logdensity_and_gradient_batch",
-                    list(logdensity_and_gradient(density.logdensity, density.position)),
+                    list(logdensity_and_gradient(density.logdensity, position)),
                     points,
                 )
             )
@@ -1629,6 +1638,7 @@ class Sampler:
                     f"self-check failed: the lowered {what} is {got.tolist()!r} where Aesara's "
                     f"is {want.tolist()!r}"
                 )
+        return True
 
     def _lower_record(self, step, keep: tuple[str, ...], kernel: Kernel) -> FusedProgram:
         try:
@@ -1700,6 +1710,12 @@ class Sampler:
         kernel = kernel or Kernel("rmh")
         program = self._fused_program(keep, kernel)
         tag = () if kernel.name == "rmh" else (kernel,)
+        self._cached_or_refused(
+            ("fused_check", *tag) if tag else "fused_check",
+            lambda: self._check_lowering(kernel),
+            Exception,
+            "the model does not lower to scalar code",
+        )
         return self._cached_or_refused(
             ("fused", keep, *tag),
             lambda: compile_loop(program),
@@ -1778,9 +1794,15 @@ class Sampler:
             program = self._fused_program()
         except FusedLoopError as exc:
             return f"scan ({exc})"
-        failure = self._compiled.get(("fused", self._every))
-        if isinstance(failure, FusedLoopError):
-            return f"scan ({failure})"
+        # What the lowering alone says, unless the self-check or the compile (at the first
+        # `sample`) has refused it since.
+        for failure in (
+            self._compiled.get("fused_check"),
+            self._compiled.get(("fused", self._every)),
+            self._compiled.get(("fused", self._kept_names(None))),
+        ):
+            if isinstance(failure, FusedLoopError):
+                return f"scan ({failure})"
         text = (
             f"fused C loop over chains and steps ({program.step.nin} scalar inputs per step, "
             f"{len(program.step.fgraph.apply_nodes)} scalar operations)"

@@ -574,7 +574,9 @@ def _lower_assert(op, node, inputs, budget):
 # a `Looped` tensor, whose entries along that axis are one scalar expression in placeholders that
 # stand for the data's rows.  Elementwise operations extend the expression, expressions of the data
 # alone are computed here once per row, and a reduction over the long axis becomes one `LoopReduce`
-# scalar operation: a C loop over the rows inside the step's code.
+# scalar operation: a C loop over the rows inside the step's code.  The rows are read from arrays
+# the compiled module takes as inputs (`aemix.fused.FusedProgram.data`), never written into its
+# code, so the code depends on the data's shapes and dtypes, not on their values.
 
 
 class Looped:
@@ -629,8 +631,19 @@ def _c_value(value) -> str:
     return str(int(value))
 
 
+def column_key(column: np.ndarray) -> str:
+    """A digest of a data column's dtype and values: two columns with the same key are one."""
+    digest = hashlib.sha1(column.dtype.str.encode())
+    digest.update(np.ascontiguousarray(column).tobytes())
+    return digest.hexdigest()[:20]
+
+
 class LoopReduce(aes.ScalarOp):
     """Reduce a scalar expression over the rows of constant data: ``acc = acc (op) body(x, d_i)``.
+
+    The data are not part of the C code: the loop reads column ``j`` from a read-only array
+    ``aemix_data_<columns[j]>`` that the code around it declares (`aemix.fused.FusedRMHLoop`
+    points it at an input array), so the same code runs another data set of the same shapes.
 
     Parameters
     ----------
@@ -641,23 +654,32 @@ class LoopReduce(aes.ScalarOp):
         ``"add"``, ``"mul"``, ``"max"``, ``"min"``, ``"and"`` or ``"or"``.
     data
         The data columns, each of length ``n``.
+    columns
+        The columns' names in the C code; by default their digests (`column_key`), so that loops
+        over the same data are equal and loops over different data are not.  The fused loop
+        renames them to their positions among its inputs (`with_columns`).
     """
 
-    __props__ = ("body", "reduction", "data_key")
+    __props__ = ("body", "reduction", "columns")
     nin = -1
     nout = 1
 
-    def __init__(self, body: aes.Composite, reduction: str, data: tuple[np.ndarray, ...]):
+    def __init__(
+        self,
+        body: aes.Composite,
+        reduction: str,
+        data: tuple[np.ndarray, ...],
+        columns: tuple | None = None,
+    ):
         self.body = body
         self.reduction = reduction
-        self.data = data
-        digest = hashlib.sha1()
-        for column in data:
-            digest.update(column.dtype.str.encode())
-            digest.update(column.tobytes())
-        # In the C names too: a Composite is identified by its code, which must show the data.
-        self.data_key = digest.hexdigest()[:20]
+        self.data = tuple(np.ascontiguousarray(c) for c in data)
+        self.columns = tuple(column_key(c) for c in self.data) if columns is None else columns
         super().__init__()
+
+    def with_columns(self, columns: tuple) -> LoopReduce:
+        """The same loop, its columns named ``columns`` in the C code."""
+        return LoopReduce(self.body, self.reduction, self.data, tuple(columns))
 
     def make_node(self, *inputs):
         inputs = [aes.as_scalar(i) for i in inputs]
@@ -687,20 +709,7 @@ class LoopReduce(aes.ScalarOp):
         return self.body.c_support_code(**kwargs)
 
     def c_support_code_apply(self, node, name):
-        arrays = []
-        for j, column in enumerate(self.data):
-            ctype = aes.get_scalar_type(column.dtype.name).dtype_specs()[1]
-            values = ", ".join(_c_value(v) for v in column)
-            # Guarded: every loop over the same data names the same array, and a module may hold
-            # several such loops (the fused loop's plain and carried steps).
-            guard = f"AEMIX_DATA_{self.data_key}_{j}"
-            arrays.append(
-                f"#ifndef {guard}\n#define {guard}\n"
-                f"static const {ctype} aemix_data_{self.data_key}_{j}[{len(column)}] = {{{values}}};"
-                "\n#endif"
-            )
-        body_support = self.body.c_support_code_apply(self._body_node(), f"{name}_body")
-        return "\n".join([*arrays, body_support])
+        return self.body.c_support_code_apply(self._body_node(), f"{name}_body")
 
     def c_code(self, node, name, inames, onames, sub):
         n_free = len(inames)
@@ -710,8 +719,8 @@ class LoopReduce(aes.ScalarOp):
         out_type = self.body.outputs_type[0].dtype_specs()[1]
         loads = "\n".join(
             f"const {body_node.inputs[n_free + j].type.dtype_specs()[1]} {row} = "
-            f"aemix_data_{self.data_key}_{j}[i];"
-            for j, row in enumerate(rows)
+            f"aemix_data_{column}[i];"
+            for j, (row, column) in enumerate(zip(rows, self.columns))
         )
         _, update, init = next(v for v in _REDUCTIONS.values() if v[0] == self.reduction)
         return f"""
@@ -736,7 +745,7 @@ class LoopReduce(aes.ScalarOp):
 
     def c_code_cache_version(self):
         version = self.body.c_code_cache_version()
-        return (3, *version) if version else ()
+        return (4, *version) if version else ()
 
 
 def _depends_on_data(var, budget: _Budget, memo: dict) -> bool:

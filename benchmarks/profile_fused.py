@@ -22,6 +22,7 @@ I_rv = srng.categorical(np.array([0.2, 0.3, 0.1, 0.4]), name="I")
 s = aemix.build_sampler(N_rv[I_rv])
 s.sample(1, n_chains=1000, seed=0, warmup=0, step_size=2.0)
 fn = s._fused_function()
+data = s._fused_program().data  # (none: the seed model has no data)
 chains, n = 1000, 10000
 x0 = s.initial_positions(chains, np.random.default_rng(0))
 lp0 = s._logdensity_batch(x0)
@@ -33,7 +34,7 @@ def t(mode, sink=None):
     best = 1e9
     for _ in range(3):
         t0 = time.perf_counter()
-        fn(bgs, x0, lp0, 2.0, np.ones(1), n, 1, MODES[mode], sink, 0, 1)
+        fn(bgs, x0, lp0, 2.0, np.ones(1), n, 1, MODES[mode], sink, 0, 1, data)
         best = min(best, time.perf_counter() - t0)
     return best / (chains * n) * 1e9
 

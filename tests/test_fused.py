@@ -210,9 +210,12 @@ def test_a_wrong_lowering_is_caught_by_the_self_check(monkeypatch):
     sampler = conjugate_normal_model(y)
     sampler._density.logdensity.name = "model_logdensity"
     monkeypatch.setattr(sampler_module, "lower_to_scalars", off_by_one)
+    # explain() shows what the lowering gives; the check runs before the loop is compiled.
+    assert sampler.explain().splitlines()[-1].startswith("loop: fused")
     with pytest.raises(FusedLoopError, match="self-check failed"):
         sampler.sample(5, n_chains=2, warmup=0, loop="fused", start="prior")
     assert sampler.sample(5, n_chains=2, warmup=0, seed=0, start="prior").loop == "scan"
+    assert "self-check failed" in sampler.explain().splitlines()[-1]
 
 
 def test_a_record_computed_after_the_loop_keeps_both_modes_on_one_stream(monkeypatch):
@@ -442,3 +445,83 @@ def test_the_generated_code_is_the_same_in_every_process():
         keys.append(done.stdout.strip().splitlines()[-1])
     assert len(keys[0]) == 64
     assert keys[1] == keys[0]
+
+
+def _regression(x, y):
+    # Unconstrained latents: the kept log-density is the model's, no Jacobian.
+    srng = at.random.RandomStream(0)
+    a = srng.normal(0.0, 2.0, name="a")
+    b = srng.normal(0.0, 2.0, name="b")
+    y_rv = srng.normal(a + b * x, 0.5, name="y")
+    return aemix.build_sampler({"y": y_rv}, observed={y_rv: y})
+
+
+def test_a_new_data_set_of_the_same_shapes_reuses_the_compiled_loop(monkeypatch):
+    # The data (and what the lowering computes from them alone) are inputs of the fused loop, not
+    # literals in its C code: the module is keyed by the model's structure only.
+    from aesara.link.c.cmodule import GCC_compiler
+
+    from aemix.fused import FusedRMHLoop, compile_loop
+    from aemix.runners import kernel_parameters
+
+    rng = np.random.default_rng(11)
+    x1, x2 = rng.normal(size=(2, 30))
+    first = _regression(x1, 1.5 * x1 + rng.normal(0.0, 0.5, size=30))
+    second = _regression(x2, -0.5 * x2 + 2.0 + rng.normal(0.0, 0.5, size=30))
+    p1, p2 = first._fused_program(), second._fused_program()
+    assert len(p1.data) == len(p2.data) >= 2
+    assert not all(np.array_equal(c1, c2) for c1, c2 in zip(p1.data, p2.data))
+    assert FusedRMHLoop(p1).key == FusedRMHLoop(p2).key
+    compile_loop(p1)  # (cached on disk, or compiled now)
+    compiled = []
+    original = GCC_compiler.compile_str
+    monkeypatch.setattr(
+        GCC_compiler,
+        "compile_str",
+        staticmethod(lambda *a, **k: compiled.append(k.get("module_name")) or original(*a, **k)),
+    )
+    compile_loop(p2)
+    assert compiled == []
+    kwargs = dict(n_chains=4, seed=3, warmup=30, loop="fused", start="prior", diagnose=False)
+    for sampler in (first, second):
+        result = sampler.sample(12, **kwargs)
+        assert result.loop == "fused"
+        for chain in range(4):
+            for draw in (0, 11):
+                values = {name: result.draws[name][chain, draw] for name in ("a", "b")}
+                np.testing.assert_allclose(
+                    result.logdensity[chain, draw], sampler.logdensity(values), rtol=1e-12
+                )
+    # The loop checks the data it is given against the shapes its code was written for.
+    fn = second._fused_function()
+    bad = tuple(np.append(c, c[:1]) for c in p2.data)
+    with pytest.raises(ValueError, match="data array 0"):
+        fn(
+            tuple(np.random.PCG64(i) for i in range(2)),
+            np.zeros((1, 2)),
+            np.zeros(1),
+            0.1,
+            kernel_parameters(np.eye(2), 1.0),
+            1,
+            1,
+            0,
+            None,
+            0,
+            1,
+            bad,
+        )
+
+
+def test_explain_lowers_but_compiles_nothing(monkeypatch):
+    import aesara
+    from aesara.link.c.cmodule import GCC_compiler
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("explain() compiled something")
+
+    y = np.random.default_rng(12).normal(size=25)
+    sampler = conjugate_normal_model(y)
+    monkeypatch.setattr(aesara, "function", refuse)
+    monkeypatch.setattr(GCC_compiler, "compile_str", staticmethod(refuse))
+    monkeypatch.setattr("aemix.sampler.compile_loop", refuse)
+    assert sampler.explain().splitlines()[-1].startswith("loop: fused C loop")
