@@ -29,3 +29,19 @@ def seed_sampler():
 
     _, _, Y_rv = seed_model()
     return aemix.build_sampler(Y_rv)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_memory_after_each_file():
+    """After each test file, collect its samplers and hand the freed heap back to the system
+    (glibc keeps it otherwise): a worker's memory is then what its current file uses, not the
+    high-water mark of every file it ran."""
+    yield
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
