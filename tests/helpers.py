@@ -255,6 +255,129 @@ def normal_mixture_gibbs(
     return out
 
 
+def poisson_hmm_loglik(counts, rate, transition, initial):
+    """``log p(y | rate, P)`` of a Poisson hidden Markov model, every path of states summed: the
+    forward algorithm in probability space, each message rescaled to sum to one (the log of the
+    scales adds up to the marginal)."""
+    emission = st.poisson(np.asarray(rate)[None, :]).pmf(np.asarray(counts)[:, None])  # (T, K)
+    message, total = np.asarray(initial, dtype=float), 0.0
+    for t, e in enumerate(emission):
+        message = (message if t == 0 else message @ transition) * e
+        scale = message.sum()
+        total += np.log(scale)
+        message = message / scale
+    return total
+
+
+def poisson_hmm_gibbs(
+    counts,
+    *,
+    log_rate_loc,
+    log_rate_sd,
+    row_concentration,
+    initial,
+    n_iter,
+    n_chains,
+    burn,
+    seed,
+):
+    """A Gibbs sampler (NumPy, vectorized over chains) for a Poisson hidden Markov model whose
+    log-rates are ordered.
+
+    Model: ``log_rate_k ~ Normal(log_rate_loc, log_rate_sd)`` restricted to ``log_rate_0 <
+    log_rate_1 < ...``, rows ``P[j] ~ Dirichlet(row_concentration)``, ``z_0 ~ Cat(initial)``,
+    ``z_t ~ Cat(P[z_{t-1}])``, ``y_t ~ Poisson(exp(log_rate[z_t]))``.  Each sweep draws the path
+    ``z | rates, P`` jointly (forward filter, backward sample), ``P[j] | z`` from its conjugate
+    Dirichlet (the transition counts), and each log-rate given ``z`` and the others by slice
+    sampling (Neal 2003, stepping out) on its conditional ``Normal(log_rate_loc, log_rate_sd)
+    x exp(n_k x - m_k e^x)`` (``n_k`` counts in ``m_k`` years of state ``k``), which is
+    log-concave, cut to the interval between its neighbours.
+
+    Returns ``name -> (n_chains, n_iter)``: ``rate0, rate1, ...`` and ``P<j><k>``, and ``"z"``:
+    the drawn paths, ``(n_chains, n_iter, T)``.
+    """
+    rng = np.random.default_rng(seed)
+    y = np.asarray(counts)
+    T, C, K = len(y), n_chains, len(initial)
+    chains = np.arange(C)
+    log_rate = np.sort(rng.normal(log_rate_loc, log_rate_sd, (C, K)), axis=1)
+    transition = rng.dirichlet(np.full(K, row_concentration), size=(C, K))
+    out = {f"rate{k}": np.empty((C, n_iter)) for k in range(K)}
+    out.update({f"P{j}{k}": np.empty((C, n_iter)) for j in range(K) for k in range(K)})
+    out["z"] = np.empty((C, n_iter, T), dtype=np.int8)
+
+    def conditional(x, n_k, m_k, lo, hi):
+        inside = (x > lo) & (x < hi)
+        with np.errstate(over="ignore"):
+            f = -0.5 * ((x - log_rate_loc) / log_rate_sd) ** 2 + n_k * x - m_k * np.exp(x)
+        return np.where(inside, f, -np.inf)
+
+    for it in range(-burn, n_iter):
+        # z | rates, P: forward filter, then backward sample.
+        emission = st.poisson(np.exp(log_rate)[:, None, :]).pmf(y[None, :, None])  # (C, T, K)
+        filtered = np.empty((C, T, K))
+        message = np.broadcast_to(np.asarray(initial, dtype=float), (C, K))
+        for t in range(T):
+            if t > 0:
+                message = np.einsum("cj,cjk->ck", message, transition)
+            message = message * emission[:, t]
+            message = message / message.sum(1, keepdims=True)
+            filtered[:, t] = message
+        z = np.empty((C, T), dtype=int)
+        u = rng.random((C, T))
+        for t in range(T - 1, -1, -1):
+            p = (
+                filtered[:, t]
+                if t == T - 1
+                else filtered[:, t] * transition[chains, :, z[:, t + 1]]
+            )
+            cdf = np.cumsum(p / p.sum(1, keepdims=True), axis=1)
+            z[:, t] = (u[:, t, None] > cdf[:, :-1]).sum(1)
+        # P | z
+        pairs = np.zeros((C, K, K))
+        np.add.at(pairs, (chains[:, None], z[:, :-1], z[:, 1:]), 1.0)
+        g = rng.gamma(row_concentration + pairs)
+        transition = g / g.sum(2, keepdims=True)
+        # log_rate_k | z, the other log-rates: slice sampling.
+        onehot = z[..., None] == np.arange(K)
+        n_all, m_all = np.einsum("ctk,t->ck", onehot, y), onehot.sum(1)
+        for k in range(K):
+            n_k, m_k, x = n_all[:, k], m_all[:, k], log_rate[:, k]
+            lo = log_rate[:, k - 1] if k > 0 else np.full(C, -np.inf)
+            hi = log_rate[:, k + 1] if k < K - 1 else np.full(C, np.inf)
+            level = conditional(x, n_k, m_k, lo, hi) - rng.exponential(size=C)
+            width = 0.5
+            left = x - width * rng.random(C)
+            right = left + width
+            for _ in range(200):
+                grow = conditional(left, n_k, m_k, lo, hi) > level
+                if not grow.any():
+                    break
+                left = np.where(grow, left - width, left)
+            for _ in range(200):
+                grow = conditional(right, n_k, m_k, lo, hi) > level
+                if not grow.any():
+                    break
+                right = np.where(grow, right + width, right)
+            pending = np.ones(C, dtype=bool)
+            while pending.any():
+                proposal = left + (right - left) * rng.random(C)
+                accept = pending & (conditional(proposal, n_k, m_k, lo, hi) > level)
+                x = np.where(accept, proposal, x)
+                pending &= ~accept
+                left = np.where(pending & (proposal < x), proposal, left)
+                right = np.where(pending & (proposal >= x), proposal, right)
+            log_rate[:, k] = x
+        if it < 0:
+            continue
+        for k in range(K):
+            out[f"rate{k}"][:, it] = np.exp(log_rate[:, k])
+            for j in range(K):
+                out[f"P{j}{k}"][:, it] = transition[:, j, k]
+        out["z"][:, it] = z
+    return out
+
+
 # The N-mixture model of the truncation tests: lam ~ Gamma(2, rate 0.5), p ~ Beta(2, 2),
 # N_i ~ Poisson(lam), y_ij ~ Bin(N_i, p).
 N_MIXTURE_PRIOR = {"lam": (2.0, 0.5), "p": (2.0, 2.0)}

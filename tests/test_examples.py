@@ -7,6 +7,8 @@
   Old Faithful vs a conjugate Gibbs sampler with the memberships sampled explicitly;
   coal mining vs the exact posterior (rates integrated out in closed form);
   zero-inflated Poisson vs 2-D quadrature over ``(pi, lam)``;
+  the hidden Markov model vs a Gibbs sampler that draws the regimes' paths explicitly (and its
+  log-density, fast, vs a NumPy forward algorithm);
   membership recovery on a simulated well-separated mixture; the warm-up's acceptance rates;
   simulation-based calibration of the zero-inflated Poisson.
 """
@@ -25,6 +27,8 @@ from tests.helpers import (
     change_point_rate_means,
     load_example,
     normal_mixture_gibbs,
+    poisson_hmm_gibbs,
+    poisson_hmm_loglik,
     stat_scale,
     zero_inflated_poisson_grid,
 )
@@ -92,6 +96,7 @@ def test_coal_counts_are_the_binned_dates_of_boot_coal():
         ("old_faithful", ["--chains", "4", "--samples", "20", "--warmup", "50", "--thin", "1"]),
         ("coal_mining", ["--chains", "4", "--samples", "20", "--warmup", "50"]),
         ("zero_inflated_poisson", ["--chains", "4", "--samples", "20", "--warmup", "50"]),
+        ("hmm", ["--chains", "4", "--samples", "20", "--warmup", "50", "--thin", "1"]),
     ],
 )
 def test_example_script_runs(name, args, tmp_path, capsys):
@@ -100,6 +105,31 @@ def test_example_script_runs(name, args, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "marginalized:" in text and "acceptance rate" in text and f"wrote {out}" in text
     assert out.stat().st_size > 10_000
+
+
+# -- exact densities ---------------------------------------------------------------------------------
+
+
+def test_hmm_logdensity_is_the_forward_algorithm():
+    """The hidden Markov model's density (regimes summed out by aemix's forward node) against a
+    NumPy forward algorithm in probability space plus scipy's priors, at several points; outside
+    the ordered region (``log_rate[0] >= log_rate[1]``) it is 0."""
+    hm = load_example("hmm")
+    _, counts = hm.load_counts()
+    sampler = hm.build(counts)
+    rng = np.random.default_rng(5)
+    points = [(np.log([0.9, 3.0]), np.array([[0.97, 0.03], [0.07, 0.93]]))]
+    points += [
+        (np.sort(rng.normal(0.0, 1.0, 2)), rng.dirichlet(np.ones(2), size=2)) for _ in range(4)
+    ]
+    for log_rate, transition in points:
+        prior = st.norm(hm.LOG_RATE_LOC, hm.LOG_RATE_SD).logpdf(log_rate).sum() + sum(
+            st.dirichlet(np.full(2, hm.ROW_CONCENTRATION)).logpdf(row) for row in transition
+        )
+        expected = prior + poisson_hmm_loglik(counts, np.exp(log_rate), transition, hm.INITIAL)
+        got = sampler.logdensity({"log_rate": log_rate, "P": transition})
+        np.testing.assert_allclose(got, expected, rtol=1e-9)
+    assert sampler.logdensity({"log_rate": np.log([3.0, 0.9]), "P": points[0][1]}) == -np.inf
 
 
 # -- shared runs (module scope: each model is compiled and sampled once) --------------------------
@@ -134,6 +164,15 @@ def zip_run():
     settings = dict(zp.SETTINGS, n_samples=_samples(zp.SETTINGS["n_samples"]))
     result = zp.build(y).sample(seed=103, **settings)
     return zp, y, result
+
+
+@pytest.fixture(scope="module")
+def hmm_run():
+    hm = load_example("hmm")
+    _, counts = hm.load_counts()
+    settings = dict(hm.SETTINGS, n_samples=_samples(hm.SETTINGS["n_samples"]))
+    result = hm.build(counts).sample(seed=106, **settings)
+    return hm, counts, result
 
 
 # -- posteriors against independent references ------------------------------------------------------
@@ -213,6 +252,46 @@ def test_zero_inflated_poisson_matches_grid_quadrature(zip_run):
 
 
 @pytest.mark.slow
+def test_hmm_matches_an_independent_gibbs_sampler(hmm_run):
+    """Rates, transition probabilities and the regime of the years in doubt against a Gibbs
+    sampler that draws the paths explicitly; aemix's regime probabilities are its smoothed
+    marginals averaged (Rao-Blackwellized) and the frequencies of its FFBS paths."""
+    hm, counts, result = hmm_run
+    reference = poisson_hmm_gibbs(
+        counts,
+        log_rate_loc=hm.LOG_RATE_LOC,
+        log_rate_sd=hm.LOG_RATE_SD,
+        row_concentration=hm.ROW_CONCENTRATION,
+        initial=hm.INITIAL,
+        n_iter=max(500, int(3000 * stat_scale())),
+        n_chains=8,
+        burn=300,
+        seed=8,
+    )
+    rate, transition = result.draws["rate"], result.draws["P"]
+    pairs = [(f"rate{k}", rate[..., k]) for k in (0, 1)]
+    pairs += [(f"P{j}{1 - j}", transition[..., j, 1 - j]) for j in (0, 1)]
+    for name, x in pairs:
+        assert ess(x) > 100 and ess(reference[name]) > 100, name
+        assert_within_mc_error(
+            name, x.mean(), mcse(x), reference[name].mean(), mcse(reference[name]), z=5.0
+        )
+    # Years whose regime is in doubt: the change around 1890 and the blips of the 1930s-40s.
+    doubtful = np.flatnonzero(
+        (reference["z"].mean((0, 1)) > 0.05) & (reference["z"].mean((0, 1)) < 0.95)
+    )
+    assert len(doubtful) >= 5
+    for t in doubtful:
+        ref = (reference["z"][..., t] == 1).astype(float)
+        smoothed = result.conditional_probabilities[f"z{t}"][..., 1]
+        drawn = (result.draws[f"z{t}"] == 1).astype(float)
+        for label, x in (("smoothed", smoothed), ("drawn", drawn)):
+            assert_within_mc_error(
+                f"P(z{t} = high) {label}", x.mean(), mcse(x), ref.mean(), mcse(ref), z=5.0
+            )
+
+
+@pytest.mark.slow
 def test_mixture_recovers_memberships_of_well_separated_components():
     of = load_example("old_faithful")
     rng = np.random.default_rng(2024)
@@ -236,7 +315,7 @@ def test_mixture_recovers_memberships_of_well_separated_components():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("run", ["faithful_run", "coal_run", "zip_run"])
+@pytest.mark.parametrize("run", ["faithful_run", "coal_run", "zip_run", "hmm_run"])
 def test_warmup_lands_acceptance_in_band(run, request):
     *_, result = request.getfixturevalue(run)
     assert_acceptance_in_band(result)
