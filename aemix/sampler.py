@@ -1778,7 +1778,10 @@ class Sampler:
             transform = self._transforms[rv]
             how = "" if transform is None else f", sampled through {type(transform).__name__}"
             lines.append(f"  {item.name}: shape {item.shape}{how}")
-        lines.append(f"observed: {', '.join(self.observed) or 'none'}")
+        observed = list(self.observed)
+        if len(observed) > 8:  # (a chain's emissions: one per step)
+            observed = [*observed[:3], "...", observed[-1], f"({len(self.observed)} variables)"]
+        lines.append(f"observed: {', '.join(observed) or 'none'}")
         if self._derived:
             lines.append("derived (computed from each draw, not sampled):")
             lines += [f"  {d.name}: shape {d.shape}" for d in self._derived]
