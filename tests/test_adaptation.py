@@ -123,3 +123,20 @@ def test_a_correlated_posterior_above_the_dense_dimension_mixes(loop):
         assert abs(draws[..., j].mean()) < 5 * exact_sd[j] / np.sqrt(ess)
         # sd of a sample sd: about sd / sqrt(2 ESS).
         assert abs(draws[..., j].std() / exact_sd[j] - 1) < 5 / np.sqrt(2 * ess)
+
+
+def test_the_spread_between_chains_counts_up_to_twice_the_spread_within():
+    from aemix.adaptation import BETWEEN_CAP, with_between_chains
+
+    rng = np.random.default_rng(5)
+    sd, corr = np.array([1.0, 2.0]), np.eye(2)
+    # Chains whose means spread about as much as their draws (a slow direction): it all counts.
+    means = rng.normal(size=(4000, 2)) * np.array([0.8, 0.0])
+    total_sd, total_corr = with_between_chains(sd, corr, means)
+    assert total_sd[0] == pytest.approx(np.sqrt(1.0 + 0.64), rel=0.05)
+    assert total_sd[1] == pytest.approx(2.0, rel=1e-6)
+    # Chains in two modes 20 apart along the first coordinate: the stretch stops at the cap.
+    modes = np.repeat([[-10.0, 0.0], [10.0, 0.0]], 16, axis=0)
+    total_sd, _ = with_between_chains(sd, corr, modes)
+    assert total_sd[0] == pytest.approx(np.sqrt(1.0 + BETWEEN_CAP), rel=1e-9)
+    assert total_sd[1] == pytest.approx(2.0, rel=1e-9)
