@@ -12,13 +12,12 @@ import argparse
 import time
 import warnings
 
-import aesara.tensor as at
 import arviz as az
 import numpy as np
 
-import aemix
 import aemix.adaptation as adaptation
 import aemix.sampler as sampler_module
+from benchmarks.kernels import regression
 
 
 def use_diagonal_above_the_dense_dimension():
@@ -44,16 +43,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.diagonal:
         use_diagonal_above_the_dense_dimension()
-    rng = np.random.default_rng(1)
-    n, d = 200, 30
-    X = 0.3 * rng.normal(size=(n, d)) + rng.normal(size=(n, 2)) @ rng.normal(size=(2, d))
-    y = X @ rng.normal(size=d) + rng.normal(size=n)
-    srng = at.random.RandomStream(0)
-    beta = srng.normal(0.0, 1.0, size=d, name="beta")
-    y_rv = srng.normal(at.dot(X, beta), 1.0, name="y")
-    sampler = aemix.build_sampler(y_rv, {y_rv: y})
-    cov = np.linalg.inv(X.T @ X + np.eye(d))
-    mean = cov @ X.T @ y
+    sampler, exact = regression()
+    (mean, variance), d = exact["beta"], sampler.dim
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -61,7 +52,7 @@ def main(argv=None):
     elapsed = time.perf_counter() - start
     draws = result.draws["beta"]
     ess = np.array([float(az.ess(draws[..., j])) for j in range(d)])
-    z = (draws.mean(axis=(0, 1)) - mean) / np.sqrt(np.diag(cov) / ess)
+    z = (draws.mean(axis=(0, 1)) - mean) / np.sqrt(variance / ess)
     print(
         f"proposal {sampler.proposal_form if not args.diagonal else 'diagonal'}, loop "
         f"{result.loop}: {elapsed:.1f} s (with compilation), warm-up {result.warmup_steps}, "
