@@ -48,7 +48,7 @@ from aesara.graph.basic import Apply, Variable, clone_get_equiv, io_toposort
 from aesara.graph.fg import FunctionGraph
 from aesara.graph.rewriting.basic import EquilibriumGraphRewriter
 from aesara.graph.rewriting.kanren import KanrenRelationSub
-from aesara.tensor.elemwise import DimShuffle, Elemwise
+from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
 from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.subtensor import AdvancedSubtensor, AdvancedSubtensor1
 from aesara.tensor.var import TensorConstant
@@ -59,6 +59,7 @@ from aemix.ops import (
     ChangePointRV,
     Cut,
     FiniteEnumerationRV,
+    MarginalizedView,
     MarginalMixtureRV,
     MarginalSwitchRV,
     MarkovChainRV,
@@ -830,11 +831,17 @@ def concrete_shape(v: Variable) -> tuple[int, ...] | None:
 def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
     """Whether child element ``(i, ...)`` depends on ``discrete`` only through element ``i``.
 
-    Checked structurally: every child is an elementwise random variable whose (static) shape
-    starts with ``discrete``'s, and every operation between ``discrete`` and the children's
-    parameters keeps ``discrete``'s axes leading: elementwise operations, axes appended on the right
-    (``N[:, None]``, so that row ``i`` of a child reads ``N_i``), or an index ``theta[discrete]``
-    into an array that does not depend on ``discrete``.
+    Checked structurally, following ``discrete``'s axes from it to the children: they must stay the
+    leading axes of every expression that reads it, in order.  Allowed between them: elementwise
+    operations, axes added or moved after them (``N[:, None]``, so that row ``i`` of a child reads
+    ``N_i``), reductions over the other axes, an index ``theta[discrete]`` into an array that does
+    not depend on ``discrete``, and random variables with scalar support (inside an inner
+    enumeration) whose parameters that read it have all the variable's axes.  A parameter with
+    fewer axes than its random variable is broadcast from the right, so ``normal(mu[z], 1,
+    size=(n, n))`` reads ``z_j`` in element ``(i, j)``: not elementwise.  The children are random
+    variables of that kind, or inner enumerations summed out element by element over a variable
+    whose leading axes are ``discrete``'s (a latent ``c_i ~ bernoulli(p[z_i])`` with its own
+    children): their density has one term per element of that variable.
     """
     shape = concrete_shape(discrete)
     if shape is None:
@@ -845,32 +852,55 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
         v_shape = concrete_shape(v)
         return v_shape is not None and v_shape[:ndim] == shape
 
-    for child in children:
-        if not isinstance(child.op, RandomVariable) or child.op.ndim_supp != 0:
+    def scalar_elementwise_rv(node: Apply, dependent: set[Variable]) -> bool:
+        if not isinstance(node.op, RandomVariable) or node.op.ndim_supp != 0:
             return False
-        if not leads(child.default_output()):
+        out = node.default_output()
+        rng, size, _, *params = node.inputs
+        if size in dependent or not leads(out):
             return False
+        # A parameter's batch axes (those before its core axes, e.g. a categorical's last) are
+        # broadcast against the draw's from the right: they must be all the draw's.
+        return all(
+            p.ndim - core == out.ndim
+            for p, core in zip(params, node.op.ndims_params)
+            if p in dependent
+        )
+
     nodes = io_toposort([discrete], [i for child in children for i in child.inputs])
     dependent = {discrete}
     for node in nodes:
         if not any(i in dependent for i in node.inputs):
             continue
         dependent.update(node.outputs)
-        if isinstance(node.op, Elemwise):
-            if not leads(node.outputs[0]):
-                return False
-            continue
-        if isinstance(node.op, DimShuffle):
-            order = tuple(node.op.new_order)
-            if order[:ndim] != tuple(range(ndim)) or any(o != "x" for o in order[ndim:]):
-                return False
-            continue
-        if isinstance(node.op, AdvancedSubtensor1 | AdvancedSubtensor):
+        op = node.op
+        if isinstance(op, Elemwise | MarginalizedView):
+            ok = all(leads(o) for o in node.outputs)
+        elif isinstance(op, DimShuffle):
+            order = tuple(op.new_order)
+            ok = order[:ndim] == tuple(range(ndim)) and all(
+                o == "x" or o >= ndim for o in order[ndim:]
+            )
+        elif isinstance(op, CAReduce):
+            ok = op.axis is not None and all(a >= ndim for a in op.axis)
+        elif isinstance(op, AdvancedSubtensor1 | AdvancedSubtensor):
             array, *indices = node.inputs
-            if array in dependent or len(indices) != 1 or not leads(node.outputs[0]):
+            ok = array not in dependent and len(indices) == 1 and leads(node.outputs[0])
+        elif isinstance(op, RandomVariable):
+            ok = scalar_elementwise_rv(node, dependent)
+        else:
+            ok = False
+        if not ok:
+            return False
+    for child in children:
+        if isinstance(child.op, RandomVariable):
+            if not scalar_elementwise_rv(child, dependent):
                 return False
-            continue
-        return False
+        elif type(child.op) is FiniteEnumerationRV:
+            if not child.op.elementwise or not leads(child.inputs[0]):
+                return False
+        else:
+            return False
     return True
 
 

@@ -32,7 +32,6 @@ from typing import NamedTuple
 
 import aesara.tensor as at
 import numpy as np
-from aeppl.logprob import logprob
 from aesara.graph.basic import Apply, Constant, Variable
 from aesara.graph.op import Op
 from aesara.tensor.basic import get_scalar_constant_value
@@ -48,6 +47,7 @@ from aemix.ops import (
     MarkovChainRV,
     density_build,
     marginal_conditionals,
+    value_logprob,
 )
 from aemix.vectorize import batch_node, vectorize_graph
 
@@ -373,7 +373,7 @@ def _emission_matrix(op, emissions, values, dependence) -> Variable:
             value = values[form]
         else:
             value = stack_values([values[i] for _, _, i in mine])
-        logp = logprob(y, value)
+        logp = value_logprob(y, value)
         if logp.ndim > 1:
             logp = at.sum(logp, axis=tuple(range(1, logp.ndim)))
         dependence.track(states)

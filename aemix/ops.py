@@ -44,6 +44,7 @@ __all__ = [
     "constant_branch_value",
     "replace_views",
     "placeholder_logprob",
+    "value_logprob",
     "density_build",
     "DensityBuild",
     "point_mass_beside_density",
@@ -137,6 +138,25 @@ class MarginalMixtureRV(Op):
         return "MarginalMixture"
 
 
+def value_logprob(rv: Variable, value: Variable) -> Variable:
+    """aeppl's log-density of ``rv`` at ``value``, with ``value``'s axes and no more.
+
+    aeppl's categorical density with a matrix of probabilities pads the value on the left, so
+    ``categorical(P[z])`` over ``n`` values has a density of shape ``(1, n)``: summed per element
+    along the wrong axes, that spurious axis would put every element's density in each.  The
+    leading axes beyond ``value``'s have length one; they are dropped (checked when run, if their
+    length is not known).
+    """
+    logp = logprob(rv, value)
+    while logp.ndim > value.ndim:
+        if logp.type.shape[0] == 1:
+            logp = logp[0]
+        else:
+            lengths = [logp.shape[i] for i in range(1, logp.ndim)]
+            logp = at.reshape(logp, lengths, ndim=logp.ndim - 1)
+    return logp
+
+
 def _categorical_log_weights(index: Variable) -> Variable:
     """``log p`` of the categorical ``index`` (normalized, as aeppl's categorical density is)."""
     p = index.owner.inputs[-1]
@@ -147,11 +167,12 @@ def _categorical_log_weights(index: Variable) -> Variable:
 def _mixture_conditionals(op, values, index, *components):
     (value,) = values
     if op.stacked:
-        component_logps = at.stack([logprob(component, value) for component in components])
+        component_logps = at.stack([value_logprob(component, value) for component in components])
     else:
         (mixed,) = components
         # Every element of `mixed` along its first axis is one component, evaluated at one value.
-        component_logps = logprob(mixed, at.broadcast_to(at.shape_padleft(value), mixed.shape))
+        mixed_value = at.broadcast_to(at.shape_padleft(value), mixed.shape)
+        component_logps = value_logprob(mixed, mixed_value)
     log_weights = at.shape_padright(_categorical_log_weights(index), value.ndim)
     n_components = len(components) if op.stacked else components[0].type.shape[0]
     if n_components is None:
@@ -210,7 +231,7 @@ def _branch_logprob(branch: Variable, value: Variable, atom=None) -> Variable:
     constant = constant_branch_value(branch)
     if constant is not None:
         return at.switch(at.eq(value, constant), 0.0, -np.inf)
-    logp = logprob(branch, value)
+    logp = value_logprob(branch, value)
     if atom is not None:
         # A density puts no mass on the atom.
         logp = at.switch(at.eq(value, atom), -np.inf, logp)
@@ -498,13 +519,15 @@ def _children_logprobs(children, values) -> list[Variable]:
     terms = []
     for node, valued in by_node.items():
         if not isinstance(node.op, PLACEHOLDER_TYPES):
-            terms.extend(logprob(child, value) for child, value in valued.items())
+            terms.extend(value_logprob(child, value) for child, value in valued.items())
             continue
         missing = [out for out in node.outputs if out not in valued]
         if missing:
             raise NotImplementedError(f"{node.op} is a child with outputs {missing} left out")
         density = placeholder_logprob(node.op, [valued[out] for out in node.outputs], *node.inputs)
-        terms.append(density if len(node.outputs) == 1 else at.sum(density))
+        # Unsummed: an inner enumeration summed per element has one term per element, which an
+        # outer one summed per element keeps (its callers reduce what they do not keep).
+        terms.append(density)
     return terms
 
 
@@ -571,7 +594,7 @@ def _enumeration_conditionals(op, values, discrete, support, *children):
                 return at.sum(logp, axis=tuple(range(discrete.ndim, logp.ndim)))
             return logp
 
-        terms = reduce(logprob(discrete, discrete_value))
+        terms = reduce(value_logprob(discrete, discrete_value))
         for child_logp in _children_logprobs(children, values):
             terms = terms + reduce(replace_views(child_logp, discrete, discrete_value, dependence))
         if not op.elementwise:
@@ -646,7 +669,9 @@ def _change_point_conditionals(op, values, discrete, support, *children):
     with density_build() as build:
         dependence = build.dependence
         prior_value = discrete.type()
-        (log_joint,) = vectorize_graph([logprob(discrete, prior_value)], {prior_value: support})
+        (log_joint,) = vectorize_graph(
+            [value_logprob(discrete, prior_value)], {prior_value: support}
+        )
         for child_logp, cut in zip(_children_logprobs(children, values), op.cuts):
             first, second = (
                 _per_element(replace_views(child_logp, discrete, d, dependence), cut)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import aesara.tensor as at
 import numpy as np
-from aeppl.logprob import logprob
 from aesara.graph.basic import Constant, Variable, ancestors
 from aesara.tensor.random.op import RandomVariable
 
@@ -36,6 +35,7 @@ from aemix.ops import (
     logsumexp,
     marginal_conditionals,
     replace_views,
+    value_logprob,
 )
 from aemix.vectorize import vectorize_graph
 
@@ -101,7 +101,7 @@ def map_recoveries(recoveries: list[Recovery], fn) -> list[Recovery]:
 def _prior_log_probs(discrete: Variable, support: Variable, joint: bool) -> Variable:
     """``log P(D = d_k)`` at the support's values (leading axis), normalized over them."""
     value = discrete.type()
-    logp = logprob(discrete, value)
+    logp = value_logprob(discrete, value)
     if joint:
         logp = at.sum(logp)
         grid = support

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import aesara
 import aesara.tensor as at
 import numpy as np
-from aeppl.logprob import logprob
 from aesara.graph.basic import Variable, ancestors, clone_replace
 from aesara.tensor.random.op import RandomVariable
 
@@ -36,6 +35,7 @@ from aemix.ops import (
     FiniteEnumerationRV,
     logsumexp,
     marginal_conditionals,
+    value_logprob,
 )
 from aemix.tempering import TemperedStart
 from aemix.vectorize import vectorize_graph
@@ -101,7 +101,7 @@ def log_likelihood_graphs(
             if not (len(observed_outputs) == 1 and _same_shape(term, rv)):
                 term = at.sum(term)
         else:
-            term = logprob(rv, data)
+            term = value_logprob(rv, data)
         term = clone_replace(term, values)
         leftover = [
             v.name or str(v)

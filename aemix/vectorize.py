@@ -18,7 +18,7 @@ from functools import singledispatch
 
 import aesara.tensor as at
 import numpy as np
-from aesara.graph.basic import Apply, Variable, io_toposort
+from aesara.graph.basic import Apply, Constant, Variable, io_toposort
 from aesara.graph.op import Op
 from aesara.raise_op import CheckAndRaise
 from aesara.scalar import ScalarOp, ScalarType
@@ -215,9 +215,21 @@ def map_over_chains(op: Op, node: Apply, ctx: Batched, *inputs: tuple[Variable, 
         raise VectorizationError(op, "a random variable cannot be mapped over chains")
     batched = [x for x, b in inputs if b]
     positions = [i for i, (_, b) in enumerate(inputs) if b]
+    # The inputs shared by every chain enter as non-sequences: a variable the step function only
+    # closed over would have its whole graph rebuilt inside the loop, out of reach of the
+    # substitutions made later (a summed-out variable's value for its view) and, when it reads a
+    # random variable, drawn afresh at every evaluation.
+    shared = [
+        i
+        for i, (x, b) in enumerate(inputs)
+        if not b and isinstance(x.type, TensorType) and not isinstance(x, Constant)
+    ]
 
-    def one_chain(*per_chain):
+    def one_chain(*args_in):
+        per_chain, fixed = args_in[: len(batched)], args_in[len(batched) :]
         args = [x for x, _ in inputs]
+        for i, x in zip(shared, fixed):
+            args[i] = x
         for i, x in zip(positions, per_chain):
             # A per-chain scalar (an index) is a vector over chains, so one chain's is a 0-d tensor.
             wants_scalar = isinstance(node.inputs[i].type, ScalarType)
@@ -228,7 +240,9 @@ def map_over_chains(op: Op, node: Apply, ctx: Batched, *inputs: tuple[Variable, 
             raise VectorizationError(op, f"it cannot be applied to one chain: {exc}") from exc
 
     try:
-        outs, _ = scan_map(one_chain, sequences=batched)
+        outs, _ = scan_map(
+            one_chain, sequences=batched, non_sequences=[inputs[i][0] for i in shared]
+        )
     except VectorizationError:
         raise
     except Exception as exc:  # noqa: BLE001 - reported in aemix's terms, with Aesara's reason
@@ -352,8 +366,27 @@ def _batch_advanced_subtensor(op, node, ctx, x, *index_inputs):
     if not any(b for _, b in index_inputs):
         return [(x[(slice(None), *indices)], True)]
     if len(index_inputs) != 1:
-        # Several index arrays, one of them per chain: mapped.
-        return map_over_chains(op, node, ctx, x_and_batched, *index_inputs)
+        arrays = all(
+            isinstance(v.type, TensorType) and v.type.dtype.startswith(("int", "uint"))
+            for v in indices
+        )
+        if not arrays:
+            # Slices or masks beside a per-chain index array: mapped.
+            return map_over_chains(op, node, ctx, x_and_batched, *index_inputs)
+        # Index arrays only (``take_along_axis``): they broadcast together, so each gets the
+        # chain axis in front of the common number of axes (one chain's rows, from the right).
+        common = max(v.ndim - b for v, b in index_inputs)
+        padded = []
+        for v, b in index_inputs:
+            own = v.ndim - b
+            if b:
+                padded.append(v.dimshuffle(0, *(["x"] * (common - own)), *range(1, v.ndim)))
+            else:
+                padded.append(v.dimshuffle(*(["x"] * (1 + common - own)), *range(v.ndim)))
+        if not x_batched:
+            return [(x[tuple(padded)], True)]
+        rows = ctx.rows().reshape((-1,) + (1,) * common)
+        return [(x[(rows, *padded)], True)]
     (index,) = indices
     if not x_batched:
         # theta[z] with z batched: advanced indexing by the (chains, ...) index array.

@@ -111,6 +111,10 @@ def _mean_offset(e, lib, c):
     return e["theta"] + lib.const(c.const)[e[c.reads[0]]]
 
 
+def _mean_rows(e, lib, c):
+    return e["mu"][e[c.reads[0]]][:, None] + lib.const(np.array([0.0, 1.5]))
+
+
 def _mean_two(e, lib, c):
     return e["mu"][e[c.reads[0]]] + lib.const(c.const)[e[c.reads[1]]]
 
@@ -131,6 +135,9 @@ PATTERNS = {
     "switch": "switch(z, theta, c0)",
     "offset": "theta + c[z]",
     "two": "mu[z1] + c[z2]",
+    "rows": "mu[z][:, None] + [0, 1.5]: row i reads z_i",
+    "square": "normal(mu[z], sd, size=(n, n)): broadcast from the right, element (i, j) reads z_j",
+    "wide": "normal(mu[z], sd, size=(2, n)): column j reads z_j",
     "latent": "x ~ normal(c[z], s[z]) latent, y ~ normal(x, 1) observed",
     "mixture": "y = N[z], N ~ normal(theta + c, s) (an indexed mixture of random variables)",
 }
@@ -141,6 +148,9 @@ _MEANS = {
     "switch": _mean_switch,
     "offset": _mean_offset,
     "two": _mean_two,
+    "rows": _mean_rows,
+    "square": _mean_index,
+    "wide": _mean_index,
     "latent": _mean_latent,
     "mixture": _mean_offset,
 }
@@ -199,7 +209,8 @@ class ModelSpec:
                 y.name = c.name
                 rvs[c.name] = y
             else:
-                y = srng.normal(c.mean(env, AT), c.sd, name=c.name)
+                size = np.shape(c.data) if c.pattern in ("square", "wide") else None
+                y = srng.normal(c.mean(env, AT), c.sd, size=size, name=c.name)
                 rvs[c.name] = y
             outputs.append(y)
             observed[y] = c.data
@@ -358,7 +369,7 @@ def children(draw, name: str, reads: list[Discrete], private: bool) -> Child:
     else:
         patterns = ["index", "sum", "offset", "latent"]
         if z.size is not None:
-            patterns.append("index_reversed")
+            patterns += ["index_reversed", "rows", "square", "wide"]
         if z.kind == "bernoulli":
             patterns.append("switch")
         # aemix's indexed-mixture rule takes categorical indices (others are a typed refusal).
@@ -373,6 +384,12 @@ def children(draw, name: str, reads: list[Discrete], private: bool) -> Child:
         const = np.array(draw(hst.lists(_location, min_size=k2, max_size=k2)))
     elif pattern == "sum":
         shape = ()
+    elif pattern == "rows":
+        shape = (*z.shape, 2)
+    elif pattern == "square":
+        shape = (*z.shape, *z.shape)
+    elif pattern == "wide":
+        shape = (2, *z.shape)
     else:
         shape = z.shape
     return Child(
@@ -431,7 +448,7 @@ def models(draw, max_discrete: int = 3) -> ModelSpec:
         [
             max(d.support) + 1
             for c in cs
-            if c.pattern in ("index", "index_reversed", "two")
+            if c.pattern in ("index", "index_reversed", "two", "rows", "square", "wide")
             for d in ds
             if d.name == c.reads[0]
         ],

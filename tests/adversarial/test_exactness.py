@@ -165,6 +165,29 @@ PATTERN_CASES = {
         [Child("y0", "index", ("z1",), 1.0, np.array(0.8))],
         2,
     ),
+    "rows of a child read one element each": ModelSpec(
+        [_CATEGORICAL], [Child("y0", "rows", ("z0",), 1.1, _DATA3[:, None] + [0.0, 1.0])], 3
+    ),
+    "a child broadcast from the right": ModelSpec(
+        [_BERNOULLI], [Child("y0", "square", ("z0",), 1.1, np.outer(_DATA2, [1.0, -0.5]))], 2
+    ),
+    "columns of a child read one element each": ModelSpec(
+        [_CATEGORICAL], [Child("y0", "wide", ("z0",), 0.9, np.stack([_DATA3, -_DATA3]))], 3
+    ),
+    "a discrete child of each element": ModelSpec(
+        [
+            _CATEGORICAL,
+            Discrete(
+                "z1",
+                "categorical_of",
+                3,
+                weights=np.array([[0.7, 0.3], [0.4, 0.6], [0.1, 0.9]]),
+                parent="z0",
+            ),
+        ],
+        [Child("y0", "index", ("z1",), 1.0, _DATA3)],
+        2,
+    ),
     "latent child": ModelSpec(
         [Discrete("z0", "bernoulli", None, p=0.35)],
         [Child("x0", "latent", ("z0",), 1.0, np.array(1.1), _CONST[:2], _SCALES[:2])],
@@ -239,6 +262,9 @@ def test_conditional_probabilities_are_exact(spec, seed):
         "two discrete latents",
         "discrete child of a discrete parent",
         "latent child of a vector",
+        "rows of a child read one element each",
+        "a child broadcast from the right",
+        "a discrete child of each element",
     ],
 )
 def test_pattern_conditionals_are_exact(case):
