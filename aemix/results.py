@@ -172,7 +172,7 @@ def predictive_function(
         at.tensor(v.type.dtype, shape=(None, *v.type.shape), name=v.name) for v in given
     ]
     new = {singles[v]: (b, True) for v, b in zip(given, batched_inputs)}
-    ctx = Batched(batched_inputs[0].shape[0])
+    ctx = Batched(batched_inputs[0].shape[0], drawing=True)
     batched = _rebuild(graphs, [*singles.values(), *rng_inputs], new, ctx, draw_per_chain=True)
     fn = aesara.function(
         [*batched_inputs, *rng_inputs], batched, on_unused_input="ignore", mode=mode

@@ -58,10 +58,16 @@ __all__ = ["vectorize_graph", "vectorize_draws", "batch_node", "Batched"]
 
 
 class Batched:
-    """The batching context: the symbolic number of chains, shared by every rule."""
+    """The batching context: the symbolic number of chains, shared by every rule.
 
-    def __init__(self, size: Variable):
+    ``drawing``: the batched graph is sampled from (`vectorize_draws`), so a random variable may
+    become any graph that draws from its distribution; otherwise (a density's graph) it stays a
+    random variable, which aeppl gives a density.
+    """
+
+    def __init__(self, size: Variable, drawing: bool = False):
         self.size = size
+        self.drawing = drawing
 
     def broadcast(self, x: Variable) -> Variable:
         """An unbatched ``x`` repeated along a new leading chain axis."""
@@ -154,7 +160,7 @@ def vectorize_draws(outputs: Sequence[Variable], n_chains: Variable) -> list[Var
     list of Variable
         The outputs with a leading axis of length ``n_chains``.
     """
-    return _rebuild(outputs, None, {}, Batched(n_chains), draw_per_chain=True)
+    return _rebuild(outputs, None, {}, Batched(n_chains, drawing=True), draw_per_chain=True)
 
 
 def _rebuild(outputs, inputs, new, ctx, draw_per_chain: bool, reads=None) -> list[Variable]:
@@ -278,7 +284,7 @@ def _batch_random_variable(op, node, ctx, rng, size, dtype, *params):
             param = param.dimshuffle(0, *(["x"] * missing), *range(1, param.ndim))
         new_params.append(param)
     new_size = [ctx.size, *[value.shape[i] for i in range(batch_ndim)]]
-    if isinstance(op, CategoricalRV):
+    if isinstance(op, CategoricalRV) and ctx.drawing:
         # Inverse CDF in the graph, as Aesara's sampler does (the count of CDF values below a
         # uniform), which otherwise loops over the draws in Python.
         (p,) = new_params

@@ -36,6 +36,8 @@ def hidden_markov_model(
     srng = at.random.RandomStream(0)
     if emission == "normal":
         theta = srng.normal(np.zeros(k), 1.0, name="mu")
+    elif emission == "categorical":
+        theta = srng.dirichlet(np.ones((k, 3)), name="emission")
     else:
         theta = srng.lognormal(np.zeros(k), 1.0, name="rate")
     latent_rows = isinstance(transition, str)
@@ -57,6 +59,8 @@ def hidden_markov_model(
             z = srng.categorical(row, name=f"z{t}")
         if emission == "normal":
             y = srng.normal(theta[z], 1.0, name=f"y{t}")
+        elif emission == "categorical":
+            y = srng.categorical(theta[z], name=f"y{t}")
         else:
             y = srng.poisson(theta[z], name=f"y{t}")
         ys.append(y)
@@ -184,6 +188,37 @@ def test_latent_dirichlet_rows_and_poisson_emissions(n_steps):
         expected = prior + logsumexp(forward_messages(emission, rows, initial)[-1])
         got = sampler.logdensity({"rate": rate, "rows": rows})
         np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("n_steps", [5, 120])
+def test_categorical_emissions_are_summed_by_the_forward_algorithm(n_steps):
+    """``y_t ~ Cat(E[z_t])``: aeppl's categorical density of a matrix of probabilities has an
+    extra leading axis, which must not mix the steps; the chain is still summed by the forward
+    algorithm (the emissions' batched form stays a random variable)."""
+    k = 2
+    rng = np.random.default_rng(n_steps)
+    data = rng.integers(0, 3, size=n_steps)
+    initial = np.array([0.6, 0.4])
+    outputs, observed = hidden_markov_model(data, P2, initial, emission="categorical")
+    sampler = aemix.build_sampler(outputs, observed, mode=FAST)
+    assert summed_by_the_chain_rule(sampler)
+    for _ in range(3):
+        rows = rng.dirichlet(np.ones(3), size=k)
+        emission = np.log(rows[:, data].T)
+        expected = sum(st.dirichlet(np.ones(3)).logpdf(row) for row in rows) + logsumexp(
+            forward_messages(emission, P2, initial)[-1]
+        )
+        got = sampler.logdensity({"emission": rows})
+        np.testing.assert_allclose(got, expected, rtol=1e-9)
+        if n_steps <= 6:
+            log_joint = lambda z, emission=emission: (  # noqa: E731
+                np.log(initial[z[0]])
+                + sum(np.log(P2[z[t - 1], z[t]]) for t in range(1, n_steps))
+                + sum(emission[t, z[t]] for t in range(n_steps))
+            )
+            exact = brute_force(log_joint, n_steps, k)
+            prior = sum(st.dirichlet(np.ones(3)).logpdf(row) for row in rows)
+            np.testing.assert_allclose(got, prior + exact, rtol=1e-9)
 
 
 def test_emissions_of_several_forms_and_steps_without_one():
