@@ -38,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import aesara
@@ -145,12 +145,21 @@ class Marginalization:
         The placeholder node; its outputs are variables of the marginal model.
     truncation
         For a count with unbounded support, the finite range it was summed over (else ``None``).
+    cost
+        For a variable summed out by enumeration, the number of configurations its elimination
+        evaluates its dependents at: its own (support size, or support size to the power of its
+        elements when they are summed jointly) times those of the discrete variables summed out
+        after it that its factor still reads (``scope``), over which it is evaluated again.
+    scope
+        The names of those variables.
     """
 
     rule: str
     discrete: Variable
     node: Apply
     truncation: Truncation | None = None
+    cost: int | None = None
+    scope: tuple[str, ...] = ()
 
     @property
     def outputs(self) -> list[Variable]:
@@ -615,7 +624,52 @@ class _Rewriting:
                 return node
             node = consumers[0]
 
-    def enumerate(self, discrete: Variable, budget: int, on_budget: str) -> None:
+    # -- the elimination order ---------------------------------------------------------------
+
+    def eliminate(self, budget: int, on_budget: str) -> None:
+        """Sum out every discrete latent left, one at a time, in the order a cost model chooses.
+
+        Summing out ``D`` makes one factor (a placeholder) of its children; a discrete variable
+        summed out later that the factor still reads (its ``scope``) enumerates it again at each
+        of its own configurations.  So eliminating ``D`` costs its configurations times those of
+        its scope (the size of the intermediate factor, as in variable elimination), and the
+        order matters: with a vector ``l`` and a scalar ``c`` read by one child, ``l`` first
+        costs ``K_l * 2``, ``c`` first ``2 * K_l ** n`` (``l`` is then read through ``c``'s
+        factor, no longer element by element).  The order is greedy by that cost (min-weight),
+        among the variables none of whose children is a discrete latent still to be summed out
+        (an enumeration sums a variable out of its children's joint); ties keep the reverse
+        topological order.  The budget applies to each step's cost.
+        """
+        remaining = self.discrete_latents()
+        self._eliminated: set[Variable] = set()
+        self._plans: dict[Variable, _Plan] = {}
+        while remaining:
+            latest_first = list(reversed(remaining))
+            if len(remaining) > _ORDER_SEARCH_LIMIT:
+                candidates = latest_first[:1]
+            else:
+                candidates = [d for d in latest_first if not self._has_pending_child(d, remaining)]
+                candidates = candidates or latest_first[:1]
+            costs = [self.step_cost(d, remaining, budget, on_budget) for d in candidates]
+            best = min(range(len(candidates)), key=lambda i: costs[i][0])
+            discrete = candidates[best]
+            cost, scope = costs[best]
+            self.enumerate(discrete, budget, on_budget, cost, scope)
+            self._eliminated.add(discrete)
+            remaining = [d for d in remaining if d is not discrete]
+
+    def _has_pending_child(self, discrete: Variable, remaining: list[Variable]) -> bool:
+        try:
+            children = self.children_of(discrete)
+        except MarginalizationError:
+            return False  # (its enumeration says why)
+        pending = set(remaining)
+        return any(out in pending for child in children for out in _measurable_outputs(child))
+
+    def plan(self, discrete: Variable, budget: int, on_budget: str) -> _Plan:
+        """``discrete``'s support (and range, for a count), and its configurations."""
+        if discrete in self._plans:
+            return self._plans[discrete]
         name = _describe(discrete)
         rule, support = self.support_of(discrete)
         truncation = None
@@ -628,28 +682,122 @@ class _Rewriting:
             raise MarginalizationError(
                 name, "no random variable depends on it; sample it forward from its prior instead"
             )
-        elementwise = discrete.ndim > 0 and _elementwise(discrete, children)
         if support is None:
             truncation = self.truncating.choose(discrete, support_low, children, budget, on_budget)
             support = truncation.values()
-        k = len(support)
+        # (a support may be a range: it is built only once the budget allows it)
+        plan = _Plan(rule, support, truncation)
+        self._plans[discrete] = plan
+        return plan
+
+    def configurations(self, discrete: Variable, children, plan: _Plan) -> tuple[bool, int]:
+        """Whether ``discrete`` is summed out element by element, and its configurations."""
+        elementwise = discrete.ndim > 0 and _elementwise(discrete, children)
+        k = len(plan.support)
+        if discrete.ndim == 0 or elementwise:
+            return elementwise, k
+        shape = concrete_shape(discrete)
+        if shape is None:
+            raise MarginalizationError(
+                _describe(discrete),
+                "its shape is not known, so its joint support cannot be enumerated",
+            )
+        return False, k ** int(np.prod(shape))
+
+    def step_cost(self, discrete, remaining, budget, on_budget) -> tuple[int, tuple[Variable, ...]]:
+        """The configurations that summing out ``discrete`` now evaluates its dependents at, and
+        the discrete variables still to be summed out that its factor reads (its scope)."""
+        plan = self.plan(discrete, budget, on_budget)
+        elementwise, own = self.configurations(discrete, self.children_of(discrete), plan)
+        scope = self.scope(discrete, set(remaining))
+        shape = concrete_shape(discrete) if elementwise else None
+        cost = own
+        for other in scope:
+            other_plan = self.plan(other, budget, on_budget)
+            other_elementwise, n = self.configurations(other, self.children_of(other), other_plan)
+            if other_elementwise and (
+                shape is None or shape[: other.ndim] != concrete_shape(other)
+            ):
+                # Its children then include this variable's factor, which is summed element by
+                # element along its own axes only if they lead with the other's: else jointly.
+                n = len(other_plan.support) ** int(np.prod(concrete_shape(other)))
+            cost *= n
+        return cost, scope
+
+    def scope(self, discrete: Variable, remaining: set[Variable]) -> tuple[Variable, ...]:
+        """The discrete variables of ``remaining`` (other than ``discrete``) that the factor of
+        ``discrete`` and its children reads: through their parameters, and through those of the
+        variables summed out inside a child that is a placeholder."""
+        roots: list[Variable] = []
+
+        def density_inputs(node: Apply) -> None:
+            if isinstance(node.op, RandomVariable):
+                roots.extend(node.inputs[3:])
+                return
+            for inp in node.inputs:
+                owner = inp.owner
+                if owner is not None and _is_measurable_node(owner) and inp in owner.outputs:
+                    if isinstance(owner.op, RandomVariable) and inp is not owner.default_output():
+                        continue
+                    density_inputs(owner)
+                else:
+                    roots.append(inp)
+
+        density_inputs(discrete.owner)
+        for child in self.children_of(discrete):
+            density_inputs(child)
+        found: list[Variable] = []
+        frontier, seen = roots, set()
+        while frontier:
+            v = frontier.pop()
+            if v in seen or v.owner is None:
+                continue
+            seen.add(v)
+            if v in remaining:
+                if v is not discrete and v not in found:
+                    found.append(v)
+                continue
+            if _is_measurable_node(v.owner):
+                continue  # another random variable's value
+            frontier.extend(v.owner.inputs)
+        return tuple(found)
+
+    def enumerate(
+        self,
+        discrete: Variable,
+        budget: int,
+        on_budget: str,
+        cost: int | None = None,
+        scope: tuple[Variable, ...] = (),
+    ) -> None:
+        name = _describe(discrete)
+        plan = self.plan(discrete, budget, on_budget)
+        rule, truncation = plan.rule, plan.truncation
+        children = self.children_of(discrete)
+        elementwise, n_configurations = self.configurations(discrete, children, plan)
+        support = plan.support
         n_joint = 1
         if discrete.ndim > 0 and not elementwise:
             shape = concrete_shape(discrete)
-            if shape is None:
-                raise MarginalizationError(
-                    name, "its shape is not known, so its joint support cannot be enumerated"
-                )
             n_joint = int(np.prod(shape))
-        cost = k**n_joint
+        cost = n_configurations if cost is None else cost
         if cost > budget:
+            within = (
+                f" ({n_configurations} of its own, times those of "
+                f"{', '.join(_describe(v) for v in scope)}, summed out after it, which its "
+                "dependents also read)"
+                if scope
+                else ""
+            )
             message = (
-                f"summing it out costs {cost} evaluations of its dependents, over the budget of "
-                f"{budget} (raise `support_budget` to allow it)"
+                f"summing it out costs {cost} evaluations of its dependents{within}, over the "
+                f"budget of {budget} (raise `support_budget` to allow it)"
             )
             if on_budget == "raise" or cost > 100 * budget:
                 raise MarginalizationError(name, message)
-            warnings.warn(f"marginalizing {name!r}: {message}", stacklevel=4)
+            from aemix.diagnostics import user_stacklevel
+
+            warnings.warn(f"marginalizing {name!r}: {message}", stacklevel=user_stacklevel())
         cut_rule, cuts = self.change_points(discrete, children)
         support = np.asarray(support)
         if discrete.ndim > 0 and not elementwise:
@@ -688,9 +836,29 @@ class _Rewriting:
         self._replace_by_placeholder(olds, node)
         self.applied.append(
             Marginalization(
-                cut_rule or (rule.name if rule else "finite_support"), discrete, node, truncation
+                cut_rule or (rule.name if rule else "finite_support"),
+                discrete,
+                node,
+                truncation,
+                cost,
+                tuple(_describe(v) for v in scope),
             )
         )
+
+
+#: Above this many discrete latents left, the elimination order is the reverse topological one
+#: (the greedy search costs a graph walk per candidate and step).
+_ORDER_SEARCH_LIMIT = 40
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How a discrete latent is summed: the rule that gave its support, the support's values,
+    and for a count with unbounded support the range chosen."""
+
+    rule: object
+    support: Sequence[int]
+    truncation: Truncation | None
 
 
 @dataclass
@@ -750,7 +918,9 @@ class _Truncating:
             )
             if on_budget == "raise":
                 raise MarginalizationError(name, message)
-            warnings.warn(f"marginalizing {name!r}: {message}", stacklevel=5)
+            from aemix.diagnostics import user_stacklevel
+
+            warnings.warn(f"marginalizing {name!r}: {message}", stacklevel=user_stacklevel())
         return truncation
 
 
@@ -984,9 +1154,7 @@ def marginalize(
     state.apply_rewrite_rules()
     derived_indices = state.detach_derived(len(outputs)) if derived else []
     state.markov_chains()
-    # Innermost first: a discrete variable's children may include placeholders of later ones.
-    for discrete in reversed(state.discrete_latents()):
-        state.enumerate(discrete, support_budget, on_budget)
+    state.eliminate(support_budget, on_budget)
 
     current = {v for node in fgraph.apply_nodes for v in node.outputs}
     # A Markov chain's states are no longer in the graph: its placeholder reads its emissions.

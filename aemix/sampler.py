@@ -1765,6 +1765,10 @@ class Sampler:
                 how = f", summed per element over {m.discrete.type.shape} elements"
             elif enumeration and m.discrete.ndim > 0:
                 how = ", summed jointly over every configuration"
+            if m.cost is not None:
+                how += f"; {m.cost} configurations evaluated"
+                if m.scope:
+                    how += f", at each value of {', '.join(m.scope)} (summed out after it)"
             lines.append(
                 f"  {m.discrete.name} ~ {m.discrete.owner.op.name} (support size {m.support_size}"
                 f"{how}), "
@@ -1773,6 +1777,13 @@ class Sampler:
             )
             if m.truncation is not None:
                 lines.append(f"    {m.truncation.describe()}")
+        enumerated = [m for m in self._model.marginalizations if m.cost is not None]
+        if len(enumerated) > 1:
+            largest = max(enumerated, key=lambda m: m.cost)
+            lines.append(
+                f"  order: {', '.join(m.discrete.name for m in enumerated)} (chosen by cost; the "
+                f"largest step, {largest.discrete.name}, evaluates {largest.cost} configurations)"
+            )
         lines.append(f"latent (moved by the random walk, {self.dim} unconstrained coordinates):")
         for item, rv in zip(self._density.layout, self._latent_rvs):
             transform = self._transforms[rv]

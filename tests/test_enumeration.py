@@ -199,3 +199,68 @@ def test_dependents_through_an_op_without_a_batching_rule_are_summed_exactly():
         ]
     )
     assert sampler.logdensity({"mu": mu}) == pytest.approx(exact, rel=1e-12)
+
+
+# -- the elimination order and its cost ----------------------------------------------------------
+
+LOCS = np.array([-2.0, -0.5, 1.0, 3.0])
+STAR_DATA = np.array([0.3, -1.2, 2.5])
+
+
+def star_model(scalar_first: bool):
+    """``l ~ Cat(1/4, size=3)``, ``c ~ Bernoulli(.5)``, ``y ~ N(locs[l] + 2 c + mu, 1)``, with the
+    scalar created (and read) first or last: the order a user writes must not change the cost."""
+    srng = at.random.RandomStream(0)
+    mu_rv = srng.normal(0.0, 1.0, name="mu")
+    if scalar_first:
+        c_rv = srng.bernoulli(0.5, name="c")
+        l_rv = srng.categorical(np.ones(4) / 4, size=3, name="l")
+        mean = 2.0 * c_rv + at.as_tensor(LOCS)[l_rv]
+    else:
+        l_rv = srng.categorical(np.ones(4) / 4, size=3, name="l")
+        c_rv = srng.bernoulli(0.5, name="c")
+        mean = at.as_tensor(LOCS)[l_rv] + 2.0 * c_rv
+    y_rv = srng.normal(mean + mu_rv, 1.0, name="y")
+    return y_rv
+
+
+def star_brute_force(mu: float) -> float:
+    terms = []
+    for c in (0, 1):
+        for ls in itertools.product(range(4), repeat=3):
+            mean = LOCS[list(ls)] + 2.0 * c + mu
+            terms.append(np.log(0.5) + 3 * np.log(0.25) + st.norm(mean, 1).logpdf(STAR_DATA).sum())
+    return logsumexp(terms) + st.norm(0, 1).logpdf(mu)
+
+
+@pytest.mark.parametrize("scalar_first", [True, False])
+def test_the_elimination_order_is_chosen_by_cost_not_by_how_the_model_is_written(scalar_first):
+    # Summing out c first would leave l read through c's factor, jointly: 2 * 4**3 = 128
+    # configurations, over this budget; l first costs 4 * 2 = 8.
+    y_rv = star_model(scalar_first)
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: STAR_DATA}, support_budget=50, mode=FAST)
+    steps = [(m.discrete.name, m.cost, m.scope) for m in sampler._model.marginalizations]
+    assert steps == [("l", 8, ("c",)), ("c", 2, ())]
+    text = sampler.explain()
+    assert "order: l, c (chosen by cost" in text
+    assert "8 configurations evaluated, at each value of c" in text
+    for mu in (-0.7, 0.4):
+        np.testing.assert_allclose(sampler.logdensity({"mu": mu}), star_brute_force(mu), rtol=1e-10)
+
+
+def test_the_budget_applies_to_a_step_with_the_variables_it_is_evaluated_again_for():
+    # Two scalars of 60 values read by one child: whichever goes first is evaluated at each
+    # value of the other, 3600 configurations; each alone is 60.
+    srng = at.random.RandomStream(0)
+    mu_rv = srng.normal(0.0, 1.0, name="mu")
+    a_rv = srng.integers(0, 60, name="a")
+    b_rv = srng.integers(0, 60, name="b")
+    y_rv = srng.normal(mu_rv + 0.01 * a_rv - 0.02 * b_rv, 1.0, name="y")
+    with pytest.raises(aemix.MarginalizationError, match=r"costs 3600 evaluations .*60 of its own"):
+        aemix.build_sampler(y_rv, observed={y_rv: 0.5}, support_budget=1000, mode=FAST)
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: 0.5}, support_budget=4000, mode=FAST)
+    a, b = np.meshgrid(np.arange(60), np.arange(60))
+    exact = logsumexp(st.norm(0.2 + 0.01 * a - 0.02 * b, 1).logpdf(0.5)) - 2 * np.log(60)
+    np.testing.assert_allclose(
+        sampler.logdensity({"mu": 0.2}), exact + st.norm(0, 1).logpdf(0.2), rtol=1e-10
+    )

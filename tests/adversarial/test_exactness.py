@@ -188,6 +188,25 @@ PATTERN_CASES = {
         [Child("y0", "index", ("z1",), 1.0, _DATA3)],
         2,
     ),
+    # Wrong by about 2 in log-density until the nested enumerations were summed per element (a
+    # CI-size hypothesis run found it): the discrete child, per element, and a child of both.
+    "a discrete child of each element and a child of both": ModelSpec(
+        [
+            _CATEGORICAL,
+            Discrete(
+                "z1",
+                "categorical_of",
+                3,
+                weights=np.array([[0.37, 0.29, 0.34], [0.25, 0.42, 0.33], [0.35, 0.23, 0.42]]),
+                parent="z0",
+            ),
+        ],
+        [
+            Child("y0", "index", ("z1",), 1.2, _DATA3),
+            Child("y1", "two", ("z1", "z0"), 0.85, -_DATA3, _CONST),
+        ],
+        3,
+    ),
     "latent child": ModelSpec(
         [Discrete("z0", "bernoulli", None, p=0.35)],
         [Child("x0", "latent", ("z0",), 1.0, np.array(1.1), _CONST[:2], _SCALES[:2])],
@@ -265,6 +284,7 @@ def test_conditional_probabilities_are_exact(spec, seed):
         "rows of a child read one element each",
         "a child broadcast from the right",
         "a discrete child of each element",
+        "a discrete child of each element and a child of both",
     ],
 )
 def test_pattern_conditionals_are_exact(case):
