@@ -38,6 +38,7 @@ from aemix.adaptation import (
     split_low_rank,
     warm_up,
 )
+from aemix.compilation import compile_mode
 from aemix.derived import Derived, derived_graphs
 from aemix.diagnostics import (
     ConvergenceWarning,
@@ -176,6 +177,8 @@ class Sampler:
         transforms: Mapping[Variable, Any] | None = None,
     ):
         self.mode = mode
+        # (what the functions are compiled with: `mode`, constants folded in Python)
+        self._compile_mode = compile_mode(mode)
         self._model = model
         self._density = density
         self._latent_rvs = latent_rvs
@@ -312,7 +315,7 @@ class Sampler:
                 self._density.value_vars,
                 self._density.constrained_logdensity,
                 on_unused_input="ignore",
-                mode=self.mode,
+                mode=self._compile_mode,
             )
             self._compiled["logdensity"] = fn
         with self._parameter_checks(ValuesError, "at these values"):
@@ -406,11 +409,12 @@ class Sampler:
             outputs_info=[X0, LP0, None, None],
             non_sequences=[step_size_in, scale_in],
             strict=True,
+            mode=self._compile_mode,
         )
         fn = aesara.function(
             [X0, LP0, EPS, EXP, step_size_in, scale_in],
             [xs, lps, probs, accepted.astype("int8")],
-            mode=self.mode,
+            mode=self._compile_mode,
         )
         self._compiled[key] = fn
         return fn
@@ -472,7 +476,9 @@ class Sampler:
         if fn is None:
             positions = at.matrix("positions", dtype=self._density.position.dtype)
             batched = vectorize_graph(outputs, {self._density.position: positions})
-            fn = aesara.function([positions], batched, on_unused_input="ignore", mode=self.mode)
+            fn = aesara.function(
+                [positions], batched, on_unused_input="ignore", mode=self._compile_mode
+            )
             self._compiled[name] = fn
         return fn
 
@@ -512,7 +518,9 @@ class Sampler:
                     piece = clone_replace(transform.forward(vv, *rv.owner.inputs), parents)
                 pieces.append(at.flatten(piece))
             flat = at.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-            fn = aesara.function(value_vars, flat, on_unused_input="ignore", mode=self.mode)
+            fn = aesara.function(
+                value_vars, flat, on_unused_input="ignore", mode=self._compile_mode
+            )
             self._compiled["unconstrain"] = fn
         return fn
 
@@ -548,7 +556,7 @@ class Sampler:
         for node in aesara.graph.basic.io_toposort([n_chains], [batched]):
             if isinstance(node.op, RandomVariable) and node.inputs[0] in own.values():
                 updates[node.inputs[0]] = node.outputs[0]
-        fn = aesara.function([n_chains], batched, updates=updates, mode=self.mode)
+        fn = aesara.function([n_chains], batched, updates=updates, mode=self._compile_mode)
         self._compiled["prior"] = (fn, list(own.values()))
         return self._compiled["prior"]
 
@@ -1024,7 +1032,9 @@ class Sampler:
             draw_vars = {r.name: r.draw for r in self._recovery_graphs()}
             inputs = [*self._density.value_vars, *(draw_vars[e] for e in enclosing)]
             graphs = [at.max(log_tail_share(r.log_probs)) for r in truncated]
-            fn = self._compiled["truncation_tails"] = batched_function(inputs, graphs, self.mode)
+            fn = self._compiled["truncation_tails"] = batched_function(
+                inputs, graphs, self._compile_mode
+            )
         from aemix.results import evaluate_in_batches
 
         first = np.asarray(draws[self.latent[0]])
@@ -1154,7 +1164,9 @@ class Sampler:
             # (a Markov chain's states: their smoothed marginals, given no other draw)
             graphs = [at.exp(r.log_probs if r.marginal is None else r.marginal) for r in recovery]
             batched = vectorize_graph(graphs, dict(zip(inputs, batched_inputs)))
-            fn = aesara.function(batched_inputs, batched, on_unused_input="ignore", mode=self.mode)
+            fn = aesara.function(
+                batched_inputs, batched, on_unused_input="ignore", mode=self._compile_mode
+            )
             self._compiled["conditionals"] = fn
         first = draws[self.latent[0]]
         n_chains, n_samples = first.shape[:2]
@@ -1237,7 +1249,9 @@ class Sampler:
                 self._observed, dict(zip(self._latent_rvs, self._density.value_vars))
             )
             fn = (
-                batched_function(self._density.value_vars, list(graphs.values()), self.mode)
+                batched_function(
+                    self._density.value_vars, list(graphs.values()), self._compile_mode
+                )
                 if graphs
                 else None
             )
@@ -1295,7 +1309,7 @@ class Sampler:
             marginal_to_original = {m: o for o, m in self._model.original_to_marginal.items()}
             given = [*self._latent_originals, *_discrete_originals(self._model)]
             observed = [marginal_to_original[rv] for rv in self._observed]
-            fn, rngs = predictive_function(observed, given, self.mode)
+            fn, rngs = predictive_function(observed, given, self._compile_mode)
             cached = self._compiled["predictive"] = (fn, len(rngs), [rv.name for rv in observed])
         fn, n_rngs, observed_names = cached
         first = result.draws[self.latent[0]]
@@ -1380,7 +1394,7 @@ class Sampler:
                 *((rv.name, marginal_to_original[rv]) for rv in self._observed),
                 *zip(self.derived, self._model.derived),
             ]
-            fn, rngs = prior_function([v for _, v in named], self.mode)
+            fn, rngs = prior_function([v for _, v in named], self._compile_mode)
             cached = self._compiled["prior_predictive"] = (fn, len(rngs), [k for k, _ in named])
         fn, n_rngs, names = cached
         seeds = _seed_sequence(seed)
@@ -1482,7 +1496,7 @@ class Sampler:
             batch = at.matrix("positions", dtype=position.dtype)
             batched_u = [at.tensor("float64", shape=(None, *u.type.shape)) for u in uniforms]
             batched = vectorize_graph(outputs, {position: batch, **dict(zip(uniforms, batched_u))})
-            fn = aesara.function([batch, *batched_u], batched, mode=self.mode)
+            fn = aesara.function([batch, *batched_u], batched, mode=self._compile_mode)
             names = [item.name for item in self._density.layout if item.name in keep]
             names += [r.name for r in self._recovery_graphs() if r.name in keep]
             shapes = [item.shape for item in self._density.layout if item.name in keep]

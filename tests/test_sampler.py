@@ -349,3 +349,22 @@ def test_a_correlated_posterior_is_followed_by_the_dense_proposal(loop):
     exact_corr = cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1])
     flat = draws.reshape(-1, 2)
     assert abs(np.corrcoef(flat.T)[0, 1] - exact_corr) < 0.05
+
+
+def test_constants_are_folded_in_python_with_the_same_values():
+    """aemix's compile mode folds constant sub-graphs (a model's data) with the operations' Python
+    implementations, which compile no C module; the function's values are unchanged."""
+    import aesara
+
+    from aemix.compilation import compile_mode
+
+    data = np.linspace(0.1, 2.0, 7)
+    x = at.dscalar("x")
+    out = at.sum(at.log(at.as_tensor(data) * 3.0 + 1.0) * x) + at.exp(at.as_tensor(data)).sum()
+    ours = aesara.function([x], out, mode=compile_mode())
+    theirs = aesara.function([x], out)
+    np.testing.assert_allclose(ours(0.7), theirs(0.7), rtol=1e-14)
+    np.testing.assert_allclose(ours(0.7), np.sum(np.log(data * 3 + 1) * 0.7) + np.exp(data).sum())
+    # The data's expressions were folded to constants: only the product with x is left.
+    ops = {type(node.op).__name__ for node in ours.maker.fgraph.toposort()}
+    assert "Elemwise" in ops and len(ours.maker.fgraph.apply_nodes) <= 3

@@ -1,0 +1,81 @@
+"""The Aesara mode aemix compiles its functions with.
+
+Aesara folds the operations whose inputs are all constants while it rewrites a graph (a model's
+data is constant), and evaluates each folded node with its C implementation: one C module compiled
+per kind of node, most of a model's first (cold) compile.  aemix's mode folds constants with the
+operations' Python implementations instead, which give the same values and compile nothing;
+an operation with no Python implementation is folded with its C one, as before.  Everything else
+is the mode the user asked for (Aesara's default when none).
+"""
+
+from __future__ import annotations
+
+import aesara
+from aesara.compile.mode import Mode, get_default_mode, get_mode
+from aesara.graph.basic import Constant
+from aesara.graph.rewriting.basic import in2out, node_rewriter
+from aesara.graph.utils import MethodNotDefined
+from aesara.tensor.rewriting.basic import (
+    register_canonicalize,
+    register_specialize,
+    register_stabilize,
+    register_uncanonicalize,
+)
+from aesara.tensor.type import DenseTensorType, TensorType
+
+__all__ = ["compile_mode", "PYTHON_FOLDING"]
+
+#: The tag of the folding rewrite below, which only aemix's mode includes.
+PYTHON_FOLDING = "aemix_python_constant_folding"
+
+
+def _thunk(node, storage_map, compute_map):
+    try:
+        return node.op.make_thunk(node, storage_map, compute_map, no_recycling=[], impl="py")
+    except (NotImplementedError, MethodNotDefined):
+        return node.op.make_thunk(node, storage_map, compute_map, no_recycling=[])
+
+
+@node_rewriter(None)
+def python_constant_folding(fgraph, node):
+    """Aesara's ``constant_folding``, evaluated by the Op's Python implementation."""
+    if not node.op.do_constant_folding(fgraph, node):
+        return False
+    if not all(isinstance(inp, Constant) for inp in node.inputs):
+        return False
+    storage_map = {i: [i.data] for i in node.inputs}
+    compute_map = {i: [True] for i in node.inputs}
+    for o in node.outputs:
+        storage_map[o] = [None]
+        compute_map[o] = [False]
+    thunk = _thunk(node, storage_map, compute_map)
+    if thunk():
+        return False  # (an input it needed was not computed: nothing folded)
+    folded = []
+    for output in node.outputs:
+        data = storage_map[output][0]
+        if isinstance(output.type, DenseTensorType):
+            output_type = TensorType(output.type.dtype, shape=data.shape, name=output.type.name)
+        else:
+            output_type = output.type
+        folded.append(output_type.make_constant(data))
+    return folded
+
+
+_folding = in2out(python_constant_folding, ignore_newtrees=True, name="aemix_python_folding")
+for _register in (
+    register_canonicalize,
+    register_uncanonicalize,
+    register_stabilize,
+    register_specialize,
+):
+    _register(_folding, PYTHON_FOLDING, final_rewriter=True)
+
+
+def compile_mode(mode=None) -> Mode:
+    """``mode`` (a name, a `Mode`, or ``None`` for Aesara's default) with constants folded in
+    Python (see the module)."""
+    base = get_default_mode() if mode is None else get_mode(mode)
+    if not isinstance(base, Mode) or not aesara.config.cxx:
+        return base
+    return base.excluding("topo_constant_folding").including(PYTHON_FOLDING)
