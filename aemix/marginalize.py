@@ -1001,77 +1001,132 @@ def concrete_shape(v: Variable) -> tuple[int, ...] | None:
 def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
     """Whether child element ``(i, ...)`` depends on ``discrete`` only through element ``i``.
 
-    Checked structurally, following ``discrete``'s axes from it to the children: they must stay the
-    leading axes of every expression that reads it, in order.  Allowed between them: elementwise
-    operations, axes added or moved after them (``N[:, None]``, so that row ``i`` of a child reads
-    ``N_i``), reductions over the other axes, an index ``theta[discrete]`` into an array that does
-    not depend on ``discrete``, and random variables with scalar support (inside an inner
-    enumeration) whose parameters that read it have all the variable's axes.  A parameter with
-    fewer axes than its random variable is broadcast from the right, so ``normal(mu[z], 1,
-    size=(n, n))`` reads ``z_j`` in element ``(i, j)``: not elementwise.  The children are random
-    variables of that kind, or inner enumerations summed out element by element over a variable
-    whose leading axes are ``discrete``'s (a latent ``c_i ~ bernoulli(p[z_i])`` with its own
-    children): their density has one term per element of that variable.
+    Checked structurally, following where ``discrete``'s axes are in each expression that reads
+    it, from it to the children: every operation must keep each element of an expression reading
+    one element of ``discrete`` along those axes, and each child must have them as its leading
+    axes, in order.  Followed: elementwise operations, axes added or moved (``N[:, None]``,
+    ``mu[:, z].T``), reductions over the other axes, indexing an array that does not depend on
+    ``discrete`` by one index that does, the others full slices (``theta[z]``, ``mu[z, :]``,
+    ``mu[:, z]``), a matrix product with a constant factor over another axis (``one_hot(z) @
+    mu``), and random variables with scalar support inside an inner enumeration.  A parameter
+    with fewer batch axes than its random variable is broadcast from the right, so
+    ``normal(mu[z], 1, size=(n, n))`` reads ``z_j`` in element ``(i, j)``: not elementwise.  The
+    children are random variables of that kind, or inner enumerations summed out element by
+    element over a variable whose leading axes are ``discrete``'s (a latent ``c_i ~
+    bernoulli(p[z_i])`` with its own children): their density has one term per element.
     """
+    from aesara.tensor.basic import TensorFromScalar
+    from aesara.tensor.math import Dot
+
     shape = concrete_shape(discrete)
     if shape is None:
         return False
     ndim = len(shape)
+    leading = tuple(range(ndim))
+    # Where discrete's axes are in each expression that reads it.
+    axes: dict[Variable, tuple[int, ...]] = {discrete: leading}
 
-    def leads(v: Variable) -> bool:
+    def has_axes(v: Variable, where: tuple[int, ...]) -> bool:
         v_shape = concrete_shape(v)
-        return v_shape is not None and v_shape[:ndim] == shape
+        return v_shape is not None and tuple(v_shape[a] for a in where) == shape
 
-    def scalar_elementwise_rv(node: Apply, dependent: set[Variable]) -> bool:
+    def rv_axes(node: Apply) -> tuple[int, ...] | None:
+        """The draw's axes that a scalar-support random variable's parameters put ``discrete``'s
+        at (batch axes are aligned from the right), or ``None``."""
         if not isinstance(node.op, RandomVariable) or node.op.ndim_supp != 0:
-            return False
+            return None
         out = node.default_output()
-        rng, size, _, *params = node.inputs
-        if size in dependent or not leads(out):
-            return False
-        # A parameter's batch axes (those before its core axes, e.g. a categorical's last) are
-        # broadcast against the draw's from the right: they must be all the draw's.
-        return all(
-            p.ndim - core == out.ndim
-            for p, core in zip(params, node.op.ndims_params)
-            if p in dependent
-        )
+        _, size, _, *params = node.inputs
+        if size in axes:
+            return None
+        found = set()
+        for p, core in zip(params, node.op.ndims_params):
+            if p in axes:
+                if core:
+                    return None
+                shift = out.ndim - p.ndim
+                found.add(tuple(a + shift for a in axes[p]))
+        if len(found) != 1:
+            return None
+        (where,) = found
+        return where if has_axes(out, where) else None
+
+    def through(node: Apply) -> tuple[int, ...] | None:
+        op, inputs = node.op, node.inputs
+        dependent = [i for i in inputs if i in axes]
+        if isinstance(op, Elemwise | MarginalizedView):
+            if len({axes[i] for i in dependent}) != 1:
+                return None
+            where = axes[dependent[0]]
+            return where if all(has_axes(o, where) for o in node.outputs) else None
+        if isinstance(op, DimShuffle):
+            order = list(op.new_order)
+            if any(a not in order for a in axes[inputs[0]]):
+                return None
+            return tuple(order.index(a) for a in axes[inputs[0]])
+        if isinstance(op, CAReduce):
+            where = axes[inputs[0]]
+            if op.axis is None or any(a in where for a in op.axis):
+                return None
+            return tuple(a - sum(r < a for r in op.axis) for a in where)
+        if isinstance(op, AdvancedSubtensor1 | AdvancedSubtensor):
+            array, *indices = inputs
+            if array in axes or len(dependent) != 1:
+                return None
+            (index,) = dependent
+            position = indices.index(index)
+            others = [i for i in indices if i is not index]
+            if any(not _full_slice(i) for i in others):
+                return None
+            return tuple(position + a for a in axes[index])
+        if isinstance(op, Dot):
+            a, b = inputs
+            if b in axes or a.ndim != 2 or axes[a] != (0,):
+                return None
+            return (0,)
+        if isinstance(op, TensorFromScalar):
+            return None
+        if isinstance(op, RandomVariable):
+            return rv_axes(node)
+        return None
 
     nodes = io_toposort([discrete], [i for child in children for i in child.inputs])
-    dependent = {discrete}
     for node in nodes:
-        if not any(i in dependent for i in node.inputs):
+        if not any(i in axes for i in node.inputs):
             continue
-        dependent.update(node.outputs)
-        op = node.op
-        if isinstance(op, Elemwise | MarginalizedView):
-            ok = all(leads(o) for o in node.outputs)
-        elif isinstance(op, DimShuffle):
-            order = tuple(op.new_order)
-            ok = order[:ndim] == tuple(range(ndim)) and all(
-                o == "x" or o >= ndim for o in order[ndim:]
-            )
-        elif isinstance(op, CAReduce):
-            ok = op.axis is not None and all(a >= ndim for a in op.axis)
-        elif isinstance(op, AdvancedSubtensor1 | AdvancedSubtensor):
-            array, *indices = node.inputs
-            ok = array not in dependent and len(indices) == 1 and leads(node.outputs[0])
-        elif isinstance(op, RandomVariable):
-            ok = scalar_elementwise_rv(node, dependent)
-        else:
-            ok = False
-        if not ok:
+        where = through(node)
+        if where is None:
             return False
+        for out in node.outputs:
+            axes[out] = where
     for child in children:
         if isinstance(child.op, RandomVariable):
-            if not scalar_elementwise_rv(child, dependent):
+            if rv_axes(child) != leading:
                 return False
         elif type(child.op) is FiniteEnumerationRV:
-            if not child.op.elementwise or not leads(child.inputs[0]):
+            inner = child.inputs[0]
+            if not child.op.elementwise or not has_axes(inner, leading):
+                return False
+            if any(axes.get(i, leading) != leading for i in child.inputs):
                 return False
         else:
             return False
     return True
+
+
+def _full_slice(index: Variable) -> bool:
+    """Whether an index input of ``AdvancedSubtensor`` is ``:`` (a slice without bounds)."""
+    from aesara.tensor.type_other import MakeSlice, NoneTypeT, SliceConstant
+
+    if isinstance(index, SliceConstant):
+        sl = index.data
+        return sl.start is None and sl.stop is None and sl.step is None
+    node = index.owner
+    return (
+        node is not None
+        and isinstance(node.op, MakeSlice)
+        and all(isinstance(i.type, NoneTypeT) for i in node.inputs)
+    )
 
 
 def marginalize(
@@ -1140,6 +1195,7 @@ def marginalize(
         if isinstance(original, Variable) and clone.name is None:
             clone.name = original.name
     fgraph = FunctionGraph(outputs=[equiv[o] for o in outputs], clone=False)
+    _remove_vector_flattens(fgraph)
     if not 0 < tail_tolerance < 1:
         raise ValueError(f"tail_tolerance must be in (0, 1), got {tail_tolerance!r}")
     truncating = _Truncating(
@@ -1167,6 +1223,19 @@ def marginalize(
             original_to_marginal[original] = clone
     derived_outputs = list(dict.fromkeys(outputs[i] for i in derived_indices))
     return MarginalModel(fgraph, original_to_marginal, state.applied, derived_outputs)
+
+
+def _remove_vector_flattens(fgraph: FunctionGraph) -> None:
+    """Replace each reshape of a vector into a vector (``at.take(mu, z)`` flattens ``mu`` first)
+    by the vector itself: Aesara removes it while aeppl rewrites the density, which then loses
+    track of a random variable read through it."""
+    from aesara.tensor.shape import Reshape
+
+    for node in list(fgraph.toposort()):
+        if isinstance(node.op, Reshape) and node.inputs[0].ndim == 1 and node.outputs[0].ndim == 1:
+            x, out = node.inputs[0], node.outputs[0]
+            if out.type.is_super(x.type) or x.type.is_super(out.type):
+                fgraph.replace(out, x.type.filter_variable(x), reason="vector_flatten")
 
 
 def _why_not(fgraph: FunctionGraph, v: Variable, rules: RuleRegistry) -> str:

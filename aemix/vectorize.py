@@ -377,6 +377,9 @@ def _batch_advanced_subtensor(op, node, ctx, x, *index_inputs):
             for v in indices
         )
         if not arrays:
+            sliced = _one_index_among_full_slices(node, ctx, x_and_batched, index_inputs)
+            if sliced is not None:
+                return sliced
             # Slices or masks beside a per-chain index array: mapped.
             return map_over_chains(op, node, ctx, x_and_batched, *index_inputs)
         # Index arrays only (``take_along_axis``): they broadcast together, so each gets the
@@ -399,6 +402,57 @@ def _batch_advanced_subtensor(op, node, ctx, x, *index_inputs):
         return [(x[index], True)]
     rows = ctx.rows().reshape((-1,) + (1,) * (index.ndim - 1))
     return [(x[rows, index], True)]
+
+
+def _is_full_slice(v: Variable) -> bool:
+    from aesara.tensor.type_other import MakeSlice, NoneTypeT, SliceConstant
+
+    if isinstance(v, SliceConstant):
+        return v.data.start is None and v.data.stop is None and v.data.step is None
+    return (
+        v.owner is not None
+        and isinstance(v.owner.op, MakeSlice)
+        and all(isinstance(i.type, NoneTypeT) for i in v.owner.inputs)
+    )
+
+
+def _one_index_among_full_slices(node, ctx, x, index_inputs):
+    """``x[:, ..., idx, ...]`` with one index array (per chain or shared) among full slices, as
+    advanced indexing over the chains; ``None`` for other forms.
+
+    For one chain the index's axes replace ``x``'s axis ``p``; batched, NumPy puts the axes of
+    index arrays separated by slices first, so the chains' rows index axis 0 along with it and
+    the result is transposed back to ``(chains, *x.shape[:p], *idx.shape, *x.shape[p + 1:])``.
+    """
+    (x, x_batched) = x
+    tensors = [i for i, (v, _) in enumerate(index_inputs) if isinstance(v.type, TensorType)]
+    if len(tensors) != 1 or not all(
+        _is_full_slice(v) for i, (v, _) in enumerate(index_inputs) if i != tensors[0]
+    ):
+        return None
+    (p,) = tensors
+    index, index_batched = index_inputs[p]
+    if not index.type.dtype.startswith(("int", "uint")):
+        return None
+    out = node.outputs[0]
+    before = [slice(None)] * p
+    if not x_batched:
+        # Index axis p of x by the (chains, ...) array: the chain axis lands at p; move it first.
+        result = x[(*before, index)]
+        order = [p, *range(p), *range(p + 1, result.ndim)]
+        return [(result.dimshuffle(*order), True)]
+    if not index_batched:
+        return [(x[(slice(None), *before, index)], True)]
+    own = index.ndim - 1
+    rows = ctx.rows().reshape((-1,) + (1,) * own)
+    result = x[(rows, *before, index)]
+    # Now (chains, *idx axes, *x axes before p, *x axes after p).
+    n_before = p
+    order = [0, *range(1 + own, 1 + own + n_before), *range(1, 1 + own)]
+    order += list(range(1 + own + n_before, result.ndim))
+    if result.ndim != out.ndim + 1:
+        return None
+    return [(result.dimshuffle(*order), True)]
 
 
 @batch_node.register(ScalarFromTensor)

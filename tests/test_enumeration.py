@@ -264,3 +264,58 @@ def test_the_budget_applies_to_a_step_with_the_variables_it_is_evaluated_again_f
     np.testing.assert_allclose(
         sampler.logdensity({"mu": 0.2}), exact + st.norm(0, 1).logpdf(0.2), rtol=1e-10
     )
+
+
+# -- per-element summation, however the index is written ------------------------------------------
+
+N_OBS, N_COMP, N_COL = 5, 3, 2
+WEIGHTS = np.array([0.3, 0.5, 0.2])
+_rng = np.random.default_rng(11)
+DATA_MATRIX = _rng.normal(size=(N_OBS, N_COL))
+DATA_VECTOR = _rng.normal(size=N_OBS)
+COVARIATES = _rng.normal(size=(N_OBS, N_COL))
+
+
+def _indexed(writing: str):
+    """``(y, data, loc(params, k) -> the mean of every row in component k, params)``."""
+    srng = at.random.RandomStream(0)
+    z = srng.categorical(WEIGHTS, size=N_OBS, name="z")
+    if writing in ("mu[z, :]", "mu[z]"):
+        mu = srng.normal(0.0, 3.0, size=(N_COMP, N_COL), name="mu")
+        mean = mu[z, :] if writing == "mu[z, :]" else mu[z]
+        return srng.normal(mean, 1.0, name="y"), DATA_MATRIX, lambda p, k: p[k], (N_COMP, N_COL)
+    if writing == "mu[:, z].T":
+        mu = srng.normal(0.0, 3.0, size=(N_COL, N_COMP), name="mu")
+        y = srng.normal(mu[:, z].T, 1.0, name="y")
+        return y, DATA_MATRIX, lambda p, k: p[:, k], (N_COL, N_COMP)
+    if writing == "(X * beta[z]).sum(1)":
+        mu = srng.normal(0.0, 3.0, size=(N_COMP, N_COL), name="mu")
+        y = srng.normal((at.as_tensor(COVARIATES) * mu[z]).sum(axis=1), 1.0, name="y")
+        return y, DATA_VECTOR, lambda p, k: COVARIATES @ p[k], (N_COMP, N_COL)
+    mu = srng.normal(0.0, 3.0, size=N_COMP, name="mu")
+    if writing == "one_hot(z) @ mu":
+        one_hot = at.eq(z[:, None], at.arange(N_COMP)[None, :]).astype("float64")
+        mean = at.dot(one_hot, mu)
+    else:  # "take(mu, z)"
+        mean = at.take(mu, z)
+    return srng.normal(mean, 1.0, name="y"), DATA_VECTOR, lambda p, k: p[k], (N_COMP,)
+
+
+@pytest.mark.parametrize(
+    "writing",
+    ["mu[z]", "mu[z, :]", "mu[:, z].T", "(X * beta[z]).sum(1)", "one_hot(z) @ mu", "take(mu, z)"],
+)
+def test_each_way_of_indexing_by_a_membership_is_summed_per_element_and_exactly(writing):
+    y_rv, data, loc, shape = _indexed(writing)
+    # Jointly, the 3**5 configurations would be over this budget.
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: data}, support_budget=100, mode=FAST)
+    (step,) = sampler._model.marginalizations
+    assert step.node.op.elementwise and step.cost == N_COMP
+    params = np.random.default_rng(len(writing)).normal(size=shape)
+    per_row = np.stack(
+        [st.norm(loc(params, k), 1).logpdf(data).reshape(N_OBS, -1).sum(1) for k in range(N_COMP)],
+        axis=1,
+    )
+    exact = logsumexp(np.log(WEIGHTS) + per_row, axis=1).sum()
+    exact += st.norm(0, 3).logpdf(params).sum()
+    np.testing.assert_allclose(sampler.logdensity({"mu": params}), exact, rtol=1e-10)

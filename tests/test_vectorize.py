@@ -100,3 +100,30 @@ def test_vectorize_draws_gives_each_chain_its_own_draws():
     for values, p in [(kk, np.array([0.2, 0.3, 0.5])), (zz.ravel(), np.full(3, 1 / 3))]:
         freq = np.bincount(values, minlength=3) / values.size
         assert np.all(np.abs(freq - p) < 5 * np.sqrt(p * (1 - p) / values.size))
+
+
+@pytest.mark.parametrize("expr", ["x[:, i]", "x[i, :]", "x[:, :, i]", "x[:, i, :]", "x[i]"])
+@pytest.mark.parametrize("batched", ["index", "array", "both"])
+def test_an_index_array_among_full_slices_batches_without_a_loop(expr, batched):
+    # ``mu[:, z]``, ``mu[z, :]``: one index array among slices, per chain or shared, batched by
+    # advanced indexing (no scan), equal to the graph evaluated chain by chain.
+    rng = np.random.default_rng(len(expr))
+    n_chains, high = 5, {"x[:, i]": 3, "x[:, i, :]": 3, "x[:, :, i]": 5}.get(expr, 4)
+    idx_shape = (2, 3) if expr == "x[:, :, i]" else (7,)
+    x = at.dtensor3("x")
+    i = at.tensor("int64", shape=(None,) * len(idx_shape), name="i")
+    out = eval(expr)
+    one_chain = aesara.function([x, i], out)
+    x_batched, i_batched = batched in ("array", "both"), batched in ("index", "both")
+    xs = rng.normal(size=(n_chains, 4, 3, 5) if x_batched else (4, 3, 5))
+    iv = rng.integers(0, high, size=(n_chains, *idx_shape) if i_batched else idx_shape)
+    x_in = at.dtensor4("xb") if x_batched else x
+    i_in = at.tensor("int64", shape=(None,) * (len(idx_shape) + 1)) if i_batched else i
+    replacements = {old: new for old, new, b in [(x, x_in, x_batched), (i, i_in, i_batched)] if b}
+    (out_batched,) = vectorize_graph([out], replacements)
+    fn = aesara.function([x_in, i_in], out_batched, on_unused_input="ignore")
+    assert not any("Scan" in type(n.op).__name__ for n in fn.maker.fgraph.apply_nodes)
+    expected = np.stack(
+        [one_chain(xs[c] if x_batched else xs, iv[c] if i_batched else iv) for c in range(n_chains)]
+    )
+    np.testing.assert_array_equal(fn(xs, iv), expected)
