@@ -98,7 +98,11 @@ def log_likelihood_graphs(
             done_nodes.add(node)
             term = _placeholder_term(node, values, observed)
             observed_outputs = [out for out in node.outputs if out in observed]
-            if not (len(observed_outputs) == 1 and _same_shape(term, rv)):
+            if len(observed_outputs) == 1 and _leading_shape(term, rv):
+                # One term per element of the summed-out variable: the observation's elements
+                # that read that element (a row ``y[i, :]`` reading ``z_i``) are one point.
+                pass
+            else:
                 term = at.sum(term)
         else:
             term = value_logprob(rv, data)
@@ -114,11 +118,19 @@ def log_likelihood_graphs(
     return graphs
 
 
-def _same_shape(term: Variable, rv: Variable) -> bool:
-    """Whether ``term`` has one element per element of ``rv`` (as far as the types tell)."""
-    if term.ndim != rv.ndim or term.type.broadcastable != rv.type.broadcastable:
+def _leading_shape(term: Variable, rv: Variable) -> bool:
+    """Whether ``term`` has one element per element of ``rv`` or per index of its leading axes
+    (as far as the static shapes tell: they must be known)."""
+    from aemix.marginalize import concrete_shape
+
+    if term.ndim == 0 or term.ndim > rv.ndim:
         return False
-    return all(a is None or b is None or a == b for a, b in zip(term.type.shape, rv.type.shape))
+    term_shape, rv_shape = concrete_shape(term), concrete_shape(rv)
+    return (
+        term_shape is not None
+        and rv_shape is not None
+        and tuple(term_shape) == tuple(rv_shape[: term.ndim])
+    )
 
 
 def batched_function(inputs: list[Variable], outputs: list[Variable], mode=None) -> Callable:

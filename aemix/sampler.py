@@ -1224,8 +1224,9 @@ class Sampler:
         The discrete variables stay summed out, so only the latents' draws are read.  An observed
         random variable contributes its elementwise log-density; an observed output of a
         marginalized sub-graph contributes the marginal log-density, pointwise when the discrete
-        variable was summed out element by element with one element per observation, and as one
-        term (shape ``()``: one point for LOO) otherwise; see `aemix.results` for the details.
+        variable was summed out element by element (one term per element of it: per row of an
+        observation whose row ``i`` reads element ``i``), and as one term (shape ``()``: one
+        point for LOO) otherwise; see `aemix.results` for the details.
 
         Parameters
         ----------

@@ -170,3 +170,26 @@ def test_the_posterior_predictive_follows_the_drawn_memberships(mixture_run):
     residuals = (predictive["y"] - mu) / Y_SCALE
     assert abs(residuals.mean()) < 5 / np.sqrt(residuals.size)
     assert abs(residuals.var() - 1) < 5 * np.sqrt(2 / residuals.size)
+
+
+def test_rows_that_share_a_membership_are_one_point_each():
+    """``y[i, :] ~ N(mu[z_i, :], 1)``: the columns of a row read one membership, so the
+    pointwise log-likelihood has one term per row, each the row's marginal density."""
+    rng = np.random.default_rng(5)
+    weights, data = np.array([0.4, 0.6]), rng.normal(size=(6, 3))
+    srng = at.random.RandomStream(0)
+    mu_rv = srng.normal(0.0, 2.0, size=(2, 3), name="mu")
+    z_rv = srng.categorical(weights, size=6, name="z")
+    y_rv = srng.normal(mu_rv[z_rv, :], 1.0, name="y")
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: data}, mode="FAST_COMPILE")
+    result = sampler.sample(10, n_chains=2, warmup=50, seed=1, loop="scan")
+    mu = result.draws["mu"]
+    per_row = np.stack(
+        [stats.norm(mu[..., k, None, :], 1).logpdf(data).sum(-1) for k in range(2)], axis=-1
+    )
+    expected = logsumexp(np.log(weights) + per_row, axis=-1)
+    assert result.log_likelihood["y"].shape == (2, 10, 6)
+    np.testing.assert_allclose(result.log_likelihood["y"], expected, rtol=1e-10)
+    idata = result.to_inference_data(dims={"y": ["row", "column"]})
+    assert idata.log_likelihood["y"].dims == ("chain", "draw", "row")
+    assert np.isfinite(az.loo(idata).elpd_loo)
