@@ -614,6 +614,16 @@ def _enumeration_conditionals(op, values, discrete, support, *children):
                 reads=lambda v: discrete_value in dependence.reads(v),
             )
         except VectorizationError as exc:
+            from aesara.scan.op import Scan
+
+            if isinstance(exc.op, Scan):
+                raise MarginalizationError(
+                    discrete.name or str(discrete),
+                    "its dependents are computed by an aesara.scan loop, which aemix cannot sum "
+                    "it out through (a Markov chain written with scan is not recognized yet): "
+                    "write the steps as a Python loop, z_t = srng.categorical(P[z_prev]), whose "
+                    "chain is summed by the forward algorithm",
+                ) from exc
             raise MarginalizationError(
                 discrete.name or str(discrete),
                 f"its dependents use {describe_operation(exc.op)}, which aemix cannot evaluate "
