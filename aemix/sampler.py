@@ -409,7 +409,10 @@ class Sampler:
             outputs_info=[X0, LP0, None, None],
             non_sequences=[step_size_in, scale_in],
             strict=True,
-            mode=self._compile_mode,
+            # The loop's body is compiled as Aesara compiles a scan's by default (FAST_RUN,
+            # whatever the outer mode: under FAST_COMPILE's Python elementwise loops a step
+            # takes seconds), with constants folded in Python.
+            mode=compile_mode(None),
         )
         fn = aesara.function(
             [X0, LP0, EPS, EXP, step_size_in, scale_in],
