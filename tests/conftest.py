@@ -2,8 +2,6 @@ import os
 
 import pytest
 
-from tests.helpers import seed_model
-
 
 @pytest.hookimpl(optionalhook=True)  # (a hook of pytest-xdist; without it, never called)
 def pytest_xdist_setupnodes(config, specs):
@@ -26,6 +24,7 @@ def pytest_xdist_setupnodes(config, specs):
 def seed_sampler():
     """One compiled sampler of the seed's model, shared so the suite compiles its graphs once."""
     import aemix
+    from tests.helpers import seed_model  # (here: the xdist controller never imports Aesara)
 
     _, _, Y_rv = seed_model()
     return aemix.build_sampler(Y_rv)
