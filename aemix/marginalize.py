@@ -708,7 +708,12 @@ class _Rewriting:
         """The configurations that summing out ``discrete`` now evaluates its dependents at, and
         the discrete variables still to be summed out that its factor reads (its scope)."""
         plan = self.plan(discrete, budget, on_budget)
-        elementwise, own = self.configurations(discrete, self.children_of(discrete), plan)
+        children = self.children_of(discrete)
+        elementwise, own = self.configurations(discrete, children, plan)
+        if self.change_points(discrete, children)[0] is not None:
+            # Summed by cumulative sums: its dependents are evaluated twice (every element in
+            # each regime), whatever its support (`aemix.ops.ChangePointRV`).
+            own = 2
         scope = self.scope(discrete, set(remaining))
         shape = concrete_shape(discrete) if elementwise else None
         cost = own

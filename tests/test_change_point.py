@@ -9,6 +9,7 @@ import aesara
 import aesara.tensor as at
 import numpy as np
 import pytest
+import scipy.stats as st
 from aeppl import joint_logprob
 from hypothesis import given, settings
 from hypothesis import strategies as hst
@@ -280,3 +281,28 @@ def test_a_change_point_inside_another_enumeration():
             {e_rv: e, l_rv: l}, {tau_rv: range(6), z_rv: (0, 1)}, {y_rv: y}
         )
         assert_exact(sampler.logdensity({"e": e, "l": l}), ref)
+
+
+def test_two_change_points_over_a_long_series_build_at_the_default_budget_and_are_exact():
+    # tau2 is evaluated at each of tau1's 112 values, but as a change point (two evaluations of
+    # the data's densities and cumulative sums), not at 112 * 112 configurations: the default
+    # budget allows it, as it did before the budget counted the variables evaluated again.
+    n_years = 112
+    rng = np.random.default_rng(0)
+    data = np.r_[rng.poisson(3, 40), rng.poisson(1, 40), rng.poisson(2, 32)]
+    srng = at.random.RandomStream(0)
+    rates = [srng.exponential(1.0, name=f"r{k}") for k in (1, 2, 3)]
+    tau1 = srng.integers(0, n_years, name="tau1")
+    tau2 = srng.integers(0, n_years, name="tau2")
+    t = at.arange(n_years)
+    rate = at.switch(t < tau1, rates[0], at.switch(t < tau2, rates[1], rates[2]))
+    y = srng.poisson(rate, name="y")
+    sampler = aemix.build_sampler(y, observed={y: data}, mode="FAST_COMPILE")
+    assert max(m.cost for m in sampler._model.marginalizations) <= 2 * n_years
+    point = {"r1": 2.5, "r2": 1.2, "r3": 1.8}
+    a, b, years = np.meshgrid(*(np.arange(n_years),) * 3, indexing="ij")
+    per_year = np.where(years < a, 2.5, np.where(years < b, 1.2, 1.8))
+    log_lik = st.poisson(per_year).logpmf(data[years]).sum(-1)
+    exact = logsumexp(log_lik) - 2 * np.log(n_years)
+    exact += sum(st.expon().logpdf(v) for v in point.values())
+    np.testing.assert_allclose(sampler.logdensity(point), exact, rtol=1e-10)
