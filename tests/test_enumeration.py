@@ -319,3 +319,25 @@ def test_each_way_of_indexing_by_a_membership_is_summed_per_element_and_exactly(
     exact = logsumexp(np.log(WEIGHTS) + per_row, axis=1).sum()
     exact += st.norm(0, 3).logpdf(params).sum()
     np.testing.assert_allclose(sampler.logdensity({"mu": params}), exact, rtol=1e-10)
+
+
+@pytest.mark.parametrize("writing", ["mu[:, z].T", "one_hot(z) @ mu"])
+def test_memberships_read_through_a_transpose_or_a_product_are_recovered_exactly(writing):
+    y_rv, data, loc, _ = _indexed(writing)
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: data}, mode=FAST)
+    result = sampler.sample(3, n_chains=2, warmup=30, seed=0, loop="scan", var_names=["mu", "z"])
+    probs = result.conditional_probabilities["z"]
+    assert probs.shape == (2, 3, N_OBS, N_COMP)
+    for c in range(2):
+        for d in range(3):
+            mu = result.draws["mu"][c, d]
+            log_lik = np.stack(
+                [
+                    st.norm(loc(mu, k), 1).logpdf(data).reshape(N_OBS, -1).sum(1)
+                    for k in range(N_COMP)
+                ],
+                axis=1,
+            )
+            log_post = np.log(WEIGHTS) + log_lik
+            exact = np.exp(log_post - logsumexp(log_post, axis=1, keepdims=True))
+            np.testing.assert_allclose(probs[c, d], exact, atol=1e-12)
