@@ -1047,9 +1047,10 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
         found = set()
         for p, core in zip(params, node.op.ndims_params):
             if p in axes:
-                if core:
+                batch = p.ndim - core  # (a categorical's probabilities: the last axis is core)
+                if any(a >= batch for a in axes[p]):
                     return None
-                shift = out.ndim - p.ndim
+                shift = out.ndim - batch
                 found.add(tuple(a + shift for a in axes[p]))
         if len(found) != 1:
             return None

@@ -341,3 +341,26 @@ def test_memberships_read_through_a_transpose_or_a_product_are_recovered_exactly
             log_post = np.log(WEIGHTS) + log_lik
             exact = np.exp(log_post - logsumexp(log_post, axis=1, keepdims=True))
             np.testing.assert_allclose(probs[c, d], exact, atol=1e-12)
+
+
+def test_a_discrete_child_of_each_of_forty_elements_is_summed_per_element():
+    # z0_i ~ Cat(w), z1_i ~ Cat(P[z0_i]), y_i ~ N(mu[z1_i], 1): the cost model must see that z0
+    # stays per element once z1 is summed out (its categorical's last axis is its core axis),
+    # or it estimates 2 * 3**40 evaluations and refuses the model.
+    w0, transition = np.array([0.2, 0.5, 0.3]), np.array([[0.7, 0.3], [0.4, 0.6], [0.1, 0.9]])
+    data = np.random.default_rng(0).normal(size=40) * 2
+    srng = at.random.RandomStream(0)
+    mu_rv = srng.normal(0.0, 3.0, size=2, name="mu")
+    z0_rv = srng.categorical(w0, size=40, name="z0")
+    z1_rv = srng.categorical(at.as_tensor(transition)[z0_rv], name="z1")
+    y_rv = srng.normal(mu_rv[z1_rv], 1.0, name="y")
+    sampler = aemix.build_sampler(y_rv, observed={y_rv: data}, mode=FAST)
+    assert [(m.discrete.name, m.cost) for m in sampler._model.marginalizations] == [
+        ("z1", 6),
+        ("z0", 3),
+    ]
+    mu = np.array([-0.5, 1.2])
+    per_value = w0 @ transition  # P(z1_i = k)
+    exact = logsumexp(np.log(per_value) + st.norm(mu, 1).logpdf(data[:, None]), axis=1).sum()
+    exact += st.norm(0, 3).logpdf(mu).sum()
+    np.testing.assert_allclose(sampler.logdensity({"mu": mu}), exact, rtol=1e-10)
