@@ -67,6 +67,7 @@ from aemix.ops import (
 )
 from aemix.relations import RuleRegistry, registry
 from aemix.truncation import DEFAULT_TAIL_TOLERANCE, Truncation, choose_truncation
+from aemix.vectorize import is_full_slice
 
 __all__ = [
     "Marginalization",
@@ -1082,7 +1083,7 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
             (index,) = dependent
             position = indices.index(index)
             others = [i for i in indices if i is not index]
-            if any(not _full_slice(i) for i in others):
+            if any(not is_full_slice(i) for i in others):
                 return None
             return tuple(position + a for a in axes[index])
         if isinstance(op, Dot):
@@ -1118,21 +1119,6 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
         else:
             return False
     return True
-
-
-def _full_slice(index: Variable) -> bool:
-    """Whether an index input of ``AdvancedSubtensor`` is ``:`` (a slice without bounds)."""
-    from aesara.tensor.type_other import MakeSlice, NoneTypeT, SliceConstant
-
-    if isinstance(index, SliceConstant):
-        sl = index.data
-        return sl.start is None and sl.stop is None and sl.step is None
-    node = index.owner
-    return (
-        node is not None
-        and isinstance(node.op, MakeSlice)
-        and all(isinstance(i.type, NoneTypeT) for i in node.inputs)
-    )
 
 
 def marginalize(

@@ -404,7 +404,8 @@ def _batch_advanced_subtensor(op, node, ctx, x, *index_inputs):
     return [(x[rows, index], True)]
 
 
-def _is_full_slice(v: Variable) -> bool:
+def is_full_slice(v: Variable) -> bool:
+    """Whether an index input of ``AdvancedSubtensor`` is ``:`` (a slice without bounds)."""
     from aesara.tensor.type_other import MakeSlice, NoneTypeT, SliceConstant
 
     if isinstance(v, SliceConstant):
@@ -427,7 +428,7 @@ def _one_index_among_full_slices(node, ctx, x, index_inputs):
     (x, x_batched) = x
     tensors = [i for i, (v, _) in enumerate(index_inputs) if isinstance(v.type, TensorType)]
     if len(tensors) != 1 or not all(
-        _is_full_slice(v) for i, (v, _) in enumerate(index_inputs) if i != tensors[0]
+        is_full_slice(v) for i, (v, _) in enumerate(index_inputs) if i != tensors[0]
     ):
         return None
     (p,) = tensors
