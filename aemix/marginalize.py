@@ -642,7 +642,6 @@ class _Rewriting:
         topological order.  The budget applies to each step's cost.
         """
         remaining = self.discrete_latents()
-        self._eliminated: set[Variable] = set()
         self._plans: dict[Variable, _Plan] = {}
         while remaining:
             latest_first = list(reversed(remaining))
@@ -656,7 +655,6 @@ class _Rewriting:
             discrete = candidates[best]
             cost, scope = costs[best]
             self.enumerate(discrete, budget, on_budget, cost, scope)
-            self._eliminated.add(discrete)
             remaining = [d for d in remaining if d is not discrete]
 
     def _has_pending_child(self, discrete: Variable, remaining: list[Variable]) -> bool:
@@ -1227,7 +1225,7 @@ def _remove_vector_flattens(fgraph: FunctionGraph) -> None:
         if isinstance(node.op, Reshape) and node.inputs[0].ndim == 1 and node.outputs[0].ndim == 1:
             x, out = node.inputs[0], node.outputs[0]
             if out.type.is_super(x.type) or x.type.is_super(out.type):
-                fgraph.replace(out, x.type.filter_variable(x), reason="vector_flatten")
+                fgraph.replace(out, x, reason="vector_flatten")
 
 
 def _why_not(fgraph: FunctionGraph, v: Variable, rules: RuleRegistry) -> str:
