@@ -16,7 +16,10 @@ import aesara.tensor as at
 import numpy as np
 from aeppl import conditional_logprob, joint_logprob
 from aeppl.transforms import RVTransform, TransformValuesRewrite, _default_transformed_rv
+from aesara.compile import optdb
 from aesara.graph.basic import Constant, Variable, clone_get_equiv, clone_replace
+from aesara.graph.fg import FunctionGraph
+from aesara.graph.rewriting.db import RewriteDatabaseQuery
 
 from aemix.dependence import allow_depth, substitute
 
@@ -146,8 +149,24 @@ def _private_copies(latents, observed):
     from aemix.markov import pack_observed
 
     equiv = clone_get_equiv([], [*latents, *observed], copy_inputs=False, copy_orphans=False)
-    realized = {equiv[rv]: data for rv, data in observed.items()}
-    return [equiv[rv] for rv in latents], pack_observed(realized)
+    copies = _canonical([equiv[rv] for rv in [*latents, *observed]])
+    realized = dict(zip(copies[len(latents) :], observed.values()))
+    return copies[: len(latents)], pack_observed(realized)
+
+
+def _canonical(variables: list[Variable]) -> list[Variable]:
+    """``variables`` with their (private) graph in Aesara's canonical form, in place.
+
+    aeppl canonicalizes its IR too, with the values in place of the random variables: where an
+    expression simplifies to a valued variable (``b * 1.0``, ``a + b * 0.0``: a dummy covariate
+    written in a loop, ``-(-b)``), its "undo" step then replaces that variable by the expression,
+    the model's output included, and `joint_logprob` fails on an assertion.  Canonical already,
+    the graph gives those rewrites nothing to do.
+    """
+    fgraph = FunctionGraph(outputs=variables, clone=False)
+    optdb.query(RewriteDatabaseQuery(include=["canonicalize"])).rewrite(fgraph)
+    outputs = list(fgraph.outputs)
+    return outputs
 
 
 def build_logdensity(

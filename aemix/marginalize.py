@@ -208,6 +208,8 @@ class MarginalModel:
         children) are not variables of the marginal model: the placeholder's density covers them.
         """
         absorbed = _absorbed(self.fgraph)
+        # (a Markov chain's states stay in the graph only where a derived quantity reads them)
+        absorbed.update(m.discrete for m in self.marginalizations)
         return [
             out
             for node in io_toposort(self.fgraph.inputs, self.fgraph.outputs)

@@ -71,6 +71,7 @@ from aemix.intake import (
 from aemix.kernels import rmh
 from aemix.kernels.choice import Kernel, choose_kernel, kernel_step
 from aemix.logdensity import LogDensity, OrderedTransform, build_logdensity, default_transform
+from aemix.loops import unroll_scans
 from aemix.marginalize import (
     DEFAULT_SUPPORT_BUDGET,
     DEFAULT_TAIL_TOLERANCE,
@@ -2054,6 +2055,8 @@ def build_sampler(
             raise ModelError(str(var), "observed keys must be random variables of the model graph")
     frame = inspect.currentframe()
     caller = frame.f_back if frame is not None else None
+    assign_names([*output_list, *observed], caller)
+    output_list, observed = unroll_scans(output_list, observed, caller)
     everything = output_list + [v for v in observed if v not in output_list]
     model_rvs = random_variables(everything)
     assign_names([*output_list, *observed, *model_rvs], caller)

@@ -147,3 +147,33 @@ def test_integers_density_is_registered():
     f = aesara.function([k_vv], logp)
     assert np.isclose(f(2), -np.log(5)) and np.isclose(f(6), -np.log(5))
     assert f(7) == -np.inf and f(1) == -np.inf
+
+
+IDENTITIES = {
+    "b * 1.0": lambda a, b: b * 1.0,
+    "a + b * 0.0 (a dummy covariate)": lambda a, b: a + b * 0.0,
+    "b - 0.0": lambda a, b: b - 0.0,
+    "b / 1.0": lambda a, b: b / 1.0,
+    "b ** 1.0": lambda a, b: b**1.0,
+    "-(-b)": lambda a, b: at.neg(at.neg(b)),
+    "a + b * x[0], x[0] = 0": lambda a, b: a + b * at.as_tensor(np.array([0.0, 2.0]))[0],
+}
+
+
+@pytest.mark.parametrize("name", list(IDENTITIES))
+def test_a_mean_that_simplifies_to_a_latent_variable_has_its_density(name):
+    """aeppl 0.1.5's ``joint_logprob`` fails on an assertion when an expression simplifies to a
+    random variable (its canonicalization's undo step replaces the variable by the expression);
+    per-observation regressions with 0/1 covariates write exactly that.  The density is the
+    brute-force one."""
+    srng = at.random.RandomStream(0)
+    a = srng.normal(0.0, 1.0, name="a")
+    b = srng.normal(0.0, 2.0, name="b")
+    mean = IDENTITIES[name](a, b)
+    y = srng.normal(mean, 1.0, name="y")
+    sampler = aemix.build_sampler([y, a], observed={y: 0.7}, mode="FAST_COMPILE")
+    for av, bv in [(0.3, -1.1), (-2.0, 0.5)]:
+        m = {"b * 1.0": bv, "b - 0.0": bv, "b / 1.0": bv, "b ** 1.0": bv, "-(-b)": bv}.get(name, av)
+        expected = st.norm(0, 1).logpdf(av) + st.norm(0, 2).logpdf(bv) + st.norm(m, 1).logpdf(0.7)
+        got = sampler.logdensity({"a": av, "b": bv})
+        np.testing.assert_allclose(got, expected, rtol=1e-12)

@@ -385,20 +385,3 @@ def test_a_long_chain_samples_its_emission_means():
     np.testing.assert_allclose(mu_mean, mu_true, atol=0.35)
     states = np.stack([np.asarray(result.draws[f"z{t}"]).ravel() for t in range(n_steps)])
     assert np.mean(states.mean(axis=1).round() == truth) > 0.85
-
-
-def test_a_chain_written_with_scan_is_refused_with_the_loop_to_write_instead():
-    import aesara
-
-    srng = at.random.RandomStream(0)
-    mu = srng.normal(0, 1, size=2, name="mu")
-    z0 = srng.categorical(np.array([0.5, 0.5]), name="z0")
-
-    def step(z_prev, transition):
-        z = srng.categorical(transition[z_prev])
-        return z, {z.owner.inputs[0]: z.owner.outputs[0]}
-
-    states, _ = aesara.scan(step, outputs_info=[z0], non_sequences=[at.as_tensor(P2)], n_steps=6)
-    y = srng.normal(mu[states], 1.0, name="y")
-    with pytest.raises(aemix.MarginalizationError, match="aesara.scan loop.*Python loop"):
-        aemix.build_sampler(y, observed={y: np.zeros(6)}, mode=FAST)
