@@ -1188,6 +1188,7 @@ def marginalize(
             clone.name = original.name
     fgraph = FunctionGraph(outputs=[equiv[o] for o in outputs], clone=False)
     _remove_vector_flattens(fgraph)
+    _matmuls_as_dots(fgraph)
     if not 0 < tail_tolerance < 1:
         raise ValueError(f"tail_tolerance must be in (0, 1), got {tail_tolerance!r}")
     truncating = _Truncating(
@@ -1228,6 +1229,19 @@ def _remove_vector_flattens(fgraph: FunctionGraph) -> None:
             x, out = node.inputs[0], node.outputs[0]
             if out.type.is_super(x.type) or x.type.is_super(out.type):
                 fgraph.replace(out, x, reason="vector_flatten")
+
+
+def _matmuls_as_dots(fgraph: FunctionGraph) -> None:
+    """Replace each ``matmul`` of vectors and matrices by the ``dot`` it equals, whose batching,
+    scalar lowering and gradient aemix and Aesara have (Aesara's ``MatMul`` has no gradient)."""
+    from aesara.tensor.math import MatMul
+
+    for node in list(fgraph.toposort()):
+        if isinstance(node.op, MatMul) and all(x.ndim <= 2 for x in node.inputs):
+            out = at.dot(*node.inputs)
+            if out.dtype != node.outputs[0].dtype:
+                out = at.cast(out, node.outputs[0].dtype)
+            fgraph.replace(node.outputs[0], out, reason="matmul_as_dot")
 
 
 def _why_not(fgraph: FunctionGraph, v: Variable, rules: RuleRegistry) -> str:

@@ -32,7 +32,7 @@ from aesara.tensor.basic import (
 )
 from aesara.tensor.elemwise import CAReduce, DimShuffle, Elemwise
 from aesara.tensor.extra_ops import BroadcastTo, CumOp
-from aesara.tensor.math import Dot, MaxAndArgmax
+from aesara.tensor.math import Dot, MatMul, MaxAndArgmax
 from aesara.tensor.random.basic import CategoricalRV
 from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
@@ -314,6 +314,24 @@ def _batch_dot(op, node, ctx, x, y):
     ye = y if x_ndim == 1 else at.shape_padaxis(y, 1)
     axis = -1 if y_ndim == 1 else -2
     return [(at.sum(xe * ye, axis=axis), True)]
+
+
+@batch_node.register(MatMul)
+def _batch_matmul(op, node, ctx, x, y):
+    """``matmul``, whose leading axes broadcast: a vector operand is made a row (first) or a
+    column (second) matrix, and the axis added for it is dropped from the product."""
+    (x, x_batched), (y, y_batched) = x, y
+    x_vector, y_vector = node.inputs[0].ndim == 1, node.inputs[1].ndim == 1
+    if x_vector:
+        x = at.shape_padaxis(x, x.ndim - 1)
+    if y_vector:
+        y = at.shape_padright(y)
+    out = op(x, y)
+    if y_vector:
+        out = out[..., 0]
+    if x_vector:
+        out = out[..., 0, :] if not y_vector else out[..., 0]
+    return [(out, True)]
 
 
 @batch_node.register(DimShuffle)

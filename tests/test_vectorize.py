@@ -14,6 +14,7 @@ M = rng.normal(size=(4, 3))
 
 def single_chain_graphs():
     x = at.vector("x")
+    x3 = at.specify_shape(x, (3,))  # (matmul checks its operands' static shapes)
     s = at.scalar("s")
     w = np.array([0.1, 0.2, 0.3, 0.4])
     return {
@@ -36,6 +37,18 @@ def single_chain_graphs():
         "chain-outer-dot-chain": (x, at.dot(x[:, None], x[None, :]).sum(axis=0)),
         "matrix-dot-chain-matrix": (x, at.dot(at.as_tensor(M), at.outer(x, x)).sum(axis=1)),
         "chain-matrix-dot-chain-vector": (x, at.dot(at.outer(x, x), x)),
+        # matmul (its own Op), vectors and matrices on each side, per chain or shared.
+        "matmul-data-chain-vector": (x, at.matmul(at.as_tensor(M), x3)),
+        "matmul-chain-vector-data": (x, at.matmul(x3, at.as_tensor(M.T))),
+        "matmul-data-vector-chain-matrix": (x, at.matmul(at.as_tensor(w[:3]), at.outer(x3, x3))),
+        "matmul-chain-matrices": (
+            x,
+            at.matmul(at.outer(x3, x3), at.outer(x3, at.as_tensor(w[:3]))).sum(0),
+        ),
+        "matmul-chain-stack-data": (
+            x,
+            at.matmul(at.outer(x3, x3)[None], at.as_tensor(M.T)).sum((0, 1)),
+        ),
         # No rule of its own: mapped over chains.
         "sort": (x, at.sort(x) * w[:3]),
         "cumsum": (x, at.cumsum(x) + s),
