@@ -320,7 +320,7 @@ def _batch_dot(op, node, ctx, x, y):
 def _batch_matmul(op, node, ctx, x, y):
     """``matmul``, whose leading axes broadcast: a vector operand is made a row (first) or a
     column (second) matrix, and the axis added for it is dropped from the product."""
-    (x, x_batched), (y, y_batched) = x, y
+    (x, _), (y, _) = x, y
     x_vector, y_vector = node.inputs[0].ndim == 1, node.inputs[1].ndim == 1
     if x_vector:
         x = at.shape_padaxis(x, x.ndim - 1)
