@@ -385,3 +385,26 @@ def test_a_long_chain_samples_its_emission_means():
     np.testing.assert_allclose(mu_mean, mu_true, atol=0.35)
     states = np.stack([np.asarray(result.draws[f"z{t}"]).ravel() for t in range(n_steps)])
     assert np.mean(states.mean(axis=1).round() == truth) > 0.85
+
+
+def test_a_path_kept_as_a_derived_quantity_is_the_recovered_states():
+    """``build_sampler([*ys, at.stack(states)])``: the chain is still summed by the forward
+    algorithm (its states, outputs through the derived path, are no latent variables), and each
+    draw of the path is the recovered states of that draw."""
+    n_steps = 6
+    data = np.random.default_rng(3).normal(size=n_steps)
+    outputs, observed = hidden_markov_model(data, P2, np.array([0.5, 0.5]))
+    from aesara.graph.basic import ancestors
+
+    named = {v.name: v for v in ancestors(outputs)}
+    states = [named[f"z{t}"] for t in range(n_steps)]
+    path = at.stack(states)
+    path.name = "path"
+    sampler = aemix.build_sampler([*outputs, path], observed, mode=FAST)
+    assert summed_by_the_chain_rule(sampler)
+    mu = np.array([0.4, -1.0])
+    expected = forward_logdensity(data, P2, np.array([0.5, 0.5]), mu)
+    np.testing.assert_allclose(sampler.logdensity({"mu": mu}), expected, rtol=1e-9)
+    result = sampler.sample(50, n_chains=4, warmup=20, seed=0, diagnose=False)
+    drawn = np.stack([np.asarray(result.draws[f"z{t}"]) for t in range(n_steps)], axis=-1)
+    np.testing.assert_array_equal(np.asarray(result.draws["path"]), drawn)

@@ -226,3 +226,33 @@ def test_data_of_the_wrong_length_for_a_loop_output_are_refused():
     _, _, _, states, ys = scan_hmm(5, P2, np.array([0.5, 0.5]))
     with pytest.raises(aemix.ModelError, match="'ys'.*shape \\(7,\\).*4 steps"):
         aemix.build_sampler(ys, observed={ys: np.zeros(7)}, mode=FAST)
+
+
+def test_a_vector_state_is_several_independent_chains_summed_exactly():
+    """``z_0 ~ Cat(1/2)`` of size 2, the step drawing both chains' next states and their
+    emissions at once: the density is the product of the two chains' sums over every path."""
+    n_new, c = 3, 2
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(0.0, 1.0, size=2, name="mu")
+    z0 = srng.categorical(np.ones((c, 2)) / 2, name="z0")
+
+    def step(z_prev):
+        z = srng.categorical(at.as_tensor(P2)[z_prev])
+        y = srng.normal(mu[z], 1.0)
+        return [z, y], {
+            z.owner.inputs[0]: z.owner.outputs[0],
+            y.owner.inputs[0]: y.owner.outputs[0],
+        }
+
+    (_, ys), _ = aesara.scan(step, outputs_info=[z0, None], n_steps=n_new)
+    data = np.random.default_rng(2).normal(size=(n_new, c))
+    sampler = aemix.build_sampler(ys, observed={ys: data}, mode=FAST)
+    m = np.array([0.3, -0.5])
+    expected = st.norm().logpdf(m).sum()
+    for chain in range(c):
+        terms = []
+        for path in itertools.product(range(2), repeat=n_new + 1):
+            lp = np.log(0.5) + sum(np.log(P2[path[t - 1], path[t]]) for t in range(1, n_new + 1))
+            terms.append(lp + st.norm(m[list(path[1:])], 1.0).logpdf(data[:, chain]).sum())
+        expected += logsumexp(terms)
+    np.testing.assert_allclose(sampler.logdensity({"mu": m}), expected, rtol=1e-10)
