@@ -345,7 +345,8 @@ def support_of(rv: Variable) -> _Support | None:
 
 
 def check_parameters(rvs: Iterable[Variable]) -> None:
-    """Refuse a constant parameter outside its domain (``normal(0, -1)``).
+    """Refuse a constant parameter outside its domain (``normal(0, -1)``), and a distribution
+    aeppl has no density for.
 
     aeppl checks parameters when the density runs and raises ``ParameterValueError`` with an Aesara
     dump; a constant one is wrong for every value of the latents, so it is refused here, by name.
@@ -353,10 +354,19 @@ def check_parameters(rvs: Iterable[Variable]) -> None:
     Raises
     ------
     ModelError
-        Naming the variable, the parameter and its first invalid value.
+        Naming the variable, the parameter and its first invalid value (or the distribution).
     """
+    from aeppl.logprob import _logprob
+
     for rv in rvs:
-        rule = _RULES.get(type(rv.owner.op))
+        op = rv.owner.op
+        if _logprob.dispatch(type(op)) is _logprob.dispatch(object):
+            raise ModelError(
+                rv.name or str(rv),
+                f"aeppl has no density for the {op.name} distribution, so aemix cannot use it; "
+                "write it with a distribution aeppl knows (or a transform of one)",
+            )
+        rule = _RULES.get(type(op))
         if rule is None:
             continue
         for param, spec in zip(rv.owner.inputs[3:], rule.parameters):
@@ -381,8 +391,17 @@ def guarded_variables(rvs: Iterable[Variable]) -> list[str]:
     """Names of the variables in ``rvs`` with a restricted parameter that is not a constant: those
     whose density's parameter check (aeppl's ``ParameterValueError``) can fail at run time."""
     names = []
+    from aeppl.logprob import _logprob
+
     for rv in rvs:
-        rule = _RULES.get(type(rv.owner.op))
+        op = rv.owner.op
+        if _logprob.dispatch(type(op)) is _logprob.dispatch(object):
+            raise ModelError(
+                rv.name or str(rv),
+                f"aeppl has no density for the {op.name} distribution, so aemix cannot use it; "
+                "write it with a distribution aeppl knows (or a transform of one)",
+            )
+        rule = _RULES.get(type(op))
         if rule is None:
             continue
         for param, spec in zip(rv.owner.inputs[3:], rule.parameters):

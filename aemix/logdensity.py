@@ -13,9 +13,15 @@ from dataclasses import dataclass
 
 import aesara
 import aesara.tensor as at
+import aesara.tensor.random.basic as arb
 import numpy as np
 from aeppl import conditional_logprob, joint_logprob
-from aeppl.transforms import RVTransform, TransformValuesRewrite, _default_transformed_rv
+from aeppl.transforms import (
+    IntervalTransform,
+    RVTransform,
+    TransformValuesRewrite,
+    _default_transformed_rv,
+)
 from aesara.compile import optdb
 from aesara.graph.basic import Constant, Variable, clone_get_equiv, clone_replace
 from aesara.graph.fg import FunctionGraph
@@ -57,8 +63,19 @@ class OrderedTransform(RVTransform):
         return at.concatenate([at.zeros_like(value[..., :1]), value[..., 1:]], axis=-1)
 
 
+# Supports that aeppl 0.1.5's default transforms get wrong, by the random variable's input holding
+# the lower bound: pareto(alpha, m) is bounded below by m (aeppl uses alpha: with alpha > m, the
+# values in [m, alpha) were unreachable), halfcauchy(loc, scale) by loc (aeppl's log transform
+# assumes 0).
+_LOWER_BOUND_INPUT = {arb.ParetoRV: 4, arb.HalfCauchyRV: 3}
+
+
 def default_transform(rv: Variable) -> RVTransform | None:
-    """aeppl's default transform to an unconstrained space for ``rv``, or ``None`` if it needs none."""
+    """The transform of ``rv`` to an unconstrained space: aeppl's default, corrected where its
+    support is wrong (`_LOWER_BOUND_INPUT`); ``None`` if it needs none."""
+    bound = _LOWER_BOUND_INPUT.get(type(rv.owner.op))
+    if bound is not None:
+        return IntervalTransform(lambda *inputs: (inputs[bound], None))
     transformed_node = _default_transformed_rv(rv.owner.op, rv.owner)
     return None if transformed_node is None else transformed_node.op.transform
 

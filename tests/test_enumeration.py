@@ -364,3 +364,29 @@ def test_a_discrete_child_of_each_of_forty_elements_is_summed_per_element():
     exact = logsumexp(np.log(per_value) + st.norm(mu, 1).logpdf(data[:, None]), axis=1).sum()
     exact += st.norm(0, 3).logpdf(mu).sum()
     np.testing.assert_allclose(sampler.logdensity({"mu": mu}), exact, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "make, support, logpmf",
+    [
+        (lambda s: s.betabinom(5, 2.0, 3.0), range(6), st.betabinom(5, 2.0, 3.0).logpmf),
+        (lambda s: s.hypergeometric(5, 4, 3), range(4), st.hypergeom(9, 5, 3).logpmf),
+    ],
+    ids=["betabinom", "hypergeometric"],
+)
+def test_beta_binomial_and_hypergeometric_latents_are_summed_exactly(make, support, logpmf):
+    """Latent counts of finite support (the support rules for both are new): the marginal density
+    against brute force over the support."""
+    srng = at.random.RandomStream(0)
+    k = make(srng)
+    k.name = "k"
+    mu = srng.normal(0.0, 1.0, name="mu")
+    y = srng.normal(mu + 0.5 * k, 1.0, size=3, name="y")
+    data = np.array([0.8, 1.3, 2.2])
+    sampler = aemix.build_sampler(y, observed={y: data}, mode="FAST_COMPILE")
+    for m in (0.3, -1.2):
+        joint = np.array(
+            [logpmf(v) + st.norm(m + 0.5 * v, 1.0).logpdf(data).sum() for v in support]
+        )
+        expected = st.norm().logpdf(m) + logsumexp(joint)
+        np.testing.assert_allclose(sampler.logdensity({"mu": m}), expected, rtol=1e-10)

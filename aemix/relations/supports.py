@@ -6,9 +6,11 @@ import numpy as np
 from aesara.graph.basic import Constant
 from aesara.tensor.random.basic import (
     bernoulli,
+    betabinom,
     binomial,
     categorical,
     geometric,
+    hypergeometric,
     integers,
     nbinom,
     poisson,
@@ -109,16 +111,25 @@ def _binomial_support(n):
     return range(int(n) + 1)
 
 
+def _hypergeometric_support(good, bad, n):
+    good, bad, n = _constant(good), _constant(bad), _constant(n)
+    if good is None or bad is None or n is None or good.ndim or bad.ndim or n.ndim:
+        return None
+    return range(max(0, int(n) - int(bad)), min(int(n), int(good)) + 1)
+
+
 def finite_supporto(rv_et_, support_lv):
     r"""Relate a discrete random variable with finite support to that support.
 
     .. math::
 
         \frac{D \sim \operatorname{Bern}(p) \mid \operatorname{Cat}(p_{1:K}) \mid
-              \operatorname{integers}(a, b) \mid \operatorname{Bin}(n, p)}
-             {\operatorname{supp} D = \{0, 1\} \mid \{0..K-1\} \mid \{a..b-1\} \mid \{0..n\}}
+              \operatorname{integers}(a, b) \mid \operatorname{Bin}(n, p) \mid
+              \operatorname{BetaBin}(n, \alpha, \beta) \mid \operatorname{HyperGeom}(g, b, n)}
+             {\operatorname{supp} D = \{0, 1\} \mid \{0..K-1\} \mid \{a..b-1\} \mid \{0..n\}
+              \mid \{0..n\} \mid \{\max(0, n - b)..\min(n, g)\}}
 
-    Bounds (``a``, ``b``, ``n``) and ``K`` must be constants; otherwise there is no answer.
+    Bounds (``a``, ``b``, ``n``, ``g``) and ``K`` must be constants; otherwise there is no answer.
 
     Parameters
     ----------
@@ -142,6 +153,14 @@ def finite_supporto(rv_et_, support_lv):
         [
             lall(eq(rv_et_, rv_et(binomial, n_lv, p_lv))),
             applyo(_binomial_support, n_lv, support_lv),
+        ],
+        [
+            eq(rv_et_, rv_et(betabinom, n_lv, low_lv, high_lv)),
+            applyo(_binomial_support, n_lv, support_lv),
+        ],
+        [
+            eq(rv_et_, rv_et(hypergeometric, low_lv, high_lv, n_lv)),
+            applyo(_hypergeometric_support, low_lv, high_lv, n_lv, support_lv),
         ],
     )
 

@@ -21,6 +21,11 @@ def support_of(rv):
         (srng.categorical(np.ones(3) / 3, size=4), (0, 1, 2)),
         (srng.integers(2, 6), (2, 3, 4, 5)),
         (srng.binomial(3, 0.5), (0, 1, 2, 3)),
+        (srng.betabinom(4, 2.0, 3.0), (0, 1, 2, 3, 4)),
+        # hypergeometric(good, bad, n): from max(0, n - bad) to min(n, good)
+        (srng.hypergeometric(5, 4, 3), (0, 1, 2, 3)),
+        (srng.hypergeometric(2, 1, 3), (2,)),
+        (srng.hypergeometric(6, 2, 5), (3, 4, 5)),
     ],
 )
 def test_finite_supports(rv, expected):
@@ -35,6 +40,7 @@ def test_finite_supports(rv, expected):
         srng.geometric(0.3),
         srng.integers(0, at.lscalar("n")),
         srng.binomial(at.lscalar("n"), 0.5),
+        srng.hypergeometric(5, at.lscalar("bad"), 3),
         srng.normal(0, 1),
     ],
 )
