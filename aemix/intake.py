@@ -391,17 +391,8 @@ def guarded_variables(rvs: Iterable[Variable]) -> list[str]:
     """Names of the variables in ``rvs`` with a restricted parameter that is not a constant: those
     whose density's parameter check (aeppl's ``ParameterValueError``) can fail at run time."""
     names = []
-    from aeppl.logprob import _logprob
-
     for rv in rvs:
-        op = rv.owner.op
-        if _logprob.dispatch(type(op)) is _logprob.dispatch(object):
-            raise ModelError(
-                rv.name or str(rv),
-                f"aeppl has no density for the {op.name} distribution, so aemix cannot use it; "
-                "write it with a distribution aeppl knows (or a transform of one)",
-            )
-        rule = _RULES.get(type(op))
+        rule = _RULES.get(type(rv.owner.op))
         if rule is None:
             continue
         for param, spec in zip(rv.owner.inputs[3:], rule.parameters):
