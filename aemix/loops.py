@@ -78,7 +78,7 @@ def unroll_scans(
         node = _first_random_scan(everything)
         if node is None:
             break
-        replace, steps = _unroll(node, everything, frame)
+        replace, steps = _unroll(node, everything, frame, observed)
         # A named loop output that the model reads but neither outputs nor observes is kept as a
         # derived quantity, so that ``draws["states"]`` holds the whole path.
         taken = {v.name for v in everything}
@@ -166,7 +166,7 @@ def _refuse(node, reason: str, graph: list[Variable], frame):
     raise ModelError(name, f"a loop written with aesara.scan that draws random variables {reason}")
 
 
-def _unroll(node, graph: list[Variable], frame):
+def _unroll(node, graph: list[Variable], frame, observed: Mapping[Variable, Any]):
     """The replacements of ``node``'s visible outputs by their unrolled steps.
 
     Returns ``(replace, steps)``: ``replace`` maps each output of the scan (and each constant slice
@@ -199,6 +199,10 @@ def _unroll(node, graph: list[Variable], frame):
             )
     constant = dict(zip(op.inner_non_seqs(inner_in), op.outer_non_seqs(outer_in)))
     constant.update(_invariant_random_variables(op, constant, graph))
+
+    rolled = _observed_loop(node, n_steps, constant, graph, frame, observed)
+    if rolled is not None:
+        return rolled, {}
 
     # Each state's history: its initial rows, then one entry per step.
     mitsot_taps = info.mit_sot_in_slices
@@ -258,6 +262,83 @@ def _unroll(node, graph: list[Variable], frame):
         else:
             replace[var] = values
     return replace, steps
+
+
+def _observed_loop(node, n_steps, constant, graph, frame, observed):
+    """The replacements of a loop whose every random output is observed, as one random variable
+    per output over the steps (not one per step), or ``None`` when some is not.
+
+    Given the data, the steps are independent: step ``t`` reads the observed values of the steps
+    before it (an autoregression ``x_t ~ N(phi x_{t-1}, sigma)`` observed whole), the sequences'
+    rows and variables that are the same at every step.  So the step's graph is batched over the
+    steps (`aemix.vectorize`), with the states it reads replaced by the data, lagged: one node per
+    output instead of ``n_steps`` copies, which is what keeps compiling a long series quick.
+    """
+    from aemix.vectorize import vectorize_graph
+
+    op: Scan = node.op
+    info = op.info
+    inner_in, inner_out, outer_in = op.inner_inputs, op.inner_outputs, node.inputs
+    state_outs = op.inner_mitsot_outs(inner_out) + op.inner_sitsot_outs(inner_out)
+    nitsot_outs = op.inner_nitsot_outs(inner_out)
+    outputs = [*state_outs, *nitsot_outs]
+    # Every random variable of the step that changes with the step is an output of it.
+    per_step = {
+        n.outputs[1]
+        for n in io_toposort(inner_in, outputs)
+        if isinstance(n.op, RandomVariable) and n.outputs[1] not in constant
+    }
+    if not outputs or per_step != set(outputs):
+        return None
+    buffers = op.outer_mitsot_outs(node.outputs) + op.outer_sitsot_outs(node.outputs)
+    initial = [
+        _rows(buffer, -min(taps))
+        for buffer, taps in zip(op.outer_mitsot(outer_in), info.mit_sot_in_slices)
+    ] + [_rows(buffer, 1) for buffer in op.outer_sitsot(outer_in)]
+    # Each state's data: observed through the slice of its buffer that holds every step.
+    keys, data = [], []
+    for buffer, rows in zip(buffers, initial):
+        positions = list(range(len(rows) + n_steps))
+        found = [
+            c.outputs[0]
+            for c in _clients(buffer, graph) + _frame_clients(buffer, frame)
+            if c.outputs[0] in observed and _constant_pick(c, positions) == positions[len(rows) :]
+        ]
+        if not found:
+            return None
+        keys.append(found[0])
+        data.append(observed[found[0]])
+    for out in op.outer_nitsot_outs(node.outputs):
+        if out not in observed:
+            return None
+        keys.append(out)
+        data.append(observed[out])
+    arrays = [np.asarray(d) for d in data]
+    if any(a.ndim < 1 or a.shape[0] != n_steps for a in arrays):
+        return None  # (the split into steps names the wrong length)
+
+    batched = {}
+    for inner, outer in zip(op.inner_seqs(inner_in), op.outer_seqs(outer_in)):
+        batched[inner] = outer[:n_steps]
+    state_inner = iter(op.inner_mitsot(inner_in) + op.inner_sitsot(inner_in))
+    for rows, array, out, taps in zip(
+        initial, arrays, state_outs, [*info.mit_sot_in_slices, *info.sit_sot_in_slices]
+    ):
+        history = at.concatenate([at.stack(rows), at.as_tensor(array.astype(out.dtype))])
+        for tap in taps:
+            start = len(rows) + tap
+            batched[next(state_inner)] = history[start : start + n_steps]
+    fixed = dict(constant)
+    for inner, outer in zip(op.inner_shared(inner_in), op.outer_shared(outer_in)):
+        fixed[inner] = _fresh_generator(outer, 0)
+    new = vectorize_graph(_rebuild(outputs, fixed), batched)
+    replace = {}
+    for key, value in zip(keys, new):
+        value.name = key.name
+        replace[key] = value
+    for buffer, rows, value in zip(buffers, initial, new):
+        replace.setdefault(buffer, at.concatenate([at.stack(rows), value]))
+    return replace
 
 
 def _constant_steps(n_steps: Variable) -> int | None:

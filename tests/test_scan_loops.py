@@ -256,3 +256,67 @@ def test_a_vector_state_is_several_independent_chains_summed_exactly():
             terms.append(lp + st.norm(m[list(path[1:])], 1.0).logpdf(data[:, chain]).sum())
         expected += logsumexp(terms)
     np.testing.assert_allclose(sampler.logdensity({"mu": m}), expected, rtol=1e-10)
+
+
+def autoregression(n_steps, order, latent_start=False):
+    """``x_t ~ N(sum_k phi_k x_{t-k}, sigma)`` written with scan, its output observed whole."""
+    srng = at.random.RandomStream(0)
+    phi = srng.normal(0.0, 0.5, size=order, name="phi")
+    sigma = srng.halfnormal(0.0, 1.0, name="sigma")
+    if latent_start:
+        start = srng.normal(0.0, 1.0, size=order, name="start")
+    else:
+        start = at.as_tensor(np.zeros(order))
+
+    def step(*args):
+        *lags, phi, sigma = args
+        mean = sum(phi[k] * lag for k, lag in enumerate(reversed(lags)))
+        x = srng.normal(mean, sigma)
+        return x, {x.owner.inputs[0]: x.owner.outputs[0]}
+
+    info = {"initial": start, "taps": list(range(-order, 0))} if order > 1 else start[0]
+    xs, _ = aesara.scan(step, outputs_info=[info], non_sequences=[phi, sigma], n_steps=n_steps)
+    return xs
+
+
+@pytest.mark.parametrize("order, latent_start", [(1, False), (2, False), (2, True)])
+def test_an_observed_autoregression_is_one_variable_over_its_steps(order, latent_start):
+    """Observed whole, the loop's steps are independent given the data: one random variable over
+    the steps (not one per step), whose density is the autoregression's, with the initial values
+    latent or constant."""
+    n_steps = 40
+    rng = np.random.default_rng(order)
+    xs = autoregression(n_steps, order, latent_start)
+    data = np.cumsum(rng.normal(size=n_steps)) * 0.3
+    sampler = aemix.build_sampler(xs, observed={xs: data}, mode=FAST)
+    assert sampler.observed == ("xs",)
+    phi, sigma = np.array([0.6, -0.2])[:order], 0.7
+    start = np.array([0.3, -0.4])[:order] if latent_start else np.zeros(order)
+    values = {"phi": phi, "sigma": sigma, **({"start": start} if latent_start else {})}
+    history = np.concatenate([start, data])
+    mean = sum(phi[k] * history[order - 1 - k : order - 1 - k + n_steps] for k in range(order))
+    expected = (
+        st.norm(0, 0.5).logpdf(phi).sum()
+        + st.halfnorm().logpdf(sigma)
+        + (st.norm().logpdf(start).sum() if latent_start else 0.0)
+        + st.norm(mean, sigma).logpdf(data).sum()
+    )
+    np.testing.assert_allclose(sampler.logdensity(values), expected, rtol=1e-10)
+
+
+def test_a_regression_over_a_sequence_is_one_variable_and_exact():
+    srng = at.random.RandomStream(0)
+    a = srng.normal(0.0, 1.0, name="a")
+    b = srng.normal(0.0, 1.0, name="b")
+    x = np.linspace(0.0, 1.0, 10)
+
+    def step(x_t):
+        y = srng.normal(a + b * x_t, 1.0)
+        return y, {y.owner.inputs[0]: y.owner.outputs[0]}
+
+    ys, _ = aesara.scan(step, sequences=[at.as_tensor(x)])
+    data = 1.0 + 2.0 * x
+    sampler = aemix.build_sampler(ys, observed={ys: data}, mode=FAST)
+    assert sampler.observed == ("ys",)
+    expected = st.norm().logpdf([0.5, 1.0]).sum() + st.norm(0.5 + x, 1.0).logpdf(data).sum()
+    np.testing.assert_allclose(sampler.logdensity({"a": 0.5, "b": 1.0}), expected, rtol=1e-12)
