@@ -1,4 +1,4 @@
-"""Loops written with ``aesara.scan``: unrolled into one random variable per step.
+"""Loops written with ``aesara.scan``: one random variable per step, or one over the steps.
 
 A model written with ``aesara.scan`` (a Markov chain ``z_t ~ categorical(P[z_{t-1}])``, a random
 walk, emissions drawn inside the step) hides its random variables in the scan's inner graph, where
@@ -7,6 +7,10 @@ emitted inside the loop have no density.  `unroll_scans` replaces every scan tha
 variables, and whose number of steps is a constant, by its steps: the inner graph cloned once per
 step, each step reading the states the previous ones wrote.  The model is then the one a Python loop
 writes, and a discrete chain is summed by the forward algorithm (`aemix.markov`).
+
+A loop whose every random output is observed (an autoregression observed whole) needs no copies:
+given the data its steps are independent, so the step's graph is batched over the steps with the
+data it reads lagged (`_observed_loop`), one random variable per output.
 
 What the unrolled graph keeps of the scan's meaning:
 
@@ -58,7 +62,9 @@ MAX_UNROLLED_STEPS = 5000
 def unroll_scans(
     outputs: list[Variable], observed: Mapping[Variable, Any], frame=None
 ) -> tuple[list[Variable], dict[Variable, Any]]:
-    """``outputs`` and ``observed`` with every random ``aesara.scan`` unrolled into its steps.
+    """``outputs`` and ``observed`` with every ``aesara.scan`` that draws random variables read as
+    the model it writes: batched over its steps when all its random outputs are observed
+    (`_observed_loop`), else unrolled into its steps.
 
     ``frame`` (the caller's) names loop outputs the model does not name.  A model without such a
     loop is returned as it is.
@@ -91,7 +97,7 @@ def unroll_scans(
             and any(_is_random(v) for v in values)
         ]
         extra = [v for values in steps.values() for v in values]
-        # One clone of everything, so that the per-step variables are those of the new graph.
+        # One rebuild of everything, so that the per-step variables are those of the new graph.
         cloned = _rebuild([*everything, *extra, *kept], replace)
         new = dict(zip([*everything, *extra], cloned))
         for old, var in new.items():
