@@ -237,7 +237,14 @@ class Sampler:
         return scale, beta
 
     def _tempered_step(
-        self, lp, eps, exp_draw, step_size, parameters, kernel: Kernel | None = None
+        self,
+        lp,
+        eps,
+        exp_draw,
+        step_size,
+        parameters,
+        kernel: Kernel | None = None,
+        inner_loop: bool = False,
     ):
         """One chain's step of ``kernel`` (default: the random walk) at the tempered density
         ``logprior + beta * loglikelihood`` (`LogDensity.tempered`), with the proposal scale and
@@ -277,6 +284,7 @@ class Sampler:
             step_size,
             scale,
             density.dim,
+            inner_loop=inner_loop,
         )
         return rmh.RWState(new_position, new_logdensity), info
 
@@ -391,7 +399,10 @@ class Sampler:
         exp_draw = at.scalar("exponential", dtype=position.dtype)
         step_size = at.scalar("step_size", dtype=position.dtype)
         scale = at.vector("parameters", dtype=position.dtype)
-        state, info = self._tempered_step(lp, eps, exp_draw, step_size, scale, kernel)
+        # (HMC's leapfrog steps as an inner loop: unrolled, they multiply the compile time)
+        state, info = self._tempered_step(
+            lp, eps, exp_draw, step_size, scale, kernel, inner_loop=True
+        )
         single = [state.position, state.logdensity, info.acceptance_probability, info.is_accepted]
 
         def block_step(eps_b, exp_b, x_b, lp_b, step_size_, scale_):

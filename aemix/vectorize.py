@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import singledispatch
 
+import aesara
 import aesara.tensor as at
 import numpy as np
-from aesara.graph.basic import Apply, Constant, Variable, io_toposort
+from aesara.graph.basic import Apply, Constant, Variable, clone_replace, io_toposort
 from aesara.graph.op import Op
 from aesara.raise_op import CheckAndRaise
 from aesara.scalar import ScalarOp, ScalarType
+from aesara.scan.op import Scan
 from aesara.tensor.basic import (
     Alloc,
     Join,
@@ -35,7 +37,7 @@ from aesara.tensor.extra_ops import BroadcastTo, CumOp
 from aesara.tensor.math import Dot, MatMul, MaxAndArgmax
 from aesara.tensor.random.basic import CategoricalRV
 from aesara.tensor.random.op import RandomVariable
-from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
+from aesara.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape, Unbroadcast
 from aesara.tensor.sort import ArgSortOp, SortOp
 from aesara.tensor.special import LogSoftmax, Softmax
 from aesara.tensor.subtensor import (
@@ -332,6 +334,74 @@ def _batch_matmul(op, node, ctx, x, y):
     if x_vector:
         out = out[..., 0, :] if not y_vector else out[..., 0]
     return [(out, True)]
+
+
+@batch_node.register(Unbroadcast)
+def _batch_unbroadcast(op, node, ctx, x):
+    x, _ = x
+    return [(Unbroadcast(*(a + 1 for a in op.axes))(x), True)]
+
+
+@batch_node.register(Scan)
+def _batch_scan(op, node, ctx, *inputs):
+    """A loop over steps (an HMC trajectory's leapfrog steps) whose states and non-sequences are
+    per chain: the same loop over the steps, its step batched over the chains, the states carried
+    with a chain axis (second in the loop, first outside).  Loops with sequences, several taps,
+    updates or a stopping condition are mapped over chains."""
+    info = op.info
+    n_steps, n_steps_batched = inputs[0]
+    if (
+        n_steps_batched
+        or info.as_while
+        or info.n_seqs
+        or info.n_mit_mot
+        or info.n_mit_sot
+        or info.n_shared_outs
+        or any(taps != (-1,) for taps in info.sit_sot_in_slices)
+    ):
+        return map_over_chains(op, node, ctx, *inputs)
+    outer = [x for x, _ in inputs]
+    flags = [b for _, b in inputs]
+    n_sitsot = info.n_sit_sot
+    buffers = op.outer_sitsot(outer)
+    first = 1 + info.n_seqs
+    # Every state carries a chain axis (a state of one chain becomes a chain's in the loop).
+    initial = [
+        buffer[:, 0] if flags[first + i] else ctx.broadcast(buffer[0])
+        for i, buffer in enumerate(buffers)
+    ]
+    non_seqs = op.outer_non_seqs(outer)
+    non_seq_flags = flags[len(outer) - len(non_seqs) :]
+    inner_states = op.inner_sitsot(op.inner_inputs)
+    inner_non_seqs = op.inner_non_seqs(op.inner_inputs)
+    inner_outs = op.inner_sitsot_outs(op.inner_outputs) + op.inner_nitsot_outs(op.inner_outputs)
+
+    def step(*args):
+        states, fixed = args[:n_sitsot], args[n_sitsot:]
+        batched = dict(zip(inner_states, states))
+        batched.update(
+            (inner, value) for inner, value, b in zip(inner_non_seqs, fixed, non_seq_flags) if b
+        )
+        outs = vectorize_graph(inner_outs, batched)
+        shared = {
+            inner: value for inner, value, b in zip(inner_non_seqs, fixed, non_seq_flags) if not b
+        }
+        return clone_replace(outs, shared) if shared else outs
+
+    results, _ = aesara.scan(
+        step,
+        outputs_info=[*initial, *([None] * info.n_nit_sot)],
+        non_sequences=non_seqs,
+        n_steps=n_steps,
+        strict=True,
+    )
+    results = results if isinstance(results, list) else [results]
+    new = [
+        at.moveaxis(at.concatenate([init[None], states]), 0, 1)
+        for init, states in zip(initial, results[:n_sitsot])
+    ]
+    new += [at.moveaxis(out, 0, 1) for out in results[n_sitsot:]]
+    return [(out, True) for out in new]
 
 
 @batch_node.register(DimShuffle)

@@ -150,3 +150,44 @@ def test_the_gradient_differentiates_through_a_maximum():
     x = aesara.tensor.vector("x")
     lp, grad = logdensity_and_gradient(aesara.tensor.max(x) - (x**2).sum(), x)
     np.testing.assert_allclose(grad.eval({x: [0.3, 0.1]}), [1.0 - 0.6, -0.2])
+
+
+@pytest.mark.parametrize("n_steps", [1, 3])
+def test_hmc_leapfrog_loop_is_the_unrolled_trajectory(n_steps):
+    """The scan loop runs HMC's leapfrog steps as an inner loop (one copy of the gradient graph),
+    the fused loop unrolled: the same trajectory's end, acceptance and state, to rounding."""
+    import aesara.tensor as at
+
+    from aemix.kernels import hmc
+
+    x = at.vector("x")
+    precision = np.array([[2.0, 0.6, 0.0], [0.6, 1.0, 0.3], [0.0, 0.3, 0.5]])
+    density = -0.5 * x @ precision @ x + at.sum(at.log1p(at.exp(-x)))
+    _, grad = logdensity_and_gradient(density, x)
+
+    def with_gradient(y):
+        return tuple(aesara.clone_replace([density, grad], {x: y}))
+
+    normal, exponential, jitter = at.vector("normal"), at.scalar("e"), at.scalar("j")
+    state = hmc.init(x, with_gradient)
+    outputs = []
+    for inner in (False, True):
+        new, info = hmc.step(
+            hmc.HMCNoise(normal, exponential, jitter),
+            state,
+            with_gradient,
+            at.constant(0.4),
+            at.constant(np.array([1.0, 0.8, 1.3])),
+            n_steps,
+            inner_loop=inner,
+        )
+        outputs.append([*new, info.acceptance_probability, info.proposal])
+    fn = aesara.function(
+        [x, normal, exponential, jitter], outputs[0] + outputs[1], mode="FAST_COMPILE"
+    )
+    rng = np.random.default_rng(n_steps)
+    for _ in range(3):
+        values = fn(rng.normal(size=3), rng.normal(size=3), rng.exponential(), rng.normal())
+        half = len(values) // 2
+        for unrolled, looped in zip(values[:half], values[half:]):
+            np.testing.assert_allclose(looped, unrolled, rtol=1e-12, atol=1e-12)

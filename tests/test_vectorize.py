@@ -140,3 +140,29 @@ def test_an_index_array_among_full_slices_batches_without_a_loop(expr, batched):
         [one_chain(xs[c] if x_batched else xs, iv[c] if i_batched else iv) for c in range(n_chains)]
     )
     np.testing.assert_array_equal(fn(xs, iv), expected)
+
+
+def test_a_loop_over_steps_is_batched_as_one_loop():
+    """A scan whose states and non-sequences are per chain (an HMC trajectory's leapfrog steps)
+    is one scan over the steps with a batched step, not a scan per chain, and equals a loop over
+    the chains; a per-step output (nit-sot) and an unbatched non-sequence included."""
+    from aesara.scan.op import Scan
+
+    x, h, w = at.vector("x"), at.scalar("h"), at.vector("w")
+
+    def body(s, p):
+        s2 = s + h * p
+        p2 = p - h * at.tanh(s2) * w
+        return [s2, p2, (s2**2).sum()], {}
+
+    (ss, ps, energy), _ = aesara.scan(body, outputs_info=[x, x * 2.0, None], n_steps=4)
+    out = at.concatenate([ss[-1] + ps.sum(0), energy])
+    xs, hs = at.matrix("xs"), at.vector("hs")
+    (batched,) = vectorize_graph([out], {x: xs, h: hs})
+    nodes = aesara.graph.basic.io_toposort([xs, hs, w], [batched])
+    assert sum(isinstance(n.op, Scan) for n in nodes) == 1
+    single_fn = aesara.function([x, h, w], out)
+    batched_fn = aesara.function([xs, hs, w], batched)
+    values, steps, weights = rng.normal(size=(CHAINS, 3)), rng.random(CHAINS), rng.normal(size=3)
+    expected = np.stack([single_fn(v, s, weights) for v, s in zip(values, steps)])
+    np.testing.assert_allclose(batched_fn(values, steps, weights), expected, rtol=1e-14)

@@ -106,11 +106,13 @@ def kernel_step(
     step_size: Variable,
     scale,
     dim: int,
+    inner_loop: bool = False,
 ):
     """One chain's step of ``kernel``: ``(new_position, new_logdensity, info)``.
 
     ``gradient`` is the gradient at ``position`` (a graph; the gradient kernels only), and
-    ``normal`` has `Kernel.noise_length` ``(dim)`` entries.
+    ``normal`` has `Kernel.noise_length` ``(dim)`` entries.  ``inner_loop``: HMC's leapfrog steps
+    as a loop, not unrolled (`aemix.kernels.hmc.step`).
     """
     if kernel.name == "rmh":
         state, info = rmh.step(
@@ -129,7 +131,13 @@ def kernel_step(
     else:
         noise = hmc.HMCNoise(normal[:dim], exponential, normal[dim])
         new, info = hmc.step(
-            noise, state, logdensity_and_gradient, step_size, scale, kernel.n_leapfrog
+            noise,
+            state,
+            logdensity_and_gradient,
+            step_size,
+            scale,
+            kernel.n_leapfrog,
+            inner_loop=inner_loop,
         )
     return new.position, new.logdensity, info
 

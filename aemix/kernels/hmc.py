@@ -109,6 +109,7 @@ def step(
     step_size: Variable,
     scale: Variable | LowRankScale,
     n_steps: int,
+    inner_loop: bool = False,
 ) -> tuple[GradientState, HMCInfo]:
     """One HMC trajectory of ``n_steps`` leapfrog steps (see the module docstring).
 
@@ -126,7 +127,12 @@ def step(
         The factor ``L`` of the inverse mass matrix: per coordinate ``(dim,)``, a ``(dim, dim)``
         matrix or a `LowRankScale`.
     n_steps
-        Leapfrog steps per trajectory (a Python int: the graph is unrolled).
+        Leapfrog steps per trajectory.
+    inner_loop
+        Run the leapfrog steps as an ``aesara.scan`` over one copy of the log-density and its
+        gradient, not unrolled into ``n_steps`` copies: the scan loop's choice (its graph compiles
+        in the time of one copy; `aemix.vectorize` batches such a loop over chains), where the
+        fused C loop, which cannot lower a scan, unrolls.
 
     Returns
     -------
@@ -141,11 +147,16 @@ def step(
     momentum = noise.normal
     position, logdensity, gradient = state
     p = momentum + 0.5 * h * times_factor_transpose(scale, gradient)
-    for k in range(n_steps):
-        position = position + h * times_factor(scale, p)
-        logdensity, gradient = logdensity_and_gradient(position)
-        kick = h if k < n_steps - 1 else 0.5 * h
-        p = p + kick * times_factor_transpose(scale, gradient)
+    if inner_loop:
+        position, p, logdensity, gradient = _leapfrog_loop(
+            position, p, logdensity, gradient, h, scale, logdensity_and_gradient, n_steps
+        )
+    else:
+        for k in range(n_steps):
+            position = position + h * times_factor(scale, p)
+            logdensity, gradient = logdensity_and_gradient(position)
+            kick = h if k < n_steps - 1 else 0.5 * h
+            p = p + kick * times_factor_transpose(scale, gradient)
     log_ratio = logdensity - state.logdensity - 0.5 * (p**2).sum() + 0.5 * (momentum**2).sum()
     # NaN compares false: a trajectory that left the density's domain is rejected.
     is_accepted = at.gt(log_ratio, -noise.exponential)
@@ -156,3 +167,20 @@ def step(
     )
     acceptance_probability = at.switch(at.isnan(log_ratio), 0.0, at.exp(at.minimum(log_ratio, 0.0)))
     return new_state, HMCInfo(is_accepted, acceptance_probability, position)
+
+
+def _leapfrog_loop(position, p, logdensity, gradient, h, scale, logdensity_and_gradient, n_steps):
+    """``n_steps`` leapfrog steps with full momentum kicks, as one ``aesara.scan``; the last kick
+    is then halved (``p - (h / 2) L^T grad``), which is the unrolled trajectory's end exactly."""
+    import aesara
+
+    def leapfrog(x, p_, lp, g):
+        x = x + h * times_factor(scale, p_)
+        lp, g = logdensity_and_gradient(x)
+        return x, p_ + h * times_factor_transpose(scale, g), lp, g
+
+    (xs, ps, lps, gs), _ = aesara.scan(
+        leapfrog, outputs_info=[position, p, logdensity, gradient], n_steps=n_steps
+    )
+    gradient = gs[-1]
+    return xs[-1], ps[-1] - 0.5 * h * times_factor_transpose(scale, gradient), lps[-1], gradient
