@@ -26,6 +26,7 @@ from aesara.compile import optdb
 from aesara.graph.basic import Constant, Variable, clone_get_equiv, clone_replace
 from aesara.graph.fg import FunctionGraph
 from aesara.graph.rewriting.db import RewriteDatabaseQuery
+from aesara.tensor.rewriting.shape import ShapeFeature
 
 from aemix.dependence import allow_depth, substitute
 
@@ -178,9 +179,11 @@ def _canonical(variables: list[Variable]) -> list[Variable]:
     expression simplifies to a valued variable (``b * 1.0``, ``a + b * 0.0``: a dummy covariate
     written in a loop, ``-(-b)``), its "undo" step then replaces that variable by the expression,
     the model's output included, and `joint_logprob` fails on an assertion.  Canonical already,
-    the graph gives those rewrites nothing to do.
+    the graph gives those rewrites nothing to do (``mu[:3]`` of a 3-vector, which scan's loops
+    over a random vector write, too).
     """
-    fgraph = FunctionGraph(outputs=variables, clone=False)
+    # (with shape inference, as aeppl's: `local_useless_subtensor` needs it, for ``mu[:3]``)
+    fgraph = FunctionGraph(outputs=variables, clone=False, features=[ShapeFeature()])
     optdb.query(RewriteDatabaseQuery(include=["canonicalize"])).rewrite(fgraph)
     outputs = list(fgraph.outputs)
     return outputs

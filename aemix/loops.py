@@ -153,8 +153,10 @@ def _is_random(var: Variable) -> bool:
 
 
 def _draws(op: Scan) -> bool:
+    """Whether the loop's step draws a random variable (in a loop nested in it, too)."""
     return any(
-        isinstance(n.op, RandomVariable) for n in applys_between(op.inner_inputs, op.inner_outputs)
+        isinstance(n.op, RandomVariable) or (isinstance(n.op, Scan) and _draws(n.op))
+        for n in applys_between(op.inner_inputs, op.inner_outputs)
     )
 
 
@@ -348,7 +350,15 @@ def _observed_loop(node, n_steps, constant, graph, frame, observed):
 
 
 def _constant_steps(n_steps: Variable) -> int | None:
-    """The number of steps, when it is computed from constants only (e.g. a sequence's length)."""
+    """The number of steps, when it is a constant: computed from constants only (a constant
+    sequence's length) or from static shapes (the length of a random vector of fixed size)."""
+    from aesara.graph.rewriting.utils import rewrite_graph
+
+    try:
+        return int(at.get_scalar_constant_value(n_steps))
+    except NotScalarConstantError:
+        pass
+    n_steps = rewrite_graph(n_steps, include=("canonicalize", "ShapeOpt"))
     try:
         return int(at.get_scalar_constant_value(n_steps))
     except NotScalarConstantError:
@@ -491,7 +501,8 @@ def _name_steps(readers: list[Variable], values: list[Variable], outer: set, fra
 
 
 def _split_observation(key: Variable, values: list[Variable], data):
-    """Data observed for a loop output, as one observation per step."""
+    """Data observed for a loop output, as one observation per step (a step's value that is the
+    output of a loop nested in it is observed as a whole, and that loop is read next)."""
     array = np.asarray(data)
     if array.ndim < 1 or array.shape[0] != len(values):
         raise ModelError(
@@ -501,7 +512,8 @@ def _split_observation(key: Variable, values: list[Variable], data):
         )
     split = {}
     for value, row in zip(values, array):
-        if value.owner is None or not isinstance(value.owner.op, RandomVariable):
+        nested = value.owner is not None and isinstance(value.owner.op, Scan)
+        if not nested and not _is_random(value):
             raise ModelError(
                 key.name or str(key),
                 "observed, but each step's value is computed from random variables, not drawn; "

@@ -214,3 +214,16 @@ def test_a_distribution_without_a_density_is_refused_by_name():
     y = srng.normal(theta, 1.0, name="y")
     with pytest.raises(aemix.ModelError, match="'theta'.*no density for the truncexpon"):
         aemix.build_sampler(y, observed={y: 0.5})
+
+
+def test_a_slice_that_is_the_whole_latent_vector_has_its_density():
+    """``normal(b[:3], 1)`` for a 3-vector ``b``: the slice simplifies to ``b`` only with shape
+    inference, which aeppl's rewrites run (and then fail on, as on ``b * 1.0``)."""
+    srng = at.random.RandomStream(0)
+    b = srng.normal(0.0, 1.0, size=3, name="b")
+    y = srng.normal(b[:3], 1.0, name="y")
+    data = np.array([0.3, -0.2, 1.0])
+    sampler = aemix.build_sampler(y, observed={y: data}, mode="FAST_COMPILE")
+    value = np.array([0.1, 0.5, -0.4])
+    expected = st.norm().logpdf(value).sum() + st.norm(value, 1.0).logpdf(data).sum()
+    np.testing.assert_allclose(sampler.logdensity({"b": value}), expected, rtol=1e-12)

@@ -161,8 +161,8 @@ def test_a_loop_over_steps_is_batched_as_one_loop():
     (batched,) = vectorize_graph([out], {x: xs, h: hs})
     nodes = aesara.graph.basic.io_toposort([xs, hs, w], [batched])
     assert sum(isinstance(n.op, Scan) for n in nodes) == 1
-    single_fn = aesara.function([x, h, w], out)
-    batched_fn = aesara.function([xs, hs, w], batched)
+    single_fn = aesara.function([x, h, w], out, mode="FAST_COMPILE")
+    batched_fn = aesara.function([xs, hs, w], batched, mode="FAST_COMPILE")
     values, steps, weights = rng.normal(size=(CHAINS, 3)), rng.random(CHAINS), rng.normal(size=3)
     expected = np.stack([single_fn(v, s, weights) for v, s in zip(values, steps)])
     np.testing.assert_allclose(batched_fn(values, steps, weights), expected, rtol=1e-14)
