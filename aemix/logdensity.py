@@ -173,7 +173,7 @@ def _private_copies(latents, observed):
 
 
 def _canonical(variables: list[Variable]) -> list[Variable]:
-    """``variables`` with their (private) graph in Aesara's canonical form, in place.
+    """``variables`` with their graph (a private copy, rewritten in place) in canonical form.
 
     aeppl canonicalizes its IR too, with the values in place of the random variables: where an
     expression simplifies to a valued variable (``b * 1.0``, ``a + b * 0.0``: a dummy covariate
@@ -185,8 +185,7 @@ def _canonical(variables: list[Variable]) -> list[Variable]:
     # (with shape inference, as aeppl's: `local_useless_subtensor` needs it, for ``mu[:3]``)
     fgraph = FunctionGraph(outputs=variables, clone=False, features=[ShapeFeature()])
     optdb.query(RewriteDatabaseQuery(include=["canonicalize"])).rewrite(fgraph)
-    outputs = list(fgraph.outputs)
-    return outputs
+    return list(fgraph.outputs)
 
 
 def build_logdensity(
