@@ -237,6 +237,10 @@ def _unroll(node, graph: list[Variable], frame, observed: Mapping[Variable, Any]
         for inner, outer in zip(inner_shared, outer_shared):
             replace[inner] = _fresh_generator(outer, t)
         new = _rebuild([*state_outs, *nitsot_outs], replace)
+        # The step's own random variables that the step function named: ``b`` -> ``b[t]``.
+        for v in ancestors(new, blockers=list(replace.values())):
+            if _is_random(v) and v.name and v not in replace.values():
+                v.name = f"{v.name}[{t}]"
         for history, value in zip(histories, new[: len(state_outs)]):
             history.append(value)
         for acc, value in zip(nitsot_steps, new[len(state_outs) :]):
@@ -484,8 +488,9 @@ def _constant_pick(node, history: list[Variable]):
 
 
 def _name_steps(readers: list[Variable], values: list[Variable], outer: set, frame) -> None:
-    """Name each step's random variable after its loop output: ``states[t]`` (``z[t]`` when the
-    step function named it ``z``).  The loop output takes the caller's name for it if it has none."""
+    """Name each step's unnamed random variable after its loop output: ``states[t]`` (the ones
+    the step function named are ``z[t]`` already).  The loop output takes the caller's name for
+    it if it has none."""
     from aemix.intake import _name_from_frame
 
     for var in readers:
@@ -495,9 +500,8 @@ def _name_steps(readers: list[Variable], values: list[Variable], outer: set, fra
     for t, value in enumerate(values):
         if not _is_random(value) or value in outer:
             continue
-        own = value.name or base
-        if own:
-            value.name = f"{own}[{t}]"
+        if value.name is None and base:
+            value.name = f"{base}[{t}]"
 
 
 def _split_observation(key: Variable, values: list[Variable], data):

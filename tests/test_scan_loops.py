@@ -381,3 +381,23 @@ def test_a_deterministic_output_of_a_chain_is_summed_exactly():
         terms.append(lp + st.norm(2.0 * np.array(path[1:]) + 0.3, 1.0).logpdf(data).sum())
     expected = logsumexp(terms) + st.norm().logpdf(0.3)
     np.testing.assert_allclose(sampler.logdensity({"mu": 0.3}), expected, rtol=1e-10)
+
+
+def test_a_variable_the_step_draws_and_names_is_one_per_step():
+    """``b = srng.normal(0, 1, name="b")`` inside the step: RandomStream's generators update at
+    every step of a scan, so there is one ``b`` per step, named ``b[t]`` (not three ``b``)."""
+    srng = at.random.RandomStream(0)
+
+    def step(c):
+        b = srng.normal(0.0, 1.0, name="b")
+        y = srng.normal(b + c, 1.0)
+        return y, {y.owner.inputs[0]: y.owner.outputs[0]}
+
+    ys, _ = aesara.scan(step, sequences=[at.as_tensor(np.arange(3.0))])
+    data = np.array([0.2, 1.1, 2.5])
+    sampler = aemix.build_sampler(ys, observed={ys: data}, mode=FAST)
+    assert set(sampler.latent) == {"b[0]", "b[1]", "b[2]"}
+    b = np.array([0.3, -0.2, 0.1])
+    expected = st.norm().logpdf(b).sum() + st.norm(b + np.arange(3.0), 1.0).logpdf(data).sum()
+    got = sampler.logdensity({f"b[{t}]": b[t] for t in range(3)})
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
