@@ -213,12 +213,8 @@ def _unroll(node, graph: list[Variable], frame, observed: Mapping[Variable, Any]
         return rolled, {}
 
     # Each state's history: its initial rows, then one entry per step.
-    mitsot_taps = info.mit_sot_in_slices
-    histories = [
-        _rows(buffer, -min(taps)) for buffer, taps in zip(op.outer_mitsot(outer_in), mitsot_taps)
-    ]
-    histories += [_rows(buffer, 1) for buffer in op.outer_sitsot(outer_in)]
-    state_taps = [*mitsot_taps, *info.sit_sot_in_slices]
+    histories = _initial_rows(node)
+    state_taps = [*info.mit_sot_in_slices, *info.sit_sot_in_slices]
     state_inner = op.inner_mitsot(inner_in) + op.inner_sitsot(inner_in)
     state_outs = op.inner_mitsot_outs(inner_out) + op.inner_sitsot_outs(inner_out)
     nitsot_outs = op.inner_nitsot_outs(inner_out)
@@ -303,10 +299,7 @@ def _observed_loop(node, n_steps, constant, graph, frame, observed):
     if not outputs or per_step != set(outputs):
         return None
     buffers = op.outer_mitsot_outs(node.outputs) + op.outer_sitsot_outs(node.outputs)
-    initial = [
-        _rows(buffer, -min(taps))
-        for buffer, taps in zip(op.outer_mitsot(outer_in), info.mit_sot_in_slices)
-    ] + [_rows(buffer, 1) for buffer in op.outer_sitsot(outer_in)]
+    initial = _initial_rows(node)
     # Each state's data: observed through the slice of its buffer that holds every step.
     keys, data = [], []
     for buffer, rows in zip(buffers, initial):
@@ -407,6 +400,15 @@ def _invariant_random_variables(op: Scan, constant: dict, graph: list[Variable])
             match = _rebuild(node.outputs, {**constant, **found})[0].owner
         found.update(zip(node.outputs, match.outputs))
     return found
+
+
+def _initial_rows(node) -> list[list[Variable]]:
+    """Each state's initial rows (multiple-tap states first, as the scan orders them)."""
+    op: Scan = node.op
+    mitsot = zip(op.outer_mitsot(node.inputs), op.info.mit_sot_in_slices)
+    return [_rows(buffer, -min(taps)) for buffer, taps in mitsot] + [
+        _rows(buffer, 1) for buffer in op.outer_sitsot(node.inputs)
+    ]
 
 
 def _rows(buffer: Variable, n: int) -> list[Variable]:
