@@ -173,7 +173,11 @@ def _mixture_conditionals(op, values, index, *components):
         # Every element of `mixed` along its first axis is one component, evaluated at one value.
         mixed_value = at.broadcast_to(at.shape_padleft(value), mixed.shape)
         component_logps = value_logprob(mixed, mixed_value)
-    log_weights = at.shape_padright(_categorical_log_weights(index), value.ndim)
+    if value.ndim:
+        # One index for the whole of ``X[I]`` (a row of a matrix, say): each component's density
+        # is the joint of the elements it gives, not one mixture per element.
+        component_logps = at.sum(component_logps, axis=tuple(range(1, value.ndim + 1)))
+    log_weights = _categorical_log_weights(index)
     n_components = len(components) if op.stacked else components[0].type.shape[0]
     if n_components is None:
         return Conditionals(log_weights + component_logps, at.arange(components[0].shape[0]))

@@ -140,6 +140,8 @@ PATTERNS = {
     "wide": "normal(mu[z], sd, size=(2, n)): column j reads z_j",
     "latent": "x ~ normal(c[z], s[z]) latent, y ~ normal(x, 1) observed",
     "mixture": "y = N[z], N ~ normal(theta + c, s) (an indexed mixture of random variables)",
+    "row_mixture": "y = N[z], N ~ normal((theta + c)[:, None] + [0, 1.5], s[:, None]): one z "
+    "picks a whole row",
 }
 _MEANS = {
     "index": _mean_index,
@@ -153,7 +155,11 @@ _MEANS = {
     "wide": _mean_index,
     "latent": _mean_latent,
     "mixture": _mean_offset,
+    "row_mixture": lambda e, lib, c: _mean_offset(e, lib, c)[..., None] + lib.const(ROW_OFFSETS),
 }
+
+#: The columns of a row mixture's components.
+ROW_OFFSETS = np.array([0.0, 1.5])
 
 
 @dataclass
@@ -203,8 +209,13 @@ class ModelSpec:
                 x = srng.normal(c.mean(env, AT), _sd_latent(env, AT, c), name=c.name)
                 y = srng.normal(x, 1.0, name=c.name + "_y")
                 rvs[c.name], rvs[c.name + "_y"] = x, y
-            elif c.pattern == "mixture":
-                components = srng.normal(env["theta"] + c.const, c.scales, name=c.name + "_N")
+            elif c.pattern in ("mixture", "row_mixture"):
+                if c.pattern == "mixture":
+                    loc, scale = env["theta"] + c.const, c.scales
+                else:
+                    loc = (env["theta"] + c.const)[:, None] + ROW_OFFSETS
+                    scale = c.scales[:, None]
+                components = srng.normal(loc, scale, size=loc.shape, name=c.name + "_N")
                 y = components[env[c.reads[0]]]
                 y.name = c.name
                 rvs[c.name] = y
@@ -246,7 +257,7 @@ class ModelSpec:
                 x = env[c.name]
                 total += st.norm(c.mean(env, NP), _sd_latent(env, NP, c)).logpdf(x).sum()
                 total += st.norm(x, 1.0).logpdf(c.data).sum()
-            elif c.pattern == "mixture":
+            elif c.pattern in ("mixture", "row_mixture"):
                 total += st.norm(c.mean(env, NP), _sd_latent(env, NP, c)).logpdf(c.data).sum()
             else:
                 total += st.norm(c.mean(env, NP), c.sd).logpdf(c.data).sum()
@@ -374,7 +385,7 @@ def children(draw, name: str, reads: list[Discrete], private: bool) -> Child:
             patterns.append("switch")
         # aemix's indexed-mixture rule takes categorical indices (others are a typed refusal).
         if private and z.size is None and z.kind == "categorical":
-            patterns.append("mixture")
+            patterns += ["mixture", "row_mixture"]
         pattern = draw(hst.sampled_from(patterns))
     const = np.array(draw(hst.lists(_location, min_size=k, max_size=k)))
     scales = np.array(draw(hst.lists(_scale, min_size=k, max_size=k)))
@@ -390,6 +401,8 @@ def children(draw, name: str, reads: list[Discrete], private: bool) -> Child:
         shape = (*z.shape, *z.shape)
     elif pattern == "wide":
         shape = (2, *z.shape)
+    elif pattern == "row_mixture":
+        shape = ROW_OFFSETS.shape
     else:
         shape = z.shape
     return Child(
@@ -436,13 +449,13 @@ def models(draw, max_discrete: int = 3) -> ModelSpec:
     if pair is not None:
         cs.append(draw(children(f"y{len(cs)}", list(pair), False)))
     # Two children of the same variable, now and then.
-    sharable = [d for d in ds if not any(c.pattern == "mixture" and d.name in c.reads for c in cs)]
+    sharable = [d for d in ds if not any("mixture" in c.pattern and d.name in c.reads for c in cs)]
     if len(cs) < 3 and sharable and draw(hst.booleans()):
         d = draw(hst.sampled_from(sharable))
         cs.append(draw(children(f"y{len(cs)}", [d], False)))
     # The mixture pattern needs its discrete variable to itself.
     for c in cs:
-        if c.pattern == "mixture" and sum(c.reads[0] in o.reads for o in cs) > 1:
+        if "mixture" in c.pattern and sum(c.reads[0] in o.reads for o in cs) > 1:
             c.pattern = "index"
     mu_length = max(
         [
@@ -454,7 +467,7 @@ def models(draw, max_discrete: int = 3) -> ModelSpec:
         ],
         default=0,
     )
-    uses_theta = any(c.pattern in ("sum", "switch", "offset", "mixture") for c in cs)
+    uses_theta = any(c.pattern in ("sum", "switch", "offset", "mixture", "row_mixture") for c in cs)
     return ModelSpec(ds, cs, mu_length, uses_theta)
 
 

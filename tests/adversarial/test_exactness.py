@@ -219,6 +219,12 @@ PATTERN_CASES = {
         [Child("y0", "mixture", ("z0",), 1.0, np.array(0.3), _CONST, _SCALES)],
         uses_theta=True,
     ),
+    # One index picks a whole row: every element of the row shares it (not one mixture each).
+    "indexed mixture of rows": ModelSpec(
+        [_SCALAR],
+        [Child("y0", "row_mixture", ("z0",), 1.0, np.array([0.3, 2.1]), _CONST, _SCALES)],
+        uses_theta=True,
+    ),
 }
 
 
@@ -285,6 +291,7 @@ def test_conditional_probabilities_are_exact(spec, seed):
         "a child broadcast from the right",
         "a discrete child of each element",
         "a discrete child of each element and a child of both",
+        "indexed mixture of rows",
     ],
 )
 def test_pattern_conditionals_are_exact(case):
