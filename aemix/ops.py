@@ -108,15 +108,17 @@ class MarginalMixtureRV(Op):
     """The marginal of ``X[I]`` (or ``stack(X_1, ..., X_K)[I]``) with ``I ~ Categorical(p)`` summed out.
 
     Inputs are ``(I, X)`` when ``stacked`` is false, where ``X`` is a random variable whose elements
-    along its first axis are independent components, or ``(I, X_1, ..., X_K)`` when ``stacked`` is
-    true.  The output has the type of one component.  This Op only stands for a density: it cannot be
-    evaluated (forward samples come from the original model graph).
+    along ``axis`` are independent components (``X[:, I]`` picks along axis 1), or
+    ``(I, X_1, ..., X_K)`` when ``stacked`` is true.  The output has the type of one component.
+    This Op only stands for a density: it cannot be evaluated (forward samples come from the
+    original model graph).
     """
 
-    __props__ = ("stacked",)
+    __props__ = ("stacked", "axis")
 
-    def __init__(self, stacked: bool):
+    def __init__(self, stacked: bool, axis: int = 0):
         self.stacked = stacked
+        self.axis = axis
         super().__init__()
 
     def make_node(self, index, *components):
@@ -126,7 +128,9 @@ class MarginalMixtureRV(Op):
             out_type = components[0].type
         else:
             (mixed,) = components
-            out_type = TensorType(mixed.type.dtype, shape=mixed.type.shape[1:])
+            shape = list(mixed.type.shape)
+            del shape[self.axis]
+            out_type = TensorType(mixed.type.dtype, shape=shape)
         return Apply(self, [index, *components], [out_type()])
 
     def perform(self, node, inputs, outputs):
@@ -170,17 +174,17 @@ def _mixture_conditionals(op, values, index, *components):
         component_logps = at.stack([value_logprob(component, value) for component in components])
     else:
         (mixed,) = components
-        # Every element of `mixed` along its first axis is one component, evaluated at one value.
-        mixed_value = at.broadcast_to(at.shape_padleft(value), mixed.shape)
-        component_logps = value_logprob(mixed, mixed_value)
+        # Every element of `mixed` along the axis is one component, evaluated at one value.
+        mixed_value = at.broadcast_to(at.expand_dims(value, op.axis), mixed.shape)
+        component_logps = at.moveaxis(value_logprob(mixed, mixed_value), op.axis, 0)
     if value.ndim:
         # One index for the whole of ``X[I]`` (a row of a matrix, say): each component's density
         # is the joint of the elements it gives, not one mixture per element.
         component_logps = at.sum(component_logps, axis=tuple(range(1, value.ndim + 1)))
     log_weights = _categorical_log_weights(index)
-    n_components = len(components) if op.stacked else components[0].type.shape[0]
+    n_components = len(components) if op.stacked else components[0].type.shape[op.axis]
     if n_components is None:
-        return Conditionals(log_weights + component_logps, at.arange(components[0].shape[0]))
+        return Conditionals(log_weights + component_logps, at.arange(components[0].shape[op.axis]))
     return Conditionals(log_weights + component_logps, at.constant(np.arange(n_components)))
 
 

@@ -11,8 +11,17 @@ from kanren import conde, conso, eq, lall, var
 
 from aemix.ops import MarginalMixtureRV
 from aemix.relations.patterns import is_elementwise_rv, is_measurable, predicateo, rv_et
+from aemix.relations.supports import applyo
 
 __all__ = ["indexed_mixtureo"]
+
+
+def _mixture_axis(idx_list):
+    """The axis that ``X[idx_list]`` picks one element of, when it picks one and keeps every
+    other axis whole (``X[I]``, ``X[:, I]``, ``X[I, :]``); else ``None``."""
+    picked = [k for k, entry in enumerate(idx_list) if not isinstance(entry, slice)]
+    whole = all(entry == slice(None) for entry in idx_list if isinstance(entry, slice))
+    return picked[0] if len(picked) == 1 and whole else None
 
 
 def _scalar_components(components) -> bool:
@@ -43,7 +52,7 @@ def indexed_mixtureo(model_et, marginal_et):
         `MarginalMixtureRV` to the index and the components.
     """
     mixed_lv, index_lv, p_lv, idx_list_lv = var(), var(), var(), var()
-    stack_dtype_lv, components_lv = var(), var()
+    stack_dtype_lv, components_lv, axis_lv, op_lv = var(), var(), var(), var()
 
     return lall(
         eq(
@@ -53,12 +62,15 @@ def indexed_mixtureo(model_et, marginal_et):
             ),
         ),
         eq(index_lv, rv_et(categorical, p_lv)),
+        applyo(_mixture_axis, idx_list_lv, axis_lv),
         conde(
             [
                 predicateo(is_elementwise_rv, mixed_lv),
-                eq(marginal_et, etuple(MarginalMixtureRV(stacked=False), index_lv, mixed_lv)),
+                applyo(lambda axis: MarginalMixtureRV(stacked=False, axis=axis), axis_lv, op_lv),
+                eq(marginal_et, etuple(op_lv, index_lv, mixed_lv)),
             ],
             [
+                eq(axis_lv, 0),
                 conso(etuple(MakeVector, stack_dtype_lv), components_lv, mixed_lv),
                 predicateo(_scalar_components, components_lv),
                 eq(

@@ -142,6 +142,7 @@ PATTERNS = {
     "mixture": "y = N[z], N ~ normal(theta + c, s) (an indexed mixture of random variables)",
     "row_mixture": "y = N[z], N ~ normal((theta + c)[:, None] + [0, 1.5], s[:, None]): one z "
     "picks a whole row",
+    "column_mixture": "y = N[:, z], N the transpose of row_mixture's: one z picks a column",
 }
 _MEANS = {
     "index": _mean_index,
@@ -156,6 +157,7 @@ _MEANS = {
     "latent": _mean_latent,
     "mixture": _mean_offset,
     "row_mixture": lambda e, lib, c: _mean_offset(e, lib, c)[..., None] + lib.const(ROW_OFFSETS),
+    "column_mixture": lambda e, lib, c: _mean_offset(e, lib, c)[..., None] + lib.const(ROW_OFFSETS),
 }
 
 #: The columns of a row mixture's components.
@@ -209,14 +211,17 @@ class ModelSpec:
                 x = srng.normal(c.mean(env, AT), _sd_latent(env, AT, c), name=c.name)
                 y = srng.normal(x, 1.0, name=c.name + "_y")
                 rvs[c.name], rvs[c.name + "_y"] = x, y
-            elif c.pattern in ("mixture", "row_mixture"):
+            elif "mixture" in c.pattern:
                 if c.pattern == "mixture":
                     loc, scale = env["theta"] + c.const, c.scales
                 else:
                     loc = (env["theta"] + c.const)[:, None] + ROW_OFFSETS
                     scale = c.scales[:, None]
+                if c.pattern == "column_mixture":
+                    loc, scale = loc.T, scale.T
                 components = srng.normal(loc, scale, size=loc.shape, name=c.name + "_N")
-                y = components[env[c.reads[0]]]
+                z = env[c.reads[0]]
+                y = components[:, z] if c.pattern == "column_mixture" else components[z]
                 y.name = c.name
                 rvs[c.name] = y
             else:
@@ -257,7 +262,7 @@ class ModelSpec:
                 x = env[c.name]
                 total += st.norm(c.mean(env, NP), _sd_latent(env, NP, c)).logpdf(x).sum()
                 total += st.norm(x, 1.0).logpdf(c.data).sum()
-            elif c.pattern in ("mixture", "row_mixture"):
+            elif "mixture" in c.pattern:
                 total += st.norm(c.mean(env, NP), _sd_latent(env, NP, c)).logpdf(c.data).sum()
             else:
                 total += st.norm(c.mean(env, NP), c.sd).logpdf(c.data).sum()
@@ -385,7 +390,7 @@ def children(draw, name: str, reads: list[Discrete], private: bool) -> Child:
             patterns.append("switch")
         # aemix's indexed-mixture rule takes categorical indices (others are a typed refusal).
         if private and z.size is None and z.kind == "categorical":
-            patterns += ["mixture", "row_mixture"]
+            patterns += ["mixture", "row_mixture", "column_mixture"]
         pattern = draw(hst.sampled_from(patterns))
     const = np.array(draw(hst.lists(_location, min_size=k, max_size=k)))
     scales = np.array(draw(hst.lists(_scale, min_size=k, max_size=k)))
@@ -401,7 +406,7 @@ def children(draw, name: str, reads: list[Discrete], private: bool) -> Child:
         shape = (*z.shape, *z.shape)
     elif pattern == "wide":
         shape = (2, *z.shape)
-    elif pattern == "row_mixture":
+    elif pattern in ("row_mixture", "column_mixture"):
         shape = ROW_OFFSETS.shape
     else:
         shape = z.shape
@@ -467,7 +472,10 @@ def models(draw, max_discrete: int = 3) -> ModelSpec:
         ],
         default=0,
     )
-    uses_theta = any(c.pattern in ("sum", "switch", "offset", "mixture", "row_mixture") for c in cs)
+    uses_theta = any(
+        c.pattern in ("sum", "switch", "offset", "mixture", "row_mixture", "column_mixture")
+        for c in cs
+    )
     return ModelSpec(ds, cs, mu_length, uses_theta)
 
 

@@ -61,7 +61,24 @@ def test_matrix_components_mix_over_first_axis():
     X_rv = srng.normal(np.zeros((3, 2)), 1.0)
     I_rv = srng.categorical(np.ones(3) / 3)
     (marginal,) = marginal_of(X_rv[I_rv])
-    assert marginal.ndim == 1
+    assert marginal.ndim == 1 and marginal.owner.op.axis == 0
+
+
+def test_a_column_picked_by_the_index_mixes_over_the_second_axis():
+    srng = at.random.RandomStream(2)
+    X_rv = srng.normal(np.zeros((2, 3)), 1.0)
+    I_rv = srng.categorical(np.ones(3) / 3)
+    (marginal,) = marginal_of(X_rv[:, I_rv])
+    assert marginal.owner.op.axis == 1 and marginal.type.shape == (2,)
+    (marginal,) = marginal_of(X_rv[I_rv, :])
+    assert marginal.owner.op.axis == 0
+
+
+def test_no_match_when_the_index_picks_with_a_partial_slice():
+    srng = at.random.RandomStream(2)
+    X_rv = srng.normal(np.zeros((3, 3)), 1.0)
+    I_rv = srng.categorical(np.ones(3) / 3)
+    assert marginal_of(X_rv[1:, I_rv]) == []
 
 
 @pytest.mark.parametrize(
