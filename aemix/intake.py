@@ -385,6 +385,29 @@ def check_parameters(rvs: Iterable[Variable]) -> None:
                 f"parameter {spec.name} must be {spec.domain}, got {value[index]!r}"
                 f"{_where(index)} (in {rv.owner.op.name})",
             )
+        if isinstance(op, arb.CategoricalRV):
+            _check_probabilities_sum_to_one(rv)
+
+
+def _check_probabilities_sum_to_one(rv: Variable) -> None:
+    """Refuse a categorical's constant probabilities that do not sum to one: aeppl's density
+    normalizes them, Aesara's draws (the prior, the predictive draws) do not, so the two would
+    disagree (``categorical([0.5, 0.6])`` draws 1 with probability 0.5, its density says 0.55)."""
+    value = _constant_value(rv.owner.inputs[3])
+    if value is None or value.ndim == 0:
+        return
+    # float32 constants (Aesara's cast of literals) round their sum at ~1e-7.
+    tolerance = 1e-6 if value.dtype == np.float32 else SIMPLEX_TOLERANCE
+    sums = np.sum(value, axis=-1)
+    on = np.abs(sums - 1) <= tolerance
+    if np.all(on):
+        return
+    index = _first_index(np.asarray(on))
+    raise ModelError(
+        rv.name or str(rv),
+        f"its probabilities{_where(index)} sum to {np.asarray(sums)[index]!r}, not 1; divide "
+        "them by their sum (p / p.sum(axis=-1, keepdims=True)) if they are weights",
+    )
 
 
 def guarded_variables(rvs: Iterable[Variable]) -> list[str]:

@@ -54,7 +54,7 @@ from aesara.tensor.subtensor import AdvancedSubtensor, AdvancedSubtensor1
 from aesara.tensor.var import TensorConstant
 from kanren import run, var
 
-from aemix.errors import MarginalizationError, ModelError
+from aemix.errors import MarginalizationError, ModelError, describe_operation
 from aemix.ops import (
     ChangePointRV,
     Cut,
@@ -547,7 +547,7 @@ class _Rewriting:
                         raise MarginalizationError(
                             _describe(discrete),
                             f"the observed {_describe(v)} is computed from it by "
-                            f"{type(v.owner.op).__name__}, and no rule of {list(self.rules)} "
+                            f"{describe_operation(v.owner.op)}, and no rule of {list(self.rules)} "
                             "gives that computation a density; write the observation as a random "
                             "variable whose parameters depend on it",
                         )
@@ -887,6 +887,23 @@ class _Truncating:
     original_of: dict[Variable, Variable] = field(default_factory=dict)
     tolerance: float = DEFAULT_TAIL_TOLERANCE
     bounds: Mapping[str, int] = field(default_factory=dict)
+    chosen: list[str] = field(default_factory=list)
+
+    def check_bounds_used(self) -> None:
+        """Refuse a name in ``count_bounds`` that no truncated count has (a typo would leave the
+        count on its default range without a word)."""
+        for name in self.bounds:
+            if name not in self.chosen:
+                counts = (
+                    f"the counts summed over a range: {self.chosen}"
+                    if self.chosen
+                    else ("no count of the model is summed over a truncated range")
+                )
+                raise ModelError(
+                    name,
+                    f"named in `count_bounds`, but it is not a count with unbounded support "
+                    f"that aemix sums out ({counts})",
+                )
 
     def choose(self, discrete, support_low, children, budget, on_budget) -> Truncation:
         from aesara.compile.function.types import UnusedInputError
@@ -895,6 +912,7 @@ class _Truncating:
         from aemix.errors import VectorizationError
 
         name = _describe(discrete)
+        self.chosen.append(name)
         try:
             truncation = choose_truncation(
                 discrete,
@@ -1204,6 +1222,7 @@ def marginalize(
     derived_indices = state.detach_derived(len(outputs)) if derived else []
     state.markov_chains()
     state.eliminate(support_budget, on_budget)
+    truncating.check_bounds_used()
 
     current = {v for node in fgraph.apply_nodes for v in node.outputs}
     # A Markov chain's states are no longer in the graph: its placeholder reads its emissions.

@@ -54,6 +54,7 @@ from aemix.errors import (
     InitializationError,
     ModelError,
     ValuesError,
+    describe_operation,
 )
 from aemix.fused import FusedProgram, compile_loop, composite
 from aemix.gradient import logdensity_and_gradient
@@ -1309,6 +1310,12 @@ class Sampler:
         dict
             ``name -> array`` of shape ``(n_chains, n_samples, *shape)`` per observed variable.
         """
+        if not isinstance(result, SampleResult):
+            raise TypeError(
+                "posterior_predictive draws given each kept draw of a SampleResult, got "
+                f"{type(result).__name__}; a SampleSummary (summary_only=True) keeps moments, no "
+                "draws: sample without summary_only"
+            )
         names = self.latent + self.marginalized
         # Per-observation variables not kept (the default) are drawn here from their
         # conditionals, as the record would have drawn them.
@@ -2219,13 +2226,10 @@ def _describe_computation(var: Variable) -> str:
     if node is None:
         return "a constant"
     names = [v.name for v in ancestors(node.inputs) if v.name and v.owner is not None]
-    kind = type(node.op).__name__
-    if "Subtensor" in kind:
+    if "Subtensor" in type(node.op).__name__:
         what = "indexing"
-    elif hasattr(node.op, "scalar_op"):
-        what = f"the elementwise operation {node.op.scalar_op}"
     else:
-        what = f"the operation {kind}"
+        what = f"the operation {describe_operation(node.op)}"
     used = sorted(set(names))
     return what + (f" of {', '.join(used)}" if used else "")
 

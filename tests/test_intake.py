@@ -270,6 +270,23 @@ def test_a_constant_invalid_parameter_is_refused_by_name(make, fragment):
     assert fragment in str(info.value), str(info.value)
 
 
+def test_categorical_probabilities_that_do_not_sum_to_one_are_refused():
+    # aeppl's density would normalize them and Aesara's prior draws would not: refused by name.
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(0.0, 3.0, size=2, name="mu")
+    z = srng.categorical(np.array([0.5, 0.6]), name="z")
+    y = srng.normal(mu[z], 1.0, name="y")
+    with pytest.raises(ModelError, match="probabilities sum to 1.1, not 1") as info:
+        aemix.build_sampler(y, {y: 0.3}, mode=FAST)
+    assert info.value.variable == "z"
+    # Float32 probabilities (Aesara's cast of literals) that sum to one up to rounding are kept.
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(0.0, 3.0, size=3, name="mu")
+    z = srng.categorical(np.array([0.1, 0.2, 0.7], dtype="float32"), name="z")
+    y = srng.normal(mu[z], 1.0, name="y")
+    assert list(aemix.build_sampler(y, {y: 0.3}, mode=FAST).marginalized) == ["z"]
+
+
 def test_a_latent_parameter_out_of_its_domain_is_reported_without_a_graph_dump():
     srng = at.random.RandomStream(0)
     sigma = srng.normal(0.0, 1.0, name="sigma")  # a scale that may go negative: the model's bug

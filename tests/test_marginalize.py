@@ -130,7 +130,21 @@ def _deterministic_output():
     return [K_rv * 2, srng.normal(K_rv, 1.0, name="Y")], {}
 
 
+def _observed_through_an_index_vector():
+    # One draw per component, read by three observations: they are not independent given I.
+    srng = at.random.RandomStream(0)
+    X_rv = srng.normal(np.array([-2.0, 2.0]), 1.0, name="X")
+    I_rv = srng.categorical(np.array([0.5, 0.5]), size=3, name="I")
+    Y = X_rv[I_rv]
+    Y.name = "Y"
+    return [Y], {Y: np.array([-1.0, 1.5, 2.5])}
+
+
 BAD_MODELS = {
+    "observed through an index vector": (
+        _observed_through_an_index_vector,
+        r"'I'.*observed Y is computed from it by indexing by an integer array \(x\[idx\]\)",
+    ),
     "dependents aemix cannot evaluate": (_unevaluable_dependents, "'K'.*cannot evaluate"),
     "support over budget": (_over_budget, "'K'.*16384 evaluations.*budget of 10000"),
     "non-constant support bound": (_symbolic_bound, "'K'.*no registered support rule"),

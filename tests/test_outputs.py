@@ -97,6 +97,8 @@ def test_summary_only_keeps_the_running_moments_of_a_derived_quantity(schools):
     theta = result.draws["theta"]
     np.testing.assert_allclose(summary.mean["theta"], theta.mean(axis=1), rtol=0, atol=1e-10)
     np.testing.assert_allclose(summary.variance["theta"], theta.var(axis=1), rtol=1e-9)
+    with pytest.raises(TypeError, match="SampleSummary.*sample without summary_only"):
+        sampler.posterior_predictive(summary)
 
 
 def _indexed_mixture(loop: str):

@@ -177,6 +177,14 @@ def test_counts_are_drawn_from_their_exact_truncated_conditionals():
     assert result.truncation_tail["N"] < 1e-12
 
 
+def test_a_name_in_count_bounds_that_is_no_summed_count_is_refused():
+    y = _n_mixture_data(S=5, J=3)
+    with pytest.raises(
+        aemix.ModelError, match=r"count_bounds.*the counts summed over a range: \['N'\]"
+    ):
+        _n_mixture(y, mode=FAST, count_bounds={"n": 60})
+
+
 def test_a_range_the_chains_outgrow_warns_after_sampling():
     y = _n_mixture_data(S=5, J=3)
     sampler = _n_mixture(y, mode=FAST, count_bounds={"N": 9})

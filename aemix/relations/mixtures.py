@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aesara.tensor.basic import MakeVector, ScalarFromTensor
+from aesara.graph.basic import Constant
+from aesara.tensor.basic import Join, MakeVector, ScalarFromTensor
+from aesara.tensor.elemwise import DimShuffle
 from aesara.tensor.random.basic import categorical
 from aesara.tensor.subtensor import Subtensor
 from cons import cons
@@ -24,6 +26,33 @@ def _mixture_axis(idx_list):
     return picked[0] if len(picked) == 1 and whole else None
 
 
+def _stacked_arrays(index, mixed):
+    """``stack([X_1, ..., X_K])[I]`` of arrays of one shape, as the marginal's expression tuple.
+
+    ``at.stack`` joins arrays along a new first axis, ``join(0, X_1[None], ..., X_K[None])``
+    (scalars are a `MakeVector`, matched separately).
+    """
+    node = getattr(mixed, "owner", None)
+    if node is None or not isinstance(node.op, Join):
+        return None
+    axis, *expanded = node.inputs
+    if not isinstance(axis, Constant) or int(axis.data) != 0 or len(expanded) < 2:
+        return None
+    components = []
+    for x in expanded:
+        inner = x.owner
+        if inner is None or not isinstance(inner.op, DimShuffle):
+            return None
+        (component,) = inner.inputs
+        if inner.op.new_order != ("x", *range(component.ndim)) or not is_measurable(component):
+            return None
+        components.append(component)
+    shapes = {c.type.shape for c in components}
+    if len(shapes) != 1 or None in next(iter(shapes)):
+        return None
+    return etuple(MarginalMixtureRV(stacked=True), index, *components)
+
+
 def _scalar_components(components) -> bool:
     return len(components) >= 2 and all(is_measurable(c) and c.ndim == 0 for c in components)
 
@@ -38,8 +67,9 @@ def indexed_mixtureo(model_et, marginal_et):
 
     ``X`` is either one random variable with independent elements (scalar support, e.g.
     ``normal(loc, scale)`` with vector parameters; the mixture is over its first axis) or
-    ``at.stack([X_1, ..., X_K])`` of scalar random variables or marginal variables (so mixtures
-    nest).  The index must be a scalar categorical random variable.  Whether ``I`` and the
+    ``at.stack([X_1, ..., X_K])`` of random variables or marginal variables of one shape (so
+    mixtures nest); an index that picks a whole row or column mixes the rows' (columns') joint
+    densities.  The index must be a scalar categorical random variable.  Whether ``I`` and the
     components are used elsewhere, or observed, is a property of the whole graph and is checked by
     the rewrite that applies this relation, not here.
 
@@ -69,6 +99,7 @@ def indexed_mixtureo(model_et, marginal_et):
                 applyo(lambda axis: MarginalMixtureRV(stacked=False, axis=axis), axis_lv, op_lv),
                 eq(marginal_et, etuple(op_lv, index_lv, mixed_lv)),
             ],
+            [eq(axis_lv, 0), applyo(_stacked_arrays, index_lv, mixed_lv, marginal_et)],
             [
                 eq(axis_lv, 0),
                 conso(etuple(MakeVector, stack_dtype_lv), components_lv, mixed_lv),

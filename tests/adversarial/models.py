@@ -143,6 +143,7 @@ PATTERNS = {
     "row_mixture": "y = N[z], N ~ normal((theta + c)[:, None] + [0, 1.5], s[:, None]): one z "
     "picks a whole row",
     "column_mixture": "y = N[:, z], N the transpose of row_mixture's: one z picks a column",
+    "stacked_mixture": "y = stack([N_0, ..., N_k])[z], the rows of row_mixture drawn apart",
 }
 _MEANS = {
     "index": _mean_index,
@@ -158,6 +159,9 @@ _MEANS = {
     "mixture": _mean_offset,
     "row_mixture": lambda e, lib, c: _mean_offset(e, lib, c)[..., None] + lib.const(ROW_OFFSETS),
     "column_mixture": lambda e, lib, c: _mean_offset(e, lib, c)[..., None] + lib.const(ROW_OFFSETS),
+    "stacked_mixture": lambda e, lib, c: (
+        _mean_offset(e, lib, c)[..., None] + lib.const(ROW_OFFSETS)
+    ),
 }
 
 #: The columns of a row mixture's components.
@@ -217,11 +221,17 @@ class ModelSpec:
                 else:
                     loc = (env["theta"] + c.const)[:, None] + ROW_OFFSETS
                     scale = c.scales[:, None]
-                if c.pattern == "column_mixture":
-                    loc, scale = loc.T, scale.T
-                components = srng.normal(loc, scale, size=loc.shape, name=c.name + "_N")
                 z = env[c.reads[0]]
-                y = components[:, z] if c.pattern == "column_mixture" else components[z]
+                if c.pattern == "stacked_mixture":
+                    rows = [
+                        srng.normal(loc[k], scale[k], name=f"{c.name}_N{k}")
+                        for k in range(len(c.const))
+                    ]
+                    y = at.stack(rows)[z]
+                elif c.pattern == "column_mixture":
+                    y = srng.normal(loc.T, scale.T, size=loc.T.shape, name=c.name + "_N")[:, z]
+                else:
+                    y = srng.normal(loc, scale, size=np.shape(loc), name=c.name + "_N")[z]
                 y.name = c.name
                 rvs[c.name] = y
             else:
@@ -390,7 +400,7 @@ def children(draw, name: str, reads: list[Discrete], private: bool) -> Child:
             patterns.append("switch")
         # aemix's indexed-mixture rule takes categorical indices (others are a typed refusal).
         if private and z.size is None and z.kind == "categorical":
-            patterns += ["mixture", "row_mixture", "column_mixture"]
+            patterns += ["mixture", "row_mixture", "column_mixture", "stacked_mixture"]
         pattern = draw(hst.sampled_from(patterns))
     const = np.array(draw(hst.lists(_location, min_size=k, max_size=k)))
     scales = np.array(draw(hst.lists(_scale, min_size=k, max_size=k)))
@@ -406,7 +416,7 @@ def children(draw, name: str, reads: list[Discrete], private: bool) -> Child:
         shape = (*z.shape, *z.shape)
     elif pattern == "wide":
         shape = (2, *z.shape)
-    elif pattern in ("row_mixture", "column_mixture"):
+    elif pattern in ("row_mixture", "column_mixture", "stacked_mixture"):
         shape = ROW_OFFSETS.shape
     else:
         shape = z.shape
@@ -472,10 +482,7 @@ def models(draw, max_discrete: int = 3) -> ModelSpec:
         ],
         default=0,
     )
-    uses_theta = any(
-        c.pattern in ("sum", "switch", "offset", "mixture", "row_mixture", "column_mixture")
-        for c in cs
-    )
+    uses_theta = any(c.pattern in ("sum", "switch", "offset") or "mixture" in c.pattern for c in cs)
     return ModelSpec(ds, cs, mu_length, uses_theta)
 
 

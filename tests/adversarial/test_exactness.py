@@ -225,6 +225,11 @@ PATTERN_CASES = {
         [Child("y0", "row_mixture", ("z0",), 1.0, np.array([0.3, 2.1]), _CONST, _SCALES)],
         uses_theta=True,
     ),
+    "stacked mixture of rows": ModelSpec(
+        [_SCALAR],
+        [Child("y0", "stacked_mixture", ("z0",), 1.0, np.array([0.3, 2.1]), _CONST, _SCALES)],
+        uses_theta=True,
+    ),
     # ``N[:, z]``: the mixture is over the columns (it was read as the rows ``N[z]``).
     "indexed mixture of columns": ModelSpec(
         [_SCALAR],
@@ -299,6 +304,7 @@ def test_conditional_probabilities_are_exact(spec, seed):
         "a discrete child of each element and a child of both",
         "indexed mixture of rows",
         "indexed mixture of columns",
+        "stacked mixture of rows",
     ],
 )
 def test_pattern_conditionals_are_exact(case):
