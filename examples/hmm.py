@@ -227,6 +227,7 @@ def main(argv=None):
     fig.tight_layout()
     fig.savefig(args.out, dpi=100)
     print(f"wrote {args.out}")
+    return result
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ PARAMETERS = {
     "blr": ("beta", "sigma"),
     "gauss_mix": ("mu", "sigma", "theta"),
     "coal_mining": ("early", "late"),
+    "mix3": ("mu", "sigma", "w"),
+    "regression30": ("beta",),
 }
 
 
@@ -72,10 +74,31 @@ def build_coal_mining(data: dict) -> aemix.Sampler:
     return aemix.build_sampler(outputs, observed=observed)
 
 
+def build_mix3(data: dict) -> aemix.Sampler:
+    y = np.asarray(data["y"], float)
+    srng = at.random.RandomStream(0)
+    mu_rv = srng.normal(0.0, 5.0, size=3, name="mu")
+    sigma_rv = srng.halfnormal(0.0, 2.0, size=3, name="sigma")
+    w_rv = srng.dirichlet(np.ones(3), name="w")
+    z_rv = srng.categorical(w_rv, size=len(y), name="z")
+    y_rv = srng.normal(mu_rv[z_rv], sigma_rv[z_rv], name="y")
+    return aemix.build_sampler(y_rv, {y_rv: y}, ordered=["mu"])
+
+
+def build_regression30(data: dict) -> aemix.Sampler:
+    X = np.asarray(data["X"], float)
+    srng = at.random.RandomStream(0)
+    beta_rv = srng.normal(0.0, 1.0, size=X.shape[1], name="beta")
+    y_rv = srng.normal(at.dot(X, beta_rv), 1.0, name="y")
+    return aemix.build_sampler(y_rv, {y_rv: np.asarray(data["y"], float)})
+
+
 BUILDERS = {
     "seed_mixture": build_seed_mixture,
     "eight_schools": build_eight_schools,
     "blr": build_blr,
     "gauss_mix": build_gauss_mix,
     "coal_mining": build_coal_mining,
+    "mix3": build_mix3,
+    "regression30": build_regression30,
 }

@@ -78,7 +78,24 @@ def models():
             rate = jnp.where(jnp.arange(T) < tau, early, late)
             numpyro.sample("y", dist.Poisson(rate), obs=counts)
 
+    def mix3(data):
+        y = jnp.array(data["y"])
+        mu = numpyro.sample("mu", dist.ImproperUniform(constraints.ordered_vector, (), (3,)))
+        numpyro.factor("mu_prior", dist.Normal(0.0, 5.0).log_prob(mu).sum())
+        sigma = numpyro.sample("sigma", dist.HalfNormal(2.0).expand([3]).to_event(1))
+        w = numpyro.sample("w", dist.Dirichlet(jnp.ones(3)))
+        with numpyro.plate("data", len(y)):
+            z = numpyro.sample("z", dist.Categorical(w), infer={"enumerate": "parallel"})
+            numpyro.sample("y", dist.Normal(mu[z], sigma[z]), obs=y)
+
+    def regression30(data):
+        X, y = jnp.array(data["X"]), jnp.array(data["y"])
+        beta = numpyro.sample("beta", dist.Normal(0.0, 1.0).expand([X.shape[1]]).to_event(1))
+        numpyro.sample("y", dist.Normal(X @ beta, 1.0), obs=y)
+
     return {
+        "mix3": mix3,
+        "regression30": regression30,
         "seed_mixture": seed_mixture,
         "eight_schools": eight_schools,
         "blr": blr,

@@ -28,7 +28,7 @@ import specs
 # The default initial point of an ordered Normal(0, 2) pair is (0, 0), outside the ordered region
 # (the transform's log of the gap is -inf); `marginalize` refuses a model's own ``initval``, so the
 # start is given to `pm.sample`.
-INITVALS = {"gauss_mix": {"mu": [-1.0, 1.0]}}
+INITVALS = {"gauss_mix": {"mu": [-1.0, 1.0]}, "mix3": {"mu": [-1.0, 0.0, 1.0]}}
 
 
 def build(name: str, data: dict):
@@ -59,6 +59,16 @@ def build(name: str, data: dict):
             theta = pm.Beta("theta", 5.0, 5.0)
             z = pm.Bernoulli("z", theta, shape=len(data["y"]))
             pm.Normal("y", mu[z], sigma[z], observed=data["y"])
+        elif name == "mix3":
+            mu = pm.Normal("mu", 0.0, 5.0, shape=3, transform=pm.distributions.transforms.ordered)
+            sigma = pm.HalfNormal("sigma", 2.0, shape=3)
+            w = pm.Dirichlet("w", np.ones(3))
+            z = pm.Categorical("z", w, shape=len(data["y"]))
+            pm.Normal("y", mu[z], sigma[z], observed=data["y"])
+        elif name == "regression30":
+            X = np.asarray(data["X"])
+            beta = pm.Normal("beta", 0.0, 1.0, shape=X.shape[1])
+            pm.Normal("y", pm.math.dot(X, beta), 1.0, observed=data["y"])
         elif name == "coal_mining":
             T = len(data["counts"])
             tau = pm.DiscreteUniform("tau", 0, T - 1)
@@ -66,7 +76,7 @@ def build(name: str, data: dict):
             late = pm.Gamma("late", alpha=1.0, beta=1.0)
             rate = pm.math.switch(np.arange(T) < tau, early, late)
             pm.Poisson("y", rate, observed=data["counts"])
-    discrete = {"gauss_mix": ["z"], "coal_mining": ["tau"]}.get(name)
+    discrete = {"gauss_mix": ["z"], "coal_mining": ["tau"], "mix3": ["z"]}.get(name)
     return marginalize(model, discrete) if discrete else model
 
 

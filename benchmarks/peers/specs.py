@@ -1,4 +1,4 @@
-"""The five benchmark models as data: names, priors' constants and the settings of each tool.
+"""The benchmark models as data: names, priors' constants and the settings of each tool.
 
 Imported by the driver (`run.py`, aemix's Python) and by the peers' scripts (`numpyro_models.py`,
 `pymc_models.py`, each in its own virtual environment with NumPy 2), so it uses the standard library
@@ -17,6 +17,11 @@ Models (every tool writes the same densities; the discrete latents are summed ou
                                                         (posteriordb low_dim_gauss_mix, N = 1000)
     coal_mining     tau ~ Integers(0, T), early, late ~ Gamma(1, rate 1),
                     y_t ~ Poisson(early if t < tau else late)    (data/coal_mining_disasters.csv)
+    mix3            mu ~ N(0, 5) (3, ordered), sigma_k ~ HalfNormal(2), w ~ Dirichlet(1, 1, 1),
+                    z_i ~ Categorical(w), y_i ~ N(mu[z_i], sigma[z_i])
+                                (simulated, N = 10000: mu = -3, 0, 3, sigma = 1, .7, 1.5, w = .3, .4, .3)
+    regression30    beta_d ~ N(0, 1), y ~ N(X beta, 1)
+                                (simulated, 200 x 30, correlated predictors; the posterior is exact)
 
 In ``gauss_mix`` ``theta`` is the weight of the second (larger) location, ``mu[1]``; posteriordb's
 Stan model (``log_mix(theta, ...mu[1]..., ...mu[2]...)``) weighs the first, so its reference
@@ -35,7 +40,15 @@ REPO = Path(__file__).resolve().parents[2]
 REFS = REPO.parent / "shared" / "posteriordb" / "refs.json"
 COAL = REPO / "data" / "coal_mining_disasters.csv"
 
-MODELS = ("seed_mixture", "eight_schools", "blr", "gauss_mix", "coal_mining")
+MODELS = (
+    "seed_mixture",
+    "eight_schools",
+    "blr",
+    "gauss_mix",
+    "coal_mining",
+    "mix3",
+    "regression30",
+)
 
 # The seed's mixture (examples/seed_mixture.py).
 LOC = [-2.0, 0.0, 3.2, 2.5]
@@ -64,6 +77,8 @@ def load_data(name: str, refs_path: Path = REFS) -> dict | None:
             return None
         rows = COAL.read_text().split()[1:]
         return {"counts": [int(row.split(",")[1]) for row in rows]}
+    if name in SIMULATED:
+        return SIMULATED[name]()
     if not Path(refs_path).exists():
         return None
     data = json.loads(Path(refs_path).read_text())["posteriors"][POSTERIORDB[name]]["data"]
@@ -72,6 +87,28 @@ def load_data(name: str, refs_path: Path = REFS) -> dict | None:
     if name == "blr":
         return {"X": data["X"], "y": data["y"]}
     return {"y": data["y"]}
+
+
+def _mix3() -> dict:
+    import numpy as np  # (the driver's Python only: the peers get the data as JSON)
+
+    rng = np.random.default_rng(3)
+    z = rng.choice(3, size=10_000, p=[0.3, 0.4, 0.3])
+    y = np.array([-3.0, 0.0, 3.0])[z] + np.array([1.0, 0.7, 1.5])[z] * rng.normal(size=z.size)
+    return {"y": y.tolist()}
+
+
+def _regression30() -> dict:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    n, d = 200, 30
+    X = 0.3 * rng.normal(size=(n, d)) + rng.normal(size=(n, 2)) @ rng.normal(size=(2, d))
+    y = X @ rng.normal(size=d) + rng.normal(size=n)
+    return {"X": X.tolist(), "y": y.tolist()}
+
+
+SIMULATED = {"mix3": _mix3, "regression30": _regression30}
 
 
 def peer_main(run, doc: str, argv=None) -> None:

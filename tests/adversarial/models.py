@@ -81,13 +81,13 @@ class Discrete:
     def logpmf(self, value, env) -> float:
         value = np.asarray(value)
         if self.kind == "bernoulli":
-            return st.bernoulli(self.p).logpmf(value).sum()
+            return st.bernoulli.logpmf(value, self.p).sum()
         if self.kind == "categorical":
             return np.log(self.weights[value]).sum()
         if self.kind == "integers":
             return -np.log(self.high - self.low) * value.size
         if self.kind == "binomial":
-            return st.binom(self.n, self.p).logpmf(value).sum()
+            return st.binom.logpmf(value, self.n, self.p).sum()
         return np.log(self.weights[env[self.parent], value]).sum()
 
 
@@ -264,18 +264,18 @@ class ModelSpec:
         for d in self.discretes:
             total += d.logpmf(env[d.name], env)
         if self.mu_length:
-            total += st.norm(0.0, MU_SD).logpdf(env["mu"]).sum()
+            total += st.norm.logpdf(env["mu"], 0.0, MU_SD).sum()
         if self.uses_theta:
-            total += st.norm(0.0, THETA_SD).logpdf(env["theta"])
+            total += st.norm.logpdf(env["theta"], 0.0, THETA_SD)
         for c in self.children:
             if c.pattern == "latent":
                 x = env[c.name]
-                total += st.norm(c.mean(env, NP), _sd_latent(env, NP, c)).logpdf(x).sum()
-                total += st.norm(x, 1.0).logpdf(c.data).sum()
+                total += st.norm.logpdf(x, c.mean(env, NP), _sd_latent(env, NP, c)).sum()
+                total += st.norm.logpdf(c.data, x, 1.0).sum()
             elif "mixture" in c.pattern:
-                total += st.norm(c.mean(env, NP), _sd_latent(env, NP, c)).logpdf(c.data).sum()
+                total += st.norm.logpdf(c.data, c.mean(env, NP), _sd_latent(env, NP, c)).sum()
             else:
-                total += st.norm(c.mean(env, NP), c.sd).logpdf(c.data).sum()
+                total += st.norm.logpdf(c.data, c.mean(env, NP), c.sd).sum()
         return float(total)
 
     def configurations(self):

@@ -53,7 +53,7 @@ def test_joint_vector_posterior_means(loop):
     prior_sum = np.array([0.49, 0.42, 0.09])  # P(z.sum() = 0, 1, 2)
 
     def per_sum(t):
-        return st.norm(0, 2).pdf(t) * prior_sum * st.norm(t + np.arange(3), 1).pdf(Y_OBS)
+        return st.norm.pdf(t, 0, 2) * prior_sum * st.norm.pdf(Y_OBS, t + np.arange(3), 1)
 
     weight = lambda t: per_sum(t).sum()  # noqa: E731
     _assert_within_mcse(result.draws["theta"], _posterior_mean(weight, lambda t: t), "theta")
@@ -77,7 +77,7 @@ def test_latent_child_posterior_means(loop):
     result = _sample(sampler, loop, seed=22)
 
     def per_z(t):
-        return np.array([0.6, 0.4]) * st.norm(m, s).pdf(t) * st.norm(t, 1).pdf(Y_OBS)
+        return np.array([0.6, 0.4]) * st.norm.pdf(t, m, s) * st.norm.pdf(Y_OBS, t, 1)
 
     weight = lambda t: per_z(t).sum()  # noqa: E731
     _assert_within_mcse(result.draws["x"], _posterior_mean(weight, lambda t: t), "x")
@@ -105,11 +105,11 @@ def test_two_discrete_latents_sharing_a_child_posterior_means(loop):
 
     def per_config(t):
         lik = (
-            st.norm(t + c[a], 1).pdf(0.2)
-            * st.norm(t + c[b], 1).pdf(1.8)
-            * st.norm(t * a + c[b], 1).pdf(0.5)
+            st.norm.pdf(0.2, t + c[a], 1)
+            * st.norm.pdf(1.8, t + c[b], 1)
+            * st.norm.pdf(0.5, t * a + c[b], 1)
         )
-        return st.norm(0, 2).pdf(t) * prior * lik
+        return st.norm.pdf(t, 0, 2) * prior * lik
 
     weight = lambda t: per_config(t).sum()  # noqa: E731
     _assert_within_mcse(result.draws["theta"], _posterior_mean(weight, lambda t: t), "theta")
