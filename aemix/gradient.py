@@ -7,6 +7,10 @@ density itself: `aemix.vectorize` batches it over chains and `aemix.scalarize` l
 code (both have rules for the Ops reverse mode produces: ``inc_subtensor`` and its advanced forms,
 ``split``).
 
+A parameter check of aeppl's densities (``sigma > 0``) is a NaN where it fails, not an exception: a
+gradient kernel's trajectory can diverge to where a scale underflows to 0, and the kernel rejects
+that proposal (the fused loop lowers a check the same way).
+
 Aesara 2.9 has no gradient for a maximum written as a reduction (``Max``), which aemix's marginal
 densities use as the shift of a ``logsumexp``: before differentiating, each such maximum is rebuilt as
 ``max_and_argmax``, whose gradient (the indicator of the maximum) Aesara has.  Where the maximum is a
@@ -17,7 +21,9 @@ from __future__ import annotations
 
 import aesara
 import aesara.tensor as at
+import numpy as np
 from aesara.graph.basic import Variable, clone_replace, io_toposort
+from aesara.raise_op import CheckAndRaise
 from aesara.tensor.math import Max, max_and_argmax
 
 __all__ = ["logdensity_and_gradient"]
@@ -44,7 +50,14 @@ def logdensity_and_gradient(logdensity: Variable, position: Variable) -> tuple[V
     """
     replacements = {}
     for node in io_toposort([position], [logdensity]):
-        if isinstance(node.op, Max):
+        if isinstance(node.op, CheckAndRaise):
+            # A parameter check that fails (a scale whose exp underflows to 0 in a trajectory
+            # that diverges) makes the density NaN, which the kernel rejects, as the fused loop's
+            # lowering of the check does; raised, it would stop the whole run.
+            x, *conditions = node.inputs
+            valid = at.all([at.all(c) for c in conditions]) if conditions else True
+            replacements[node.outputs[0]] = at.switch(valid, x, np.nan)
+        elif isinstance(node.op, Max):
             (x,) = node.inputs
             axis = tuple(range(x.ndim)) if node.op.axis is None else tuple(node.op.axis)
             replacements[node.outputs[0]] = max_and_argmax(x, axis=list(axis))[0]

@@ -432,6 +432,13 @@ def _real_array(data: Any, dtype: str, fail: Callable[[str], Exception]) -> np.n
     """``data`` as a finite real array of ``dtype``; ``fail(reason)`` is raised otherwise."""
     if data is None:
         raise fail("got None, expected numbers")
+    if np.ma.isMaskedArray(data) and np.ma.getmaskarray(data).any():
+        # np.asarray would keep the values under the mask as data.
+        index = _first_index(~np.ma.getmaskarray(data))
+        raise fail(
+            f"is a masked array with masked (missing) entries{_where(index)}; aemix does not "
+            "impute missing data: leave those entries out of the observation"
+        )
     try:
         array = np.asarray(data)
     except Exception as exc:  # noqa: BLE001 - report any conversion failure by the variable's name

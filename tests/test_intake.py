@@ -92,6 +92,8 @@ def test_observed_count_beyond_the_integer_dtype_is_refused_not_wrapped():
         (np.array([1.0, 2.0, 3.0], dtype=object), "object"),
         ([1.0, None, 2.0], "object"),
         (np.array([1.0, np.nan, 2.0]), "finite"),
+        # The value under a mask would be read as data (a -999 code moved the mean to -141).
+        (np.ma.masked_equal([1.0, -999.0, 2.0], -999.0), "masked (missing) entries at index (1,)"),
     ],
 )
 def test_observed_data_that_is_no_real_number_is_a_model_error(data, fragment):

@@ -114,6 +114,31 @@ def test_gradient_kernel_draws_agree_with_the_conjugate_regression(kernel, loop)
     _assert_regression_posterior(result.draws["beta"], mean, cov)
 
 
+@pytest.mark.parametrize("kernel", ["mala", "hmc"])
+def test_a_scale_that_underflows_in_a_trajectory_is_a_rejection_not_an_error(kernel):
+    # A halfnormal scale sampled as exp(x): early trajectories can diverge to where it is 0 and
+    # aeppl's check sigma > 0 fails; the scan loop raised ModelError there, on a valid model.
+    data = np.array([0.5, 1.2, -0.3, 0.9, 2.0, 0.1, 1.1])
+    srng = aesara.tensor.random.RandomStream(0)
+    mu = srng.normal(0.0, 10.0, name="mu")
+    sig = srng.halfnormal(0.0, 2.0, name="sig")
+    y = srng.normal(mu, sig, size=len(data), name="y")
+    sampler = aemix.build_sampler(y, {y: data}, mode=FAST)
+    n = max(300, int(600 * stat_scale()))
+    result = sampler.sample(n, n_chains=16, seed=1, kernel=kernel, loop="scan", thin=2)
+    # The posterior means by quadrature on a grid (mu, log sig).
+    m, log_s = np.meshgrid(np.linspace(-6, 8, 701), np.linspace(-4, 3, 701), indexing="ij")
+    s = np.exp(log_s)
+    logp = -0.5 * (m / 10) ** 2 - 0.5 * (s / 2) ** 2 + log_s  # (the Jacobian of log sig)
+    logp = logp - len(data) * log_s - 0.5 * (((data[:, None, None] - m) / s) ** 2).sum(0)
+    w = np.exp(logp - logp.max())
+    w /= w.sum()
+    for name, grid in (("mu", m), ("sig", s)):
+        x = result.draws[name]
+        mcse = x.std() / np.sqrt(float(az.ess(x)))
+        assert abs(x.mean() - (w * grid).sum()) < 5 * mcse, (name, x.mean(), (w * grid).sum())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kernel", ["mala", "hmc"])
 def test_gradient_kernel_draws_the_seed_mixture_moments(kernel):
