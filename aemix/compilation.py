@@ -87,3 +87,38 @@ def compile_mode(mode=None) -> Mode:
     if not isinstance(base, Mode) or not aesara.config.cxx:
         return base
     return base.excluding("topo_constant_folding").including(PYTHON_FOLDING)
+
+
+def _type_safe(rewrite):
+    """``rewrite`` (a node rewriter's function) with the replacements whose type the node's
+    output cannot take dropped (the node is then left as it is)."""
+
+    def safe(fgraph, node):
+        replacements = rewrite(fgraph, node)
+        if isinstance(replacements, list | tuple) and any(
+            not out.type.is_super(new.type) and not new.type.is_super(out.type)
+            for out, new in zip(node.outputs, replacements)
+            if new is not None
+        ):
+            return None
+        return replacements
+
+    safe.__name__ = getattr(rewrite, "__name__", "safe")
+    return safe
+
+
+def _patch_useless_elemwise() -> None:
+    """Aesara 2.9.4's ``local_useless_elemwise`` replaces ``x & False`` (a constant of shape
+    ``(1, n)``) by a variable of ``x``'s shape ``(k, 1)``: the replacement is refused, the rewrite
+    skipped, and Aesara prints a "BUG IN FGRAPH.REPLACE" error and a traceback on every compile
+    (aeppl's Poisson density, enumerated over a shared count, makes that node).  The patched
+    rewrite declines such a replacement instead; the compiled graph is the same."""
+    from aesara.tensor.rewriting import basic
+
+    rewriter = basic.local_useless_elemwise
+    if not getattr(rewriter.fn, "_aemix_type_safe", False):
+        rewriter.fn = _type_safe(rewriter.fn)
+        rewriter.fn._aemix_type_safe = True
+
+
+_patch_useless_elemwise()
