@@ -65,6 +65,10 @@ class InitializationError(AemixError):
     """No initial point with a finite log-density was found for some chains."""
 
 
+class GradientError(AemixError, ValueError):
+    """A gradient kernel was asked for a model whose log-density aemix cannot differentiate."""
+
+
 class FusedLoopError(AemixError):
     """The model's step does not lower to the fused C loop (``Sampler.sample(loop="fused")``)."""
 

@@ -26,6 +26,8 @@ from aesara.graph.basic import Variable, clone_replace, io_toposort
 from aesara.raise_op import CheckAndRaise
 from aesara.tensor.math import Max, max_and_argmax
 
+from aemix.errors import GradientError
+
 __all__ = ["logdensity_and_gradient"]
 
 
@@ -63,5 +65,25 @@ def logdensity_and_gradient(logdensity: Variable, position: Variable) -> tuple[V
             replacements[node.outputs[0]] = max_and_argmax(x, axis=list(axis))[0]
     if replacements:
         (logdensity,) = clone_replace([logdensity], replacements)
-    gradient = aesara.grad(logdensity, position)
+    try:
+        gradient = aesara.grad(logdensity, position)
+    except NotImplementedError as exc:
+        raise GradientError(_why_no_gradient(logdensity, position)) from exc
     return logdensity, at.as_tensor_variable(gradient)
+
+
+def _why_no_gradient(logdensity: Variable, position: Variable) -> str:
+    from aesara.graph.op import Op
+
+    from aemix.errors import describe_operation
+
+    missing = {
+        describe_operation(node.op)
+        for node in io_toposort([position], [logdensity])
+        if type(node.op).grad is Op.grad and type(node.op).L_op is Op.L_op
+    }
+    what = ", ".join(sorted(missing)) or "an operation of the log-density"
+    return (
+        f"the gradient kernels (mala, hmc) need the gradient of the log-density, and aemix has no "
+        f"gradient for {what}; sample with kernel='rmh' (the random walk, the default)"
+    )

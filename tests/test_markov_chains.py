@@ -328,6 +328,16 @@ def test_explain_names_the_chain_and_the_scan_loop():
     assert "forward recursion" in text.splitlines()[-1]
 
 
+@pytest.mark.parametrize("kernel", ["mala", "hmc"])
+def test_a_gradient_kernel_is_refused_by_name_for_a_chain(kernel):
+    # (the forward recursion has no gradient yet: a typed refusal, not a bare NotImplementedError)
+    data = np.random.default_rng(0).normal(size=4)
+    outputs, observed = hidden_markov_model(data, P2, np.array([0.5, 0.5]))
+    sampler = aemix.build_sampler(outputs, observed, mode="FAST_COMPILE")
+    with pytest.raises(aemix.GradientError, match="forward recursion.*kernel='rmh'"):
+        sampler.sample(5, n_chains=2, seed=0, warmup=5, kernel=kernel)
+
+
 def test_recovered_states_are_joint_posterior_draws():
     """With ``mu`` observed the states' posterior is exact: the recovered paths' one-state and
     two-state frequencies must match the smoothed marginals ``P(z_t | y)`` and the pairwise ones
