@@ -1218,7 +1218,9 @@ class Sampler:
         recovery = self._recovery_graphs()
         if not recovery or any(name not in draws for name in self.latent):
             return {}
-        enclosing = list(dict.fromkeys(e for r in recovery for e in r.enclosing))
+        # (the draws the conditionals are given, as `_conditional_probabilities` compiles them:
+        # none for a Markov chain's states, whose smoothed marginals are reported)
+        enclosing = list(dict.fromkeys(e for r in recovery for e in r.given))
         if any(e not in draws for e in enclosing):
             return {}
         self._conditional_probabilities({k: v[:, :1] for k, v in draws.items()})  # compiles

@@ -338,6 +338,18 @@ def test_a_gradient_kernel_is_refused_by_name_for_a_chain(kernel):
         sampler.sample(5, n_chains=2, seed=0, warmup=5, kernel=kernel)
 
 
+def test_posterior_probabilities_of_the_states_average_their_smoothed_marginals():
+    data = np.random.default_rng(0).normal(size=5)
+    outputs, observed = hidden_markov_model(data, P2, np.array([0.5, 0.5]))
+    result = aemix.build_sampler(outputs, observed, mode="FAST_COMPILE").sample(
+        10, n_chains=2, seed=0, warmup=20, loop="scan", diagnose=False
+    )
+    averaged = result.posterior_probabilities
+    for t in range(5):
+        smoothed = result.conditional_probabilities[f"z{t}"]
+        np.testing.assert_allclose(averaged[f"z{t}"], smoothed.mean(axis=(0, 1)), rtol=1e-12)
+
+
 def test_recovered_states_are_joint_posterior_draws():
     """With ``mu`` observed the states' posterior is exact: the recovered paths' one-state and
     two-state frequencies must match the smoothed marginals ``P(z_t | y)`` and the pairwise ones
