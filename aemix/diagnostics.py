@@ -59,6 +59,8 @@ class Diagnostics:
         Mean acceptance rate over chains.
     stuck_chains
         Indices of chains whose mean log-density is far below the best chains'.
+    unchecked
+        Why the run could not be diagnosed (too few draws, one chain), or ``None``.
     """
 
     rhat: dict[str, np.ndarray] = field(default_factory=dict)
@@ -66,10 +68,13 @@ class Diagnostics:
     ess_tail: dict[str, np.ndarray] = field(default_factory=dict)
     acceptance_rate: float = float("nan")
     stuck_chains: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    unchecked: str | None = None
 
     def problems(self) -> list[str]:
         """Sentences, one per kind of problem found (empty for a trustworthy run)."""
         out = []
+        if self.unchecked is not None:
+            out.append(f"convergence cannot be checked: {self.unchecked}")
         high = sorted(
             name for name, r in self.rhat.items() if np.any(~(np.asarray(r) <= RHAT_LIMIT))
         )
@@ -124,6 +129,7 @@ def diagnose_draws(
     )
     n_chains, n_samples = logdensity.shape
     if n_samples < 4:
+        out.unchecked = f"{n_samples} draw(s) per chain, R-hat and ESS need at least 4"
         return out
     stride = max(1, -(-n_chains * n_samples // MAX_DIAGNOSED_DRAWS))
     for name, value in draws.items():
@@ -153,6 +159,12 @@ def diagnose_moments(
     """Classic (Gelman-Rubin) R-hat from per-chain means and variances (``ddof=0``); no ESS."""
     out = Diagnostics(acceptance_rate=float(np.mean(acceptance_rate)))
     n = n_samples
+    n_chains = min((mean.shape[0] for mean, _ in moments.values()), default=0)
+    if n_chains < 2 or n < 2:
+        out.unchecked = (
+            "R-hat from moments (summary_only) needs at least 2 chains of 2 draws, got "
+            f"{n_chains} x {n}"
+        )
     for name, (mean, variance) in moments.items():
         if mean.shape[0] < 2 or n < 2:
             continue

@@ -59,6 +59,16 @@ def test_a_run_that_cannot_be_trusted_warns_and_a_good_one_does_not(seed_sampler
     assert set(result.diagnostics.rhat) == {"Y"}
 
 
+def test_a_run_too_short_to_diagnose_warns_that_it_cannot_be_checked(seed_sampler):
+    # One draw per chain, or one chain summarized by its moments: no R-hat, no ESS, and no
+    # warning before (the draws of a run with no warm-up passed for the posterior).
+    with pytest.warns(ConvergenceWarning, match="cannot be checked: 1 draw"):
+        result = seed_sampler.sample(1, n_chains=8, seed=0, warmup=0, start="prior")
+    assert result.diagnostics.unchecked is not None
+    with pytest.warns(ConvergenceWarning, match="cannot be checked.*2 chains"):
+        seed_sampler.sample(30, n_chains=1, seed=0, warmup=0, summary_only=True)
+
+
 def test_diagnose_false_skips_the_diagnostics(seed_sampler):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
