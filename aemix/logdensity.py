@@ -188,6 +188,43 @@ def _canonical(variables: list[Variable]) -> list[Variable]:
     return list(fgraph.outputs)
 
 
+def _tolerant_simplex_checks(graphs: list[Variable]) -> list[Variable]:
+    """``graphs`` with aeppl's check ``sum(p) == 1`` of a multinomial's probabilities made
+    ``|sum(p) - 1| <= SIMPLEX_TOLERANCE``: probabilities from a Dirichlet (its stick-breaking
+    transform) sum to one up to rounding, and the exact test failed at most points (a
+    Dirichlet-multinomial model was refused as out of its parameters' domain)."""
+    from aesara.graph.basic import ancestors
+    from aesara.raise_op import CheckAndRaise
+    from aesara.scalar import EQ
+    from aesara.tensor.elemwise import Elemwise
+
+    from aemix.intake import SIMPLEX_TOLERANCE
+
+    replacements = {}
+    for v in ancestors(graphs):
+        node = v.owner
+        if (
+            node is None
+            or not isinstance(node.op, CheckAndRaise)
+            or "sum(p) == 1" not in node.op.msg
+        ):
+            continue
+        for condition in node.inputs[1:]:
+            test = condition.owner.inputs[0] if condition.owner is not None else None
+            test_node = getattr(test, "owner", None)
+            if test_node is None or not (
+                isinstance(test_node.op, Elemwise) and isinstance(test_node.op.scalar_op, EQ)
+            ):
+                continue
+            total, one = test_node.inputs
+            if isinstance(total, Constant):
+                total, one = one, total
+            replacements[condition] = at.all(at.le(at.abs(total - one), SIMPLEX_TOLERANCE))
+    if not replacements:
+        return graphs
+    return clone_replace(graphs, replacements)
+
+
 def build_logdensity(
     latents: list[Variable],
     names: list[str],
@@ -243,6 +280,9 @@ def build_logdensity(
         layout.append(LatentLayout(name, tuple(shape), tuple(u_shape), start))
         start = layout[-1].stop
 
+    constrained_logp, unconstrained_logp, loglikelihood, logprior = _tolerant_simplex_checks(
+        [constrained_logp, unconstrained_logp, loglikelihood, logprior]
+    )
     # Deep graphs (a Markov chain's density is as deep as the chain is long) are cloned and
     # compiled by Aesara's recursive walks, here and whenever the sampler compiles them.
     allow_depth([constrained_logp, unconstrained_logp])
