@@ -221,24 +221,32 @@ def map_over_chains(op: Op, node: Apply, ctx: Batched, *inputs: tuple[Variable, 
 
     if isinstance(op, RandomVariable):
         raise VectorizationError(op, "a random variable cannot be mapped over chains")
-    batched = [x for x, b in inputs if b]
-    positions = [i for i, (_, b) in enumerate(inputs) if b]
+    # Each variable enters the loop once (Aesara refuses an input given twice: a node that
+    # reads one variable at two of its inputs), and every input that reads it takes it there.
+    batched = list(dict.fromkeys(x for x, b in inputs if b))
+    positions = [(i, batched.index(x)) for i, (x, b) in enumerate(inputs) if b]
     # The inputs shared by every chain enter as non-sequences: a variable the step function only
     # closed over would have its whole graph rebuilt inside the loop, out of reach of the
     # substitutions made later (a summed-out variable's value for its view) and, when it reads a
     # random variable, drawn afresh at every evaluation.
+    fixed_vars = list(
+        dict.fromkeys(
+            x
+            for x, b in inputs
+            if not b and isinstance(x.type, TensorType) and not isinstance(x, Constant)
+        )
+    )
     shared = [
-        i
-        for i, (x, b) in enumerate(inputs)
-        if not b and isinstance(x.type, TensorType) and not isinstance(x, Constant)
+        (i, fixed_vars.index(x)) for i, (x, b) in enumerate(inputs) if x in fixed_vars and not b
     ]
 
     def one_chain(*args_in):
         per_chain, fixed = args_in[: len(batched)], args_in[len(batched) :]
         args = [x for x, _ in inputs]
-        for i, x in zip(shared, fixed):
-            args[i] = x
-        for i, x in zip(positions, per_chain):
+        for i, j in shared:
+            args[i] = fixed[j]
+        for i, j in positions:
+            x = per_chain[j]
             # A per-chain scalar (an index) is a vector over chains, so one chain's is a 0-d tensor.
             wants_scalar = isinstance(node.inputs[i].type, ScalarType)
             args[i] = at.scalar_from_tensor(x) if wants_scalar and x.ndim == 0 else x
@@ -248,9 +256,7 @@ def map_over_chains(op: Op, node: Apply, ctx: Batched, *inputs: tuple[Variable, 
             raise VectorizationError(op, f"it cannot be applied to one chain: {exc}") from exc
 
     try:
-        outs, _ = scan_map(
-            one_chain, sequences=batched, non_sequences=[inputs[i][0] for i in shared]
-        )
+        outs, _ = scan_map(one_chain, sequences=batched, non_sequences=fixed_vars)
     except VectorizationError:
         raise
     except Exception as exc:  # noqa: BLE001 - reported in aemix's terms, with Aesara's reason

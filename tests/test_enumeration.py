@@ -390,3 +390,30 @@ def test_beta_binomial_and_hypergeometric_latents_are_summed_exactly(make, suppo
         )
         expected = st.norm().logpdf(m) + logsumexp(joint)
         np.testing.assert_allclose(sampler.logdensity({"mu": m}), expected, rtol=1e-10)
+
+
+def test_a_mixture_of_multivariate_normals_is_exact_for_many_chains_at_once():
+    # The batched log-density maps aeppl's multivariate normal density over chains; a node that
+    # reads one variable at two inputs made the loop's inputs repeat, which Aesara refuses (the
+    # model could not be sampled).
+    data = np.array([[-2.0, 0.1], [-1.5, -0.4], [-2.2, 1.0]])
+    cov = np.array([[1.0, 0.3], [0.3, 1.0]])
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(0.0, 2.0, size=(2, 2), name="mu")
+    z = srng.categorical(np.array([0.4, 0.6]), name="z")
+    y = srng.multivariate_normal(mu[z], cov, size=3, name="y")
+    sampler = aemix.build_sampler(y, {y: data})
+    points = np.random.default_rng(3).normal(size=(5, 4))
+    exact = [
+        st.norm(0, 2).logpdf(p).sum()
+        + logsumexp(
+            [
+                np.log(w) + st.multivariate_normal(p.reshape(2, 2)[k], cov).logpdf(data).sum()
+                for k, w in enumerate([0.4, 0.6])
+            ]
+        )
+        for p in points
+    ]
+    np.testing.assert_allclose(sampler._logdensity_batch(points), exact, rtol=1e-10)
+    result = sampler.sample(20, n_chains=4, seed=1, warmup=20, loop="scan", diagnose=False)
+    assert result.draws["mu"].shape == (4, 20, 2, 2)
