@@ -114,8 +114,7 @@ def test_gradient_kernel_draws_agree_with_the_conjugate_regression(kernel, loop)
     _assert_regression_posterior(result.draws["beta"], mean, cov)
 
 
-@pytest.mark.parametrize("kernel", ["mala", "hmc"])
-def test_a_scale_that_underflows_in_a_trajectory_is_a_rejection_not_an_error(kernel):
+def test_a_scale_that_underflows_in_a_trajectory_is_a_rejection_not_an_error():
     # A halfnormal scale sampled as exp(x): early trajectories can diverge to where it is 0 and
     # aeppl's check sigma > 0 fails; the scan loop raised ModelError there, on a valid model.
     data = np.array([0.5, 1.2, -0.3, 0.9, 2.0, 0.1, 1.1])
@@ -125,7 +124,7 @@ def test_a_scale_that_underflows_in_a_trajectory_is_a_rejection_not_an_error(ker
     y = srng.normal(mu, sig, size=len(data), name="y")
     sampler = aemix.build_sampler(y, {y: data}, mode=FAST)
     n = max(300, int(600 * stat_scale()))
-    result = sampler.sample(n, n_chains=16, seed=1, kernel=kernel, loop="scan", thin=2)
+    result = sampler.sample(n, n_chains=16, seed=1, kernel="hmc", loop="scan", thin=2)
     # The posterior means by quadrature on a grid (mu, log sig).
     m, log_s = np.meshgrid(np.linspace(-6, 8, 701), np.linspace(-4, 3, 701), indexing="ij")
     s = np.exp(log_s)
