@@ -103,6 +103,7 @@ _OPERATION_WORDS = {
     "SortOp": "sort",
     "ArgSortOp": "argsort",
     "Softmax": "softmax",
+    "SoftmaxGrad": "the gradient of softmax",
     "LogSoftmax": "log_softmax",
     "MaxAndArgmax": "max / argmax",
     "Subtensor": "indexing (x[i], x[a:b])",

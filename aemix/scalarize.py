@@ -1027,7 +1027,10 @@ def _substitute(var, rows: dict, budget: _Budget, memo: dict):
 def _lower_constant(var: Constant, budget: _Budget):
     if not hasattr(var.type, "dtype"):
         # (e.g. a new axis, `None`, in an advanced index)
-        raise LoweringError(f"a constant of type {var.type} (an index with a new axis?)")
+        raise LoweringError(
+            "an index that is no number (a new axis, None, or a slice inside an indexing "
+            "expression)"
+        )
     return _lower_array(np.asarray(var.data, dtype=var.type.dtype), budget)
 
 
