@@ -402,7 +402,7 @@ def test_a_long_chain_samples_its_emission_means():
     data = rng.normal(mu_true[truth], 1.0)
     outputs, observed = hidden_markov_model(data, P2, np.array([0.5, 0.5]))
     sampler = aemix.build_sampler(outputs, observed, ordered=["mu"])
-    result = sampler.sample(1000, n_chains=16, seed=0)
+    result = sampler.sample(max(250, int(1000 * stat_scale())), n_chains=16, seed=0)
     mu_mean = np.asarray(result.draws["mu"]).reshape(-1, 2).mean(axis=0)
     np.testing.assert_allclose(mu_mean, mu_true, atol=0.35)
     states = np.stack([np.asarray(result.draws[f"z{t}"]).ravel() for t in range(n_steps)])
