@@ -159,6 +159,7 @@ def main(argv=None):
     fig.suptitle("Coal-mining disasters: change point summed out")
     fig.tight_layout()
     fig.savefig(args.out, dpi=100)
+    plt.close(fig)  # (pyplot keeps every open figure alive)
     print(f"wrote {args.out}")
 
 

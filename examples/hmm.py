@@ -226,6 +226,7 @@ def main(argv=None):
     fig.suptitle("Coal-mining disasters: two-regime hidden Markov model, regimes summed out")
     fig.tight_layout()
     fig.savefig(args.out, dpi=100)
+    plt.close(fig)  # (pyplot keeps every open figure alive)
     print(f"wrote {args.out}")
     return result
 

@@ -209,6 +209,7 @@ def main(argv=None):
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out, dpi=100)
+    plt.close(fig)  # (pyplot keeps every open figure alive)
     print(f"wrote {args.out}")
 
 

@@ -91,6 +91,7 @@ def main(argv=None):
     ax.legend()
     fig.tight_layout()
     fig.savefig(args.out, dpi=100)
+    plt.close(fig)  # (pyplot keeps every open figure alive)
     print(f"wrote {args.out}")
 
 
