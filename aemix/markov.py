@@ -79,7 +79,8 @@ class ChainMessages(Op):
       so ``beta_t[j]`` is ``log p(data_{t+1}..data_{T-1} | Z_t = j)``.
 
     ``L_t`` is ``log_transition`` (homogeneous) or its entry ``t - 1``.  The sums are stable
-    (``-inf`` where every term is).  No gradient: the samplers are random walks.
+    (``-inf`` where every term is).  The forward messages have a gradient
+    (`ChainMessagesGrad`), which MALA and HMC differentiate the chain's density through.
     """
 
     @property
@@ -134,8 +135,96 @@ class ChainMessages(Op):
             batch.append(at.max(at.stack([at.as_tensor_variable(s[axis]) for s in shapes])))
         return [(*batch, *shapes[2][-2:])]
 
+    def L_op(self, inputs, outputs, output_grads):
+        """The forward messages' reverse mode (`ChainMessagesGrad`): what the gradient kernels
+        differentiate a chain's marginal density through.  The backward messages (recovery
+        only) have none."""
+        if not self.forward:
+            return super().L_op(inputs, outputs, output_grads)
+        (alpha,) = outputs
+        (g_alpha,) = output_grads
+        return ChainMessagesGrad(self.homogeneous)(*inputs, alpha, g_alpha)
+
     def __str__(self):
         return "MarkovForward" if self.forward else "MarkovBackward"
+
+
+class ChainMessagesGrad(Op):
+    r"""The gradient of ``sum(G * alpha)`` with respect to the inputs of the forward messages
+    ``alpha`` (`ChainMessages`), given ``alpha`` and ``G``.
+
+    Reverse mode through ``alpha_t = logsumexp_j(alpha_{t-1, j} + L_t[j, :]) + E_t``: with
+    ``g_{T-1} = G_{T-1}`` and the weights ``w_t[j, k] = exp(alpha_{t-1, j} + L_t[j, k] -
+    alpha_t[k] + E_t[k])`` (the posterior of the previous state given the current one, up to
+    the data after it),
+
+    .. math::
+
+        \partial E_t = g_t, \quad \partial L_t[j, k] = g_t[k] w_t[j, k], \quad
+        g_{t-1} = G_{t-1} + \sum_k g_t[k] w_t[\cdot, k], \quad \partial \log p_0 = g_0,
+
+    ``O(T K^2)`` like the recursion.  Each gradient has its input's shape (summed over the batch
+    axes it was broadcast along).
+    """
+
+    __props__ = ("homogeneous",)
+
+    def __init__(self, homogeneous: bool):
+        self.homogeneous = homogeneous
+        super().__init__()
+
+    @property
+    def description(self) -> str:
+        return "the gradient of the Markov chain's forward recursion"
+
+    def make_node(self, log_initial, log_transition, emissions, alpha, g_alpha):
+        inputs = [
+            at.as_tensor_variable(x, dtype="float64")
+            for x in (log_initial, log_transition, emissions, alpha, g_alpha)
+        ]
+        return Apply(self, inputs, [x.type() for x in inputs[:3]])
+
+    def perform(self, node, inputs, outputs):
+        log_initial, log_transition, emissions, alpha, g_alpha = inputs
+        n_steps = emissions.shape[-2]
+        batch = alpha.shape[:-2]
+        g_trans = np.zeros((*batch, *log_transition.shape[-(2 if self.homogeneous else 3) :]))
+        g_emis = np.empty(alpha.shape)
+        g = np.broadcast_to(g_alpha[..., n_steps - 1, :], (*batch, alpha.shape[-1])).copy()
+        emissions_b = np.broadcast_to(emissions, alpha.shape)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for t in range(n_steps - 1, 0, -1):
+                g_emis[..., t, :] = g
+                trans = log_transition if self.homogeneous else log_transition[..., t - 1, :, :]
+                pre = alpha[..., t - 1, :, None] + trans
+                norm = alpha[..., t, :] - emissions_b[..., t, :]
+                w = np.exp(pre - norm[..., None, :])
+                w = np.where(np.isfinite(w), w, 0.0)
+                weighted = g[..., None, :] * w
+                if self.homogeneous:
+                    g_trans += weighted
+                else:
+                    g_trans[..., t - 1, :, :] += weighted
+                g = g_alpha[..., t - 1, :] + weighted.sum(-1)
+        g_emis[..., 0, :] = g
+        outputs[0][0] = _sum_to_shape(g, log_initial.shape)
+        outputs[1][0] = _sum_to_shape(g_trans, log_transition.shape)
+        outputs[2][0] = _sum_to_shape(g_emis, emissions.shape)
+
+    def infer_shape(self, fgraph, node, shapes):
+        return shapes[:3]
+
+
+def _sum_to_shape(x: np.ndarray, shape: tuple) -> np.ndarray:
+    """``x`` summed over the leading axes and the axes of length one in ``shape`` it was
+    broadcast along (the reverse of broadcasting)."""
+    lead = x.ndim - len(shape)
+    if lead:
+        x = x.sum(axis=tuple(range(lead)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and x.shape[i] != 1)
+    if axes:
+        x = x.sum(axis=axes, keepdims=True)
+    return np.ascontiguousarray(x.reshape(shape))
 
 
 def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
@@ -168,6 +257,7 @@ def _batch_broadcasting(op, node, ctx, *inputs):
 
 
 batch_node.register(ChainMessages)(_batch_broadcasting)
+batch_node.register(ChainMessagesGrad)(_batch_broadcasting)
 
 
 class BackwardSample(Op):

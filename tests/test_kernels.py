@@ -30,6 +30,7 @@ def _example(name):
         "old_faithful": lambda: module.load_eruptions(),
         "coal_mining": lambda: module.load_counts()[1],
         "zero_inflated_poisson": lambda: module.simulate(n=200)[0],
+        "hmm": lambda: module.load_counts()[1],
     }[name]()
     return module.model(data)
 
@@ -39,6 +40,7 @@ MODELS = {
     "old_faithful": lambda: _example("old_faithful"),
     "coal_mining": lambda: _example("coal_mining"),
     "zero_inflated_poisson": lambda: _example("zero_inflated_poisson"),
+    "hmm": lambda: _example("hmm"),
     "eight_schools": eight_schools,
     "regression": lambda: conjugate_regression()[:2],
 }
@@ -71,8 +73,9 @@ def test_gradient_is_the_finite_difference_per_chain_batched_and_lowered(name):
         lowered = lower_to_scalars([density.position], [(sampler.dim,)], graphs, 16000)
     except LoweringError as exc:
         # The data loops do not reach into a gradient's scatter over data rows yet: the gradient
-        # unrolls over the data, past the budget, or meets an index it does not lower.
-        assert name in ("old_faithful", "coal_mining", "zero_inflated_poisson"), str(exc)
+        # unrolls over the data, past the budget, or meets an index it does not lower; a Markov
+        # chain's forward recursion has no scalar lowering (its models run in the scan loop).
+        assert name in ("old_faithful", "coal_mining", "zero_inflated_poisson", "hmm"), str(exc)
         return
     from aemix.fused import composite
 
@@ -215,3 +218,25 @@ def test_hmc_leapfrog_loop_is_the_unrolled_trajectory(n_steps):
         half = len(values) // 2
         for unrolled, looped in zip(values[:half], values[half:]):
             np.testing.assert_allclose(looped, unrolled, rtol=1e-12, atol=1e-12)
+
+
+class _NoGradient(aesara.graph.op.Op):
+    """The identity, with no gradient (as a user's own Op might be)."""
+
+    description = "a user's operation without a gradient"
+
+    def make_node(self, x):
+        x = aesara.tensor.as_tensor_variable(x)
+        return aesara.graph.basic.Apply(self, [x], [x.type()])
+
+    def perform(self, node, inputs, outputs):
+        outputs[0][0] = inputs[0].copy()
+
+
+def test_a_gradient_kernel_on_a_density_without_a_gradient_is_a_typed_error():
+    srng = aesara.tensor.random.RandomStream(0)
+    mu = srng.normal(0.0, 1.0, name="mu")
+    y = srng.normal(_NoGradient()(mu), 1.0, name="y")
+    sampler = aemix.build_sampler(y, {y: 0.5}, mode=FAST)
+    with pytest.raises(aemix.GradientError, match="a user's operation without a gradient.*'rmh'"):
+        sampler.sample(5, n_chains=2, seed=0, warmup=5, kernel="mala", loop="scan")

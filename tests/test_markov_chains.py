@@ -10,6 +10,7 @@ space), forward-backward smoothing and brute-force sums, in NumPy.
 import itertools
 
 import aesara.tensor as at
+import arviz as az
 import numpy as np
 import pytest
 import scipy.stats as st
@@ -328,14 +329,26 @@ def test_explain_names_the_chain_and_the_scan_loop():
     assert "forward recursion" in text.splitlines()[-1]
 
 
-@pytest.mark.parametrize("kernel", ["mala", "hmc"])
-def test_a_gradient_kernel_is_refused_by_name_for_a_chain(kernel):
-    # (the forward recursion has no gradient yet: a typed refusal, not a bare NotImplementedError)
-    data = np.random.default_rng(0).normal(size=4)
+@pytest.mark.slow
+def test_hmc_samples_a_chain_through_the_gradient_of_its_forward_recursion():
+    # The forward recursion's reverse mode (`ChainMessagesGrad`): HMC's posterior means of mu
+    # agree with the random walk's within their Monte Carlo errors.
+    rng = np.random.default_rng(4)
+    data = np.r_[rng.normal(-1.0, 1.0, 6), rng.normal(1.5, 1.0, 6)]
     outputs, observed = hidden_markov_model(data, P2, np.array([0.5, 0.5]))
-    sampler = aemix.build_sampler(outputs, observed, mode="FAST_COMPILE")
-    with pytest.raises(aemix.GradientError, match="forward recursion.*kernel='rmh'"):
-        sampler.sample(5, n_chains=2, seed=0, warmup=5, kernel=kernel)
+    sampler = aemix.build_sampler(outputs, observed, ordered=["mu"])
+    n = max(300, int(800 * stat_scale()))
+    means = {}
+    for kernel, thin in (("hmc", 1), ("rmh", "auto")):
+        result = sampler.sample(n, n_chains=16, seed=3, kernel=kernel, thin=thin)
+        assert result.kernel == kernel
+        x = result.draws["mu"]
+        means[kernel] = [
+            (x[..., k].mean(), x[..., k].std() / np.sqrt(float(az.ess(x[..., k]))))
+            for k in range(2)
+        ]
+    for (a, sa), (b, sb) in zip(means["hmc"], means["rmh"]):
+        assert abs(a - b) < 5 * np.hypot(sa, sb), means
 
 
 def test_posterior_probabilities_of_the_states_average_their_smoothed_marginals():
