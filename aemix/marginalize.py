@@ -104,6 +104,26 @@ def _measurable_outputs(node: Apply) -> list[Variable]:
     return [node.default_output()]
 
 
+def _observed_reads_as_data(fgraph: FunctionGraph, data: Mapping[Variable, object]) -> None:
+    """Every read of an observed variable by another node reads its data instead.
+
+    Conditioning on the observation makes it a constant for what is computed from it (an
+    autoregression on observations, ``x_t ~ normal(phi x_{t-1} + mu[z_t], 1)``).  Left as the
+    random variable, a summed-out placeholder that replaced ``x_{t-1}`` would be read by the
+    children of the next state, which the placeholder of the previous state contains: a cycle
+    (the build never ended).
+    """
+    for v, d in data.items():
+        if v not in fgraph.clients:
+            continue
+        value = at.constant(np.asarray(d, dtype=v.type.dtype))
+        if not v.type.is_super(value.type):
+            continue
+        for client, i in list(fgraph.clients[v]):
+            if client != "output":
+                fgraph.change_node_input(client, i, value, reason="observed data")
+
+
 def _random_inputs(var: Variable) -> list[Variable]:
     """The random variables ``var`` is computed from through deterministic operations."""
     found: list[Variable] = []
@@ -1207,6 +1227,7 @@ def marginalize(
     fgraph = FunctionGraph(outputs=[equiv[o] for o in outputs], clone=False)
     _remove_vector_flattens(fgraph)
     _matmuls_as_dots(fgraph)
+    _observed_reads_as_data(fgraph, {equiv[v]: d for v, d in (data or {}).items() if v in equiv})
     if not 0 < tail_tolerance < 1:
         raise ValueError(f"tail_tolerance must be in (0, 1), got {tail_tolerance!r}")
     truncating = _Truncating(

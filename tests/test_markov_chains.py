@@ -448,3 +448,51 @@ def test_a_path_kept_as_a_derived_quantity_is_the_recovered_states():
     result = sampler.sample(50, n_chains=4, warmup=20, seed=0, diagnose=False)
     drawn = np.stack([np.asarray(result.draws[f"z{t}"]) for t in range(n_steps)], axis=-1)
     np.testing.assert_array_equal(np.asarray(result.draws["path"]), drawn)
+
+
+@pytest.mark.parametrize("loop", ["python", "scan"])
+def test_a_markov_switching_autoregression_is_exact(loop):
+    # x_t ~ normal(phi x_{t-1} + mu[z_t], 1), x observed: an emission reads the previous
+    # observation.  Read as the random variable, the summed-out placeholders made a cycle and
+    # the build never ended (memory grew to 16 GB); the observation's readers read its data.
+    import itertools
+
+    import aesara
+
+    data = np.array([0.3, -0.5, 1.2, 0.4])
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(0.0, 2.0, size=2, name="mu")
+    phi = srng.normal(0.0, 0.5, name="phi")
+    z0 = srng.categorical(np.array([0.5, 0.5]), name="z0")
+    x0 = srng.normal(mu[z0], 1.0, name="x0")
+    if loop == "python":
+        z, xs = z0, [x0]
+        for t in range(1, len(data)):
+            z = srng.categorical(at.as_tensor(P2)[z], name=f"z{t}")
+            xs.append(srng.normal(phi * xs[-1] + mu[z], 1.0, name=f"x{t}"))
+        observed = dict(zip(xs, data))
+    else:
+
+        def step(z_prev, x_prev, mu, phi):
+            z = srng.categorical(at.as_tensor(P2)[z_prev])
+            x = srng.normal(phi * x_prev + mu[z], 1.0)
+            return [z, x], {
+                z.owner.inputs[0]: z.owner.outputs[0],
+                x.owner.inputs[0]: x.owner.outputs[0],
+            }
+
+        (_, x_rest), _ = aesara.scan(
+            step, outputs_info=[z0, x0], non_sequences=[mu, phi], n_steps=len(data) - 1
+        )
+        observed = {x0: data[0], x_rest: data[1:]}
+    sampler = aemix.build_sampler(list(observed), observed, mode="FAST_COMPILE")
+    m, ph = np.array([-0.7, 1.1]), 0.4
+    terms = []
+    for path in itertools.product([0, 1], repeat=len(data)):
+        lp = np.log(0.5) + st.norm.logpdf(data[0], m[path[0]], 1)
+        for t in range(1, len(data)):
+            lp += np.log(P2[path[t - 1], path[t]])
+            lp += st.norm.logpdf(data[t], ph * data[t - 1] + m[path[t]], 1)
+        terms.append(lp)
+    exact = st.norm.logpdf(m, 0, 2).sum() + st.norm.logpdf(ph, 0, 0.5) + logsumexp(terms)
+    np.testing.assert_allclose(sampler.logdensity({"mu": m, "phi": ph}), exact, rtol=1e-10)
