@@ -10,7 +10,6 @@ space), forward-backward smoothing and brute-force sums, in NumPy.
 import itertools
 
 import aesara.tensor as at
-import arviz as az
 import numpy as np
 import pytest
 import scipy.stats as st
@@ -327,33 +326,6 @@ def test_explain_names_the_chain_and_the_scan_loop():
     assert "forward-filter backward-sample" in text
     assert "scan (" in text.splitlines()[-1]
     assert "forward recursion" in text.splitlines()[-1]
-
-
-@pytest.mark.slow
-def test_hmc_samples_a_chain_through_the_gradient_of_its_forward_recursion():
-    # The forward recursion's reverse mode (`ChainMessagesGrad`): HMC's posterior means of the
-    # ordered mu within 5 MCSE of quadrature on a grid (the forward algorithm at every point).
-    rng = np.random.default_rng(4)
-    data = np.r_[rng.normal(-1.0, 1.0, 6), rng.normal(1.5, 1.0, 6)]
-    outputs, observed = hidden_markov_model(data, P2, np.array([0.5, 0.5]))
-    sampler = aemix.build_sampler(outputs, observed, ordered=["mu"])
-    n = max(300, int(800 * stat_scale()))
-    result = sampler.sample(n, n_chains=16, seed=3, kernel="hmc", thin=1)
-    assert result.kernel == "hmc"
-    m0, m1 = np.meshgrid(np.linspace(-4.5, 4.5, 301), np.linspace(-4.5, 4.5, 301), indexing="ij")
-    mu = np.stack([m0.ravel(), m1.ravel()], axis=-1)  # (G, 2)
-    emission = st.norm.logpdf(data[None, :, None], mu[:, None, :], 1.0)  # (G, T, 2)
-    alpha = np.log(0.5) + emission[:, 0]
-    for t in range(1, len(data)):
-        alpha = logsumexp(alpha[:, :, None] + np.log(P2), axis=1) + emission[:, t]
-    logp = st.norm.logpdf(mu).sum(-1) + logsumexp(alpha, axis=-1)
-    logp = np.where(mu[:, 0] < mu[:, 1], logp, -np.inf)
-    w = np.exp(logp - logp.max())
-    w /= w.sum()
-    x = result.draws["mu"]
-    for k in range(2):
-        mcse = x[..., k].std() / np.sqrt(float(az.ess(x[..., k])))
-        assert abs(x[..., k].mean() - w @ mu[:, k]) < 5 * mcse, (k, x[..., k].mean(), w @ mu[:, k])
 
 
 def test_posterior_probabilities_of_the_states_average_their_smoothed_marginals():
