@@ -713,7 +713,7 @@ class _Rewriting:
 
     def configurations(self, discrete: Variable, children, plan: _Plan) -> tuple[bool, int]:
         """Whether ``discrete`` is summed out element by element, and its configurations."""
-        elementwise = discrete.ndim > 0 and _elementwise(discrete, children)
+        elementwise = discrete.ndim > 0 and _elementwise(discrete, children) is not None
         k = len(plan.support)
         if discrete.ndim == 0 or elementwise:
             return elementwise, k
@@ -855,7 +855,18 @@ class _Rewriting:
         olds = [old for old, _ in pairs]
         inputs = [new for _, new in pairs]
         if cuts is None:
-            op = FiniteEnumerationRV(elementwise)
+            axes = None
+            if elementwise:
+                where = _elementwise(discrete, children)
+                where_of = {
+                    out: a
+                    for child, a in zip(children, where)
+                    for out in _measurable_outputs(child)
+                }
+                axes = tuple(where_of.get(old) for old in olds)
+                if all(a is None or a == tuple(range(discrete.ndim)) for a in axes):
+                    axes = None
+            op = FiniteEnumerationRV(elementwise, axes)
         else:
             op = ChangePointRV(tuple(cuts[old.owner] for old in olds))
         node = op(discrete, grid, *inputs, return_list=True)[0].owner
@@ -1042,19 +1053,21 @@ def concrete_shape(v: Variable) -> tuple[int, ...] | None:
         return None
 
 
-def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
-    """Whether child element ``(i, ...)`` depends on ``discrete`` only through element ``i``.
+def _elementwise(discrete: Variable, children: list[Apply]) -> list | None:
+    """Whether each child element depends on ``discrete`` only through the one element of it
+    at its position along some of the child's axes: per child, those axes (``None`` for a
+    child that is an inner enumeration: its leading axes), else ``None``.
 
     Checked structurally, following where ``discrete``'s axes are in each expression that reads
     it, from it to the children: every operation must keep each element of an expression reading
-    one element of ``discrete`` along those axes, and each child must have them as its leading
-    axes, in order.  Followed: elementwise operations, axes added or moved (``N[:, None]``,
+    one element of ``discrete`` along those axes, and each child must have them among its axes
+    (``y[i, j]`` reading ``N_j`` through ``N[None, :]``: its axis 1).  Followed: elementwise operations, axes added or moved (``N[:, None]``,
     ``mu[:, z].T``), reductions over the other axes, indexing an array that does not depend on
     ``discrete`` by one index that does, the others full slices (``theta[z]``, ``mu[z, :]``,
     ``mu[:, z]``), a matrix product with a constant factor over another axis (``one_hot(z) @
     mu``), and random variables with scalar support inside an inner enumeration.  A parameter
     with fewer batch axes than its random variable is broadcast from the right, so
-    ``normal(mu[z], 1, size=(n, n))`` reads ``z_j`` in element ``(i, j)``: not elementwise.  The
+    ``normal(mu[z], 1, size=(n, n))`` reads ``z_j`` in element ``(i, j)``: its columns.  The
     children are random variables of that kind, or inner enumerations summed out element by
     element over a variable whose leading axes are ``discrete``'s (a latent ``c_i ~
     bernoulli(p[z_i])`` with its own children): their density has one term per element.
@@ -1064,7 +1077,7 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
 
     shape = concrete_shape(discrete)
     if shape is None:
-        return False
+        return None
     ndim = len(shape)
     leading = tuple(range(ndim))
     # Where discrete's axes are in each expression that reads it.
@@ -1141,22 +1154,26 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> bool:
             continue
         where = through(node)
         if where is None:
-            return False
+            return None
         for out in node.outputs:
             axes[out] = where
+    found: list = []
     for child in children:
         if isinstance(child.op, RandomVariable):
-            if rv_axes(child) != leading:
-                return False
+            where = rv_axes(child)
+            if where is None:
+                return None
+            found.append(where)
         elif type(child.op) is FiniteEnumerationRV:
             inner = child.inputs[0]
             if not child.op.elementwise or not has_axes(inner, leading):
-                return False
+                return None
             if any(axes.get(i, leading) != leading for i in child.inputs):
-                return False
+                return None
+            found.append(None)
         else:
-            return False
-    return True
+            return None
+    return found
 
 
 def marginalize(

@@ -383,13 +383,25 @@ class FiniteEnumerationRV(Op):
     element ``(i, ...)`` of a child with more axes) depends only on ``D_i``: each element is summed
     over the ``K`` values in ``support`` separately (cost ``O(n K)``).  Otherwise ``support`` lists
     every joint configuration of ``D``, shape ``(M, *D.shape)``.
+
+    ``axes``, when given with ``elementwise``, holds per child the axes of the child at which
+    ``D``'s axes are, in order (``None``: its leading axes): a child ``y ~ binomial(N[None, :],
+    p)`` of shape ``(S, J)`` has ``N``'s axis at its axis 1, and its column ``y[:, j]`` is summed
+    into the term of ``N_j``.
     """
 
-    __props__ = ("elementwise",)
+    __props__ = ("elementwise", "axes")
 
-    def __init__(self, elementwise: bool):
+    def __init__(self, elementwise: bool, axes=None):
         self.elementwise = elementwise
+        self.axes = None if axes is None else tuple(None if a is None else tuple(a) for a in axes)
         super().__init__()
+
+    def child_axes(self, i: int, ndim: int) -> tuple[int, ...]:
+        """The axes of child ``i`` at which ``D``'s ``ndim`` axes are."""
+        if self.axes is None or self.axes[i] is None:
+            return tuple(range(ndim))
+        return self.axes[i]
 
     def make_node(self, discrete, support, *children):
         inputs = [at.as_tensor_variable(v) for v in (discrete, support, *children)]
@@ -402,7 +414,9 @@ class FiniteEnumerationRV(Op):
 
     def restricted(self, indices) -> FiniteEnumerationRV:
         """The Op for the same enumeration over the children at ``indices`` only."""
-        return self
+        if self.axes is None:
+            return self
+        return FiniteEnumerationRV(self.elementwise, tuple(self.axes[i] for i in indices))
 
     def __str__(self):
         return "FiniteEnumeration"
@@ -446,7 +460,7 @@ class ChangePointRV(FiniteEnumerationRV):
     every element in the second) and their cumulative sums: ``O(T + K)`` instead of ``O(T K)``.
     """
 
-    __props__ = ("elementwise", "cuts")
+    __props__ = ("elementwise", "axes", "cuts")
 
     def __init__(self, cuts):
         self.cuts = tuple(cuts)
@@ -514,20 +528,26 @@ class MarkovChainRV(Op):
         return "MarkovChain"
 
 
-def _children_logprobs(children, values) -> list[Variable]:
+def _children_logprobs(children, values, with_index: bool = False) -> list:
     """The log-density of each child node at its values.
 
     A placeholder child with several outputs (an inner enumeration) has one density for all of
     them together: it is asked once, with every output's value in the node's output order, and
-    never once per output (which would pair its first child's density with each value).
+    never once per output (which would pair its first child's density with each value).  With
+    ``with_index``, each term comes as ``(term, i)``, ``i`` the position among ``children`` of
+    the child it is the density of (of a placeholder's first output).
     """
     by_node: dict = {}
-    for child, value in zip(children, values):
+    first: dict = {}
+    for i, (child, value) in enumerate(zip(children, values)):
         by_node.setdefault(child.owner, {})[child] = value
+        first.setdefault(child, i)
     terms = []
     for node, valued in by_node.items():
         if not isinstance(node.op, PLACEHOLDER_TYPES):
-            terms.extend(value_logprob(child, value) for child, value in valued.items())
+            for child, value in valued.items():
+                term = value_logprob(child, value)
+                terms.append((term, first[child]) if with_index else term)
             continue
         missing = [out for out in node.outputs if out not in valued]
         if missing:
@@ -535,7 +555,7 @@ def _children_logprobs(children, values) -> list[Variable]:
         density = placeholder_logprob(node.op, [valued[out] for out in node.outputs], *node.inputs)
         # Unsummed: an inner enumeration summed per element has one term per element, which an
         # outer one summed per element keeps (its callers reduce what they do not keep).
-        terms.append(density)
+        terms.append((density, first[node.outputs[0]]) if with_index else density)
     return terms
 
 
@@ -591,20 +611,24 @@ def _enumeration_conditionals(op, values, discrete, support, *children):
         discrete_value = discrete.type()
         dependence.track(discrete_value)
 
-        # Elementwise: one term per element of D, a child's axes after D's (the row ``y[i, :]``
-        # that reads ``D_i``) summed into it. Jointly: one scalar per configuration of D, so the
-        # prior and each child enter once (summed over their elements), never broadcast per
-        # element.
-        def reduce(logp):
+        # Elementwise: one term per element of D, a child's other axes (the row ``y[i, :]`` that
+        # reads ``D_i``, the column ``y[:, j]`` that reads ``D_j``) summed into it. Jointly: one
+        # scalar per configuration of D, so the prior and each child enter once (summed over their
+        # elements), never broadcast per element.
+        def reduce(logp, where):
             if not op.elementwise:
                 return at.sum(logp)
-            if logp.ndim > discrete.ndim:
-                return at.sum(logp, axis=tuple(range(discrete.ndim, logp.ndim)))
-            return logp
+            others = tuple(a for a in range(logp.ndim) if a not in where)
+            if others:
+                logp = at.sum(logp, axis=others)
+            kept = sorted(where)
+            order = [kept.index(a) for a in where]
+            return logp if order == sorted(order) else logp.dimshuffle(order)
 
-        terms = reduce(value_logprob(discrete, discrete_value))
-        for child_logp in _children_logprobs(children, values):
-            terms = terms + reduce(replace_views(child_logp, discrete, discrete_value, dependence))
+        terms = reduce(value_logprob(discrete, discrete_value), tuple(range(discrete.ndim)))
+        for child_logp, i in _children_logprobs(children, values, with_index=True):
+            child_logp = replace_views(child_logp, discrete, discrete_value, dependence)
+            terms = terms + reduce(child_logp, op.child_axes(i, discrete.ndim))
         if not op.elementwise:
             grid = support
         else:

@@ -98,7 +98,8 @@ def log_likelihood_graphs(
             done_nodes.add(node)
             term = _placeholder_term(node, values, observed)
             observed_outputs = [out for out in node.outputs if out in observed]
-            if len(observed_outputs) == 1 and _leading_shape(term, rv):
+            across = getattr(node.op, "axes", None) is not None  # (columns, not rows)
+            if len(observed_outputs) == 1 and not across and _leading_shape(term, rv):
                 # One term per element of the summed-out variable: the observation's elements
                 # that read that element (a row ``y[i, :]`` reading ``z_i``) are one point.
                 pass

@@ -174,19 +174,23 @@ def _parameter_draws(rv: Variable, n_draws: int) -> tuple[list[np.ndarray], int]
     return [np.asarray(v) for v in aesara.function([], drawn, mode=mode)()], n_draws
 
 
-def _reads_as_copy(n: Variable, discrete: Variable, ndim: int) -> bool:
-    """Whether ``n`` is ``discrete`` itself, with axes appended (``N[:, None]``) or a cast."""
+def _copy_axes(n: Variable, discrete: Variable, ndim: int) -> tuple[int, ...] | None:
+    """Where ``discrete``'s axes are in ``n`` when ``n`` is ``discrete`` itself with axes added
+    (``N[:, None]``, ``N[None, :]``) or cast, in order; else ``None``."""
+    where = tuple(range(ndim))
     while n is not discrete and n.owner is not None:
         op = n.owner.op
         if isinstance(op, DimShuffle):
             order = tuple(op.new_order)
-            if order[:ndim] != tuple(range(ndim)) or any(o != "x" for o in order[ndim:]):
-                return False
+            kept = [o for o in order if o != "x"]
+            if kept != list(range(len(kept))):
+                return None
+            where = tuple(order.index(a) for a in where)
         elif not (isinstance(op, Elemwise) and type(op.scalar_op).__name__ in ("Cast", "Identity")):
             if type(op).__name__ != "MarginalizedView":
-                return False
+                return None
         n = n.owner.inputs[0]
-    return n is discrete
+    return where if n is discrete else None
 
 
 def _data_lower_ends(discrete, shape, children, data) -> np.ndarray | None:
@@ -198,10 +202,17 @@ def _data_lower_ends(discrete, shape, children, data) -> np.ndarray | None:
         if not isinstance(op, RandomVariable) or op.name != "binomial":
             continue
         y = data.get(child.default_output())
-        if y is None or not _reads_as_copy(child.inputs[3], discrete, len(shape)):
+        where = _copy_axes(child.inputs[3], discrete, len(shape))
+        if y is None or where is None:
             continue
         y = np.asarray(y)
-        if y.shape[: len(shape)] != tuple(shape) or y.size == 0:
+        if y.ndim < len(shape) or y.size == 0:
+            continue
+        # (the count's axes first, in its order; the others are read by the same element)
+        shift = y.ndim - child.inputs[3].ndim  # (parameters broadcast from the right)
+        front = [a + shift for a in where]
+        y = np.moveaxis(y, front, list(range(len(shape))))
+        if y.shape[: len(shape)] != tuple(shape):
             continue
         rows = y.reshape(*shape, -1).max(axis=-1) if shape else y.max()
         ends = rows if ends is None else np.maximum(ends, rows)

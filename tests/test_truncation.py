@@ -238,8 +238,8 @@ def test_a_count_whose_parameters_cannot_be_drawn_is_refused_with_what_to_do():
         aemix.build_sampler(y_rv, {y_rv: 2.0}, mode=FAST)
 
 
-def test_a_count_read_across_rows_is_summed_jointly():
-    # y[j, i] reads N_i: N's axis is not y's leading one, so its elements are summed jointly.
+def test_a_count_read_per_column_is_summed_per_element():
+    # y[j, i] reads N_i alone: N's axis is y's axis 1, and column i is summed into N_i's term.
     y = np.array([[1, 0], [2, 1], [1, 3]])
     srng = at.random.RandomStream(0)
     p_rv = srng.beta(2.0, 2.0, name="p")
@@ -247,7 +247,8 @@ def test_a_count_read_across_rows_is_summed_jointly():
     y_rv = srng.binomial(N_rv[None, :], p_rv, size=(3, 2), name="y")
     sampler = aemix.build_sampler(y_rv, {y_rv: y}, mode=FAST)
     (m,) = sampler._model.marginalizations
-    assert not m.node.op.elementwise
+    assert m.node.op.elementwise and m.node.op.axes == ((1,),)
+    assert "summed per element" in sampler.explain()
     n = np.arange(4)
     for p in (0.3, 0.6):
         sites = st.binom(3, 0.5).logpmf(n)[:, None] + st.binom(n[:, None, None], p).logpmf(y.T).sum(
@@ -255,6 +256,33 @@ def test_a_count_read_across_rows_is_summed_jointly():
         )
         exact = st.beta(2, 2).logpdf(p) + logsumexp(sites, axis=0).sum()
         assert sampler.logdensity({"p": p}) == pytest.approx(exact, rel=1e-9, abs=1e-9)
+
+
+def test_a_poisson_count_read_per_column_starts_at_its_column_maximum():
+    # The N-mixture model written with sites on the columns: y[j, i] ~ Bin(N_i, p).
+    y = np.array([[1, 0, 3, 2], [2, 1, 0, 4], [0, 0, 1, 3]])
+    srng = at.random.RandomStream(0)
+    lam_rv = srng.gamma(2.0, 0.5, name="lam")
+    p_rv = srng.beta(2.0, 2.0, name="p")
+    N_rv = srng.poisson(lam_rv, size=4, name="N")
+    y_rv = srng.binomial(N_rv[None, :], p_rv, size=(3, 4), name="y")
+    sampler = aemix.build_sampler(y_rv, {y_rv: y}, mode=FAST)
+    (m,) = sampler._model.marginalizations
+    assert m.node.op.elementwise
+    # N_i >= max_j y[j, i] = (2, 1, 3, 4): the range starts at the smallest, 1, and reaches 4 more.
+    assert m.truncation.low == 1 and m.truncation.data_low == 4
+    n = np.arange(400)
+    for lam, p in ((3.0, 0.4), (0.7, 0.8)):
+        sites = st.poisson(lam).logpmf(n)[:, None] + st.binom(n[:, None, None], p).logpmf(y.T).sum(
+            -1
+        )
+        exact = (
+            st.gamma(2.0, scale=2.0).logpdf(lam)
+            + st.beta(2, 2).logpdf(p)
+            + logsumexp(sites, axis=0).sum()
+        )
+        got = sampler.logdensity({"lam": lam, "p": p})
+        assert got == pytest.approx(exact, rel=1e-9, abs=1e-9)
 
 
 @pytest.mark.slow
