@@ -1062,8 +1062,9 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> list | None:
     it, from it to the children: every operation must keep each element of an expression reading
     one element of ``discrete`` along those axes, and each child must have them among its axes
     (``y[i, j]`` reading ``N_j`` through ``N[None, :]``: its axis 1).  Followed: elementwise
-    operations, axes added or moved (``N[:, None]``, ``mu[:, z].T``), reductions over the other axes, indexing an array that does not depend on
-    ``discrete`` by one index that does, the others full slices (``theta[z]``, ``mu[z, :]``,
+    operations, axes added or moved (``N[:, None]``, ``mu[:, z].T``), reductions
+    over the other axes, indexing an array that does not depend on ``discrete`` by one index
+    that does, the others full slices (``theta[z]``, ``mu[z, :]``,
     ``mu[:, z]``), a matrix product with a constant factor over another axis (``one_hot(z) @
     mu``), and random variables with scalar support inside an inner enumeration.  A parameter
     with fewer batch axes than its random variable is broadcast from the right, so
