@@ -135,7 +135,10 @@ def _leading_shape(term: Variable, rv: Variable) -> bool:
 
 
 def batched_function(inputs: list[Variable], outputs: list[Variable], mode=None) -> Callable:
-    """Compile ``outputs`` (graphs of one draw of ``inputs``) batched over a leading draw axis."""
+    """Compile ``outputs`` (graphs of one draw of ``inputs``) batched over a leading draw axis.
+
+    With no ``inputs``, the function takes one array whose length is the number of rows."""
+    inputs = inputs or [at.dscalar("row")]
     batched_inputs = [
         at.tensor(v.type.dtype, shape=(None, *v.type.shape), name=v.name) for v in inputs
     ]

@@ -152,6 +152,43 @@ class ScanRunner(DrawStore):
         return self.record_after_loop(block, kept, lps[thin - 1 :: thin].T, mode, offset)
 
 
+class ExactRunner(DrawStore):
+    """For a model with no continuous latent left once its discrete variables are summed out
+    (nothing for a kernel to move): every kept draw of every chain is an exact, independent draw
+    of the discrete variables from their conditionals (`Sampler._constrain_and_recover`, outermost
+    first, which given no continuous latent is their joint posterior)."""
+
+    name = "exact"
+
+    def __init__(self, sampler: Sampler, keep: tuple[str, ...]):
+        self.sampler = sampler
+        self.keep = keep
+        self.kernel = Kernel("exact")
+
+    def seed(self, noise_rng, recovery_rng, n_chains: int):
+        self.recovery_rng = recovery_rng
+
+    def record_layout(self):
+        return draws_layout(self.sampler, self.keep)
+
+    def run(
+        self, positions, logdensities, step_size, scale, n_steps, thin, mode, offset=0, beta=1.0
+    ):
+        n_chains, dim = positions.shape
+        n_kept = n_steps // thin
+        block = Block(
+            positions=positions,
+            logdensities=logdensities,
+            acceptance_sum=np.full(n_chains, float(n_steps)),
+            n_accepted=np.full(n_chains, n_steps),
+            position_mean=np.zeros((n_chains, dim)),
+            position_m2=np.zeros((n_chains, dim)),
+        )
+        kept = np.zeros((n_chains, n_kept, dim))
+        kept_logdensity = np.repeat(logdensities[:, None], n_kept, axis=1)
+        return self.record_after_loop(block, kept, kept_logdensity, mode, offset)
+
+
 class FusedRunner(DrawStore):
     """Blocks of steps by the fused C loop (`aemix.fused`); the noise is drawn inside the loop."""
 

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from aemix import memory
 from aemix.adaptation import (
+    WarmUp,
     as_factor,
     identity_scale,
     proposal_form,
@@ -42,6 +43,7 @@ from aemix.compilation import compile_mode
 from aemix.derived import Derived, derived_graphs
 from aemix.diagnostics import (
     ConvergenceWarning,
+    Diagnostics,
     diagnose_draws,
     diagnose_moments,
     user_stacklevel,
@@ -100,6 +102,7 @@ from aemix.results import SampleResult, SampleSummary
 from aemix.runners import (
     LIVE_INTERMEDIATES,
     RECORD_MEMORY_BUDGET,
+    ExactRunner,
     FusedRunner,
     ScanRunner,
     run_sampling,
@@ -798,6 +801,14 @@ class Sampler:
             start=start,
             var_names=var_names,
         )
+        if self.dim == 0:
+            # Nothing continuous is left: the discrete variables' draws are exact.
+            _checked_kernel(kernel)
+            if not summary_only:
+                self._check_result_size(keep, n_chains, n_samples, max_memory)
+            return self._sample_exactly(
+                n_samples, n_chains, seed, keep, summary_only, diagnose, block_size
+            )
         chosen, _ = choose_kernel(_checked_kernel(kernel), self.dim)
         if not summary_only:
             self._check_result_size(keep, n_chains, n_samples, max_memory)
@@ -863,6 +874,18 @@ class Sampler:
         )
         bar.close()
         return self._finish(runner, adapted, ran, smc, n_samples, thin, summary_only, diagnose)
+
+    def _sample_exactly(self, n_samples, n_chains, seed, keep, summary_only, diagnose, block_size):
+        """`sample` for a model with no continuous latent (`aemix.runners.ExactRunner`): no
+        warm-up, no kernel, every draw independent and exact."""
+        runner = ExactRunner(self, keep)
+        _, _, recovery_rng = (np.random.default_rng(s) for s in _seed_sequence(seed).spawn(3))
+        runner.seed(None, recovery_rng, n_chains)
+        positions = np.zeros((n_chains, 0))
+        logdensities = np.full(n_chains, float(self.logdensity({})))
+        adapted = WarmUp(positions, logdensities, 0.0, np.ones(0), 0, [])
+        ran = run_sampling(runner, adapted, n_samples, 1, block_size or 4096, summary_only)
+        return self._finish(runner, adapted, ran, None, n_samples, 1, summary_only, diagnose)
 
     def _checked_arguments(
         self,
@@ -1009,7 +1032,10 @@ class Sampler:
                     kept_logdensity,
                     common["acceptance_rate"],
                 )
-        if diagnose:
+        if runner.name == "exact":
+            # Independent draws from the exact posterior: nothing to diagnose.
+            result.diagnostics = Diagnostics(acceptance_rate=1.0)
+        elif diagnose:
             warn_if_untrustworthy(result.diagnostics, tempered=smc is not None)
         result.truncation_tail = self._truncation_tails(draws, ran.positions)
         warn_if_truncated(result.truncation_tail, self._truncations())
@@ -1053,11 +1079,11 @@ class Sampler:
             )
         from aemix.results import evaluate_in_batches
 
-        first = np.asarray(draws[self.latent[0]])
-        rows = first.shape[0] * first.shape[1]
+        n_chains, n_samples = self._draw_counts(draws)
+        rows = n_chains * n_samples
         args = [
             np.asarray(draws[name]).reshape(rows, *np.shape(draws[name])[2:]) for name in needed
-        ]
+        ] or [np.zeros(rows)]
         per_batch = self._record_rows(self.latent + self.marginalized)
         names = [r.name for r in truncated]
         with self._parameter_checks(ValuesError, "at these draws"):
@@ -1107,12 +1133,23 @@ class Sampler:
         enclosing = {e for given in self.conditionals_given.values() for e in given}
         return tuple(name for name in names if name not in enclosing)
 
+    def _draw_counts(self, draws: Mapping[str, np.ndarray]) -> tuple[int, int]:
+        """``(n_chains, n_samples)`` of ``draws``, read from a variable of this model in it."""
+        for name in self._every:
+            if name in draws:
+                return tuple(np.shape(draws[name])[:2])
+        raise ValueError(
+            f"no draws of a variable of this model (latent: {self.latent}, marginalized: "
+            f"{self.marginalized}, derived: {self.derived}) were given"
+        )
+
     def _kept_names(self, var_names: Sequence[str] | None) -> tuple[str, ...]:
         """The variables ``sample`` keeps, in the model's order (latents, marginalized, derived):
         by default all but the per-observation ones (`per_observation`)."""
         every = self._every
         if var_names is None:
-            summarized = set(self.per_observation)
+            # (with no continuous latent, no draw keeps what the summary would be computed from)
+            summarized = set(self.per_observation) if self.dim else set()
             return tuple(name for name in every if name not in summarized)
         if isinstance(var_names, str):
             raise TypeError(f"var_names must be a sequence of names, got the string {var_names!r}")
@@ -1174,6 +1211,7 @@ class Sampler:
         enclosing = list(dict.fromkeys(e for r in recovery for e in r.given))
         if fn is None:
             inputs = [*self._density.value_vars, *(draw_vars[e] for e in enclosing)]
+            inputs = inputs or [at.dscalar("row")]  # (nothing given: one row per draw still)
             batched_inputs = [
                 at.tensor(v.type.dtype, shape=(None, *v.type.shape), name=v.name) for v in inputs
             ]
@@ -1184,8 +1222,7 @@ class Sampler:
                 batched_inputs, batched, on_unused_input="ignore", mode=self._compile_mode
             )
             self._compiled["conditionals"] = fn
-        first = draws[self.latent[0]]
-        n_chains, n_samples = first.shape[:2]
+        n_chains, n_samples = self._draw_counts(draws)
         out: dict[str, np.ndarray] = {}
         for rows, probs in self._conditional_batches(fn, recovery, enclosing, draws):
             for r, p in zip(recovery, probs):
@@ -1197,13 +1234,13 @@ class Sampler:
     def _conditional_batches(self, fn, recovery, enclosing, draws):
         """``(rows, probabilities)`` of the conditionals over the draws flattened to rows (chain
         major), in batches whose intermediates stay within the record's memory budget."""
-        first = draws[self.latent[0]]
-        n_chains, n_samples = first.shape[:2]
+        n_chains, n_samples = self._draw_counts(draws)
         args = [
             draws[item.name].reshape(n_chains * n_samples, *item.shape)
             for item in self._density.layout
         ]
         args += [draws[e].reshape(n_chains * n_samples, *draws[e].shape[2:]) for e in enclosing]
+        args = args or [np.zeros(n_chains * n_samples)]  # (`batched_function`'s row input)
         rows = n_chains * n_samples
         per_batch = self._record_rows(self.latent + self.marginalized)
         for start in range(0, rows, per_batch):
@@ -1225,7 +1262,7 @@ class Sampler:
             return {}
         self._conditional_probabilities({k: v[:, :1] for k, v in draws.items()})  # compiles
         fn = self._compiled["conditionals"]
-        n_chains, n_samples = draws[self.latent[0]].shape[:2]
+        n_chains, n_samples = self._draw_counts(draws)
         sums: dict[str, np.ndarray] = {}
         for rows, probs in self._conditional_batches(fn, recovery, enclosing, draws):
             chains = np.arange(rows.start, rows.stop) // n_samples
@@ -1280,12 +1317,11 @@ class Sampler:
             return {}
         from aemix.results import evaluate_in_batches
 
-        first = np.asarray(draws[self.latent[0]])
-        n_chains, n_samples = first.shape[:2]
+        n_chains, n_samples = self._draw_counts(draws)
         args = [
             np.asarray(draws[item.name]).reshape(n_chains * n_samples, *item.shape)
             for item in self._density.layout
-        ]
+        ] or [np.zeros(n_chains * n_samples)]
         per_batch = self._record_rows(self.latent + self.marginalized)
         with self._parameter_checks(ValuesError, "at these draws"):
             out = evaluate_in_batches(fn, args, names, per_batch)
@@ -1337,8 +1373,7 @@ class Sampler:
             fn, rngs = predictive_function(observed, given, self._compile_mode)
             cached = self._compiled["predictive"] = (fn, len(rngs), [rv.name for rv in observed])
         fn, n_rngs, observed_names = cached
-        first = result.draws[self.latent[0]]
-        n_chains, n_samples = first.shape[:2]
+        n_chains, n_samples = self._draw_counts(result.draws)
         rows = n_chains * n_samples
         draws = {n: v.reshape(rows, *v.shape[2:]) for n, v in result.draws.items()}
         seeds = _seed_sequence(seed)
@@ -1364,7 +1399,7 @@ class Sampler:
         ``draws`` (rows of latent draws, and those of the variables around them), by inverse
         CDF."""
         recovery = {r.name: r for r in self._recovery_graphs()}
-        rows = len(draws[self.latent[0]])
+        rows = len(next(iter(draws.values())))
         probs = self._conditional_probabilities({n: v[None] for n, v in draws.items()})
         out = {}
         for name in names:
@@ -1513,7 +1548,7 @@ class Sampler:
         variables drawn from their conditionals (inverse CDF, outermost first), derived
         quantities."""
         n_chains, n_samples, dim = kept.shape
-        flat = kept.reshape(-1, dim)
+        flat = kept.reshape(n_chains * n_samples, dim)
         fn, names, shapes, uniform_shapes = self._compiled.get(("record", keep), (None,) * 4)
         if fn is None:
             outputs, uniforms, uniform_shapes, _ = self._record_graphs(keep)
@@ -1521,7 +1556,9 @@ class Sampler:
             batch = at.matrix("positions", dtype=position.dtype)
             batched_u = [at.tensor("float64", shape=(None, *u.type.shape)) for u in uniforms]
             batched = vectorize_graph(outputs, {position: batch, **dict(zip(uniforms, batched_u))})
-            fn = aesara.function([batch, *batched_u], batched, mode=self._compile_mode)
+            fn = aesara.function(
+                [batch, *batched_u], batched, mode=self._compile_mode, on_unused_input="ignore"
+            )
             names = [item.name for item in self._density.layout if item.name in keep]
             names += [r.name for r in self._recovery_graphs() if r.name in keep]
             shapes = [item.shape for item in self._density.layout if item.name in keep]
@@ -1823,7 +1860,16 @@ class Sampler:
                 f"  order: {', '.join(m.discrete.name for m in enumerated)} (chosen by cost; the "
                 f"largest step, {largest.discrete.name}, evaluates {largest.cost} configurations)"
             )
-        lines.append(f"latent (moved by the random walk, {self.dim} unconstrained coordinates):")
+        if self.dim == 0:
+            lines.append(
+                "latent: none left to move (every latent is summed out): sample() draws the "
+                "summed-out variables exactly from their posterior, independently at every draw "
+                "(no kernel, no warm-up)"
+            )
+        else:
+            lines.append(
+                f"latent (moved by the random walk, {self.dim} unconstrained coordinates):"
+            )
         for item, rv in zip(self._density.layout, self._latent_rvs):
             transform = self._transforms[rv]
             how = "" if transform is None else f", sampled through {type(transform).__name__}"
@@ -1835,9 +1881,10 @@ class Sampler:
         if self._derived:
             lines.append("derived (computed from each draw, not sampled):")
             lines += [f"  {d.name}: shape {d.shape}" for d in self._derived]
-        kernel, why = choose_kernel("auto", self.dim)
-        lines.append(f"kernel: {kernel.describe()}, {why}")
-        lines.append(f"loop: {self._loop_description()}")
+        if self.dim > 0:
+            kernel, why = choose_kernel("auto", self.dim)
+            lines.append(f"kernel: {kernel.describe()}, {why}")
+            lines.append(f"loop: {self._loop_description()}")
         return "\n".join(lines)
 
     def _loop_description(self) -> str:
@@ -2119,7 +2166,7 @@ def build_sampler(
 
     marginal_to_original = {m: o for o, m in model.original_to_marginal.items()}
     latent_rvs = [rv for rv in model.random_variables() if rv not in observed_marginal]
-    if not latent_rvs:
+    if not latent_rvs and not model.marginalizations:
         raise ModelError(
             ", ".join(v.name for v in output_list), "the model has no latent variable to sample"
         )
