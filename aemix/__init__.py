@@ -32,7 +32,7 @@ def _import_aesara_quietly() -> None:
 _import_aesara_quietly()
 
 from aemix import errors, relations  # noqa: E402
-from aemix.diagnostics import ConvergenceWarning, TruncationWarning  # noqa: E402
+from aemix.diagnostics import ConvergenceWarning, ModelWarning, TruncationWarning  # noqa: E402
 from aemix.errors import (  # noqa: E402
     AemixError,
     ConfigurationError,
@@ -56,6 +56,7 @@ __all__ = [
     "relations",
     "AemixError",
     "ConvergenceWarning",
+    "ModelWarning",
     "TruncationWarning",
     "ConfigurationError",
     "FusedLoopError",

@@ -41,6 +41,11 @@ class ConvergenceWarning(UserWarning):
     """The draws of a run may not represent the posterior (R-hat, ESS or stuck chains)."""
 
 
+class ModelWarning(UserWarning):
+    """The model as written puts prior mass where its density is not defined (a parameter check
+    fails there): those points are given density zero."""
+
+
 class TruncationWarning(UserWarning):
     """A count with unbounded support was summed over a range that leaves out more of its mass
     than the tolerance, at parameters the chains visited (`aemix.truncation`)."""

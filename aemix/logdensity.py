@@ -188,6 +188,32 @@ def _canonical(variables: list[Variable]) -> list[Variable]:
     return list(fgraph.outputs)
 
 
+def checks_as_values(graphs: list[Variable], value: float) -> tuple[list[Variable], Variable]:
+    """``graphs`` with each parameter check (aeppl's ``CheckAndRaise``) giving ``value`` where it
+    fails instead of raising, and a boolean scalar graph: whether every check holds.
+
+    Sampling treats a point where a check fails as outside the model (a density of zero, as
+    PyMC does), in every loop: the fused loop's lowering of a check gives NaN, which its kernel
+    rejects; raised, one chain's failure would stop every chain.
+    """
+    from aesara.graph.basic import ancestors
+    from aesara.raise_op import CheckAndRaise
+
+    replacements, holds = {}, []
+    for v in ancestors(graphs):
+        node = v.owner
+        if node is None or not isinstance(node.op, CheckAndRaise) or v in replacements:
+            continue
+        x, *conditions = node.inputs
+        valid = at.all([at.all(c) for c in conditions]) if conditions else at.as_tensor(True)
+        holds.append(valid)
+        replacements[node.outputs[0]] = at.switch(valid, x, np.asarray(value, dtype=x.dtype))
+    if not replacements:
+        return graphs, at.as_tensor(np.bool_(True))
+    *graphs, every = clone_replace([*graphs, at.all(at.stack(holds))], replacements)
+    return graphs, every
+
+
 def _tolerant_simplex_checks(graphs: list[Variable]) -> list[Variable]:
     """``graphs`` with aeppl's check ``sum(p) == 1`` of a multinomial's probabilities made
     ``|sum(p) - 1| <= SIMPLEX_TOLERANCE``: probabilities from a Dirichlet (its stick-breaking

@@ -44,6 +44,7 @@ from aemix.derived import Derived, derived_graphs
 from aemix.diagnostics import (
     ConvergenceWarning,
     Diagnostics,
+    ModelWarning,
     diagnose_draws,
     diagnose_moments,
     user_stacklevel,
@@ -53,6 +54,7 @@ from aemix.diagnostics import (
 from aemix.errors import (
     ConfigurationError,
     FusedLoopError,
+    GradientError,
     InitializationError,
     ModelError,
     ValuesError,
@@ -73,7 +75,13 @@ from aemix.intake import (
 )
 from aemix.kernels import rmh
 from aemix.kernels.choice import Kernel, choose_kernel, kernel_step
-from aemix.logdensity import LogDensity, OrderedTransform, build_logdensity, default_transform
+from aemix.logdensity import (
+    LogDensity,
+    OrderedTransform,
+    build_logdensity,
+    checks_as_values,
+    default_transform,
+)
 from aemix.loops import unroll_scans
 from aemix.marginalize import (
     DEFAULT_SUPPORT_BUDGET,
@@ -257,7 +265,8 @@ class Sampler:
         density = self._density
         position = density.position
         scale, beta = self._kernel_parameters(parameters)
-        tempered = density.tempered(beta)
+        # (a point where a parameter check fails is outside the model: rejected, not raised)
+        (tempered,), _ = checks_as_values([density.tempered(beta)], -np.inf)
 
         def logdensity_fn(x):
             return clone_replace(tempered, {position: x})
@@ -494,6 +503,8 @@ class Sampler:
         fn = self._compiled.get(name)
         if fn is None:
             positions = at.matrix("positions", dtype=self._density.position.dtype)
+            # (a point where a parameter check fails has density zero, as in the loops)
+            outputs, _ = checks_as_values(outputs, -np.inf)
             batched = vectorize_graph(outputs, {self._density.position: positions})
             fn = aesara.function(
                 [positions], batched, on_unused_input="ignore", mode=self._compile_mode
@@ -592,15 +603,48 @@ class Sampler:
         for shared_rng in rngs:
             shared_rng.set_value(np.random.default_rng(rng.integers(2**63)), borrow=True)
         positions = np.array(fn(n_chains), dtype=float).reshape(n_chains, self.dim)
-        for _ in range(_MAX_INIT_TRIES):
-            with self._parameter_checks(InitializationError, "at a prior draw"):
-                bad = ~np.isfinite(self._logdensity_batch(positions))
+        for attempt in range(_MAX_INIT_TRIES):
+            bad = ~np.isfinite(self._logdensity_batch(positions))
             if not bad.any():
                 return positions
+            if attempt == 0:
+                self._warn_if_the_prior_fails_checks(positions[bad], n_chains)
             positions[bad] = np.asarray(fn(int(bad.sum())), dtype=float).reshape(-1, self.dim)
         raise InitializationError(
             f"no prior draw with a finite log-density was found for {int(bad.sum())} of {n_chains} "
             f"chains after {_MAX_INIT_TRIES} tries; pass initial_values"
+        )
+
+    def _warn_if_the_prior_fails_checks(self, positions: np.ndarray, n_draws: int) -> None:
+        """A `ModelWarning` (once per sampler) when a parameter check of the density fails at
+        some of ``positions`` (the prior draws, of ``n_draws``, whose density is not finite): the
+        model gives those points no density, so the posterior is that of the prior restricted to
+        where the checks hold."""
+        if self._compiled.get("warned_checks"):
+            return
+        density = self._density
+        _, holds = checks_as_values([density.logdensity], -np.inf)
+        (ok,) = self._in_batches("checks_hold", [at.cast(holds, "int8")], positions)
+        if np.all(ok):
+            return
+        self._compiled["warned_checks"] = True
+        checks = sorted(
+            {
+                node.op.msg
+                for node in aesara.graph.basic.io_toposort([density.position], [density.logdensity])
+                if isinstance(node.op, aesara.raise_op.CheckAndRaise)
+            }
+        )
+        names = ", ".join(guarded_variables(random_variables(self._model.fgraph.outputs)))
+        warnings.warn(
+            f"{int(np.size(ok) - np.sum(ok))} of {n_draws} prior draws fail a parameter "
+            f"check of the density ({'; '.join(checks)}; of: {names or 'a model variable'}): the "
+            "prior puts mass where the model is not defined (e.g. a normal prior on a scale). "
+            "Those points get density zero, so the posterior is that of the prior restricted to "
+            "where the checks hold; give the parameter a prior on its domain (halfnormal, "
+            "gamma, ordered cutpoints) to say so",
+            ModelWarning,
+            stacklevel=user_stacklevel(),
         )
 
     def _positions_from_values(self, initial_values, n_chains: int) -> np.ndarray:
@@ -711,7 +755,7 @@ class Sampler:
             25) for a position of ``dim`` unconstrained coordinates: a tuned random walk needs
             about ``3 * dim`` steps per independent draw on a Gaussian target, so 1000 kept draws
             are about 300 independent ones per chain, enough for R-hat to tell converged chains
-            (below 1.01) from others.
+            (below 1.01) from others; MALA keeps one step in ``dim^(1/3)``, HMC every trajectory.
         var_names
             The variables to keep (latent, marginalized and derived, by name); by default all of
             them.  The others are not computed, so that the discrete variables left out cost nothing; the
@@ -764,7 +808,8 @@ class Sampler:
             log-density (`aemix.gradient`) and are preconditioned by the same cross-chain scale as
             the random walk; their step size is tuned toward their own target acceptance (0.574,
             0.8).  ``"auto"`` (the default) chooses by the model and `explain` says which and why
-            (`aemix.kernels.choice.choose_kernel`; today the random walk).  The tempered start
+            (`aemix.kernels.choice.choose_kernel`: HMC from 20 unconstrained coordinates on when the
+            log-density has a gradient, else the random walk).  The tempered start
             moves its particles with the random walk whatever the kernel.
 
         Returns
@@ -789,7 +834,12 @@ class Sampler:
             If an argument has the wrong type or is out of range (``seed``, ``target_acceptance``,
             the counts).
         """
+        requested = _checked_kernel(kernel)
+        chosen = None
+        if self.dim > 0:
+            chosen, _ = choose_kernel(requested, self.dim, self._gradient_problem)
         thin, n_samples, n_chains, warmup, block_size, keep = self._checked_arguments(
+            kernel=chosen,
             thin=thin,
             n_samples=n_samples,
             n_chains=n_chains,
@@ -803,13 +853,11 @@ class Sampler:
         )
         if self.dim == 0:
             # Nothing continuous is left: the discrete variables' draws are exact.
-            _checked_kernel(kernel)
             if not summary_only:
                 self._check_result_size(keep, n_chains, n_samples, max_memory)
             return self._sample_exactly(
                 n_samples, n_chains, seed, keep, summary_only, diagnose, block_size
             )
-        chosen, _ = choose_kernel(_checked_kernel(kernel), self.dim)
         if not summary_only:
             self._check_result_size(keep, n_chains, n_samples, max_memory)
         new_runner = self._runner_factory(loop, keep, _thread_count(n_threads), chosen)
@@ -890,6 +938,7 @@ class Sampler:
     def _checked_arguments(
         self,
         *,
+        kernel=None,
         thin,
         n_samples,
         n_chains,
@@ -906,7 +955,7 @@ class Sampler:
         if isinstance(thin, str):
             if thin != "auto":
                 raise ValueError(f"thin must be a positive integer or 'auto', got {thin!r}")
-            thin = auto_thin(self.dim)
+            thin = auto_thin(self.dim, kernel.name if kernel is not None else "rmh")
         n_samples, n_chains, warmup, thin = _check_counts(
             n_samples=n_samples, n_chains=n_chains, warmup=warmup, thin=thin
         )
@@ -1132,6 +1181,19 @@ class Sampler:
             return ()
         enclosing = {e for given in self.conditionals_given.values() for e in given}
         return tuple(name for name in names if name not in enclosing)
+
+    def _gradient_problem(self) -> str | None:
+        """Why the log-density has no gradient in the position, or ``None`` when it has one
+        (its graph is built, not compiled)."""
+        if "gradient_problem" not in self._compiled:
+            density = self._density
+            try:
+                logdensity_and_gradient(density.logdensity, density.position)
+            except GradientError as exc:
+                self._compiled["gradient_problem"] = str(exc)
+            else:
+                self._compiled["gradient_problem"] = None
+        return self._compiled["gradient_problem"]
 
     def _draw_counts(self, draws: Mapping[str, np.ndarray]) -> tuple[int, int]:
         """``(n_chains, n_samples)`` of ``draws``, read from a variable of this model in it."""
@@ -1817,7 +1879,7 @@ class Sampler:
         latent (moved by the random walk, 1 unconstrained coordinates):
           Y: shape ()
         observed: none
-        kernel: rmh (random walk), auto: rmh until gradient kernels are measured per model class
+        kernel: rmh (random walk), auto: 1 coordinate(s), under 20: the random walk compiles faster
         loop: fused C loop over chains and steps (7 scalar inputs per step, 36 scalar operations)
         """
         lines = ["marginalized:" if self._model.marginalizations else "marginalized: none"]
@@ -1882,7 +1944,7 @@ class Sampler:
             lines.append("derived (computed from each draw, not sampled):")
             lines += [f"  {d.name}: shape {d.shape}" for d in self._derived]
         if self.dim > 0:
-            kernel, why = choose_kernel("auto", self.dim)
+            kernel, why = choose_kernel("auto", self.dim, self._gradient_problem)
             lines.append(f"kernel: {kernel.describe()}, {why}")
             lines.append(f"loop: {self._loop_description()}")
         return "\n".join(lines)
@@ -2015,8 +2077,14 @@ def _seed_sequence(seed) -> np.random.SeedSequence:
     )
 
 
-def auto_thin(dim: int) -> int:
-    """The default thinning of a random walk on ``dim`` coordinates (see `Sampler.sample`)."""
+def auto_thin(dim: int, kernel: str = "rmh") -> int:
+    """The default thinning of ``kernel`` on ``dim`` coordinates (see `Sampler.sample`): about
+    the steps per independent draw on a Gaussian target, ``dim`` for the random walk (at most
+    `MAX_AUTO_THIN`), ``dim^(1/3)`` for MALA, one trajectory for HMC."""
+    if kernel == "hmc":
+        return 1
+    if kernel == "mala":
+        return int(min(MAX_AUTO_THIN, max(1, np.ceil(dim ** (1 / 3)))))
     return int(min(MAX_AUTO_THIN, max(1, dim)))
 
 

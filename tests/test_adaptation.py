@@ -105,6 +105,7 @@ def test_the_low_rank_scale_keeps_the_correlations_that_stand_out_of_the_noise()
 
 @pytest.mark.parametrize("loop", ["fused", "scan"])
 def test_a_correlated_posterior_above_the_dense_dimension_mixes(loop):
+    # (the random walk's proposal: 25 coordinates, where kernel="auto" would take HMC)
     # 24 coordinates tied to their mean (correlation 0.99 between any two): one coordinate scale
     # each cannot follow it, the low-rank correction along (1, ..., 1) can.
     srng = at.random.RandomStream(0)
@@ -114,7 +115,7 @@ def test_a_correlated_posterior_above_the_dense_dimension_mixes(loop):
     assert sampler.proposal_form == "low-rank"
     with warnings.catch_warnings():
         warnings.simplefilter("error", aemix.ConvergenceWarning)
-        result = sampler.sample(400, n_chains=32, seed=0, start="prior", loop=loop)
+        result = sampler.sample(400, n_chains=32, seed=0, start="prior", loop=loop, kernel="rmh")
     assert result.loop == loop
     draws = np.concatenate([result.draws["m"][..., None], result.draws["x"]], axis=-1)
     exact_sd = np.r_[1.0, np.full(24, np.sqrt(1.01))]

@@ -358,7 +358,7 @@ def test_zero_inflated_poisson_simulation_based_calibration():
     )
     # Chains from prior draws, each run long enough to forget its start.
     result = zp.build(y).sample(
-        1, n_chains=n_chains, seed=105, warmup=2000, thin=300, start="prior"
+        1, n_chains=n_chains, seed=105, warmup=2000, thin=300, start="prior", kernel="rmh"
     )
     for name, truth in (("pi", pi), ("lam", lam)):
         post = result.draws[name][:, 0, :]  # (chains, data sets)

@@ -4,6 +4,7 @@ chain by chain, batched (the scan loop) and lowered to scalar code (the fused lo
 HMC against exact posteriors in both loops; and the kernel choice."""
 
 import aesara
+import aesara.tensor as at
 import arviz as az
 import numpy as np
 import pytest
@@ -240,3 +241,19 @@ def test_a_gradient_kernel_on_a_density_without_a_gradient_is_a_typed_error():
     sampler = aemix.build_sampler(y, {y: 0.5}, mode=FAST)
     with pytest.raises(aemix.GradientError, match="a user's operation without a gradient.*'rmh'"):
         sampler.sample(5, n_chains=2, seed=0, warmup=5, kernel="mala", loop="scan")
+
+
+def test_auto_takes_hmc_in_many_dimensions_unless_the_density_has_no_gradient():
+    kernel, why = choose_kernel("auto", 30, lambda: None)
+    assert kernel.name == "hmc" and "30 unconstrained coordinates" in why
+    kernel, why = choose_kernel("auto", 30, lambda: "the log-density uses sort")
+    assert kernel.name == "rmh" and "no gradient (the log-density uses sort)" in why
+    # A regression with 24 predictors: explain() says HMC, before anything is compiled.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 24))
+    srng = at.random.RandomStream(0)
+    beta_rv = srng.normal(0.0, 1.0, size=24, name="beta")
+    y_rv = srng.normal(X @ beta_rv, 1.0, name="y")
+    sampler = aemix.build_sampler(y_rv, {y_rv: X @ rng.normal(size=24)})
+    line = next(x for x in sampler.explain().splitlines() if x.startswith("kernel:"))
+    assert line.startswith("kernel: hmc") and "auto: 24 unconstrained coordinates" in line
