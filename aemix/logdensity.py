@@ -205,7 +205,9 @@ def checks_as_values(graphs: list[Variable], value: float) -> tuple[list[Variabl
         if node is None or not isinstance(node.op, CheckAndRaise) or v in replacements:
             continue
         x, *conditions = node.inputs
-        valid = at.all([at.all(c) for c in conditions]) if conditions else at.as_tensor(True)
+        if all(isinstance(r, Constant) for r in ancestors(conditions) if r.owner is None):
+            continue  # (constant parameters: checked when the sampler was built)
+        valid = at.all([at.all(c) for c in conditions])
         holds.append(valid)
         replacements[node.outputs[0]] = at.switch(valid, x, np.asarray(value, dtype=x.dtype))
     if not replacements:
