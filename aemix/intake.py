@@ -82,6 +82,28 @@ def as_variable_list(outputs) -> list[Variable]:
     )
 
 
+def shared_data(outputs: list[Variable]) -> dict[Variable, np.ndarray]:
+    """The shared variables (``aesara.shared``: covariates, data, prior scales; not random
+    generators) that the graph of ``outputs`` reads, each with a copy of its value now.
+
+    aemix compiles a model with these values as constants (`aemix.marginalize`), and a sampler
+    refuses to run once one has changed (`Sampler`): the model it would sample is not the one
+    it was built for."""
+    from aesara.compile.sharedvalue import SharedVariable
+    from aesara.tensor.random.var import (
+        RandomGeneratorSharedVariable,
+        RandomStateSharedVariable,
+    )
+
+    found = {}
+    for v in ancestors(outputs):
+        if isinstance(v, SharedVariable) and not isinstance(
+            v, (RandomGeneratorSharedVariable, RandomStateSharedVariable)
+        ):
+            found[v] = np.array(v.get_value(borrow=True), copy=True)
+    return found
+
+
 def random_variables(outputs: list[Variable]) -> list[Variable]:
     """Every random variable upstream of ``outputs`` (their default outputs), in graph order."""
     return [

@@ -55,6 +55,7 @@ from aesara.tensor.var import TensorConstant
 from kanren import run, var
 
 from aemix.errors import MarginalizationError, ModelError, describe_operation
+from aemix.intake import shared_data
 from aemix.ops import (
     ChangePointRV,
     Cut,
@@ -1230,12 +1231,20 @@ def marginalize(
     if on_budget not in ("raise", "warn"):
         raise ValueError(f"on_budget must be 'raise' or 'warn', got {on_budget!r}")
     observed = set(observed or ())
+    memo = _upcast_constants(outputs)
+    # Shared data (covariates, a prior's scale) as constants: the loops and the fused module
+    # take no shared inputs, and the model is sampled at the values it was built with.
+    for shared, value in shared_data(outputs).items():
+        dtype = shared.type.dtype
+        if dtype == "float32" and aesara.config.floatX == "float64":
+            dtype = "float64"  # (as constants are: `_upcast_constants`)
+        memo[shared] = at.constant(np.asarray(value, dtype=dtype), name=shared.name)
     equiv = clone_get_equiv(
         [],
         outputs,
         copy_inputs=False,
         copy_orphans=False,
-        memo=_upcast_constants(outputs),
+        memo=memo,
         strict=False,
     )
     for original, clone in equiv.items():

@@ -22,7 +22,7 @@ import aesara
 import aesara.tensor as at
 import numpy as np
 from aeppl.logprob import ParameterValueError
-from aesara.graph.basic import Variable, ancestors, clone_replace
+from aesara.graph.basic import Constant, Variable, ancestors, clone_replace
 from aesara.link.c.exceptions import CompileError
 from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.random.var import RandomGeneratorSharedVariable
@@ -70,6 +70,7 @@ from aemix.intake import (
     check_unique_names,
     guarded_variables,
     random_variables,
+    shared_data,
     support_of,
     value_array,
 )
@@ -150,6 +151,7 @@ def _serialized(method):
     @functools.wraps(method)
     def locked(self, *args, **kwargs):
         with self._lock:
+            self._check_shared_data()
             return method(self, *args, **kwargs)
 
     return locked
@@ -210,8 +212,22 @@ class Sampler:
             rv.name for rv in latent_rvs if isinstance(self._transforms[rv], OrderedTransform)
         )
         self._compiled: dict[str, Any] = {}
+        self._shared_data: dict[Variable, np.ndarray] = {}
         # Reentrant: `sample` calls `initial_positions` (and so does the fused loop's self-check).
         self._lock = threading.RLock()
+
+    def _check_shared_data(self) -> None:
+        """Refuse to run once a shared variable of the model has changed since the build (its
+        value is compiled into the sampler as a constant)."""
+        for shared, value in self._shared_data.items():
+            now = shared.get_value(borrow=True)
+            if np.shape(now) != value.shape or not np.array_equal(now, value, equal_nan=True):
+                raise ModelError(
+                    shared.name or str(shared),
+                    "this shared variable's value changed after build_sampler; the sampler "
+                    "holds the value it had then (compiled in as a constant): build the sampler "
+                    "again for the new value",
+                )
 
     @property
     def _every(self) -> tuple[str, ...]:
@@ -2198,6 +2214,8 @@ def build_sampler(
     del frame, caller
 
     check_parameters(model_rvs)
+    shared = shared_data(everything)  # (the values `marginalize` compiles in)
+    observed = {var: _observed_value(var, data, shared) for var, data in observed.items()}
     observed_constants = {var: check_observed(var, data) for var, data in observed.items()}
     model = marginalize(
         everything,
@@ -2271,7 +2289,7 @@ def build_sampler(
     )
     observed_data = {var.name: np.asarray(c.data) for var, c in observed_constants.items()}
     derived = _derived_quantities(model, latent_originals, density.value_vars, observed_constants)
-    return Sampler(
+    sampler = Sampler(
         model,
         density,
         latent_rvs,
@@ -2282,6 +2300,27 @@ def build_sampler(
         derived=derived,
         transforms=transforms,
     )
+    sampler._shared_data = shared
+    return sampler
+
+
+def _observed_value(var: Variable, data, shared: dict[Variable, np.ndarray]):
+    """An observation given as an Aesara shared variable or constant, as its value (a shared
+    one is recorded with the model's shared data, whose changes a sampler refuses)."""
+    from aesara.compile.sharedvalue import SharedVariable
+
+    if isinstance(data, SharedVariable):
+        shared[data] = np.array(data.get_value(borrow=True), copy=True)
+        return shared[data]
+    if isinstance(data, Constant):
+        return data.data
+    if isinstance(data, Variable):
+        raise ModelError(
+            var.name or str(var),
+            "observed data must be an array (or an Aesara shared variable or constant), got a "
+            "graph computed from other variables",
+        )
+    return data
 
 
 def _value_transforms(latent_rvs, latent_originals, ordered) -> dict[Variable, Any]:

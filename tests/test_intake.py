@@ -363,3 +363,33 @@ def test_float32_floatx_is_refused_with_a_typed_error():
         y = srng.normal(mu, 1.0, size=3, name="y")
         with pytest.raises(ConfigurationError, match="floatX"):
             aemix.build_sampler(y, {y: np.array([0.1, -0.4, 0.3])}, mode=FAST)
+
+
+def test_shared_data_is_compiled_in_and_a_changed_value_is_refused():
+    # Covariates and a prior scale held in aesara.shared, the observation too: every loop runs
+    # the model at the values it was built with, and a later set_value is refused by name.
+    x = np.linspace(-1.0, 1.0, 20)
+    y = 2.0 * x + 0.1
+    x_shared = aesara.shared(x, name="x")
+    sd_shared = aesara.shared(10.0, name="prior_sd")
+    y_shared = aesara.shared(y, name="y_data")
+    srng = at.random.RandomStream(0)
+    b = srng.normal(0.0, sd_shared, name="b")
+    y_rv = srng.normal(b * x_shared, 1.0, name="y")
+    sampler = aemix.build_sampler(y_rv, {y_rv: y_shared})
+    exact = st.norm.logpdf(1.5, 0.0, 10.0) + st.norm.logpdf(y, 1.5 * x, 1.0).sum()
+    assert sampler.logdensity({"b": 1.5}) == pytest.approx(exact, rel=1e-12)
+    precision = x @ x + 1 / 100
+    mean, sd = (x @ y) / precision, 1 / np.sqrt(precision)
+    for loop in ("fused", "scan"):
+        result = sampler.sample(200, n_chains=8, seed=0, loop=loop, diagnose=False)
+        assert result.loop == loop
+        draws = result.draws["b"]
+        assert abs(draws.mean() - mean) < 5 * sd / np.sqrt(float(az.ess(draws)))
+    x_shared.set_value(2 * x)
+    with pytest.raises(ModelError, match="'x'.*changed after build_sampler"):
+        sampler.sample(10)
+    x_shared.set_value(x)
+    y_shared.set_value(y + 1.0)
+    with pytest.raises(ModelError, match="'y_data'.*changed after build_sampler"):
+        sampler.logdensity({"b": 1.5})
