@@ -209,6 +209,16 @@ def _probability(name: str) -> _Parameter:
     return _Parameter(name, lambda a: (a >= 0) & (a <= 1), "in [0, 1]")
 
 
+def _count(name: str) -> _Parameter:
+    return _Parameter(name, lambda a: (a >= 0) & (a == np.round(a)), "a non-negative integer")
+
+
+def _multinomial_counts(v, p):
+    if not _known(p[0]) or v.ndim == 0:
+        return v >= 0
+    return (v >= 0) & (v.sum(axis=-1) == p[0])[..., None]
+
+
 def _known(*params) -> bool:
     return all(p is not None for p in params)
 
@@ -254,8 +264,11 @@ _RULES: dict[type, _Rule] = {
     arb.WeibullRV: _Rule("non-negative reals", (_positive("c"),), lambda v, p: v >= 0),
     arb.WaldRV: _Rule("positive reals", (_positive("mu"), _positive("scale")), lambda v, p: v > 0),
     arb.ParetoRV: _Rule("values >= m", (_positive("alpha"), _positive("m")), _at_least(1)),
+    # Open: at 0 or 1 the beta density is 0 or infinite, as its parameters make it.
     arb.BetaRV: _Rule(
-        "[0, 1]", (_positive("alpha"), _positive("beta")), lambda v, p: (v >= 0) & (v <= 1)
+        "(0, 1), without its ends, where the density is 0 or infinite by the parameters",
+        (_positive("alpha"), _positive("beta")),
+        lambda v, p: (v > 0) & (v < 1),
     ),
     arb.UniformRV: _Rule("[low, high]", (None, None), _between(0, 1)),
     arb.VonMisesRV: _Rule(
@@ -263,13 +276,16 @@ _RULES: dict[type, _Rule] = {
     ),
     arb.DirichletRV: _Rule("the simplex", (_positive("alpha"),), simplex=True),
     arb.PoissonRV: _Rule("non-negative integers", (_non_negative("mu"),), lambda v, p: v >= 0),
-    arb.BinomialRV: _Rule(
-        "integers 0..n", (_non_negative("n"), _probability("p")), _between(-1, 0)
-    ),
+    arb.BinomialRV: _Rule("integers 0..n", (_count("n"), _probability("p")), _between(-1, 0)),
     arb.BetaBinomialRV: _Rule(
         "integers 0..n",
-        (_non_negative("n"), _positive("alpha"), _positive("beta")),
+        (_count("n"), _positive("alpha"), _positive("beta")),
         _between(-1, 0),
+    ),
+    arb.MultinomialRV: _Rule(
+        "non-negative integers summing to n along the last axis",
+        (_count("n"), _probability("p")),
+        _multinomial_counts,
     ),
     arb.BernoulliRV: _Rule("0 or 1", (_probability("p"),), lambda v, p: (v == 0) | (v == 1)),
     arb.GeometricRV: _Rule("integers >= 1", (_probability("p"),), lambda v, p: v >= 1),
@@ -326,6 +342,13 @@ class _Support:
         if mask.all():
             return None
         index = _first_index(mask)
+        if self.distribution == "multinomial" and _known(self.params[0]) and value[index] >= 0:
+            total = value.sum(axis=-1)[index[:-1]]
+            n = np.broadcast_to(self.params[0], value.shape[:-1])[index[:-1]]
+            return (
+                f"values{_where(index[:-1])} sum to {total!r} along the last axis, not n = {n!r} "
+                "(a multinomial's counts add up to its number of trials)"
+            )
         return (
             f"value {value[index]!r}{_where(index)} is outside the support of "
             f"{self.distribution} ({self.rule.support})"
@@ -388,6 +411,8 @@ def check_parameters(rvs: Iterable[Variable]) -> None:
                 f"aeppl has no density for the {op.name} distribution, so aemix cannot use it; "
                 "write it with a distribution aeppl knows (or a transform of one)",
             )
+        if isinstance(op, arb.MvNormalRV):
+            _check_covariance(rv)
         rule = _RULES.get(type(op))
         if rule is None:
             continue
@@ -430,6 +455,26 @@ def _check_probabilities_sum_to_one(rv: Variable) -> None:
         f"its probabilities{_where(index)} sum to {np.asarray(sums)[index]!r}, not 1; divide "
         "them by their sum (p / p.sum(axis=-1, keepdims=True)) if they are weights",
     )
+
+
+def _check_covariance(rv: Variable) -> None:
+    """Refuse a multivariate normal's constant covariance that is not symmetric positive
+    definite (its density, a Cholesky factor, is undefined for every value of the latents)."""
+    cov = _constant_value(rv.owner.inputs[4])
+    if cov is None or cov.ndim < 2:
+        return
+    if not np.allclose(cov, np.swapaxes(cov, -1, -2), rtol=1e-10, atol=1e-12):
+        raise ModelError(
+            rv.name or str(rv), "its covariance is not symmetric (cov != cov.T); it must be"
+        )
+    try:
+        np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        smallest = float(np.min(np.linalg.eigvalsh(cov)))
+        raise ModelError(
+            rv.name or str(rv),
+            f"its covariance is not positive definite (smallest eigenvalue {smallest:.3g})",
+        ) from None
 
 
 def guarded_variables(rvs: Iterable[Variable]) -> list[str]:

@@ -44,6 +44,15 @@ def _support_cases():
         (srng.categorical(np.array([0.2, 0.8]), size=3, name="y"), [0, 1, 2], "(2,)", "categ"),
         (srng.bernoulli(p, size=3, name="y"), [0, 1, 2], "(2,)", "bernoulli"),
         (srng.beta(2.0, 2.0, size=3, name="y"), [0.5, 1.5, 0.2], "(1,)", "beta"),
+        # (at an end, the beta density is 0 or infinite by its parameters: a latent a < 1 makes
+        # the posterior improper)
+        (srng.beta(p, 2.0, size=3, name="y"), [0.5, 0.0, 0.2], "(1,)", "beta"),
+        (
+            srng.multinomial(10, np.array([0.2, 0.3, 0.5]), size=2, name="y"),
+            [[2, 3, 5], [5, 5, 5]],
+            "sum to 15",
+            "not n = 10",
+        ),
         (srng.uniform(-1.0, 2.0, size=3, name="y"), [0.0, 2.5, 0.0], "(1,)", "uniform"),
         (srng.exponential(2.0, size=3, name="y"), [1.0, -0.1, 1.0], "(1,)", "exponential"),
         (srng.gamma(2.0, 1.0, size=3, name="y"), [-1.0, 1.0, 1.0], "(0,)", "gamma"),
@@ -261,6 +270,22 @@ def test_an_observed_variable_named_like_a_latent_is_refused():
         (
             lambda srng, mu: srng.poisson(np.array([1.0, -2.0, 1.0]), name="y"),
             "mu must be non-negative, got -2.0 at index (1,)",
+        ),
+        (
+            lambda srng, mu: srng.binomial(np.array([5.5, 3.0, 2.0]), 0.5, name="y"),
+            "n must be a non-negative integer, got 5.5 at index (0,)",
+        ),
+        (
+            lambda srng, mu: srng.multivariate_normal(
+                at.stack([mu, mu, mu]), np.array([[1.0, 2, 0], [2, 1, 0], [0, 0, 1]]), name="y"
+            ),
+            "covariance is not positive definite (smallest eigenvalue -1)",
+        ),
+        (
+            lambda srng, mu: srng.multivariate_normal(
+                at.stack([mu, mu, mu]), np.array([[1.0, 0.5, 0], [0.3, 1, 0], [0, 0, 1]]), name="y"
+            ),
+            "covariance is not symmetric",
         ),
     ],
 )
