@@ -67,7 +67,14 @@ def as_variable_list(outputs) -> list[Variable]:
                 raise ModelError(
                     str(name), f"expected an Aesara variable, got {type(var).__name__}"
                 )
-            var.name = var.name or str(name)
+            if var.name is not None and var.name != str(name):
+                raise ModelError(
+                    str(name),
+                    f"this output key names the variable {var.name!r}, and results are keyed by "
+                    f"the variables' names: use the key {var.name!r}, or rename the variable "
+                    f"({var.name}.name = {str(name)!r}) before building",
+                )
+            var.name = str(name)
             items.append(var)
         return items
     if isinstance(outputs, Sequence) and not isinstance(outputs, str):

@@ -165,6 +165,19 @@ def test_a_derived_quantity_named_like_a_latent_is_refused():
         aemix.build_sampler({"y": y_rv, "mu": 2.0 * mu_rv}, {y_rv: 0.3}, mode=FAST)
 
 
+def test_an_output_key_that_is_not_its_variables_name_is_refused():
+    # Results are keyed by names: draws["obs"] would not exist for a variable named "y".
+    srng = at.random.RandomStream(5)
+    mu_rv = srng.normal(0.0, 1.0, name="mu")
+    y_rv = srng.normal(mu_rv, 1.0, name="y")
+    with pytest.raises(ModelError, match="'obs'.*names the variable 'y'"):
+        aemix.build_sampler({"obs": y_rv}, {y_rv: 0.3}, mode=FAST)
+    twice = 2.0 * mu_rv
+    twice.name = "twice"
+    with pytest.raises(ModelError, match="'dd'.*names the variable 'twice'"):
+        aemix.build_sampler({"y": y_rv, "dd": twice}, {y_rv: 0.3}, mode=FAST)
+
+
 def test_an_unnamed_derived_quantity_gets_a_plain_name():
     srng = at.random.RandomStream(6)
     mu_rv = srng.normal(0.0, 1.0, name="mu")
