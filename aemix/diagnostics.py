@@ -133,8 +133,12 @@ def diagnose_draws(
         acceptance_rate=float(np.mean(acceptance_rate)), stuck_chains=_stuck(logdensity)
     )
     n_chains, n_samples = logdensity.shape
-    if n_samples < 4:
-        out.unchecked = f"{n_samples} draw(s) per chain, R-hat and ESS need at least 4"
+    if n_samples < 4 or (n_chains == 1 and n_samples < 8):
+        least = 4 if n_chains > 1 else 8
+        out.unchecked = (
+            f"{n_samples} draw(s) per chain ({n_chains} chain(s)), R-hat and ESS need at least "
+            f"{least}"
+        )
         return out
     stride = max(1, -(-n_chains * n_samples // MAX_DIAGNOSED_DRAWS))
     for name, value in draws.items():
@@ -143,7 +147,9 @@ def diagnose_draws(
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             dataset = {name: flat}
-            rhat = az.rhat(dataset)[name].values
+            # One chain: R-hat between its halves (ArviZ's needs two chains; it splits each).
+            halves = flat[:, : flat.shape[1] // 2 * 2].reshape(2, flat.shape[1] // 2, -1)
+            rhat = az.rhat({name: halves} if n_chains == 1 else dataset)[name].values
             bulk = az.ess(dataset, method="bulk")[name].values
             tail = az.ess(dataset, method="tail")[name].values
         # A coordinate that never varies (a constant) has no R-hat; it is not a problem.

@@ -33,6 +33,18 @@ def test_a_chain_elsewhere_raises_rhat_and_a_stuck_chain_is_found():
     assert d.stuck_chains.tolist() == [1]
 
 
+def test_one_chain_is_diagnosed_between_its_halves():
+    x, lp = _iid(n_chains=1, n_samples=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no NumPy warning about NaN from ArviZ)
+        d = diagnose_draws({"x": x}, lp, np.full(1, 0.4))
+    assert d.problems() == [] and abs(float(d.rhat["x"]) - 1) < 0.01
+    # A chain whose second half moved away: the halves disagree.
+    x[0, 1000:] += 1.0
+    d = diagnose_draws({"x": x}, lp, np.full(1, 0.4))
+    assert any("R-hat" in p for p in d.problems())
+
+
 def test_autocorrelated_draws_have_a_small_ess():
     rng = np.random.default_rng(1)
     walk = np.cumsum(rng.normal(size=(4, 200)), axis=1)
