@@ -443,6 +443,42 @@ def check_parameters(rvs: Iterable[Variable]) -> None:
             _check_probabilities_sum_to_one(rv)
 
 
+def check_constants(outputs: list[Variable], rvs: list[Variable]) -> None:
+    """Refuse a NaN in a constant array of the model (a design matrix with a missing value): its
+    densities would be NaN everywhere, and the sampler could only say that no starting point
+    has a finite log-density.
+
+    Raises
+    ------
+    ModelError
+        Naming the random variable whose parameters read the constant, and the first NaN's index.
+    """
+    from aesara.tensor.var import TensorConstant
+
+    shared = shared_data(outputs)
+    for c in ancestors(outputs):
+        if not isinstance(c, TensorConstant) and c not in shared:
+            continue
+        if getattr(c.type, "dtype", "")[:5] not in ("float", "compl"):
+            continue
+        data = np.asarray(shared[c] if c in shared else c.data)
+        finite = ~np.isnan(data)
+        if finite.all():
+            continue
+        reader = next(
+            (rv for rv in rvs if c in ancestors(rv.owner.inputs[3:])), None
+        )  # (the first random variable that reads it)
+        index = _first_index(finite)
+        what = f"a constant array of shape {data.shape}" if data.ndim else "a constant"
+        if c in shared:
+            what = f"the shared variable {c.name or ''!s}".rstrip() + f" (shape {data.shape})"
+        raise ModelError(
+            (reader.name or str(reader)) if reader is not None else (c.name or "a constant"),
+            f"{what} in its parameters holds NaN{_where(index)} (a missing value?); drop or "
+            "impute it before building the model",
+        )
+
+
 def _check_probabilities_sum_to_one(rv: Variable) -> None:
     """Refuse a categorical's constant probabilities that do not sum to one: aeppl's density
     normalizes them, Aesara's draws (the prior, the predictive draws) do not, so the two would

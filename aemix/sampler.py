@@ -65,6 +65,7 @@ from aemix.gradient import logdensity_and_gradient
 from aemix.intake import (
     as_variable_list,
     assign_names,
+    check_constants,
     check_observed,
     check_parameters,
     check_unique_names,
@@ -2214,6 +2215,7 @@ def build_sampler(
     del frame, caller
 
     check_parameters(model_rvs)
+    check_constants(everything, model_rvs)
     shared = shared_data(everything)  # (the values `marginalize` compiles in)
     observed = {var: _observed_value(var, data, shared) for var, data in observed.items()}
     observed_constants = {var: check_observed(var, data) for var, data in observed.items()}

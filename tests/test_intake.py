@@ -418,3 +418,14 @@ def test_shared_data_is_compiled_in_and_a_changed_value_is_refused():
     y_shared.set_value(y + 1.0)
     with pytest.raises(ModelError, match="'y_data'.*changed after build_sampler"):
         sampler.logdensity({"b": 1.5})
+
+
+def test_a_nan_in_a_constant_or_shared_array_is_refused_by_the_variable_that_reads_it():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    X[4, 1] = np.nan
+    for data in (X, aesara.shared(X, name="X")):
+        srng = at.random.RandomStream(0)
+        b = srng.normal(0.0, 1.0, size=3, name="b")
+        y = srng.normal(at.dot(data, b), 1.0, name="y")
+        with pytest.raises(ModelError, match=r"'y'.*holds NaN at index \(4, 1\)"):
+            aemix.build_sampler(y, {y: np.zeros(20)}, mode=FAST)
