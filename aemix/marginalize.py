@@ -756,23 +756,26 @@ class _Rewriting:
         ``discrete`` and its children reads: through their parameters, and through those of the
         variables summed out inside a child that is a placeholder."""
         roots: list[Variable] = []
-
-        def density_inputs(node: Apply) -> None:
+        # Each node once: nested placeholders (a chain summed out one state at a time) share
+        # their inner nodes, and a walk of every path through them is exponential in the depth.
+        visited: set[Apply] = set()
+        pending = [discrete.owner, *self.children_of(discrete)]
+        while pending:
+            node = pending.pop()
+            if node in visited:
+                continue
+            visited.add(node)
             if isinstance(node.op, RandomVariable):
                 roots.extend(node.inputs[3:])
-                return
+                continue
             for inp in node.inputs:
                 owner = inp.owner
                 if owner is not None and _is_measurable_node(owner) and inp in owner.outputs:
                     if isinstance(owner.op, RandomVariable) and inp is not owner.default_output():
                         continue
-                    density_inputs(owner)
+                    pending.append(owner)
                 else:
                     roots.append(inp)
-
-        density_inputs(discrete.owner)
-        for child in self.children_of(discrete):
-            density_inputs(child)
         found: list[Variable] = []
         frontier, seen = roots, set()
         while frontier:
@@ -1309,6 +1312,93 @@ def _matmuls_as_dots(fgraph: FunctionGraph) -> None:
             if out.dtype != node.outputs[0].dtype:
                 out = at.cast(out, node.outputs[0].dtype)
             fgraph.replace(node.outputs[0], out, reason="matmul_as_dot")
+
+
+def read_bernoulli_conditions(
+    outputs: list[Variable], observed: Mapping[Variable, object]
+) -> tuple[list[Variable], dict[Variable, object]]:
+    """``outputs`` and ``observed`` with each ``switch(c(B), X, Y)`` (``c`` an elementwise
+    function of a latent Bernoulli ``B`` alone: ``eq(B, 1)``, ``B > 0``, ``eq(B, 0)``, ``1 - B``,
+    ``B.astype(bool)``) rebuilt as the ``switch(B, X, Y)`` or ``switch(B, Y, X)`` it equals,
+    found by evaluating ``c`` at ``B = 0`` and ``B = 1``: the zero-inflation and hurdle rule
+    (`switch_mixture`) matches that form.  A condition that is neither (``c(0) == c(1)``, or
+    mixed across elements) is left as it is; a model without one is returned as it is."""
+    from aesara.scalar import Switch
+
+    from aemix.loops import _rebuild
+
+    observed = dict(observed)
+    replace: dict[Variable, Variable] = {}
+    for node in io_toposort([], [*outputs, *observed]):
+        if not (isinstance(node.op, Elemwise) and isinstance(node.op.scalar_op, Switch)):
+            continue
+        cond, on_true, on_false = node.inputs
+        if cond.owner is None or _is_random(cond):
+            continue
+        bernoulli = _only_bernoulli_read(cond)
+        if bernoulli is None or bernoulli in observed:
+            continue
+        shape = bernoulli.type.shape
+        if cond.type.shape != shape or None in shape:
+            continue
+        try:
+            at_zero, at_one = (
+                np.asarray(
+                    aesara.function(
+                        [],
+                        aesara.clone_replace(
+                            cond, {bernoulli: at.as_tensor(np.full(shape, b, "int64"))}
+                        ),
+                        mode="FAST_COMPILE",
+                    )()
+                ).astype(bool)
+                for b in (0, 1)
+            )
+        except Exception:  # (a condition Aesara cannot evaluate: left alone)
+            continue
+        if not at_zero.any() and at_one.all():
+            new = at.switch(bernoulli, on_true, on_false)
+        elif at_zero.all() and not at_one.any():
+            new = at.switch(bernoulli, on_false, on_true)
+        else:
+            continue
+        old = node.outputs[0]
+        if new.type.dtype != old.type.dtype:
+            new = at.cast(new, old.type.dtype)
+        replace[old] = new
+    if not replace:
+        return outputs, observed
+    everything = [*outputs, *observed]
+    rebuilt = _rebuild(everything, replace)
+    new_of = dict(zip(everything, rebuilt))
+    for old, var in new_of.items():
+        var.name = old.name
+    return [new_of[v] for v in outputs], {new_of[k]: d for k, d in observed.items()}
+
+
+def _only_bernoulli_read(cond: Variable) -> Variable | None:
+    """The Bernoulli random variable that ``cond`` is an elementwise function of, with constants
+    only besides it; else ``None``."""
+    found = None
+    stack, seen = [cond], set()
+    while stack:
+        v = stack.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if isinstance(v, TensorConstant):
+            continue
+        if v.owner is None:
+            return None
+        if _is_random(v):
+            if v.owner.op.name != "bernoulli" or (found is not None and found is not v):
+                return None
+            found = v
+            continue
+        if not isinstance(v.owner.op, Elemwise | DimShuffle):
+            return None
+        stack.extend(v.owner.inputs)
+    return found
 
 
 def _why_not(fgraph: FunctionGraph, v: Variable, rules: RuleRegistry) -> str:

@@ -91,6 +91,7 @@ from aemix.marginalize import (
     MarginalModel,
     is_discrete,
     marginalize,
+    read_bernoulli_conditions,
 )
 from aemix.ops import (
     ChangePointRV,
@@ -2209,6 +2210,7 @@ def build_sampler(
     caller = frame.f_back if frame is not None else None
     assign_names([*output_list, *observed], caller)
     output_list, observed = unroll_scans(output_list, observed, caller)
+    output_list, observed = read_bernoulli_conditions(output_list, observed)
     everything = output_list + [v for v in observed if v not in output_list]
     model_rvs = random_variables(everything)
     assign_names([*output_list, *observed, *model_rvs], caller)

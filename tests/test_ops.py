@@ -1,6 +1,7 @@
 import aesara
 import aesara.tensor as at
 import numpy as np
+import pytest
 import scipy.stats as st
 from aeppl import joint_logprob
 from scipy.special import logsumexp as np_logsumexp
@@ -154,6 +155,42 @@ def test_zero_inflated_poisson_switch_is_exact(p, lam, data):
     )
     ref = st.gamma(2.0).logpdf(lam) + per_obs.sum()
     assert_exact(sampler.logdensity({"lam": lam}), ref)
+
+
+# The switch's condition written as users write it: each is ``switch(z, 0, counts)``.
+_CONDITIONS = {
+    "eq(z, 1)": lambda z, c: at.switch(at.eq(z, 1), 0, c),
+    "z > 0": lambda z, c: at.switch(z > 0, 0, c),
+    "eq(z, 0), branches swapped": lambda z, c: at.switch(at.eq(z, 0), c, 0),
+    "z as bool": lambda z, c: at.switch(z.astype("bool"), 0, c),
+    "1 - z, branches swapped": lambda z, c: at.switch(1 - z, c, 0),
+    "neq(z, 0)": lambda z, c: at.switch(at.neq(z, 0), 0, c),
+}
+
+
+@pytest.mark.parametrize("form", list(_CONDITIONS))
+def test_a_zero_inflation_whose_condition_is_a_function_of_the_switch_is_exact(form):
+    y = np.array([0, 0, 3, 5, 0, 2])
+    srng = at.random.RandomStream(0)
+    p_rv = srng.beta(1.0, 1.0, name="p")
+    lam_rv = srng.gamma(2.0, 1.0, name="lam")
+    z_rv = srng.bernoulli(p_rv, size=6, name="z")
+    y_rv = _CONDITIONS[form](z_rv, srng.poisson(lam_rv, size=6))
+    sampler = aemix.build_sampler({"y": y_rv}, observed={y_rv: y}, mode=FAST)
+    assert sampler.marginalized == ("z",) and "switch_mixture" in sampler.explain()
+    p, lam = 0.3, 2.5
+    per_obs = np.log(np.where(y == 0, p, 0.0) + (1 - p) * st.poisson(lam).pmf(y))
+    ref = st.beta(1, 1).logpdf(p) + st.gamma(2.0).logpdf(lam) + per_obs.sum()
+    assert_exact(sampler.logdensity({"p": p, "lam": lam}), ref)
+
+
+def test_a_switch_condition_that_is_not_the_bernoulli_is_left_alone():
+    # eq(z, 2) is false at both values: not a switch on z (refused as before, not rewritten).
+    srng = at.random.RandomStream(0)
+    z_rv = srng.bernoulli(0.5, size=3, name="z")
+    y_rv = at.switch(at.eq(z_rv, 2), 0, srng.poisson(2.0, size=3))
+    with pytest.raises(aemix.MarginalizationError, match="'z'"):
+        aemix.build_sampler({"y": y_rv}, observed={y_rv: np.array([0, 1, 2])}, mode=FAST)
 
 
 @exact
