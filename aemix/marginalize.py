@@ -1371,8 +1371,8 @@ def read_bernoulli_conditions(
     everything = [*outputs, *observed]
     rebuilt = _rebuild(everything, replace)
     new_of = dict(zip(everything, rebuilt))
-    for old, var in new_of.items():
-        var.name = old.name
+    for old, rebuilt_var in new_of.items():
+        rebuilt_var.name = old.name
     return [new_of[v] for v in outputs], {new_of[k]: d for k, d in observed.items()}
 
 
