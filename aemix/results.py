@@ -15,7 +15,8 @@ targeted):
   LOO it then counts as one point.  When a placeholder's outputs include latent variables (a latent
   child of the enumerated variable), the term is the conditional
   :math:`\\log p(y, x \\mid \\theta) - \\log p(x \\mid \\theta)`; when they include several
-  observed variables, their one joint term is given under the first one's name only.
+  observed variables, their one joint term (pointwise when each of them has one element per
+  element of the discrete variable) is given under the first one's name only.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def _placeholder_term(node, rv_to_value: dict[Variable, Variable], observed) -> 
 
 
 def log_likelihood_graphs(
-    observed: dict[Variable, Variable], rv_to_value: dict[Variable, Variable]
+    observed: dict[Variable, Variable],
+    rv_to_value: dict[Variable, Variable],
+    order: Sequence[str] = (),
 ) -> dict[str, Variable]:
     """``name -> log-likelihood`` of each observed variable of a marginal model (see the module).
 
@@ -80,6 +83,9 @@ def log_likelihood_graphs(
         The marginal model's observed random variables mapped to their data (in model order).
     rv_to_value
         Every latent random variable of the marginal model mapped to its value variable.
+    order
+        The observed variables' names in the user's order: a joint term of several is given
+        under the first of them.
 
     Returns
     -------
@@ -99,12 +105,16 @@ def log_likelihood_graphs(
             term = _placeholder_term(node, values, observed)
             observed_outputs = [out for out in node.outputs if out in observed]
             across = getattr(node.op, "axes", None) is not None  # (columns, not rows)
-            if len(observed_outputs) == 1 and not across and _leading_shape(term, rv):
-                # One term per element of the summed-out variable: the observation's elements
-                # that read that element (a row ``y[i, :]`` reading ``z_i``) are one point.
+            if not across and all(_leading_shape(term, out) for out in observed_outputs):
+                # One term per element of the summed-out variable: the observations' elements
+                # that read that element (a row ``y[i, :]`` reading ``z_i``, and ``y2[i]`` beside
+                # ``y1[i]``) are one point.
                 pass
             else:
                 term = at.sum(term)
+            # (the joint term of several, under the first one's name in the user's ``order``)
+            rank = {name: i for i, name in enumerate(order)}
+            rv = min(observed_outputs, key=lambda out: rank.get(out.name, len(rank)))
         else:
             term = value_logprob(rv, data)
         term = clone_replace(term, values)

@@ -1382,7 +1382,9 @@ class Sampler:
             from aemix.results import batched_function, log_likelihood_graphs
 
             graphs = log_likelihood_graphs(
-                self._observed, dict(zip(self._latent_rvs, self._density.value_vars))
+                self._observed,
+                dict(zip(self._latent_rvs, self._density.value_vars)),
+                self.observed,
             )
             fn = (
                 batched_function(

@@ -83,6 +83,29 @@ def test_a_single_observed_variable_needs_no_var_name():
     assert "log_likelihood" not in result.to_inference_data(log_likelihood=False).groups()
 
 
+def test_two_observations_of_one_membership_are_one_point_per_element():
+    # z_i feeds y1[i] and y2[i]: log sum_k P(z_i = k) p(y1_i | k) p(y2_i | k) per i, under y1.
+    y1 = np.array([-1.8, 0.2, 2.5, -0.4])
+    y2 = np.array([1, 4, 7, 2])
+    srng = at.random.RandomStream(0)
+    mu_rv = srng.normal(0.0, 3.0, size=2, name="mu")
+    z_rv = srng.categorical(np.array([0.4, 0.6]), size=4, name="z")
+    y1_rv = srng.normal(mu_rv[z_rv], 1.0, name="y1")
+    y2_rv = srng.poisson(at.as_tensor(np.array([1.0, 5.0]))[z_rv], name="y2")
+    sampler = aemix.build_sampler([y1_rv, y2_rv], observed={y1_rv: y1, y2_rv: y2})
+    result = sampler.sample(30, n_chains=2, seed=2, warmup=30, start="prior", diagnose=False)
+    assert set(result.log_likelihood) == {"y1"}
+    mu = result.draws["mu"]
+    per_k = (
+        np.log([0.4, 0.6])
+        + stats.norm.logpdf(y1[:, None], mu[..., None, :], 1.0)
+        + stats.poisson.logpmf(y2[:, None], np.array([1.0, 5.0]))
+    )
+    expected = logsumexp(per_k, axis=-1)
+    assert result.log_likelihood["y1"].shape == (2, 30, 4)
+    np.testing.assert_allclose(result.log_likelihood["y1"], expected, rtol=0, atol=1e-8)
+
+
 def test_a_change_point_counts_as_one_point():
     # One discrete variable for the whole observed array: the marginal density is one term.
     counts = np.array([4, 5, 3, 6, 1, 0, 2, 1])
