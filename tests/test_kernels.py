@@ -128,7 +128,9 @@ def test_a_scale_that_underflows_in_a_trajectory_is_a_rejection_not_an_error():
     y = srng.normal(mu, sig, size=len(data), name="y")
     sampler = aemix.build_sampler(y, {y: data}, mode=FAST)
     n = max(300, int(600 * stat_scale()))
-    result = sampler.sample(n, n_chains=16, seed=1, kernel="hmc", loop="scan", thin=2)
+    result = sampler.sample(
+        n, n_chains=16, seed=1, kernel="hmc", loop="scan", thin=2, warmup=600, start="prior"
+    )
     # The posterior means by quadrature on a grid (mu, log sig).
     m, log_s = np.meshgrid(np.linspace(-6, 8, 701), np.linspace(-4, 3, 701), indexing="ij")
     s = np.exp(log_s)

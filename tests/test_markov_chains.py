@@ -474,7 +474,7 @@ def test_a_chain_the_rule_does_not_take_builds_in_time_linear_in_its_length():
     # A Bernoulli first state (the markov_chain rule takes categorical states) is summed by
     # nested enumeration; its elimination-order search walked every path through the nested
     # placeholders: 38 s at 12 steps, past 255 s at 13.  Now each node once (3 s at 16).
-    T = 16
+    T = 14
     data = np.random.default_rng(6).poisson(3, size=T)
     transition = np.array([[0.8, 0.2], [0.3, 0.7]])
     srng = at.random.RandomStream(0)
