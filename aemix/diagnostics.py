@@ -197,16 +197,25 @@ def user_stacklevel() -> int:
     return level
 
 
-def warn_if_untrustworthy(diagnostics: Diagnostics, tempered: bool = False) -> None:
+def warn_if_untrustworthy(
+    diagnostics: Diagnostics, tempered: bool = False, labels: bool = True
+) -> None:
     """Emit a `ConvergenceWarning` that lists the problems and what to try.
 
     ``tempered`` says that the chains started from tempered SMC particles, so that the advice does
-    not send the user to the start they already had.
+    not send the user to the start they already had; ``labels``, that the model sums out a
+    discrete variable (a mixture, whose labels may switch between chains).
     """
     problems = diagnostics.problems()
     if not problems:
         return
-    if tempered:
+    if tempered and not labels:
+        advice = (
+            "The chains started from tempered SMC particles: try a longer warmup, more draws, "
+            "a larger thin, or reparameterizing the model (e.g. non-centered hierarchical "
+            "parameters)"
+        )
+    elif tempered:
         advice = (
             "The chains started from tempered SMC particles: if the model is symmetric in its "
             "labels (a mixture whose components have the same priors), R-hat across chains "

@@ -1103,7 +1103,11 @@ class Sampler:
             # Independent draws from the exact posterior: nothing to diagnose.
             result.diagnostics = Diagnostics(acceptance_rate=1.0)
         elif diagnose:
-            warn_if_untrustworthy(result.diagnostics, tempered=smc is not None)
+            warn_if_untrustworthy(
+                result.diagnostics,
+                tempered=smc is not None,
+                labels=bool(self._model.marginalizations),
+            )
         result.truncation_tail = self._truncation_tails(draws, ran.positions)
         warn_if_truncated(result.truncation_tail, self._truncations())
         return result
@@ -1896,7 +1900,7 @@ class Sampler:
         >>> print(aemix.build_sampler({"Y": N_rv[I_rv]}).explain())
         marginalized:
           I ~ categorical (support size 2), rule 'indexed_mixture': Y = MarginalMixture(I; N)
-        latent (moved by the random walk, 1 unconstrained coordinates):
+        latent (moved by the kernel, 1 unconstrained coordinates):
           Y: shape ()
         observed: none
         kernel: rmh (random walk), auto: 1 coordinate(s), under 20: the random walk compiles faster
@@ -1949,9 +1953,7 @@ class Sampler:
                 "(no kernel, no warm-up)"
             )
         else:
-            lines.append(
-                f"latent (moved by the random walk, {self.dim} unconstrained coordinates):"
-            )
+            lines.append(f"latent (moved by the kernel, {self.dim} unconstrained coordinates):")
         for item, rv in zip(self._density.layout, self._latent_rvs):
             transform = self._transforms[rv]
             how = "" if transform is None else f", sampled through {type(transform).__name__}"
@@ -1966,22 +1968,25 @@ class Sampler:
         if self.dim > 0:
             kernel, why = choose_kernel("auto", self.dim, self._gradient_problem)
             lines.append(f"kernel: {kernel.describe()}, {why}")
-            lines.append(f"loop: {self._loop_description()}")
+            lines.append(f"loop: {self._loop_description(kernel)}")
         return "\n".join(lines)
 
-    def _loop_description(self) -> str:
+    def _loop_description(self, kernel: Kernel | None = None) -> str:
+        """Which loop ``loop="auto"`` runs ``kernel`` (default: the random walk) in, and why."""
         if self.mode not in (None, "FAST_RUN") or not aesara.config.cxx:
             return f"scan (the fused loop needs Aesara's C backend; mode is {self.mode!r})"
+        kernel = kernel or Kernel("rmh")
+        tag = () if kernel.name == "rmh" else (kernel,)
         try:
-            program = self._fused_program()
+            program = self._fused_program(None, kernel)
         except FusedLoopError as exc:
             return f"scan ({exc})"
         # What the lowering alone says, unless the self-check or the compile (at the first
         # `sample`) has refused it since.
         for failure in (
-            self._compiled.get("fused_check"),
-            self._compiled.get(("fused", self._every)),
-            self._compiled.get(("fused", self._kept_names(None))),
+            self._compiled.get(("fused_check", *tag) if tag else "fused_check"),
+            self._compiled.get(("fused", self._every, *tag)),
+            self._compiled.get(("fused", self._kept_names(None), *tag)),
         ):
             if isinstance(failure, FusedLoopError):
                 return f"scan ({failure})"

@@ -257,5 +257,9 @@ def test_auto_takes_hmc_in_many_dimensions_unless_the_density_has_no_gradient():
     beta_rv = srng.normal(0.0, 1.0, size=24, name="beta")
     y_rv = srng.normal(X @ beta_rv, 1.0, name="y")
     sampler = aemix.build_sampler(y_rv, {y_rv: X @ rng.normal(size=24)})
-    line = next(x for x in sampler.explain().splitlines() if x.startswith("kernel:"))
+    text = sampler.explain()
+    line = next(x for x in text.splitlines() if x.startswith("kernel:"))
     assert line.startswith("kernel: hmc") and "auto: 24 unconstrained coordinates" in line
+    # The loop described is HMC's (its step and gradient are too large for the fused loop).
+    assert text.splitlines()[-1].startswith("loop: scan (the model's hmc step"), text
+    assert "moved by the kernel" in text
