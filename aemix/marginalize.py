@@ -1333,6 +1333,14 @@ def read_bernoulli_conditions(
         if not (isinstance(node.op, Elemwise) and isinstance(node.op.scalar_op, Switch)):
             continue
         cond, on_true, on_false = node.inputs
+        # (a scalar condition broadcast against vector branches: the condition itself)
+        while (
+            cond.owner is not None
+            and isinstance(cond.owner.op, DimShuffle)
+            and [o for o in cond.owner.op.new_order if o != "x"]
+            == list(range(cond.owner.inputs[0].ndim))
+        ):
+            cond = cond.owner.inputs[0]
         if cond.owner is None or _is_random(cond):
             continue
         bernoulli = _only_bernoulli_read(cond)

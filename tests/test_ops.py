@@ -189,6 +189,21 @@ def test_a_zero_inflation_whose_condition_is_a_function_of_the_switch_is_exact()
     assert_exact(sampler.logdensity({"p": p, "lam": lam}), ref)
 
 
+def test_a_scalar_switch_condition_on_a_vector_of_counts_is_exact():
+    # One eq(z, 1) for the whole vector (broadcast by the switch): all structural zeros or none.
+    srng = at.random.RandomStream(0)
+    lam_rv = srng.gamma(2.0, 1.0, name="lam")
+    z_rv = srng.bernoulli(0.3, name="z")
+    y_rv = at.switch(at.eq(z_rv, 1), 0, srng.poisson(lam_rv, size=4))
+    for y in (np.array([0, 1, 0, 2]), np.zeros(4, dtype=int)):
+        sampler = aemix.build_sampler({"y": y_rv}, observed={y_rv: y}, mode=FAST)
+        counts = st.poisson(1.5).logpmf(y).sum()
+        ref = st.gamma(2.0).logpdf(1.5) + np.logaddexp(
+            np.log(0.3) + (0.0 if not y.any() else -np.inf), np.log(0.7) + counts
+        )
+        assert_exact(sampler.logdensity({"lam": 1.5}), ref)
+
+
 def test_a_switch_condition_that_is_not_the_bernoulli_is_left_alone():
     # eq(z, 2) is false at both values: not a switch on z (refused as before, not rewritten).
     srng = at.random.RandomStream(0)
