@@ -812,16 +812,30 @@ class _Rewriting:
             n_joint = int(np.prod(shape))
         cost = n_configurations if cost is None else cost
         if cost > budget:
+            names = [_describe(v) for v in scope]
+            if len(names) > 6:
+                names = [*names[:3], "...", *names[-2:], f"({len(scope)} variables)"]
             within = (
                 f" ({n_configurations} of its own, times those of "
-                f"{', '.join(_describe(v) for v in scope)}, summed out after it, which its "
+                f"{', '.join(names)}, summed out after it, which its "
                 "dependents also read)"
                 if scope
                 else ""
             )
+            remedy = "raise `support_budget` to allow it"
+            if cost > 10**9:
+                remedy = (
+                    "no budget allows it: one dependent reads all of them jointly (as a vector "
+                    "emission over a chain's stacked states, normal(mu[stack(states)], s), does); "
+                    "give each element its own random variable (each step's observation drawn "
+                    "from its own state), so that they are summed out one at a time"
+                    if len(scope) > 1
+                    else "no budget allows it: write the model so that each element of the "
+                    "observations reads one element of it"
+                )
             message = (
                 f"summing it out costs {cost} evaluations of its dependents{within}, over the "
-                f"budget of {budget} (raise `support_budget` to allow it)"
+                f"budget of {budget} ({remedy})"
             )
             if on_budget == "raise" or cost > 100 * budget:
                 raise MarginalizationError(name, message)

@@ -5,6 +5,7 @@ from aesara.graph.basic import Apply
 from aesara.graph.op import Op
 from aesara.tensor.random.op import RandomVariable
 
+import aemix
 from aemix.errors import MarginalizationError, VectorizationError
 from aemix.marginalize import is_discrete, marginalize
 from aemix.ops import MarginalMixtureRV
@@ -178,3 +179,18 @@ def test_over_budget_can_warn_instead():
         model = marginalize(outputs, support_budget=1000, on_budget="warn")
     (m,) = model.marginalizations
     assert m.node.inputs[1].data.shape == (2**14, 14)
+
+
+def test_a_vector_emission_over_a_chains_stacked_states_is_refused_with_what_to_write():
+    # One observation reading every state jointly: 2^40 configurations, which no budget allows.
+    srng = at.random.RandomStream(0)
+    transition = at.as_tensor(np.array([[0.9, 0.1], [0.2, 0.8]]))
+    mu = srng.normal(0.0, 3.0, size=2, name="mu")
+    z = srng.categorical(np.array([0.5, 0.5]), name="z0")
+    states = [z]
+    for t in range(1, 40):
+        z = srng.categorical(transition[z], name=f"z{t}")
+        states.append(z)
+    y = srng.normal(mu[at.stack(states)], 1.0, name="y")
+    with pytest.raises(MarginalizationError, match="no budget allows it.*its own random variable"):
+        aemix.build_sampler(y, {y: np.zeros(40)}, mode="FAST_COMPILE")
