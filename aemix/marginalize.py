@@ -459,16 +459,21 @@ class _Rewriting:
         """Each state's children other than the next state, when ``chain`` is a Markov chain the
         forward algorithm can sum out (every state latent with the same ``K`` values, each child
         a random variable that reads one state, nothing else discrete read); else ``None``."""
-        from aemix.markov import constant_length, stack_transitions
+        from aemix.markov import stack_transitions
+        from aemix.relations.markov_chains import state_probabilities, state_values
 
         states = set(chain)
-        k = constant_length(chain[0].owner.inputs[-1])
+        if chain[0].ndim != 0 or chain[0].owner.op.name not in ("categorical", "bernoulli"):
+            return None
+        k = state_values(chain[0])
+        if state_probabilities(chain[0]) is None:
+            return None
         shape = concrete_shape(stack_transitions(transitions))
         if k is None or shape is None or shape[-2:] != (k, k):
             return None
         # (every state is categorical, over the K values of a row: `markov_stepo` says so)
         # The initial vector and the transitions read no discrete latent (they are not summed).
-        for v in (chain[0].owner.inputs[-1], *transitions):
+        for v in (state_probabilities(chain[0]), *transitions):
             if any(is_discrete(r) and r not in self.observed for r in _random_inputs(v)):
                 return None
         emissions, seen = [], set()
@@ -534,7 +539,9 @@ class _Rewriting:
         transition = stack_transitions(transitions)
         k = int(concrete_shape(transition)[-1])
         op = MarkovChainRV(len(chain), k, *(tuple(o[i] for o in outputs) for i in (1, 2, 3)))
-        initial = chain[0].owner.inputs[-1]
+        from aemix.relations.markov_chains import state_probabilities
+
+        initial = state_probabilities(chain[0])
         node = op(initial, transition, *inputs, return_list=True)[0].owner
         self._replace_by_placeholder([old for old, *_ in outputs], node)
         self.chain_states.update(chain)

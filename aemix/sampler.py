@@ -2018,7 +2018,8 @@ def _explain_chain(model: MarginalModel, node) -> list[str]:
     names = [o.name or "?" for o in node.outputs]
     shown = ", ".join(names) if len(names) <= 4 else f"{names[0]}, ..., {names[-1]}"
     return [
-        f"  {first.name}, ..., {last.name} ~ categorical ({op.length} states of {op.n_values} "
+        f"  {first.name}, ..., {last.name} ~ "
+        f"{'/'.join(sorted({s.owner.op.name for s in states}))} ({op.length} states of {op.n_values} "
         f"values, {how} transition matrix), rule 'markov_chain': a Markov chain summed out by "
         f"the forward algorithm, O(T K^2); its {len(names)} emissions {shown} = "
         f"{op}({first.name}..{last.name}; {len(node.inputs[2:]) // 2} emission form(s))",

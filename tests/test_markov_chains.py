@@ -470,10 +470,17 @@ def test_a_markov_switching_autoregression_is_exact(loop):
     np.testing.assert_allclose(sampler.logdensity({"mu": m, "phi": ph}), exact, rtol=1e-10)
 
 
-def test_a_chain_the_rule_does_not_take_builds_in_time_linear_in_its_length():
-    # A Bernoulli first state (the markov_chain rule takes categorical states) is summed by
-    # nested enumeration; its elimination-order search walked every path through the nested
-    # placeholders: 38 s at 12 steps, past 255 s at 13.  Now each node once (3 s at 16).
+def test_a_chain_left_to_nested_enumeration_builds_in_time_linear_in_its_length():
+    # Without the chain rule, the chain is summed by nested enumeration; its elimination-order
+    # search walked every path through the nested placeholders: 38 s at 12 steps, past 255 s
+    # at 13.  Now each node once (3 s at 16).
+    from aemix.relations import RuleRegistry, registry
+
+    rules = RuleRegistry()
+    for name in registry:
+        if registry[name].kind != "chain":
+            rule = registry[name]
+            rules.register(name, rule.relation, kind=rule.kind)
     T = 14
     data = np.random.default_rng(6).poisson(3, size=T)
     transition = np.array([[0.8, 0.2], [0.3, 0.7]])
@@ -484,10 +491,46 @@ def test_a_chain_the_rule_does_not_take_builds_in_time_linear_in_its_length():
     for t in range(1, T):
         z = srng.categorical(at.as_tensor(transition)[z], name=f"z{t}")
         ys.append(srng.poisson(lam[z], name=f"y{t}"))
-    sampler = aemix.build_sampler(ys, {y: data[t] for t, y in enumerate(ys)}, mode="FAST_COMPILE")
+    observed = {y: data[t] for t, y in enumerate(ys)}
+    nested = aemix.build_sampler(ys, observed, rules=rules, mode="FAST_COMPILE")
+    assert "markov_chain" not in nested.explain()
+    # With it, a Bernoulli first state and categorical steps are one chain (forward algorithm).
+    forward = aemix.build_sampler(ys, observed, mode="FAST_COMPILE")
+    assert "bernoulli/categorical (14 states of 2 values" in forward.explain()
     lam_value = np.array([2.0, 5.0])
     emission = st.poisson.logpmf(data[:, None], lam_value[None, :])
     exact = st.gamma.logpdf(lam_value, 2.0, scale=2.0).sum() + logsumexp(
         forward_messages(emission, transition, np.array([0.5, 0.5]))[-1]
     )
-    assert sampler.logdensity({"lam": lam_value}) == pytest.approx(exact, rel=1e-10)
+    for sampler in (nested, forward):
+        assert sampler.logdensity({"lam": lam_value}) == pytest.approx(exact, rel=1e-10)
+
+
+@pytest.mark.parametrize("form", ["row", "switch"])
+def test_a_chain_of_bernoulli_states_is_summed_by_the_forward_algorithm(form):
+    # z_t ~ bernoulli(P[z_{t-1}, 1]) or bernoulli(switch(z_{t-1}, .7, .2)): a two-state chain.
+    T = 30
+    data = np.random.default_rng(7).normal(size=T) * 2 + 1
+    transition = np.array([[0.8, 0.2], [0.3, 0.7]])
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(0.0, 3.0, size=2, name="mu")
+    z = srng.bernoulli(0.4, name="z0")
+    ys = [srng.normal(mu[z], 1.0, name="y0")]
+    for t in range(1, T):
+        p = at.as_tensor(transition)[z, 1] if form == "row" else at.switch(z, 0.7, 0.2)
+        z = srng.bernoulli(p, name=f"z{t}")
+        ys.append(srng.normal(mu[z], 1.0, name=f"y{t}"))
+    sampler = aemix.build_sampler(ys, {y: data[t] for t, y in enumerate(ys)})
+    assert "bernoulli (30 states of 2 values" in sampler.explain()
+    mu_value = np.array([-0.5, 2.0])
+    emission = st.norm.logpdf(data[:, None], mu_value[None, :], 1.0)
+    exact = st.norm.logpdf(mu_value, 0.0, 3.0).sum() + logsumexp(
+        forward_messages(emission, transition, np.array([0.6, 0.4]))[-1]
+    )
+    assert sampler.logdensity({"mu": mu_value}) == pytest.approx(exact, rel=1e-10)
+    result = sampler.sample(20, n_chains=4, seed=0, warmup=50, diagnose=False)
+    # The smoothed marginals at the draws, against forward-backward.
+    probs = result.conditional_probabilities["z7"][0, -1]
+    emission = st.norm.logpdf(data[:, None], result.draws["mu"][0, -1][None, :], 1.0)
+    exact = smoothed_marginals(emission, transition, np.array([0.6, 0.4]))[7]
+    np.testing.assert_allclose(probs, exact, rtol=1e-8)

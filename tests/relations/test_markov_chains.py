@@ -48,14 +48,33 @@ def test_a_step_gives_its_previous_state_and_its_matrix(row, matrix):
     [
         # a first state: its probabilities are no row of a matrix
         srng.categorical(np.array([0.3, 0.7])),
-        # the row is picked by something computed from the state, not the state
-        srng.categorical(at.as_tensor(P)[z0 * 0 + 1]),
-        # the previous variable is no categorical
-        srng.categorical(at.as_tensor(P)[srng.bernoulli(0.5)]),
         # a vector of states
         srng.categorical(at.as_tensor(P)[srng.categorical(np.array([0.5, 0.5]), size=3)]),
+        # a row read from two states
+        srng.categorical(at.as_tensor(P)[z0] * at.as_tensor(P)[srng.bernoulli(0.5)]),
+        # a continuous previous variable
+        srng.bernoulli(at.sigmoid(srng.normal(0.0, 1.0))),
     ],
-    ids=["initial", "computed-index", "bernoulli", "vector"],
+    ids=["initial", "vector", "two-states", "continuous"],
 )
 def test_what_is_not_a_step(state):
     assert step_of(state) == ()
+
+
+@pytest.mark.parametrize(
+    "make, matrix",
+    [
+        # the row picked by something computed from the state: identical rows
+        (lambda: srng.categorical(at.as_tensor(P)[z0 * 0 + 1]), np.stack([P[1], P[1]])),
+        # a Bernoulli state: rows (1 - p(j), p(j))
+        (lambda: srng.bernoulli(at.as_tensor(P)[z0, 1]), P),
+        (lambda: srng.bernoulli(at.switch(z0, 0.7, 0.2)), np.array([[0.8, 0.2], [0.3, 0.7]])),
+        # a categorical state after a Bernoulli one
+        (lambda: srng.categorical(at.as_tensor(P)[srng.bernoulli(0.5, name="b0")]), P),
+    ],
+    ids=["computed-index", "bernoulli-row", "bernoulli-switch", "after-a-bernoulli"],
+)
+def test_any_row_of_the_previous_state_is_a_step_with_its_rows_stacked(make, matrix):
+    ((previous, transition),) = step_of(make())
+    assert previous.ndim == 0 and previous.owner.op.name in ("categorical", "bernoulli")
+    np.testing.assert_allclose(transition.eval(), matrix, rtol=1e-6)
