@@ -130,6 +130,11 @@ __all__ = ["build_sampler", "Sampler", "SampleResult", "SampleSummary"]
 _MAX_INIT_TRIES = 100
 # Chains run by default (see `Sampler.sample`).
 DEFAULT_CHAINS = 32
+# Scalar operations of a log-density and its gradient, per operation of the log-density alone
+# (the seed's mixture: 58 for the random walk's step, 303 for MALA's, which evaluates the
+# density and its gradient twice: about 3 per evaluation); an estimate for refusing a gradient
+# step too large for the fused loop before lowering it.
+GRADIENT_COST = 3
 # The largest thinning ``thin="auto"`` chooses.
 MAX_AUTO_THIN = 25
 
@@ -1753,9 +1758,21 @@ class Sampler:
 
     def _lower_step_for_fused_loop(self, kernel: Kernel | None = None):
         kernel = kernel or Kernel("rmh")
-        return lower_to_scalars(
-            *self._rmh_step_graph(kernel)[:3], max_operations=self._step_budget(kernel)
-        )
+        budget = self._step_budget(kernel)
+        if kernel.uses_gradient:
+            # A gradient step is about GRADIENT_COST times the random walk's per evaluation (the
+            # density and its reverse sweep): refused from that estimate, before building tens of
+            # thousands of scalar nodes (hundreds of MB) only to reach the budget.
+            walk = self._fused_program(None, Kernel("rmh")).step
+            estimate = len(walk.fgraph.apply_nodes) * GRADIENT_COST * kernel.gradient_evaluations()
+            if estimate > budget:
+                raise LoweringError(
+                    f"more than {budget} scalar operations (about {estimate}: "
+                    f"{len(walk.fgraph.apply_nodes)} per log-density in the random walk's step, "
+                    f"{GRADIENT_COST} times that with the gradient, "
+                    f"{kernel.gradient_evaluations()} evaluations per step)"
+                )
+        return lower_to_scalars(*self._rmh_step_graph(kernel)[:3], max_operations=budget)
 
     def _check_lowering(self, kernel: Kernel | None = None) -> bool:
         """Compare the lowered log-density (and, for a gradient kernel, its gradient) with
