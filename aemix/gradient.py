@@ -23,10 +23,10 @@ import aesara
 import aesara.tensor as at
 import numpy as np
 from aesara.graph.basic import Variable, clone_replace, io_toposort
-from aesara.raise_op import CheckAndRaise
 from aesara.tensor.math import Max, max_and_argmax
 
 from aemix.errors import GradientError
+from aemix.logdensity import checks_as_values
 
 __all__ = ["logdensity_and_gradient"]
 
@@ -50,16 +50,13 @@ def logdensity_and_gradient(logdensity: Variable, position: Variable) -> tuple[V
     >>> grad.eval({x: [1.0, 3.0]}).tolist()
     [-1.0, -2.0]
     """
+    # A parameter check that fails (a scale whose exp underflows to 0 in a trajectory that
+    # diverges) makes the density NaN, which the kernel rejects, as the fused loop's lowering of
+    # the check does; raised, it would stop the whole run.
+    (logdensity,), _ = checks_as_values([logdensity], np.nan)
     replacements = {}
     for node in io_toposort([position], [logdensity]):
-        if isinstance(node.op, CheckAndRaise):
-            # A parameter check that fails (a scale whose exp underflows to 0 in a trajectory
-            # that diverges) makes the density NaN, which the kernel rejects, as the fused loop's
-            # lowering of the check does; raised, it would stop the whole run.
-            x, *conditions = node.inputs
-            valid = at.all([at.all(c) for c in conditions]) if conditions else True
-            replacements[node.outputs[0]] = at.switch(valid, x, np.nan)
-        elif isinstance(node.op, Max):
+        if isinstance(node.op, Max):
             (x,) = node.inputs
             axis = tuple(range(x.ndim)) if node.op.axis is None else tuple(node.op.axis)
             replacements[node.outputs[0]] = max_and_argmax(x, axis=list(axis))[0]

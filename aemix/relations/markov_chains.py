@@ -80,16 +80,6 @@ def _general_step(state):
     return prev, at.stack(rows)
 
 
-def _previous_of(state):
-    step = _general_step(state)
-    return None if step is None else step[0]
-
-
-def _transition_of(state):
-    step = _general_step(state)
-    return None if step is None else step[1]
-
-
 def _indexes_axes(op, n: int) -> bool:
     """Whether ``op`` is a `Subtensor` by ``n`` scalar indices (no slices)."""
     return (
@@ -142,8 +132,7 @@ def markov_stepo(state_et, previous_et, transition_et):
         # matrix of its rows at each value of the previous state.
         [
             predicateo(_not_a_matrix_step, state_et),
-            applyo(_previous_of, state_et, previous_et),
-            applyo(_transition_of, state_et, transition_et),
+            applyo(_general_step, state_et, (previous_et, transition_et)),
         ],
     )
 
