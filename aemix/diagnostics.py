@@ -66,6 +66,9 @@ class Diagnostics:
         Indices of chains whose mean log-density is far below the best chains'.
     unchecked
         Why the run could not be diagnosed (too few draws, one chain), or ``None``.
+    divergent, transitions
+        HMC's trajectories after the warm-up that diverged (`aemix.kernels.hmc.DIVERGENCE`), and
+        all its trajectories after the warm-up; both 0 for the other kernels.
     """
 
     rhat: dict[str, np.ndarray] = field(default_factory=dict)
@@ -74,6 +77,8 @@ class Diagnostics:
     acceptance_rate: float = float("nan")
     stuck_chains: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     unchecked: str | None = None
+    divergent: int = 0
+    transitions: int = 0
 
     def problems(self) -> list[str]:
         """Sentences, one per kind of problem found (empty for a trustworthy run)."""
@@ -97,6 +102,13 @@ class Diagnostics:
                 for n in low
             )
             out.append(f"effective sample size below {MIN_ESS} for {low} (smallest {smallest:.0f})")
+        if self.divergent:
+            out.append(
+                f"{self.divergent} of {self.transitions} HMC trajectories after the warm-up "
+                f"diverged ({self.divergent / self.transitions:.2%}: an energy error above "
+                "1000; the chains under-sample a region of high curvature, such as the funnel "
+                "of a centered hierarchical model)"
+            )
         if len(self.stuck_chains):
             out.append(
                 f"{len(self.stuck_chains)} chain(s) stuck far below the others' log-density "
@@ -228,6 +240,11 @@ def warn_if_untrustworthy(
             "Try start='tempered' (chains started from the posterior by tempered SMC, every mode "
             "in proportion), a longer warmup, more draws or chains, a larger thin, or "
             "reparameterizing the model (e.g. non-centered hierarchical parameters)"
+        )
+    if diagnostics.divergent:
+        advice += (
+            "; against divergences: reparameterize (e.g. non-centered), or a larger "
+            "target_acceptance (e.g. 0.95: a smaller step size)"
         )
     warnings.warn(
         "the draws may not represent the posterior: "

@@ -84,7 +84,7 @@ TILE = 256
 MIN_TILES = 8
 _MIN_WIDTH = 32
 # Bump when the generated C code changes: Aesara keys its compile cache on this version.
-_CODE_VERSION = 23
+_CODE_VERSION = 24
 # Kept steps staged per tile before they are copied to the (chain-major) outputs.
 _STAGE_ROWS = 256
 # Seconds between two runs of the signal handlers (with the GIL taken back) inside the loop.
@@ -367,8 +367,9 @@ class FusedRMHLoop(COp):
     program's data, `FusedProgram.data`: a tuple of C-contiguous 1-d arrays of the dtypes and
     lengths the code was generated for, read only), where ``n_kept = n_steps // thin``.
 
-    Outputs: ``position``, ``logdensity`` (final state), ``acceptance_sum``, ``n_accepted``
-    ``(n_chains,)``, ``position_mean``, ``position_m2`` ``(n_chains, dim)`` (moments of the
+    Outputs: ``position``, ``logdensity`` (final state), ``acceptance_sum``, ``n_accepted``,
+    ``n_zero_acceptance`` (the steps whose acceptance probability was exactly 0: HMC's
+    divergences, `aemix.kernels.hmc`) ``(n_chains,)``, ``position_mean``, ``position_m2`` ``(n_chains, dim)`` (moments of the
     positions over the kept steps; zeros unless in ``"warmup"`` mode) and ``record_mean``,
     ``record_m2`` ``(n_chains, n_float + n_int)`` (zeros unless in ``"moments"`` mode).
     """
@@ -398,7 +399,7 @@ class FusedRMHLoop(COp):
         for x, (name, kind) in zip(inputs, INPUTS):
             if kind is not generic and x.ndim != kind[1]:
                 raise TypeError(f"{name} must have {kind[1]} dimensions, got {x.ndim}")
-        outputs = [at.matrix(), at.vector(), at.vector(), at.lvector()]
+        outputs = [at.matrix(), at.vector(), at.vector(), at.lvector(), at.lvector()]
         outputs += [at.matrix(), at.matrix(), at.matrix(), at.matrix()]
         return Apply(self, inputs, outputs)
 
@@ -500,7 +501,7 @@ class FusedRMHLoop(COp):
         ne = p.n_normal or d
         nr = nf + ni
         bitgen, x0, lp0, step_size, scale, n_steps, thin, mode, sink, offset, threads, data = inames
-        x_out, lp_out, acc_out, nacc_out, pmean_out, pm2_out, rmean_out, rm2_out = onames
+        x_out, lp_out, acc_out, nacc_out, nzero_out, pmean_out, pm2_out, rmean_out, rm2_out = onames
         fail = sub["fail"]
         nodes = self._scalar_nodes()
         ncar = p.n_carried
@@ -577,7 +578,8 @@ class FusedRMHLoop(COp):
                     {store}
                     LP[i] = lpn;
                     ACC[i] += accept_prob;
-                    NACC[i] += accepted ? 1 : 0;"""
+                    NACC[i] += accepted ? 1 : 0;
+                    ZEROACC[i] += accept_prob == 0.0 ? 1 : 0;"""
 
         steps = either(
             over_chains(
@@ -610,6 +612,7 @@ class FusedRMHLoop(COp):
             (lp_out, 1, "n_chains", "NPY_FLOAT64"),
             (acc_out, 1, "n_chains", "NPY_FLOAT64"),
             (nacc_out, 1, "n_chains", "NPY_INT64"),
+            (nzero_out, 1, "n_chains", "NPY_INT64"),
             (pmean_out, 2, "n_chains, D", "NPY_FLOAT64"),
             (pm2_out, 2, "n_chains, D", "NPY_FLOAT64"),
         ]
@@ -794,11 +797,12 @@ class FusedRMHLoop(COp):
             run_mode != 1 || n_kept < 1 ? 1 : (n_kept < {_STAGE_ROWS} ? n_kept : {_STAGE_ROWS});
         double* FSTAGE = (double*)malloc(sizeof(double) * TILE * STAGE_ROWS * ({nf} + 1));
         npy_int64* ISTAGE = (npy_int64*)malloc(sizeof(npy_int64) * TILE * STAGE_ROWS * ({ni} + 1));
-        npy_int64* NACC = (npy_int64*)malloc(sizeof(npy_int64) * TILE);
+        npy_int64* NACC = (npy_int64*)malloc(sizeof(npy_int64) * 2 * TILE);
         if (!buffer || !FSTAGE || !ISTAGE || !NACC) {{
             #pragma omp atomic write
             out_of_memory = 1;
         }}
+        npy_int64* ZEROACC = NACC + TILE;
         double* X = buffer;
         double* EPS = X + D * TILE;
         double* PMEAN = EPS + NE * TILE;
@@ -835,6 +839,7 @@ class FusedRMHLoop(COp):
                 LP[i] = *(double*)PyArray_GETPTR1({lp0}, c0 + i);
                 ACC[i] = 0.0;
                 NACC[i] = 0;
+                ZEROACC[i] = 0;
             }}
             {either(initial_carried, "")}
             npy_intp kept = 0;
@@ -893,6 +898,7 @@ class FusedRMHLoop(COp):
                 *(double*)PyArray_GETPTR1({lp_out}, c0 + i) = LP[i];
                 *(double*)PyArray_GETPTR1({acc_out}, c0 + i) = ACC[i];
                 *(npy_int64*)PyArray_GETPTR1({nacc_out}, c0 + i) = NACC[i];
+                *(npy_int64*)PyArray_GETPTR1({nzero_out}, c0 + i) = ZEROACC[i];
                 {tile_out}
             }}
         }}

@@ -255,6 +255,10 @@ class SampleResult:
     warmup_steps
         Warm-up steps run: ``warmup``, or fewer when the proposal settled earlier
         (`aemix.adaptation.warm_up`).
+    n_divergent
+        For HMC, the trajectories of each chain over the kept steps that diverged (an energy
+        error above `aemix.kernels.hmc.DIVERGENCE`), ``(n_chains,)``; ``None`` for the other
+        kernels.  Any divergence makes `Sampler.sample` warn.
     truncation_tail
         For each marginalized count with unbounded support, summed over a finite range
         (`aemix.truncation`): the largest share of its conditional mass beyond the range over the
@@ -270,6 +274,7 @@ class SampleResult:
     loop: str = "scan"
     warmup_steps: int | None = None
     kernel: str = "rmh"
+    n_divergent: np.ndarray | None = None
     _conditionals_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = field(
         default=None, repr=False
     )
@@ -440,7 +445,7 @@ class SampleSummary:
         those named in ``var_names``).
     n_samples
         Kept draws per chain.
-    acceptance_rate, step_size, scale, loop, kernel, warmup_steps
+    acceptance_rate, step_size, scale, loop, kernel, warmup_steps, n_divergent
         As in `SampleResult`.
     truncation_tail
         As in `SampleResult`, over the chains' last states (no draw is kept).
@@ -455,6 +460,7 @@ class SampleSummary:
     loop: str = "scan"
     warmup_steps: int | None = None
     kernel: str = "rmh"
+    n_divergent: np.ndarray | None = None
     diagnostics: Diagnostics | None = field(default=None, repr=False)
     truncation_tail: dict[str, float] = field(default_factory=dict)
 

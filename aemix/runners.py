@@ -44,6 +44,8 @@ class Block:
     logdensities: np.ndarray
     acceptance_sum: np.ndarray
     n_accepted: np.ndarray
+    # steps of acceptance probability exactly 0 (for HMC, its divergences: `aemix.kernels.hmc`)
+    n_zero_acceptance: np.ndarray
     position_mean: np.ndarray
     position_m2: np.ndarray
     record_mean: np.ndarray | None = None
@@ -144,6 +146,7 @@ class ScanRunner(DrawStore):
             logdensities=lps[-1],
             acceptance_sum=probs.sum(axis=0),
             n_accepted=acc.sum(axis=0),
+            n_zero_acceptance=(probs == 0.0).sum(axis=0),
             position_mean=mean,
             position_m2=((kept - mean[:, None]) ** 2).sum(axis=1),
         )
@@ -181,6 +184,7 @@ class ExactRunner(DrawStore):
             logdensities=logdensities,
             acceptance_sum=np.full(n_chains, float(n_steps)),
             n_accepted=np.full(n_chains, n_steps),
+            n_zero_acceptance=np.zeros(n_chains, dtype=np.int64),
             position_mean=np.zeros((n_chains, dim)),
             position_m2=np.zeros((n_chains, dim)),
         )
@@ -377,12 +381,14 @@ def shape_of(var: Variable) -> tuple[int, ...]:
 
 
 class Sampled(NamedTuple):
-    """What `run_sampling` leaves: the chains' last state, their accepted steps, and the kept
-    draws' running moments (empty unless ``summary_only``)."""
+    """What `run_sampling` leaves: the chains' last state, their accepted steps and steps of
+    acceptance probability 0, and the kept draws' running moments (empty unless
+    ``summary_only``)."""
 
     positions: np.ndarray
     logdensities: np.ndarray
     accepted: np.ndarray
+    zero_acceptance: np.ndarray
     moments: Moments
 
 
@@ -400,6 +406,7 @@ def run_sampling(runner, adapted, n_samples, thin, block_size, summary_only, on_
     n_chains = len(positions)
     mode = "moments" if summary_only else "draws"
     accepted = np.zeros(n_chains)
+    zero_acceptance = np.zeros(n_chains, dtype=np.int64)
     moments = Moments()
     if not summary_only:
         runner.allocate(n_chains, n_samples)
@@ -419,9 +426,10 @@ def run_sampling(runner, adapted, n_samples, thin, block_size, summary_only, on_
         )
         positions, logdensities = block.positions, block.logdensities
         accepted += block.n_accepted
+        zero_acceptance += block.n_zero_acceptance
         if summary_only:
             moments.merge(n, block.record_mean, block.record_m2)
         done += n
         if on_block is not None:
             on_block(n * thin)
-    return Sampled(positions, logdensities, accepted, moments)
+    return Sampled(positions, logdensities, accepted, zero_acceptance, moments)

@@ -1070,6 +1070,7 @@ class Sampler:
             loop=runner.name,
             warmup_steps=adapted.steps,
             kernel=runner.kernel.name,
+            n_divergent=ran.zero_acceptance if runner.kernel.name == "hmc" else None,
         )
         if summary_only:
             moments = ran.moments
@@ -1108,6 +1109,9 @@ class Sampler:
             # Independent draws from the exact posterior: nothing to diagnose.
             result.diagnostics = Diagnostics(acceptance_rate=1.0)
         elif diagnose:
+            if result.n_divergent is not None:
+                result.diagnostics.divergent = int(result.n_divergent.sum())
+                result.diagnostics.transitions = n_chains * n_samples * thin
             warn_if_untrustworthy(
                 result.diagnostics,
                 tempered=smc is not None,

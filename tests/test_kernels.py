@@ -263,3 +263,33 @@ def test_auto_takes_hmc_in_many_dimensions_unless_the_density_has_no_gradient():
     # The loop described is HMC's (its step and gradient are too large for the fused loop).
     assert text.splitlines()[-1].startswith("loop: scan (the model's hmc step"), text
     assert "moved by the kernel" in text
+
+
+@pytest.mark.parametrize("loop", ["fused", "scan"])
+def test_hmc_counts_the_divergences_of_a_funnel_and_warns(loop):
+    # Centered eight schools: theta's scale tau spans orders of magnitude (a funnel), and no one
+    # step size follows its neck; the chains under-sample small tau (Stan diverges there too).
+    y = np.array([28.0, 8, -3, 7, -1, 1, 18, 12])
+    sigma = np.array([15.0, 10, 16, 11, 9, 11, 10, 18])
+    srng = aesara.tensor.random.RandomStream(0)
+    mu = srng.normal(0.0, 5.0, name="mu")
+    tau = srng.halfcauchy(0.0, 5.0, name="tau")
+    theta = srng.normal(mu, tau, size=8, name="theta")
+    Y = srng.normal(theta, sigma, name="y")
+    sampler = aemix.build_sampler(Y, {Y: y}, mode=FAST if loop == "scan" else None)
+    with pytest.warns(aemix.ConvergenceWarning, match=r"HMC trajectories after the warm-up"):
+        result = sampler.sample(200, n_chains=16, seed=3, kernel="hmc", loop=loop, warmup=300)
+    assert result.loop == loop
+    assert result.n_divergent.shape == (16,)
+    transitions = result.diagnostics.transitions
+    assert transitions == 16 * 200
+    assert 0 < result.diagnostics.divergent == result.n_divergent.sum() < transitions
+
+
+def test_a_well_conditioned_hmc_run_has_no_divergence():
+    srng = aesara.tensor.random.RandomStream(0)
+    z = srng.normal(np.arange(3.0), [1.0, 2.0, 0.5], name="z")
+    sampler = aemix.build_sampler([z], mode=FAST)
+    result = sampler.sample(100, n_chains=8, seed=4, kernel="hmc", loop="scan", warmup=200)
+    assert result.n_divergent.tolist() == [0] * 8 and result.diagnostics.divergent == 0
+    assert sampler.sample(50, n_chains=4, seed=4, warmup=100, kernel="rmh").n_divergent is None

@@ -16,6 +16,13 @@ a chain: a random step size drawn independently of the state keeps each trajecto
 and volume-preserving, so the mixture of kernels leaves the target invariant.  The end of the
 trajectory is accepted with probability ``min(1, exp(-H(x', p') + H(x, p)))``,
 ``H = -log p(x) + |p|^2 / 2``.
+
+A trajectory whose energy error ``H(end) - H(start)`` exceeds `DIVERGENCE` (Stan's and PyMC's
+threshold), or is not a number, *diverged*: the leapfrog integrator left the level set it should
+follow, typically at a curvature the step size cannot resolve (the neck of a funnel), and the
+chains under-sample that region.  Its acceptance probability is reported as exactly ``0``, and
+that of every other trajectory as at least `SMALLEST_ACCEPTANCE`, so that the loops, which carry
+the acceptance probability only, count the divergences as the steps of acceptance ``0``.
 """
 
 from __future__ import annotations
@@ -39,12 +46,19 @@ __all__ = [
     "default_n_steps",
     "TARGET_ACCEPTANCE",
     "JITTER",
+    "DIVERGENCE",
+    "SMALLEST_ACCEPTANCE",
 ]
 
 # The acceptance the step size is tuned to (the warm-up's cross-chain mean).
 TARGET_ACCEPTANCE = 0.8
 # The step size is drawn uniformly in [h (1 - JITTER), h (1 + JITTER)].
 JITTER = 0.5
+# Energy error above which a trajectory diverged.
+DIVERGENCE = 1000.0
+# The reported acceptance probability of a trajectory that did not diverge is at least this (its
+# energy error may be up to DIVERGENCE, where exp(-error) underflows to 0).
+SMALLEST_ACCEPTANCE = 1e-300
 
 LogDensityAndGradient = Callable[[Variable], tuple[Variable, Variable]]
 
@@ -75,14 +89,18 @@ class HMCInfo(NamedTuple):
     is_accepted
         Whether the trajectory's end was accepted (then the new state is that end).
     acceptance_probability
-        ``min(1, exp(H(start) - H(end)))``; ``0`` for a non-finite end.
+        ``min(1, exp(H(start) - H(end)))``, at least `SMALLEST_ACCEPTANCE`; exactly ``0`` for a
+        divergent trajectory.
     proposal
         The trajectory's end, accepted or not.
+    is_divergent
+        Whether the trajectory diverged (energy error above `DIVERGENCE`, or not a number).
     """
 
     is_accepted: Variable
     acceptance_probability: Variable
     proposal: Variable
+    is_divergent: Variable
 
 
 def default_n_steps(dim: int) -> int:
@@ -165,8 +183,14 @@ def step(
         at.switch(is_accepted, logdensity, state.logdensity),
         at.switch(is_accepted, gradient, state.gradient),
     )
-    acceptance_probability = at.switch(at.isnan(log_ratio), 0.0, at.exp(at.minimum(log_ratio, 0.0)))
-    return new_state, HMCInfo(is_accepted, acceptance_probability, position)
+    # (written so that NaN is divergent: every comparison with it is false)
+    is_divergent = at.invert(at.ge(log_ratio, -DIVERGENCE))
+    acceptance_probability = at.switch(
+        is_divergent,
+        0.0,
+        at.maximum(at.exp(at.minimum(log_ratio, 0.0)), SMALLEST_ACCEPTANCE),
+    )
+    return new_state, HMCInfo(is_accepted, acceptance_probability, position, is_divergent)
 
 
 def _leapfrog_loop(position, p, logdensity, gradient, h, scale, logdensity_and_gradient, n_steps):
