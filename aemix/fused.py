@@ -369,8 +369,9 @@ class FusedRMHLoop(COp):
 
     Outputs: ``position``, ``logdensity`` (final state), ``acceptance_sum``, ``n_accepted``,
     ``n_zero_acceptance`` (the steps whose acceptance probability was exactly 0: HMC's
-    divergences, `aemix.kernels.hmc`) ``(n_chains,)``, ``position_mean``, ``position_m2`` ``(n_chains, dim)`` (moments of the
-    positions over the kept steps; zeros unless in ``"warmup"`` mode) and ``record_mean``,
+    divergences, `aemix.kernels.hmc`) ``(n_chains,)``, ``position_mean``, ``position_m2``
+    ``(n_chains, dim)`` (moments of the positions over the kept steps; zeros unless in
+    ``"warmup"`` mode) and ``record_mean``,
     ``record_m2`` ``(n_chains, n_float + n_int)`` (zeros unless in ``"moments"`` mode).
     """
 

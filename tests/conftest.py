@@ -18,7 +18,7 @@ def pytest_xdist_setupnodes(config, specs):
         # compile time, most of a cold run, and no test reads it; -g0 (after it) leaves it out,
         # and the machine code is the same.
         flags = ",".join(filter(None, [flags, "gcc__cxxflags=-g0"]))
-    for k, spec in enumerate(specs):
+    for spec in specs:
         spec.env["AESARA_FLAGS"] = flags
     if "base_compiledir" in flags:
         return
