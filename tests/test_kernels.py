@@ -265,8 +265,7 @@ def test_auto_takes_hmc_in_many_dimensions_unless_the_density_has_no_gradient():
     assert "moved by the kernel" in text
 
 
-@pytest.mark.parametrize("loop", ["fused", "scan"])
-def test_hmc_counts_the_divergences_of_a_funnel_and_warns(loop):
+def test_hmc_counts_the_divergences_of_a_funnel_and_warns():
     # Centered eight schools: theta's scale tau spans orders of magnitude (a funnel), and no one
     # step size follows its neck; the chains under-sample small tau (Stan diverges there too).
     y = np.array([28.0, 8, -3, 7, -1, 1, 18, 12])
@@ -276,14 +275,31 @@ def test_hmc_counts_the_divergences_of_a_funnel_and_warns(loop):
     tau = srng.halfcauchy(0.0, 5.0, name="tau")
     theta = srng.normal(mu, tau, size=8, name="theta")
     Y = srng.normal(theta, sigma, name="y")
-    sampler = aemix.build_sampler(Y, {Y: y}, mode=FAST if loop == "scan" else None)
+    sampler = aemix.build_sampler(Y, {Y: y}, mode=FAST)
     with pytest.warns(aemix.ConvergenceWarning, match=r"HMC trajectories after the warm-up"):
-        result = sampler.sample(200, n_chains=16, seed=3, kernel="hmc", loop=loop, warmup=300)
-    assert result.loop == loop
+        result = sampler.sample(200, n_chains=16, seed=3, kernel="hmc", loop="scan", warmup=300)
     assert result.n_divergent.shape == (16,)
     transitions = result.diagnostics.transitions
     assert transitions == 16 * 200
     assert 0 < result.diagnostics.divergent == result.n_divergent.sum() < transitions
+
+
+@pytest.mark.parametrize("loop", ["fused", "scan"])
+def test_each_loop_counts_the_divergences_of_a_step_too_large(loop):
+    # A standard normal under leapfrog steps of 10 (jittered in [5, 15]): the integrator is
+    # unstable from a step of 2 on, and three steps blow the energy error far past 1000, so
+    # nearly every trajectory diverges; with no warm-up the step size stays 10.
+    srng = aesara.tensor.random.RandomStream(0)
+    x = srng.normal(0.0, 1.0, name="x")
+    sampler = aemix.build_sampler([x])
+    with pytest.warns(aemix.ConvergenceWarning, match=r"diverged"):
+        result = sampler.sample(
+            50, n_chains=8, seed=5, kernel="hmc", loop=loop, warmup=0, step_size=10.0
+        )
+    assert result.loop == loop
+    assert result.n_divergent.shape == (8,)
+    assert result.n_divergent.sum() > 0.5 * 8 * 50
+    assert result.n_divergent.sum() <= 8 * 50 - result.acceptance_rate.sum() * 50
 
 
 def test_a_well_conditioned_hmc_run_has_no_divergence():
