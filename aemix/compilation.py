@@ -10,7 +10,9 @@ is the mode the user asked for (Aesara's default when none).
 
 from __future__ import annotations
 
+import threading
 import warnings
+from contextlib import contextmanager
 
 import aesara
 import numpy as np
@@ -26,7 +28,7 @@ from aesara.tensor.rewriting.basic import (
 )
 from aesara.tensor.type import DenseTensorType, TensorType
 
-__all__ = ["compile_mode", "PYTHON_FOLDING"]
+__all__ = ["compile_mode", "function", "PYTHON_FOLDING"]
 
 #: The tag of the folding rewrite below, which only aemix's mode includes.
 PYTHON_FOLDING = "aemix_python_constant_folding"
@@ -87,6 +89,37 @@ def compile_mode(mode=None) -> Mode:
     if not isinstance(base, Mode) or not aesara.config.cxx:
         return base
     return base.excluding("topo_constant_folding").including(PYTHON_FOLDING)
+
+
+# Functions being compiled by aemix, in any thread, and the flags before the first of them.
+_DEBUG_INFO = threading.Lock()
+_compiling = [0, ""]
+
+
+@contextmanager
+def _without_debug_info():
+    """Aesara's C compiler flags with ``-g0`` added (it overrides Aesara's ``-g``), while any
+    thread compiles through `function`; the user's flags come back after the last one."""
+    config = aesara.config
+    with _DEBUG_INFO:
+        if _compiling[0] == 0:
+            _compiling[1] = config.gcc__cxxflags
+            if "-g0" not in config.gcc__cxxflags.split():
+                config.gcc__cxxflags = f"{config.gcc__cxxflags} -g0".strip()
+        _compiling[0] += 1
+    try:
+        yield
+    finally:
+        with _DEBUG_INFO:
+            _compiling[0] -= 1
+            if _compiling[0] == 0:
+                config.gcc__cxxflags = _compiling[1]
+
+
+def function(*args, **kwargs):
+    """``aesara.function(*args, **kwargs)``, its C modules compiled without debug information."""
+    with _without_debug_info():
+        return aesara.function(*args, **kwargs)
 
 
 def _type_safe(rewrite):

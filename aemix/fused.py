@@ -63,6 +63,7 @@ from aesara.graph.utils import MethodNotDefined
 from aesara.link.c.op import COp
 from aesara.link.c.type import generic
 
+from aemix.compilation import function as compile_function
 from aemix.scalarize import LoopReduce, ScalarGraph
 
 __all__ = [
@@ -929,6 +930,6 @@ def compile_loop(program: FusedProgram):
         for name, kind in INPUTS
     ]
     outputs = FusedRMHLoop(program)(*inputs)
-    return aesara.function(
+    return compile_function(
         inputs, outputs, mode=aesara.compile.mode.Mode(linker="c", optimizer=None)
     )

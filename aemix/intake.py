@@ -29,6 +29,7 @@ import numpy as np
 from aesara.graph.basic import Constant, Variable, ancestors, graph_inputs
 from aesara.tensor.random.op import RandomVariable
 
+from aemix.compilation import function as compile_function
 from aemix.errors import ModelError, ValuesError
 
 __all__ = [
@@ -311,7 +312,7 @@ def _constant_value(param: Variable) -> np.ndarray | None:
         return np.asarray(param.data)
     if not all(isinstance(r, Constant) for r in graph_inputs([param])):
         return None
-    fn = aesara.function(
+    fn = compile_function(
         [], param, mode=aesara.compile.mode.Mode(linker="py", optimizer="fast_compile")
     )
     return np.asarray(fn())

@@ -54,6 +54,7 @@ from aesara.tensor.subtensor import AdvancedSubtensor, AdvancedSubtensor1
 from aesara.tensor.var import TensorConstant
 from kanren import run, var
 
+from aemix.compilation import function as compile_function
 from aemix.errors import MarginalizationError, ModelError, describe_operation
 from aemix.intake import shared_data
 from aemix.ops import (
@@ -1373,7 +1374,7 @@ def read_bernoulli_conditions(
         try:
             at_zero, at_one = (
                 np.asarray(
-                    aesara.function(
+                    compile_function(
                         [],
                         aesara.clone_replace(
                             cond, {bernoulli: at.as_tensor(np.full(shape, b, "int64"))}

@@ -24,12 +24,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import aesara
 import aesara.tensor as at
 import numpy as np
 from aesara.graph.basic import Variable, ancestors, clone_replace
 from aesara.tensor.random.op import RandomVariable
 
+from aemix.compilation import function as compile_function
 from aemix.diagnostics import Diagnostics
 from aemix.ops import (
     PLACEHOLDER_TYPES,
@@ -153,7 +153,7 @@ def batched_function(inputs: list[Variable], outputs: list[Variable], mode=None)
         at.tensor(v.type.dtype, shape=(None, *v.type.shape), name=v.name) for v in inputs
     ]
     batched = vectorize_graph(outputs, dict(zip(inputs, batched_inputs)))
-    return aesara.function(batched_inputs, batched, on_unused_input="ignore", mode=mode)
+    return compile_function(batched_inputs, batched, on_unused_input="ignore", mode=mode)
 
 
 def evaluate_in_batches(
@@ -200,7 +200,7 @@ def predictive_function(
     new = {singles[v]: (b, True) for v, b in zip(given, batched_inputs)}
     ctx = Batched(batched_inputs[0].shape[0], drawing=True)
     batched = _rebuild(graphs, [*singles.values(), *rng_inputs], new, ctx, draw_per_chain=True)
-    fn = aesara.function(
+    fn = compile_function(
         [*batched_inputs, *rng_inputs], batched, on_unused_input="ignore", mode=mode
     )
     return fn, rng_inputs
@@ -222,7 +222,7 @@ def prior_function(variables: list[Variable], mode=None) -> tuple[Callable, list
     graphs = clone_replace(variables, dict(zip(shared_rngs, rng_inputs)))
     n = at.lscalar("n")
     batched = vectorize_draws(graphs, n)
-    fn = aesara.function([n, *rng_inputs], batched, on_unused_input="ignore", mode=mode)
+    fn = compile_function([n, *rng_inputs], batched, on_unused_input="ignore", mode=mode)
     return fn, rng_inputs
 
 

@@ -40,6 +40,7 @@ from aemix.adaptation import (
     warm_up,
 )
 from aemix.compilation import compile_mode
+from aemix.compilation import function as compile_function
 from aemix.derived import Derived, derived_graphs
 from aemix.diagnostics import (
     ConvergenceWarning,
@@ -356,7 +357,7 @@ class Sampler:
                 return -np.inf  # outside the ordered region
         fn = self._compiled.get("logdensity")
         if fn is None:
-            fn = aesara.function(
+            fn = compile_function(
                 self._density.value_vars,
                 self._density.constrained_logdensity,
                 on_unused_input="ignore",
@@ -462,7 +463,7 @@ class Sampler:
             # takes seconds), with constants folded in Python.
             mode=compile_mode(None),
         )
-        fn = aesara.function(
+        fn = compile_function(
             [X0, LP0, EPS, EXP, step_size_in, scale_in],
             [xs, lps, probs, accepted.astype("int8")],
             mode=self._compile_mode,
@@ -529,7 +530,7 @@ class Sampler:
             # (a point where a parameter check fails has density zero, as in the loops)
             outputs, _ = checks_as_values(outputs, -np.inf)
             batched = vectorize_graph(outputs, {self._density.position: positions})
-            fn = aesara.function(
+            fn = compile_function(
                 [positions], batched, on_unused_input="ignore", mode=self._compile_mode
             )
             self._compiled[name] = fn
@@ -571,7 +572,7 @@ class Sampler:
                     piece = clone_replace(transform.forward(vv, *rv.owner.inputs), parents)
                 pieces.append(at.flatten(piece))
             flat = at.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-            fn = aesara.function(
+            fn = compile_function(
                 value_vars, flat, on_unused_input="ignore", mode=self._compile_mode
             )
             self._compiled["unconstrain"] = fn
@@ -609,7 +610,7 @@ class Sampler:
         for node in aesara.graph.basic.io_toposort([n_chains], [batched]):
             if isinstance(node.op, RandomVariable) and node.inputs[0] in own.values():
                 updates[node.inputs[0]] = node.outputs[0]
-        fn = aesara.function([n_chains], batched, updates=updates, mode=self._compile_mode)
+        fn = compile_function([n_chains], batched, updates=updates, mode=self._compile_mode)
         self._compiled["prior"] = (fn, list(own.values()))
         return self._compiled["prior"]
 
@@ -1311,7 +1312,7 @@ class Sampler:
             # (a Markov chain's states: their smoothed marginals, given no other draw)
             graphs = [at.exp(r.log_probs if r.marginal is None else r.marginal) for r in recovery]
             batched = vectorize_graph(graphs, dict(zip(inputs, batched_inputs)))
-            fn = aesara.function(
+            fn = compile_function(
                 batched_inputs, batched, on_unused_input="ignore", mode=self._compile_mode
             )
             self._compiled["conditionals"] = fn
@@ -1651,7 +1652,7 @@ class Sampler:
             batch = at.matrix("positions", dtype=position.dtype)
             batched_u = [at.tensor("float64", shape=(None, *u.type.shape)) for u in uniforms]
             batched = vectorize_graph(outputs, {position: batch, **dict(zip(uniforms, batched_u))})
-            fn = aesara.function(
+            fn = compile_function(
                 [batch, *batched_u], batched, mode=self._compile_mode, on_unused_input="ignore"
             )
             names = [item.name for item in self._density.layout if item.name in keep]

@@ -41,6 +41,8 @@ from aesara.tensor.elemwise import DimShuffle, Elemwise
 from aesara.tensor.random.op import RandomVariable
 from aesara.tensor.random.var import RandomGeneratorSharedVariable
 
+from aemix.compilation import function as compile_function
+
 __all__ = [
     "Truncation",
     "DEFAULT_TAIL_TOLERANCE",
@@ -166,12 +168,12 @@ def _parameter_draws(rv: Variable, n_draws: int) -> tuple[list[np.ndarray], int]
         v.owner is not None and isinstance(v.owner.op, RandomVariable) for v in ancestors(params)
     )
     if not random:
-        return [np.asarray(v) for v in aesara.function([], params, mode=mode)()], 0
+        return [np.asarray(v) for v in compile_function([], params, mode=mode)()], 0
     rngs = [v for v in ancestors(params) if isinstance(v, RandomGeneratorSharedVariable)]
     own = {r: aesara.shared(np.random.default_rng(k)) for k, r in enumerate(rngs)}
     params = clone_replace(params, own)
     drawn = vectorize_draws(params, at.constant(n_draws, dtype="int64"))
-    return [np.asarray(v) for v in aesara.function([], drawn, mode=mode)()], n_draws
+    return [np.asarray(v) for v in compile_function([], drawn, mode=mode)()], n_draws
 
 
 def _copy_axes(n: Variable, discrete: Variable, ndim: int) -> tuple[int, ...] | None:

@@ -371,3 +371,24 @@ def test_constants_are_folded_in_python_with_the_same_values():
     # The data's expressions were folded to constants: only the product with x is left.
     ops = {type(node.op).__name__ for node in ours.maker.fgraph.toposort()}
     assert "Elemwise" in ops and len(ours.maker.fgraph.apply_nodes) <= 3
+
+
+def test_aemix_compiles_without_debug_information_and_gives_the_flags_back():
+    import threading
+
+    from aemix.compilation import _without_debug_info
+
+    before = aesara.config.gcc__cxxflags
+    seen = []
+
+    def compile_in_a_thread():
+        with _without_debug_info():
+            seen.append(aesara.config.gcc__cxxflags.split())
+
+    with _without_debug_info():
+        assert "-g0" in aesara.config.gcc__cxxflags.split()
+        thread = threading.Thread(target=compile_in_a_thread)
+        thread.start()
+        thread.join()
+    assert seen and "-g0" in seen[0]
+    assert aesara.config.gcc__cxxflags == before
