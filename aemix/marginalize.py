@@ -1355,13 +1355,17 @@ def read_bernoulli_conditions(
         if not (isinstance(node.op, Elemwise) and isinstance(node.op.scalar_op, Switch)):
             continue
         cond, on_true, on_false = node.inputs
-        # (a scalar condition broadcast against vector branches: the condition itself)
+        # A condition whose axes are only rearranged with broadcast ones (``eq(z, 1)[:, None]``,
+        # a scalar's broadcast against vector branches) is that of its input, put in place the
+        # same way: ``z[:, None]``.
+        layouts = []
         while (
             cond.owner is not None
             and isinstance(cond.owner.op, DimShuffle)
             and [o for o in cond.owner.op.new_order if o != "x"]
             == list(range(cond.owner.inputs[0].ndim))
         ):
+            layouts.append(cond.owner.op.new_order)
             cond = cond.owner.inputs[0]
         if cond.owner is None or _is_random(cond):
             continue
@@ -1386,10 +1390,13 @@ def read_bernoulli_conditions(
             )
         except Exception:  # (a condition Aesara cannot evaluate: left alone)
             continue
+        placed = bernoulli
+        for order in reversed(layouts):
+            placed = placed.dimshuffle(*order)
         if not at_zero.any() and at_one.all():
-            new = at.switch(bernoulli, on_true, on_false)
+            new = at.switch(placed, on_true, on_false)
         elif at_zero.all() and not at_one.any():
-            new = at.switch(bernoulli, on_false, on_true)
+            new = at.switch(placed, on_false, on_true)
         else:
             continue
         old = node.outputs[0]

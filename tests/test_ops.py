@@ -204,6 +204,43 @@ def test_a_scalar_switch_condition_on_a_vector_of_counts_is_exact():
         assert_exact(sampler.logdensity({"lam": 1.5}), ref)
 
 
+# (a condition on the rows, and whether it is true where the site is occupied)
+_ROW_CONDITIONS = {
+    "eq(z, 1)[:, None]": (lambda z: at.eq(z, 1)[:, None], True),
+    "gt(z, 0).dimshuffle(0, 'x')": (lambda z: at.gt(z, 0).dimshuffle(0, "x"), True),
+    "(1 - z)[:, None]": (lambda z: (1 - z)[:, None], False),
+}
+
+
+@pytest.mark.parametrize("n_sites, n_visits", [(4, 4), (5, 3), (3, 6)])
+@pytest.mark.parametrize("form", list(_ROW_CONDITIONS))
+def test_an_occupancy_condition_read_per_row_is_each_sites_own(form, n_sites, n_visits):
+    # Site i is occupied (z_i = 1) or not; each of its visits detects with p when occupied.  The
+    # condition, put on the rows by [:, None], was read as z's own layout: with as many sites as
+    # visits it summed the wrong elements silently, otherwise Aesara failed on the shapes.
+    import itertools
+
+    condition, true_when_occupied = _ROW_CONDITIONS[form]
+    y = (np.random.default_rng(n_sites).random((n_sites, n_visits)) < 0.4).astype(int)
+    y[1] = 0
+    srng = at.random.RandomStream(0)
+    psi_rv = srng.beta(1.0, 1.0, name="psi")
+    p_rv = srng.beta(1.0, 1.0, name="p")
+    z_rv = srng.bernoulli(psi_rv, size=n_sites, name="z")
+    branches = (p_rv, 0.0) if true_when_occupied else (0.0, p_rv)
+    y_rv = srng.bernoulli(at.switch(condition(z_rv), *branches), size=(n_sites, n_visits), name="y")
+    sampler = aemix.build_sampler({"y": y_rv}, observed={y_rv: y}, mode=FAST)
+    assert sampler.marginalized == ("z",)
+    psi, p = 0.6, 0.35
+    # By enumeration of every occupancy configuration (2^n_sites), in NumPy.
+    terms = []
+    for config in itertools.product((0, 1), repeat=n_sites):
+        occupied = np.array(config)[:, None]
+        detect = np.where(occupied == 1, p, 0.0) * np.ones((n_sites, n_visits))
+        terms.append(st.bernoulli(psi).logpmf(config).sum() + st.bernoulli(detect).logpmf(y).sum())
+    assert_exact(sampler.logdensity({"psi": psi, "p": p}), np_logsumexp(terms))
+
+
 def test_a_switch_condition_that_is_not_the_bernoulli_is_left_alone():
     # eq(z, 2) is false at both values: not a switch on z (refused as before, not rewritten).
     srng = at.random.RandomStream(0)
