@@ -410,9 +410,16 @@ def n_mixture_posterior(y, lam_max=40.0, n_lam=600, n_p=300, n_max=300):
     lam = (np.arange(n_lam) + 0.5) * lam_max / n_lam
     p = (np.arange(n_p) + 0.5) / n_p
     n = np.arange(n_max)
-    # log prod_j Bin(y_ij; n, p): (n_p, S, n)
-    log_b = st.binom(n[None, None, :, None], p[:, None, None, None]).logpmf(y[None, :, None, :])
-    log_b = log_b.sum(-1)
+    # log prod_j Bin(y_ij; n, p): (n_p, S, n), a few values of p at a time (the (n_p, S, n, J)
+    # array and scipy's temporaries would hold hundreds of MB)
+    log_b = np.concatenate(
+        [
+            st.binom(n[None, None, :, None], chunk[:, None, None, None])
+            .logpmf(y[None, :, None, :])
+            .sum(-1)
+            for chunk in np.array_split(p, 10)
+        ]
+    )
     shift_b = log_b.max(axis=-1, keepdims=True)
     log_pois = st.poisson(lam[:, None]).logpmf(n[None, :])  # (n_lam, n)
     shift_p = log_pois.max(axis=-1, keepdims=True)
