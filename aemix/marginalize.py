@@ -1101,6 +1101,7 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> list | None:
     """
     from aesara.tensor.basic import TensorFromScalar
     from aesara.tensor.math import Dot
+    from aesara.tensor.shape import Reshape
 
     shape = concrete_shape(discrete)
     if shape is None:
@@ -1136,6 +1137,21 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> list | None:
         (where,) = found
         return where if has_axes(out, where) else None
 
+    def unit_axes_moved(x: Variable, out: Variable) -> tuple[int, ...] | None:
+        """Where a reshape that only adds or drops axes of length one (``z.reshape((n, 1))``,
+        ``expand_dims(z, 1)``) puts ``x``'s axes that are ``discrete``'s: its other axes keep
+        their order, so the k-th longer-than-one axis of ``x`` is the k-th of ``out``."""
+        x_shape, out_shape = concrete_shape(x), concrete_shape(out)
+        if x_shape is None or out_shape is None:
+            return None
+        x_long = [a for a, n in enumerate(x_shape) if n != 1]
+        out_long = [b for b, n in enumerate(out_shape) if n != 1]
+        if [x_shape[a] for a in x_long] != [out_shape[b] for b in out_long]:
+            return None
+        if any(x_shape[a] == 1 for a in axes[x]):
+            return None  # (a discrete axis of length one could be any of out's: not followed)
+        return tuple(out_long[x_long.index(a)] for a in axes[x])
+
     def through(node: Apply) -> tuple[int, ...] | None:
         op, inputs = node.op, node.inputs
         dependent = [i for i in inputs if i in axes]
@@ -1169,6 +1185,10 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> list | None:
             if b in axes or a.ndim != 2 or axes[a] != (0,):
                 return None
             return (0,)
+        if isinstance(op, Reshape):
+            if dependent != [inputs[0]]:
+                return None
+            return unit_axes_moved(inputs[0], node.outputs[0])
         if isinstance(op, TensorFromScalar):
             return None
         if isinstance(op, RandomVariable):

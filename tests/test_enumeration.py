@@ -293,6 +293,10 @@ def _indexed(writing: str):
         y = srng.normal((at.as_tensor(COVARIATES) * mu[z]).sum(axis=1), 1.0, name="y")
         return y, DATA_VECTOR, lambda p, k: COVARIATES @ p[k], (N_COMP, N_COL)
     mu = srng.normal(0.0, 3.0, size=N_COMP, name="mu")
+    if writing == "mu[z].reshape((n, 1))":
+        # (each row's mean, made a column by a reshape: row i reads z_i)
+        y = srng.normal(mu[z].reshape((N_OBS, 1)), 1.0, size=(N_OBS, N_COL), name="y")
+        return y, DATA_MATRIX, lambda p, k: p[k], (N_COMP,)
     if writing == "one_hot(z) @ mu":
         one_hot = at.eq(z[:, None], at.arange(N_COMP)[None, :]).astype("float64")
         mean = at.dot(one_hot, mu)
@@ -303,7 +307,15 @@ def _indexed(writing: str):
 
 @pytest.mark.parametrize(
     "writing",
-    ["mu[z]", "mu[z, :]", "mu[:, z].T", "(X * beta[z]).sum(1)", "one_hot(z) @ mu", "take(mu, z)"],
+    [
+        "mu[z]",
+        "mu[z, :]",
+        "mu[:, z].T",
+        "(X * beta[z]).sum(1)",
+        "one_hot(z) @ mu",
+        "take(mu, z)",
+        "mu[z].reshape((n, 1))",
+    ],
 )
 def test_each_way_of_indexing_by_a_membership_is_summed_per_element_and_exactly(writing):
     y_rv, data, loc, shape = _indexed(writing)
