@@ -81,6 +81,7 @@ from aemix.kernels.choice import Kernel, choose_kernel, kernel_step
 from aemix.logdensity import (
     LogDensity,
     OrderedTransform,
+    _tolerant_simplex_checks,
     build_logdensity,
     checks_as_values,
     default_transform,
@@ -1400,6 +1401,8 @@ class Sampler:
                 dict(zip(self._latent_rvs, self._density.value_vars)),
                 self.observed,
             )
+            # (a simplex's sum is checked within rounding, as in the log-density)
+            graphs = dict(zip(graphs, _tolerant_simplex_checks(list(graphs.values()))))
             fn = (
                 batched_function(
                     self._density.value_vars, list(graphs.values()), self._compile_mode

@@ -247,3 +247,9 @@ def test_a_dirichlet_multinomial_has_its_density_and_conjugate_posterior():
     for k in range(3):
         mcse = draws[..., k].std() / np.sqrt(float(az.ess(draws[..., k])))
         assert abs(draws[..., k].mean() - posterior_mean[k]) < 5 * mcse
+    # The pointwise log-likelihood is checked within the same rounding (it raised at draws off
+    # by 2e-16, so that az.loo failed on this model).
+    assert (draws.sum(-1) != 1.0).any()
+    log_lik = result.log_likelihood["y"]
+    exact = np.array([st.multinomial(10, t).logpmf(y) for t in draws.reshape(-1, 3)])
+    np.testing.assert_allclose(log_lik.ravel(), exact, rtol=1e-10)
