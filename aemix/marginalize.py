@@ -1138,9 +1138,11 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> list | None:
         return where if has_axes(out, where) else None
 
     def unit_axes_moved(x: Variable, out: Variable) -> tuple[int, ...] | None:
-        """Where a reshape that only adds or drops axes of length one (``z.reshape((n, 1))``,
-        ``expand_dims(z, 1)``) puts ``x``'s axes that are ``discrete``'s: its other axes keep
-        their order, so the k-th longer-than-one axis of ``x`` is the k-th of ``out``."""
+        """Where a reshape that only adds or drops axes of length one (``z.reshape((n, 1))``)
+        puts ``x``'s axes that are ``discrete``'s: its other axes keep their order, so the k-th
+        longer-than-one axis of ``x`` is the k-th of ``out``.  Both shapes must be constants
+        (``expand_dims``'s target shape, computed from ``x.shape``, is not folded: not
+        followed)."""
         x_shape, out_shape = concrete_shape(x), concrete_shape(out)
         if x_shape is None or out_shape is None:
             return None
