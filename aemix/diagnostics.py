@@ -135,6 +135,10 @@ def _stuck(logdensity: np.ndarray) -> np.ndarray:
 MAX_DIAGNOSED_DRAWS = 200_000
 
 
+#: The name under which the log density's trace is diagnosed when a latent was not kept.
+LOG_DENSITY = "the log density"
+
+
 def diagnose_draws(
     draws: dict[str, np.ndarray], logdensity: np.ndarray, acceptance_rate: np.ndarray
 ) -> Diagnostics:

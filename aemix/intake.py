@@ -251,6 +251,28 @@ def _categories(v, p):
     return (v >= 0) & (v < k) if k is not None else v >= 0
 
 
+def _positive_unless_shape(i: int, shape: float) -> Inside:
+    """Positive values, and 0 too where the constant shape parameter ``p[i]`` is ``shape`` (at 0 the
+    density is finite for that shape only: infinite below it, 0 above it)."""
+
+    def inside(v, p):
+        if not _known(p[i]):
+            return v > 0
+        return (v > 0) | ((v == 0) & (p[i] == shape))
+
+    return inside
+
+
+def _hypergeometric(v, p):
+    if not _known(p[0], p[1], p[2]):
+        return v >= 0
+    return (v >= np.maximum(0, p[2] - p[1])) & (v <= np.minimum(p[2], p[0]))
+
+
+_POSITIVE_UNLESS = (
+    "positive reals: at 0 the density is 0 or infinite, by the parameters (0 is in it only "
+    "where %s)"
+)
 _REAL = "real numbers"
 _RULES: dict[type, _Rule] = {
     arb.NormalRV: _Rule(_REAL, (None, _positive("sigma"))),
@@ -264,12 +286,23 @@ _RULES: dict[type, _Rule] = {
     arb.LogNormalRV: _Rule("positive reals", (None, _positive("sigma")), lambda v, p: v > 0),
     arb.ExponentialRV: _Rule("non-negative reals", (_positive("mu"),), lambda v, p: v >= 0),
     arb.GammaRV: _Rule(
-        "non-negative reals", (_positive("alpha"), _positive("scale")), lambda v, p: v >= 0
+        _POSITIVE_UNLESS % "alpha is 1",
+        (_positive("alpha"), _positive("scale")),
+        _positive_unless_shape(0, 1.0),
+    ),
+    arb.ChiSquareRV: _Rule(
+        _POSITIVE_UNLESS % "df is 2", (_positive("df"),), _positive_unless_shape(0, 2.0)
+    ),
+    # At 0 the Weibull density is 0 or infinite, and aeppl's is not a number where c is 1; the
+    # inverse gamma density is 0 whatever its parameters.
+    arb.WeibullRV: _Rule(
+        "positive reals: at 0 the density is 0 or infinite, by the parameters",
+        (_positive("c"),),
+        lambda v, p: v > 0,
     ),
     arb.InvGammaRV: _Rule(
-        "non-negative reals", (_positive("alpha"), _positive("beta")), lambda v, p: v >= 0
+        "positive reals", (_positive("alpha"), _positive("beta")), lambda v, p: v > 0
     ),
-    arb.WeibullRV: _Rule("non-negative reals", (_positive("c"),), lambda v, p: v >= 0),
     arb.WaldRV: _Rule("positive reals", (_positive("mu"), _positive("scale")), lambda v, p: v > 0),
     arb.ParetoRV: _Rule("values >= m", (_positive("alpha"), _positive("m")), _at_least(1)),
     # Open: at 0 or 1 the beta density is 0 or infinite, as its parameters make it.
@@ -301,6 +334,12 @@ _RULES: dict[type, _Rule] = {
         "non-negative integers", (_positive("n"), _probability("p")), lambda v, p: v >= 0
     ),
     arb.CategoricalRV: _Rule("integers 0..K-1", (_probability("p"),), _categories),
+    arb.HyperGeometricRV: _Rule(
+        "integers max(0, nsample - nbad)..min(nsample, ngood)",
+        (_count("ngood"), _count("nbad"), _count("nsample")),
+        _hypergeometric,
+    ),
+    arb.TriangularRV: _Rule("[left, right]", (None, None, None), _between(0, 2)),
     arb.IntegersRV: _Rule("integers low..high-1", (None, None), _between(0, 1, upper_open=True)),
 }
 # ``_between(-1, 0)`` reads its lower bound from the extra parameter 0 appended by `_Support`.

@@ -404,6 +404,12 @@ class SampleResult:
             "acceptance_rate": np.repeat(self.acceptance_rate[:, None], n_samples, axis=1),
         }
         prior_groups = _prior_groups(prior, self.observed) if prior is not None else {}
+        if dims or coords:
+            shapes = {name: np.shape(value)[2:] for name, value in self.draws.items()}
+            shapes.update({name: np.shape(value) for name, value in self.observed.items()})
+            for group in (posterior_predictive or {}, *(g or {} for g in prior_groups.values())):
+                shapes.update({name: np.shape(value)[2:] for name, value in group.items()})
+            _check_dims(dims or {}, coords or {}, shapes)
         return az.from_dict(
             posterior=posterior,
             sample_stats=sample_stats,
@@ -483,6 +489,52 @@ class SampleSummary:
             between = ((mean - pooled_mean) ** 2).mean(axis=0)
             out[name] = (pooled_mean, within + between)
         return out
+
+
+def _check_dims(
+    dims: Mapping[str, Sequence[str]], coords: Mapping[str, Sequence], shapes: Mapping[str, tuple]
+) -> None:
+    """Refuse ``dims`` and ``coords`` that ArviZ would fail on (with a bare ``KeyError`` or a
+    message about xarray) or apply to nothing, naming the variable and the axis.
+
+    Raises
+    ------
+    ValuesError
+        Naming the variable: not in the result, more names than axes, or a dimension whose
+        coordinates (or whose length in another variable) differ from the axis's length.
+    """
+    from aemix.errors import ValuesError
+
+    lengths: dict[str, tuple[int, str]] = {}
+    for name, names in dims.items():
+        if name not in shapes:
+            raise ValuesError(
+                name,
+                f"dims name a variable this result does not have (its variables: {sorted(shapes)})",
+            )
+        if isinstance(names, str) or not all(isinstance(d, str) for d in names):
+            raise ValuesError(name, f"dims must be a list of dimension names, got {names!r}")
+        shape = shapes[name]
+        if len(names) > len(shape):
+            raise ValuesError(
+                name,
+                f"dims name {len(names)} axes {list(names)}, the variable has {len(shape)} "
+                f"(shape {tuple(shape)}) after the chain and draw axes",
+            )
+        for axis, (dim, length) in enumerate(zip(names, shape)):
+            if dim in coords and len(coords[dim]) != length:
+                raise ValuesError(
+                    name,
+                    f"coords[{dim!r}] has {len(coords[dim])} values, axis {axis} of the variable "
+                    f"({dim!r}) has length {length}",
+                )
+            seen = lengths.setdefault(dim, (length, name))
+            if seen[0] != length:
+                raise ValuesError(
+                    name,
+                    f"dimension {dim!r} has length {length} on axis {axis} of this variable and "
+                    f"{seen[0]} in {seen[1]!r}: one dimension name, one length",
+                )
 
 
 def _prior_groups(prior: Mapping[str, np.ndarray], observed: Mapping[str, np.ndarray]):

@@ -39,10 +39,11 @@ from aemix.adaptation import (
     split_low_rank,
     warm_up,
 )
-from aemix.compilation import compile_mode
+from aemix.compilation import compile_mode, python_mode
 from aemix.compilation import function as compile_function
 from aemix.derived import Derived, derived_graphs
 from aemix.diagnostics import (
+    LOG_DENSITY,
     ConvergenceWarning,
     Diagnostics,
     ModelWarning,
@@ -203,6 +204,7 @@ class Sampler:
         self.mode = mode
         # (what the functions are compiled with: `mode`, constants folded in Python)
         self._compile_mode = compile_mode(mode)
+        self._user_mode = mode
         self._model = model
         self._density = density
         self._latent_rvs = latent_rvs
@@ -358,15 +360,18 @@ class Sampler:
                 return -np.inf  # outside the ordered region
         fn = self._compiled.get("logdensity")
         if fn is None:
+            # (evaluated at a point or a few: run in Python, with nothing to compile)
             fn = compile_function(
                 self._density.value_vars,
                 self._density.constrained_logdensity,
                 on_unused_input="ignore",
-                mode=self._compile_mode,
+                mode=python_mode(self._user_mode),
             )
             self._compiled["logdensity"] = fn
         with self._parameter_checks(ValuesError, "at these values"):
-            return float(fn(*args))
+            # (NumPy warns of a log of 0 in a branch a switch leaves out; the C code is silent)
+            with np.errstate(all="ignore"):
+                return float(fn(*args))
 
     def _check_values(self, values: Mapping[str, Any]) -> list[np.ndarray]:
         if not isinstance(values, Mapping):
@@ -611,7 +616,10 @@ class Sampler:
         for node in aesara.graph.basic.io_toposort([n_chains], [batched]):
             if isinstance(node.op, RandomVariable) and node.inputs[0] in own.values():
                 updates[node.inputs[0]] = node.outputs[0]
-        fn = compile_function([n_chains], batched, updates=updates, mode=self._compile_mode)
+        # (run once per sample(), on a draw per chain: in Python, with nothing to compile)
+        fn = compile_function(
+            [n_chains], batched, updates=updates, mode=python_mode(self._user_mode)
+        )
         self._compiled["prior"] = (fn, list(own.values()))
         return self._compiled["prior"]
 
@@ -627,14 +635,17 @@ class Sampler:
         fn, rngs = self._prior_function()
         for shared_rng in rngs:
             shared_rng.set_value(np.random.default_rng(rng.integers(2**63)), borrow=True)
-        positions = np.array(fn(n_chains), dtype=float).reshape(n_chains, self.dim)
+        with np.errstate(all="ignore"):
+            positions = np.array(fn(n_chains), dtype=float).reshape(n_chains, self.dim)
         for attempt in range(_MAX_INIT_TRIES):
             bad = ~np.isfinite(self._logdensity_batch(positions))
             if not bad.any():
                 return positions
             if attempt == 0:
                 self._warn_if_the_prior_fails_checks(positions[bad], n_chains)
-            positions[bad] = np.asarray(fn(int(bad.sum())), dtype=float).reshape(-1, self.dim)
+            with np.errstate(all="ignore"):
+                redrawn = fn(int(bad.sum()))
+            positions[bad] = np.asarray(redrawn, dtype=float).reshape(-1, self.dim)
         raise InitializationError(
             f"no prior draw with a finite log-density was found for {int(bad.sum())} of {n_chains} "
             f"chains after {_MAX_INIT_TRIES} tries; pass initial_values"
@@ -1082,7 +1093,7 @@ class Sampler:
                 variance[name] = (moments.m2[:, columns] / moments.count).reshape(n_chains, *shape)
             result = SampleSummary(mean=mean, variance=variance, n_samples=n_samples, **common)
             result.diagnostics = diagnose_moments(
-                {n: (mean[n], variance[n]) for n in self.latent if n in mean},
+                {n: (mean[n], variance[n]) for n in self._diagnosed(mean) if n in mean},
                 n_samples,
                 common["acceptance_rate"],
             )
@@ -1103,7 +1114,7 @@ class Sampler:
                 result.tempering = smc
             if diagnose:
                 result.diagnostics = diagnose_draws(
-                    {n: draws[n] for n in self.latent if n in draws},
+                    self._diagnosed(draws, kept_logdensity),
                     kept_logdensity,
                     common["acceptance_rate"],
                 )
@@ -1122,6 +1133,53 @@ class Sampler:
         result.truncation_tail = self._truncation_tails(draws, ran.positions)
         warn_if_truncated(result.truncation_tail, self._truncations())
         return result
+
+    def _diagnosed(
+        self, draws: dict[str, np.ndarray], logdensity: np.ndarray | None = None
+    ) -> dict:
+        """The kept draws that R-hat and ESS are computed on: the latents; where ``var_names``
+        left one out, also the kept derived quantities and the log density (which every latent
+        moves), so that a run keeping only a derived quantity is diagnosed too."""
+        diagnosed = {n: draws[n] for n in self.latent if n in draws}
+        if len(diagnosed) < len(self.latent):
+            diagnosed.update({n: draws[n] for n in self.derived if n in draws})
+            if logdensity is not None:
+                diagnosed[LOG_DENSITY] = logdensity
+        return diagnosed
+
+    def _check_own_result(self, result: SampleResult) -> None:
+        """Refuse a result that this sampler's model and data did not give: its draws would be
+        read as this model's posterior.
+
+        Raises
+        ------
+        ValuesError
+            Naming the observed variable whose data differ, or the variable whose draws do not
+            have this model's shape.
+        """
+        observed = result.observed
+        for name, data in self._observed_data.items():
+            if name not in observed:
+                raise ValuesError(
+                    name,
+                    "this result was sampled from another model (it has no observed data for this "
+                    "variable): use the sampler that drew it",
+                )
+            theirs = np.asarray(observed[name])
+            if theirs.shape != np.shape(data) or not np.array_equal(theirs, data):
+                raise ValuesError(
+                    name,
+                    "this result was sampled given other observed data for this variable: use "
+                    "the sampler that drew it, or sample this one",
+                )
+        shapes = {item.name: item.shape for item in self._density.layout}
+        for name, draws in result.draws.items():
+            if name in shapes and tuple(np.shape(draws)[2:]) != tuple(shapes[name]):
+                raise ValuesError(
+                    name,
+                    f"this result's draws have shape {tuple(np.shape(draws)[2:])} per draw, this "
+                    f"model's variable {tuple(shapes[name])}: the result is another model's",
+                )
 
     def _truncations(self) -> dict[str, Truncation]:
         """The range of each marginalized count with unbounded support, by name."""
@@ -1453,6 +1511,7 @@ class Sampler:
                 f"{type(result).__name__}; a SampleSummary (summary_only=True) keeps moments, no "
                 "draws: sample without summary_only"
             )
+        self._check_own_result(result)
         names = self.latent + self.marginalized
         # Per-observation variables not kept (the default) are drawn here from their
         # conditionals, as the record would have drawn them.
@@ -2437,6 +2496,8 @@ def _latent_shapes(latent_rvs, latent_originals, transforms):
             original if transform is None else transform.forward(original, *original.owner.inputs)
         )
         outs.append(value.shape)
-    fn = aesara.function([], outs, mode=aesara.compile.mode.Mode(linker="py", optimizer="fast_run"))
+    # (in Python, constants folded in Python too: nothing to compile for a shape)
+    python = compile_mode(aesara.compile.mode.Mode(linker="py", optimizer="fast_run"))
+    fn = aesara.function([], outs, mode=python)
     values = [tuple(int(s) for s in v) for v in fn()]
     return values[0::2], values[1::2]

@@ -27,6 +27,19 @@ def pytest_xdist_setupnodes(config, specs):
         spec.env["AESARA_FLAGS"] = ",".join(filter(None, [flags, f"base_compiledir={base}"]))
 
 
+def pytest_configure(config):
+    """The tests' own compiles (references, checks) use aemix's quick compiler flags too; the
+    xdist controller, which runs no test, does not import Aesara."""
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    import aesara
+
+    from aemix.compilation import quick_compile_flags  # (first: aemix quiets Aesara's import)
+
+    if aesara.config.cxx:
+        aesara.config.gcc__cxxflags = quick_compile_flags(aesara.config.gcc__cxxflags)
+
+
 @pytest.fixture(scope="session")
 def seed_sampler():
     """One compiled sampler of the seed's model, shared so the suite compiles its graphs once."""

@@ -87,3 +87,28 @@ def test_diagnose_false_skips_the_diagnostics(seed_sampler):
         result = seed_sampler.sample(20, n_chains=2, seed=0, warmup=0, diagnose=False)
     assert result.diagnostics is None
     assert aemix.ConvergenceWarning is ConvergenceWarning
+
+
+def test_a_run_that_keeps_only_a_derived_quantity_is_diagnosed():
+    """With ``var_names`` naming a derived quantity alone, the run is diagnosed on it and on the
+    log density (which every latent moves): an unconverged run still warns."""
+    import aesara.tensor as at
+
+    from aemix.diagnostics import LOG_DENSITY
+
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(0, 1, size=2, name="mu")
+    y = srng.normal(mu, 1, name="y")
+    sampler = aemix.build_sampler({"y": y, "mu": mu, "theta": 2 * mu}, observed={y: [0.5, 1.0]})
+    short = dict(n_chains=4, seed=0, warmup=0, step_size=0.01, var_names=["theta"])
+    with pytest.warns(ConvergenceWarning, match="effective sample size"):
+        result = sampler.sample(50, **short)
+    assert set(result.draws) == {"theta"}
+    assert set(result.diagnostics.ess_bulk) == {"theta", LOG_DENSITY}
+    with pytest.warns(ConvergenceWarning, match="R-hat"):
+        summary = sampler.sample(50, summary_only=True, **short)
+    assert set(summary.diagnostics.rhat) == {"theta"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        result = sampler.sample(1000, n_chains=16, seed=0, var_names=["theta"])
+    assert result.diagnostics.problems() == []

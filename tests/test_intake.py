@@ -56,6 +56,15 @@ def _support_cases():
         (srng.uniform(-1.0, 2.0, size=3, name="y"), [0.0, 2.5, 0.0], "(1,)", "uniform"),
         (srng.exponential(2.0, size=3, name="y"), [1.0, -0.1, 1.0], "(1,)", "exponential"),
         (srng.gamma(2.0, 1.0, size=3, name="y"), [-1.0, 1.0, 1.0], "(0,)", "gamma"),
+        # (at 0, a gamma, chi-square or Weibull density is 0 or infinite by its shape parameter,
+        # an inverse gamma one 0: a latent shape makes the posterior degenerate or improper)
+        (srng.gamma(p, 1.0, size=3, name="y"), [1.0, 0.0, 1.0], "(1,)", "gamma"),
+        (srng.gamma(2.0, 1.0, size=3, name="y"), [1.0, 0.0, 1.0], "(1,)", "alpha is 1"),
+        (srng.chisquare(p, size=3, name="y"), [0.0, 1.0, 1.0], "(0,)", "chisquare"),
+        (srng.weibull(p, size=3, name="y"), [1.0, 1.0, 0.0], "(2,)", "weibull"),
+        (srng.invgamma(p, 1.0, size=3, name="y"), [1.0, 0.0, 1.0], "(1,)", "invgamma"),
+        (srng.hypergeometric(5, 3, 6, size=3, name="y"), [3, 2, 4], "(1,)", "hypergeometric"),
+        (srng.triangular(0.0, p, 2.0, size=3, name="y"), [1.0, 2.5, 1.0], "(1,)", "triangular"),
         (srng.halfnormal(0.0, 1.0, size=3, name="y"), [1.0, 1.0, -3.0], "(2,)", "halfnormal"),
         (srng.halfcauchy(0.0, 1.0, size=3, name="y"), [1.0, -1.0, 1.0], "(1,)", "halfcauchy"),
         (srng.lognormal(0.0, 1.0, size=3, name="y"), [1.0, 0.0, 1.0], "(1,)", "lognormal"),
@@ -87,6 +96,42 @@ def test_observed_data_on_the_support_boundary_is_accepted():
     d = srng.dirichlet(np.ones(3), name="d")
     sampler = aemix.build_sampler([y, d], {y: [[0, 5], [3, 0]], d: [0.1, 0.2, 0.7]}, mode=FAST)
     assert sampler.latent == ("p",)
+
+
+@pytest.mark.parametrize(
+    "make, data, reference",
+    [
+        # (the density at 0 is finite where the shape makes it so: an exponential's)
+        (
+            lambda s, a: s.gamma(1.0, a, size=3, name="y"),
+            [0.0, 1.0, 2.0],
+            lambda a, y: st.gamma(1.0, scale=1 / a).logpdf(y),  # (Aesara's gamma takes a rate)
+        ),
+        (
+            lambda s, a: s.chisquare(2.0, size=3, name="y"),
+            [0.0, 1.0, 2.0],
+            lambda a, y: st.chi2(2.0).logpdf(y),
+        ),
+        (
+            lambda s, a: s.exponential(a, size=3, name="y"),
+            [0.0, 1.0, 2.0],
+            lambda a, y: st.expon(scale=a).logpdf(y),
+        ),
+        (
+            lambda s, a: s.hypergeometric(5, 3, 6, size=3, name="y"),
+            [3, 5, 4],
+            lambda a, y: st.hypergeom(8, 5, 6).logpmf(y),
+        ),
+    ],
+)
+def test_observed_data_on_a_boundary_with_a_finite_density_is_accepted(make, data, reference):
+    srng = at.random.RandomStream(0)
+    a = srng.exponential(1.0, name="a")
+    y = make(srng, a)
+    sampler = aemix.build_sampler([y, a], {y: np.asarray(data)}, mode=FAST)
+    for value in (0.5, 2.0):
+        expected = st.expon.logpdf(value) + reference(value, np.asarray(data)).sum()
+        np.testing.assert_allclose(sampler.logdensity({"a": value}), expected, rtol=1e-6)
 
 
 def test_observed_count_beyond_the_integer_dtype_is_refused_not_wrapped():

@@ -305,6 +305,22 @@ def test_dims_and_coords_reach_every_group(prior_run):
         assert list(var.coords["school"].values) == ["a", "b", "c"]
 
 
+@pytest.mark.parametrize(
+    "dims, coords, fragment",
+    [
+        ({"K": ["school", "extra"]}, None, r"'K'.*2 axes \['school', 'extra'\].*has 1"),
+        ({"K": ["school"]}, {"school": ["a", "b"]}, r"'K'.*coords\['school'\] has 2 values"),
+        ({"Kay": ["school"]}, None, r"'Kay'.*does not have"),
+        ({"K": "school"}, None, r"'K'.*list of dimension names"),
+        ({"K": ["school"], "mu": ["school"]}, None, r"'mu'.*the variable has 0"),
+    ],
+)
+def test_dims_that_do_not_fit_a_variable_are_refused_by_its_name(prior_run, dims, coords, fragment):
+    _, result = prior_run
+    with pytest.raises(ValuesError, match=fragment):
+        result.to_inference_data(dims=dims, coords=coords)
+
+
 def test_without_dims_an_observed_variable_keeps_one_default_dim_across_groups(prior_run):
     _, result = prior_run
     idata = result.to_inference_data()

@@ -8,6 +8,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 import aemix
+from aemix.errors import ValuesError
 from tests.helpers import every_variable
 
 MIXTURE_Y = np.array([-1.3, -0.8, -1.1, 0.9, 1.4, 1.2, -0.2, 2.0])
@@ -182,6 +183,19 @@ def test_the_posterior_predictive_of_a_conjugate_normal_is_exact():
     np.testing.assert_array_equal(again["y"], predictive["y"])
     other = sampler.posterior_predictive(result, seed=6)
     assert not np.array_equal(other["y"], predictive["y"])
+    # The same model given other data (or another model) refuses this result: its draws are
+    # not that posterior's.
+    srng = at.random.RandomStream(0)
+    mu2 = srng.normal(0.0, 2.0, name="mu")
+    y2 = srng.normal(mu2, 1.0, size=10, name="y")
+    other_data = aemix.build_sampler(y2, observed={y2: y + 1}, mode="FAST_COMPILE")
+    with pytest.raises(ValuesError, match="'y'.*other observed data"):
+        other_data.posterior_predictive(result, seed=0)
+    mu3 = srng.normal(0.0, 2.0, size=2, name="mu")
+    y3 = srng.normal(mu3.sum(), 1.0, size=10, name="y")
+    other_model = aemix.build_sampler(y3, observed={y3: y}, mode="FAST_COMPILE")
+    with pytest.raises(ValuesError, match="'mu'.*another model"):
+        other_model.posterior_predictive(result, seed=0)
 
 
 def test_the_posterior_predictive_follows_the_drawn_memberships(mixture_run):
