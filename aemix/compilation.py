@@ -123,8 +123,10 @@ def precompiled_header(cxxflags: str | None = None) -> str | None:
     precompiled one instead; its own ``#include`` lines then change nothing (the headers guard
     against a second inclusion).  Where GCC finds the precompiled header does not fit a module's
     flags, it reads the header's text: the module is the same, only slower to compile.  The header
-    is kept in Aesara's compile directory under a hash of everything it depends on, built once per
-    machine and flags, and shared by processes (each builds into its own directory and renames it).
+    is kept in Aesara's compile directory (or the directory ``AEMIX_HEADER_DIR`` names) under a
+    hash of everything it depends on, built once per machine and flags, and shared by processes
+    (each builds into its own directory and renames it).  Its path is part of the flags, so of
+    the key of every module compiled with it: processes that share modules share the header.
     """
     import hashlib
     import os
@@ -171,11 +173,12 @@ def precompiled_header(cxxflags: str | None = None) -> str | None:
             _headers[key] = None
             return None
         digest = hashlib.sha256(repr((command, text, version)).encode()).hexdigest()[:16]
-        final = os.path.join(config.compiledir, f"aemix_header_{digest}")
+        directory = os.environ.get("AEMIX_HEADER_DIR") or config.compiledir
+        final = os.path.join(directory, f"aemix_header_{digest}")
         header = os.path.join(final, "aemix_modules.h")
         if not os.path.exists(header + ".gch"):
-            os.makedirs(config.compiledir, exist_ok=True)
-            work = tempfile.mkdtemp(prefix="aemix_header_", dir=config.compiledir)
+            os.makedirs(directory, exist_ok=True)
+            work = tempfile.mkdtemp(prefix="aemix_header_", dir=directory)
             try:
                 source = os.path.join(work, "aemix_modules.h")
                 with open(source, "w") as f:

@@ -414,13 +414,13 @@ def state_conditionals(node: Apply, values, step: int, next_draw: Variable | Non
     every state at once), and its smoothed marginal given the data alone (forward-backward)."""
     terms = chain_terms(node.op, values, *node.inputs)
     with density_build() as build:
-        key = ("markov_chain_betas", terms.alphas)
+        # Every state's smoothed marginal at once, (T, K): a row per state, not a graph each.
+        key = ("markov_chain_smoothed", terms.alphas)
         if key not in build.densities:
             backward = ChainMessages(False, terms.log_transition.ndim == 2)
-            build.densities[key] = backward(
-                terms.log_initial, terms.log_transition, terms.emissions
-            )
-        betas = build.densities[key]
+            betas = backward(terms.log_initial, terms.log_transition, terms.emissions)
+            build.densities[key] = _normalize(terms.alphas + betas, axis=-1)
+        smoothed = build.densities[key]
     alpha = terms.alphas[step]
     log_joint = alpha
     if next_draw is not None:
@@ -429,13 +429,13 @@ def state_conditionals(node: Apply, values, step: int, next_draw: Variable | Non
             into_next = into_next[step]
         # log P_{t+1}[:, z_{t+1}], written as a row of the transpose (one index per chain).
         log_joint = alpha + into_next.T[next_draw]
-    return _normalize(log_joint), _normalize(alpha + betas[step])
+    return _normalize(log_joint), smoothed[step]
 
 
-def _normalize(log_p: Variable) -> Variable:
+def _normalize(log_p: Variable, axis: int = 0) -> Variable:
     from aemix.ops import logsumexp
 
-    return log_p - logsumexp(log_p, axis=0)
+    return log_p - at.shape_padaxis(logsumexp(log_p, axis=axis), axis)
 
 
 # -- the emissions ---------------------------------------------------------------------------------

@@ -2366,6 +2366,7 @@ def build_sampler(
             )
         if is_discrete(rv):
             raise ModelError(rv.name, "a discrete latent variable was left after marginalization")
+    _warn_of_unread_observations(observed_marginal, latent_rvs)
     latent_originals = [marginal_to_original[rv] for rv in latent_rvs]
     names = [rv.name for rv in latent_rvs]
     # Names key the draws and the values: checked now that marginalization has named its outputs.
@@ -2398,6 +2399,22 @@ def build_sampler(
     )
     sampler._shared_data = shared
     return sampler
+
+
+def _warn_of_unread_observations(observed: Mapping[Variable, Any], latent_rvs) -> None:
+    """A `ModelWarning` for each observed variable that no latent variable reaches (e.g. one of
+    another model, passed in ``observed`` by mistake): its density is a constant, so its data say
+    nothing about the model although they are accepted and enter the log density."""
+    latent = set(latent_rvs)
+    for rv in observed:
+        if latent.isdisjoint(ancestors([rv])):
+            warnings.warn(
+                f"observed variable {rv.name!r} depends on no latent variable: its density is a "
+                "constant, and its data say nothing about the model; leave it out of observed, "
+                "or write it with the variables it measures",
+                ModelWarning,
+                stacklevel=user_stacklevel(),
+            )
 
 
 def _observed_value(var: Variable, data, shared: dict[Variable, np.ndarray]):

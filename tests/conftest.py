@@ -22,9 +22,14 @@ def pytest_xdist_setupnodes(config, specs):
         spec.env["AESARA_FLAGS"] = flags
     if "base_compiledir" in flags:
         return
+    root = os.path.join(os.path.expanduser("~"), ".aesara")
     for k, spec in enumerate(specs):
-        base = os.path.join(os.path.expanduser("~"), ".aesara", f"xdist-{k}")
+        base = os.path.join(root, f"xdist-{k}")
         spec.env["AESARA_FLAGS"] = ",".join(filter(None, [flags, f"base_compiledir={base}"]))
+        # One precompiled header for the workers, so that a module has the same flags, key and
+        # name in each, and one worker's compiled module serves the other (`_share_modules`).
+        spec.env.setdefault("AEMIX_HEADER_DIR", os.path.join(root, "xdist-headers"))
+        spec.env.setdefault("AEMIX_SHARED_MODULES", os.path.join(root, "xdist-modules"))
 
 
 def pytest_configure(config):
@@ -38,6 +43,63 @@ def pytest_configure(config):
 
     if aesara.config.cxx:
         aesara.config.gcc__cxxflags = quick_compile_flags(aesara.config.gcc__cxxflags)
+    if os.environ.get("AEMIX_SHARED_MODULES"):
+        _share_modules(os.environ["AEMIX_SHARED_MODULES"])
+
+
+def _share_modules(store: str) -> None:
+    """Let the xdist workers share their compiled C modules, each keeping its own Aesara cache.
+
+    Aesara locks its whole cache while it compiles a module into it, so one cache shared by the
+    workers would compile one module at a time; with a cache each, the modules both need (about
+    a fifth) were compiled twice.  Here a compiled module's library is also kept in ``store``
+    under a hash of everything its compilation reads (its code, whose name is the hash of its
+    key, and its compiler arguments); a worker about to compile the same module copies it
+    instead.  Files enter ``store`` by an atomic rename, so a worker sees a whole library or none.
+    """
+    import hashlib
+    import shutil
+    import tempfile
+
+    from aesara.link.c import cmodule
+
+    original = cmodule.GCC_compiler.compile_str
+    if getattr(original, "shares_modules", False):
+        return
+
+    def compile_str(
+        module_name,
+        src_code,
+        location=None,
+        include_dirs=None,
+        lib_dirs=None,
+        libs=None,
+        preargs=None,
+        py_module=True,
+        hide_symbols=True,
+    ):
+        arguments = (include_dirs, lib_dirs, libs, preargs, py_module, hide_symbols)
+        digest = hashlib.sha256(repr((module_name, src_code, arguments)).encode()).hexdigest()
+        stored = os.path.join(store, f"{digest}.{cmodule.get_lib_extension()}")
+        library = os.path.join(location, f"{module_name}.{cmodule.get_lib_extension()}")
+        if not os.path.exists(stored):
+            module = original(module_name, src_code, location, *arguments)
+            os.makedirs(store, exist_ok=True)
+            descriptor, partial = tempfile.mkstemp(dir=store)
+            os.close(descriptor)
+            shutil.copyfile(library, partial)
+            os.replace(partial, stored)
+            return module
+        with open(os.path.join(location, "mod.cpp"), "w") as source:
+            source.write(src_code)
+        shutil.copyfile(stored, library)
+        if not py_module:
+            return None
+        open(os.path.join(location, "__init__.py"), "w").close()
+        return cmodule.dlimport(library)
+
+    compile_str.shares_modules = True
+    cmodule.GCC_compiler.compile_str = staticmethod(compile_str)
 
 
 @pytest.fixture(scope="session")

@@ -474,3 +474,16 @@ def test_a_nan_in_a_constant_or_shared_array_is_refused_by_the_variable_that_rea
         y = srng.normal(at.dot(data, b), 1.0, name="y")
         with pytest.raises(ModelError, match=r"'y'.*holds NaN at index \(4, 1\)"):
             aemix.build_sampler(y, {y: np.zeros(20)}, mode=FAST)
+
+
+def test_an_observed_variable_no_latent_reaches_is_accepted_with_a_warning():
+    """Data of a variable of another model, passed in ``observed`` by mistake, enter the log
+    density as a constant: accepted (the density is still exact), and said."""
+    srng = at.random.RandomStream(0)
+    mu = srng.normal(0.0, 1.0, name="mu")
+    y = srng.normal(mu, 1.0, name="y")
+    other = at.random.RandomStream(1).normal(0.0, 1.0, name="other")
+    with pytest.warns(aemix.ModelWarning, match="'other' depends on no latent variable"):
+        sampler = aemix.build_sampler([y, mu], {y: 0.3, other: 2.0}, mode=FAST)
+    expected = st.norm.logpdf(0.5) + st.norm.logpdf(0.3, 0.5) + st.norm.logpdf(2.0)
+    np.testing.assert_allclose(sampler.logdensity({"mu": 0.5}), expected, rtol=1e-12)
