@@ -1101,7 +1101,7 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> list | None:
     """
     from aesara.tensor.basic import TensorFromScalar
     from aesara.tensor.math import Dot
-    from aesara.tensor.shape import Reshape
+    from aesara.tensor.shape import Reshape, Shape, Shape_i
 
     shape = concrete_shape(discrete)
     if shape is None:
@@ -1141,8 +1141,7 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> list | None:
         """Where a reshape that only adds or drops axes of length one (``z.reshape((n, 1))``)
         puts ``x``'s axes that are ``discrete``'s: its other axes keep their order, so the k-th
         longer-than-one axis of ``x`` is the k-th of ``out``.  Both shapes must be constants
-        (``expand_dims``'s target shape, computed from ``x.shape``, is not folded: not
-        followed)."""
+        (``expand_dims``'s target, computed from ``x.shape``, folds to one)."""
         x_shape, out_shape = concrete_shape(x), concrete_shape(out)
         if x_shape is None or out_shape is None:
             return None
@@ -1201,6 +1200,8 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> list | None:
     for node in nodes:
         if not any(i in axes for i in node.inputs):
             continue
+        if isinstance(node.op, Shape | Shape_i) and concrete_shape(node.inputs[0]) is not None:
+            continue  # (a constant shape does not depend on the values: ``expand_dims``'s target)
         where = through(node)
         if where is None:
             return None

@@ -297,6 +297,9 @@ def _indexed(writing: str):
         # (each row's mean, made a column by a reshape: row i reads z_i)
         y = srng.normal(mu[z].reshape((N_OBS, 1)), 1.0, size=(N_OBS, N_COL), name="y")
         return y, DATA_MATRIX, lambda p, k: p[k], (N_COMP,)
+    if writing == "expand_dims(mu[z], 1)":
+        y = srng.normal(at.expand_dims(mu[z], 1), 1.0, size=(N_OBS, N_COL), name="y")
+        return y, DATA_MATRIX, lambda p, k: p[k], (N_COMP,)
     if writing == "one_hot(z) @ mu":
         one_hot = at.eq(z[:, None], at.arange(N_COMP)[None, :]).astype("float64")
         mean = at.dot(one_hot, mu)
@@ -315,6 +318,7 @@ def _indexed(writing: str):
         "one_hot(z) @ mu",
         "take(mu, z)",
         "mu[z].reshape((n, 1))",
+        "expand_dims(mu[z], 1)",
     ],
 )
 def test_each_way_of_indexing_by_a_membership_is_summed_per_element_and_exactly(writing):

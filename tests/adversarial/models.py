@@ -23,8 +23,8 @@ import scipy.stats as st
 from hypothesis import strategies as hst
 from scipy.special import logsumexp
 
-NP = SimpleNamespace(switch=np.where, const=np.asarray)
-AT = SimpleNamespace(switch=at.switch, const=at.as_tensor)
+NP = SimpleNamespace(switch=np.where, const=np.asarray, expand_dims=np.expand_dims)
+AT = SimpleNamespace(switch=at.switch, const=at.as_tensor, expand_dims=at.expand_dims)
 
 MU_SD, THETA_SD = 3.0, 2.0
 
@@ -115,6 +115,10 @@ def _mean_rows(e, lib, c):
     return e["mu"][e[c.reads[0]]][:, None] + lib.const(np.array([0.0, 1.5]))
 
 
+def _mean_rows_expanded(e, lib, c):
+    return lib.expand_dims(e["mu"][e[c.reads[0]]], 1) + lib.const(np.array([0.0, 1.5]))
+
+
 def _mean_two(e, lib, c):
     return e["mu"][e[c.reads[0]]] + lib.const(c.const)[e[c.reads[1]]]
 
@@ -136,6 +140,7 @@ PATTERNS = {
     "offset": "theta + c[z]",
     "two": "mu[z1] + c[z2]",
     "rows": "mu[z][:, None] + [0, 1.5]: row i reads z_i",
+    "rows_expanded": "expand_dims(mu[z], 1) + [0, 1.5]: rows, the axis added by a reshape",
     "square": "normal(mu[z], sd, size=(n, n)): broadcast from the right, element (i, j) reads z_j",
     "wide": "normal(mu[z], sd, size=(2, n)): column j reads z_j",
     "latent": "x ~ normal(c[z], s[z]) latent, y ~ normal(x, 1) observed",
@@ -153,6 +158,7 @@ _MEANS = {
     "offset": _mean_offset,
     "two": _mean_two,
     "rows": _mean_rows,
+    "rows_expanded": _mean_rows_expanded,
     "square": _mean_index,
     "wide": _mean_index,
     "latent": _mean_latent,
@@ -395,7 +401,7 @@ def children(draw, name: str, reads: list[Discrete], private: bool) -> Child:
     else:
         patterns = ["index", "sum", "offset", "latent"]
         if z.size is not None:
-            patterns += ["index_reversed", "rows", "square", "wide"]
+            patterns += ["index_reversed", "rows", "rows_expanded", "square", "wide"]
         if z.kind == "bernoulli":
             patterns.append("switch")
         # aemix's indexed-mixture rule takes categorical indices (others are a typed refusal).
@@ -410,7 +416,7 @@ def children(draw, name: str, reads: list[Discrete], private: bool) -> Child:
         const = np.array(draw(hst.lists(_location, min_size=k2, max_size=k2)))
     elif pattern == "sum":
         shape = ()
-    elif pattern == "rows":
+    elif pattern in ("rows", "rows_expanded"):
         shape = (*z.shape, 2)
     elif pattern == "square":
         shape = (*z.shape, *z.shape)
@@ -476,7 +482,8 @@ def models(draw, max_discrete: int = 3) -> ModelSpec:
         [
             max(d.support) + 1
             for c in cs
-            if c.pattern in ("index", "index_reversed", "two", "rows", "square", "wide")
+            if c.pattern
+            in ("index", "index_reversed", "two", "rows", "rows_expanded", "square", "wide")
             for d in ds
             if d.name == c.reads[0]
         ],

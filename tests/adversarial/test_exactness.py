@@ -168,6 +168,11 @@ PATTERN_CASES = {
     "rows of a child read one element each": ModelSpec(
         [_CATEGORICAL], [Child("y0", "rows", ("z0",), 1.1, _DATA3[:, None] + [0.0, 1.0])], 3
     ),
+    "rows read one element each through expand_dims": ModelSpec(
+        [_CATEGORICAL],
+        [Child("y0", "rows_expanded", ("z0",), 1.1, _DATA3[:, None] + [0.0, 1.0])],
+        3,
+    ),
     "a child broadcast from the right": ModelSpec(
         [_BERNOULLI], [Child("y0", "square", ("z0",), 1.1, np.outer(_DATA2, [1.0, -0.5]))], 2
     ),
