@@ -710,7 +710,11 @@ class _Rewriting:
         children = self.children_of(discrete)
         if not children:
             raise MarginalizationError(
-                name, "no random variable depends on it; sample it forward from its prior instead"
+                name,
+                "no random variable depends on it, so the data say nothing about it and there is "
+                "nothing to sum it out of: leave it out of the model, and draw it after sampling "
+                "from its distribution given the draws of its parameters (e.g. "
+                "numpy's rng.binomial(1, result.draws['p']) for bernoulli(p))",
             )
         if support is None:
             truncation = self.truncating.choose(discrete, support_low, children, budget, on_budget)

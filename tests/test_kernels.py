@@ -268,6 +268,7 @@ def test_auto_takes_hmc_in_many_dimensions_unless_the_density_has_no_gradient():
 def test_hmc_counts_the_divergences_of_a_funnel_and_warns():
     # Centered eight schools: theta's scale tau spans orders of magnitude (a funnel), and no one
     # step size follows its neck; the chains under-sample small tau (Stan diverges there too).
+    # 5-9% of the trajectories diverged in runs of 32 chains x 500 draws: about 100 expected here.
     y = np.array([28.0, 8, -3, 7, -1, 1, 18, 12])
     sigma = np.array([15.0, 10, 16, 11, 9, 11, 10, 18])
     srng = aesara.tensor.random.RandomStream(0)
@@ -277,10 +278,10 @@ def test_hmc_counts_the_divergences_of_a_funnel_and_warns():
     Y = srng.normal(theta, sigma, name="y")
     sampler = aemix.build_sampler(Y, {Y: y}, mode=FAST)
     with pytest.warns(aemix.ConvergenceWarning, match=r"HMC trajectories after the warm-up"):
-        result = sampler.sample(200, n_chains=16, seed=3, kernel="hmc", loop="scan", warmup=300)
+        result = sampler.sample(100, n_chains=16, seed=3, kernel="hmc", loop="scan", warmup=200)
     assert result.n_divergent.shape == (16,)
     transitions = result.diagnostics.transitions
-    assert transitions == 16 * 200
+    assert transitions == 16 * 100
     assert 0 < result.diagnostics.divergent == result.n_divergent.sum() < transitions
 
 
