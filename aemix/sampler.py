@@ -2366,7 +2366,6 @@ def build_sampler(
             )
         if is_discrete(rv):
             raise ModelError(rv.name, "a discrete latent variable was left after marginalization")
-    _warn_of_unread_observations(observed_marginal, latent_rvs)
     latent_originals = [marginal_to_original[rv] for rv in latent_rvs]
     names = [rv.name for rv in latent_rvs]
     # Names key the draws and the values: checked now that marginalization has named its outputs.
@@ -2398,20 +2397,35 @@ def build_sampler(
         transforms=transforms,
     )
     sampler._shared_data = shared
+    _warn_of_unread_observations(observed, model_rvs)  # (after every refusal)
     return sampler
 
 
-def _warn_of_unread_observations(observed: Mapping[Variable, Any], latent_rvs) -> None:
-    """A `ModelWarning` for each observed variable that no latent variable reaches (e.g. one of
-    another model, passed in ``observed`` by mistake): its density is a constant, so its data say
-    nothing about the model although they are accepted and enter the log density."""
-    latent = set(latent_rvs)
-    for rv in observed:
-        if latent.isdisjoint(ancestors([rv])):
+def _warn_of_unread_observations(observed, model_rvs: list[Variable]) -> None:
+    """A `ModelWarning` for each observed variable that no unobserved variable is connected to
+    (as an ancestor, a descendant, or through a common child): e.g. one of another model, passed
+    in ``observed`` by mistake.  Its data are accepted and its density enters the log density as
+    a constant, but they say nothing about the model."""
+    rvs = set(model_rvs)
+    root = {rv: rv for rv in model_rvs}
+
+    def find(rv):
+        while root[rv] is not rv:
+            root[rv] = root[root[rv]]
+            rv = root[rv]
+        return rv
+
+    for rv in model_rvs:
+        for parent in ancestors(rv.owner.inputs[3:], blockers=rvs):
+            if parent in rvs:
+                root[find(parent)] = find(rv)
+    reached = {find(rv) for rv in model_rvs if rv not in observed}
+    for var in observed:
+        if var in rvs and find(var) not in reached:
             warnings.warn(
-                f"observed variable {rv.name!r} depends on no latent variable: its density is a "
-                "constant, and its data say nothing about the model; leave it out of observed, "
-                "or write it with the variables it measures",
+                f"observed variable {var.name!r} is connected to no unobserved variable: its "
+                "density is a constant, and its data say nothing about the model; leave it out "
+                "of observed, or write it with the variables it measures",
                 ModelWarning,
                 stacklevel=user_stacklevel(),
             )
