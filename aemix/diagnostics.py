@@ -261,10 +261,12 @@ def warn_if_untrustworthy(
     )
 
 
-def warn_if_truncated(tails: dict[str, float], truncations: dict) -> None:
+def warn_if_truncated(
+    tails: dict[str, float], truncations: dict, where: str = "at some kept draws"
+) -> None:
     """Emit a `TruncationWarning` for each count whose mass beyond its range, at the worst kept
     draw (``tails``, by name), exceeds its tolerance (``truncations``: `aemix.truncation.Truncation`
-    by name)."""
+    by name); ``where`` says at which values (the draws, or `Sampler.logdensity`'s)."""
     for name, tail in tails.items():
         truncation = truncations[name]
         if tail <= truncation.tolerance:
@@ -276,9 +278,9 @@ def warn_if_truncated(tails: dict[str, float], truncations: dict) -> None:
             else f"{tail:.2g} of its conditional mass lies beyond {truncation.bound}"
         )
         warnings.warn(
-            f"{name} was summed over [{truncation.low}, {truncation.bound}], but at some kept "
-            f"draws {beyond} (tolerance {truncation.tolerance:g}), so the density the chains "
-            "targeted is off there; rebuild "
+            f"{name} was summed over [{truncation.low}, {truncation.bound}], but {where} "
+            f"{beyond} (tolerance {truncation.tolerance:g}), so the density is off there; "
+            "rebuild "
             f"with a longer range, e.g. build_sampler(..., count_bounds={{{name!r}: {suggestion}}})"
             + (", and a support_budget above it" if truncation.capped else "")
             + "; result.truncation_tail holds the numbers.",

@@ -371,7 +371,16 @@ class Sampler:
         with self._parameter_checks(ValuesError, "at these values"):
             # (NumPy warns of a log of 0 in a branch a switch leaves out; the C code is silent)
             with np.errstate(all="ignore"):
-                return float(fn(*args))
+                value = float(fn(*args))
+        truncations = self._truncations()
+        if truncations and np.isfinite(value):
+            # A count summed over a range its conditional mass leaves at these values: the
+            # density returned is off, as the chains' would be (`sample` warns of those).
+            position = self._positions_from_values(dict(zip(self.latent, args)), 1)
+            warn_if_truncated(
+                self._truncation_tails(None, position), truncations, where="at these values"
+            )
+        return value
 
     def _check_values(self, values: Mapping[str, Any]) -> list[np.ndarray]:
         if not isinstance(values, Mapping):

@@ -638,8 +638,13 @@ def _batch_check_and_raise(op, node, ctx, x, *conditions):
 
 @batch_node.register(MaxAndArgmax)
 def _batch_max_and_argmax(op, node, ctx, x):
-    x, _ = x
+    x, batched = x
+    if not batched:
+        return [(o, False) for o in op(x)]
     axis = range(x.ndim - 1) if op.axis is None else op.axis
+    if not axis:
+        # Over no axis: ``x`` and index 0 (Aesara's Python implementation fails on no axis).
+        return [(x, True), (at.zeros_like(x, dtype="int64"), True)]
     new_op = MaxAndArgmax([a + 1 for a in axis])
     return [(o, True) for o in new_op(x)]
 

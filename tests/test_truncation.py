@@ -303,3 +303,38 @@ def test_n_mixture_posterior_means_match_quadrature():
         se = sd / np.sqrt(ess)
         assert abs(result.draws[name].mean() - mean) < 5 * se, (name, mean, se)
     assert result.truncation_tail["N"] < 1e-12
+
+
+def test_the_log_density_at_values_a_range_does_not_cover_warns():
+    """``K ~ poisson(2)`` read by ``normal(K, s)`` at data near 40: the range from the prior ends
+    near 23, and at those values the density returned is off: said, as after sampling."""
+    srng = at.random.RandomStream(0)
+    s_rv = srng.halfnormal(0.0, 1.0, name="s")
+    K_rv = srng.poisson(2.0, name="K")
+    y_rv = srng.normal(K_rv, s_rv, size=2, name="y")
+    sampler = aemix.build_sampler([y_rv, s_rv], {y_rv: np.array([40.0, 40.2])}, mode=FAST)
+    with pytest.warns(TruncationWarning, match=r"K was summed over .* but at these values"):
+        sampler.logdensity({"s": 0.5})
+    # Data the range covers: exact, and nothing said.
+    near = aemix.build_sampler([y_rv, s_rv], {y_rv: np.array([1.0, 2.2])}, mode=FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)
+        got = near.logdensity({"s": 0.5})
+    k = np.arange(300)
+    exact = st.halfnorm.logpdf(0.5) + logsumexp(
+        st.poisson(2.0).logpmf(k) + st.norm(k[:, None], 0.5).logpdf([1.0, 2.2]).sum(-1)
+    )
+    assert got == pytest.approx(exact, rel=1e-10)
+
+
+def test_a_scalar_count_samples_in_python_mode_too():
+    # (the range check after the loop reduces a scalar over no axis: Aesara's Python
+    # implementation of that reduction failed)
+    srng = at.random.RandomStream(0)
+    lam_rv = srng.gamma(2.0, 0.5, name="lam")
+    p_rv = srng.beta(2.0, 2.0, name="p")
+    N_rv = srng.poisson(lam_rv, name="N")
+    y_rv = srng.binomial(N_rv, p_rv, size=3, name="y")
+    sampler = aemix.build_sampler(y_rv, {y_rv: np.array([3, 4, 2])}, mode=FAST)
+    result = sampler.sample(20, n_chains=2, seed=0, warmup=20, diagnose=False)
+    assert 0 <= result.truncation_tail["N"] < 1e-12
