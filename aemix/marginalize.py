@@ -1083,6 +1083,35 @@ def concrete_shape(v: Variable) -> tuple[int, ...] | None:
         return None
 
 
+def _paired_index_axes(index: Variable, indices: list, where: tuple[int, ...]):
+    """Where ``index``'s axes ``where`` go in ``array[i_0, ..., index, ...]`` when every index
+    is an integer array (``mus[z, arange(n)]``: element ``j`` reads ``z_j``): NumPy broadcasts
+    the indices and puts their axes first, so ``index``'s axes are the broadcast shape's last
+    ones, if broadcasting keeps their lengths (else ``None``: not followed)."""
+    from aesara.tensor.type import TensorType
+
+    if not all(
+        isinstance(getattr(i, "type", None), TensorType)
+        and i.type.dtype.startswith(("int", "uint"))
+        for i in indices
+    ):
+        return None  # (a slice among them, or a boolean mask)
+    shapes = [concrete_shape(i) for i in indices]
+    if any(shape is None for shape in shapes):
+        return None
+    try:
+        broadcast = np.broadcast_shapes(*shapes)
+    except ValueError:
+        return None
+    own = shapes[indices.index(index)]
+    if own and tuple(broadcast[len(broadcast) - len(own) :]) != tuple(own):
+        return None
+    if any(own[a] == 1 for a in where):
+        return None  # (an axis of length one is broadcast along another's)
+    offset = len(broadcast) - len(own)
+    return tuple(offset + a for a in where)
+
+
 def _elementwise(discrete: Variable, children: list[Apply]) -> list | None:
     """Whether each child element depends on ``discrete`` only through the one element of it
     at its position along some of the child's axes: per child, those axes (``None`` for a
@@ -1182,9 +1211,9 @@ def _elementwise(discrete: Variable, children: list[Apply]) -> list | None:
             (index,) = dependent
             position = indices.index(index)
             others = [i for i in indices if i is not index]
-            if any(not is_full_slice(i) for i in others):
-                return None
-            return tuple(position + a for a in axes[index])
+            if all(is_full_slice(i) for i in others):
+                return tuple(position + a for a in axes[index])
+            return _paired_index_axes(index, indices, axes[index])
         if isinstance(op, Dot):
             a, b = inputs
             if b in axes or a.ndim != 2 or axes[a] != (0,):

@@ -297,6 +297,17 @@ def _indexed(writing: str):
         # (each row's mean, made a column by a reshape: row i reads z_i)
         y = srng.normal(mu[z].reshape((N_OBS, 1)), 1.0, size=(N_OBS, N_COL), name="y")
         return y, DATA_MATRIX, lambda p, k: p[k], (N_COMP,)
+    if writing == "stack(comps)[z, arange(n)]":
+        # (one row per component, one column per observation: observation i takes row z_i)
+        x = COVARIATES[:, 0]
+        comps = at.stack([mu[k] * x for k in range(N_COMP)])
+        y = srng.normal(comps[z, at.arange(N_OBS)], 1.0, name="y")
+        return y, DATA_VECTOR, lambda p, k: p[k] * x, (N_COMP,)
+    if writing == "table[z, group]":
+        table = srng.normal(0.0, 3.0, size=(N_COMP, 3), name="mu")
+        group = np.array([0, 1, 2, 0, 1])
+        y = srng.normal(table[z, at.as_tensor(group)], 1.0, name="y")
+        return y, DATA_VECTOR, lambda p, k: p[k, group], (N_COMP, 3)
     if writing == "expand_dims(mu[z], 1)":
         y = srng.normal(at.expand_dims(mu[z], 1), 1.0, size=(N_OBS, N_COL), name="y")
         return y, DATA_MATRIX, lambda p, k: p[k], (N_COMP,)
@@ -319,6 +330,8 @@ def _indexed(writing: str):
         "take(mu, z)",
         "mu[z].reshape((n, 1))",
         "expand_dims(mu[z], 1)",
+        "stack(comps)[z, arange(n)]",
+        "table[z, group]",
     ],
 )
 def test_each_way_of_indexing_by_a_membership_is_summed_per_element_and_exactly(writing):
@@ -337,7 +350,7 @@ def test_each_way_of_indexing_by_a_membership_is_summed_per_element_and_exactly(
     np.testing.assert_allclose(sampler.logdensity({"mu": params}), exact, rtol=1e-10)
 
 
-@pytest.mark.parametrize("writing", ["mu[:, z].T", "one_hot(z) @ mu"])
+@pytest.mark.parametrize("writing", ["mu[:, z].T", "one_hot(z) @ mu", "table[z, group]"])
 def test_memberships_read_through_a_transpose_or_a_product_are_recovered_exactly(writing):
     y_rv, data, loc, _ = _indexed(writing)
     sampler = aemix.build_sampler(y_rv, observed={y_rv: data}, mode=FAST)
