@@ -204,7 +204,6 @@ class Sampler:
         self.mode = mode
         # (what the functions are compiled with: `mode`, constants folded in Python)
         self._compile_mode = compile_mode(mode)
-        self._user_mode = mode
         self._model = model
         self._density = density
         self._latent_rvs = latent_rvs
@@ -365,7 +364,7 @@ class Sampler:
                 self._density.value_vars,
                 self._density.constrained_logdensity,
                 on_unused_input="ignore",
-                mode=python_mode(self._user_mode),
+                mode=python_mode(self.mode),
             )
             self._compiled["logdensity"] = fn
         with self._parameter_checks(ValuesError, "at these values"):
@@ -376,7 +375,8 @@ class Sampler:
         if truncations and np.isfinite(value):
             # A count summed over a range its conditional mass leaves at these values: the
             # density returned is off, as the chains' would be (`sample` warns of those).
-            position = self._positions_from_values(dict(zip(self.latent, args)), 1)
+            with np.errstate(all="ignore"):
+                position = np.asarray(self._unconstrain_function()(*args), dtype=float)[None]
             warn_if_truncated(
                 self._truncation_tails(None, position), truncations, where="at these values"
             )
@@ -588,7 +588,7 @@ class Sampler:
                 pieces.append(at.flatten(piece))
             flat = at.concatenate(pieces) if len(pieces) > 1 else pieces[0]
             fn = compile_function(
-                value_vars, flat, on_unused_input="ignore", mode=self._compile_mode
+                value_vars, flat, on_unused_input="ignore", mode=python_mode(self.mode)
             )
             self._compiled["unconstrain"] = fn
         return fn
@@ -626,9 +626,7 @@ class Sampler:
             if isinstance(node.op, RandomVariable) and node.inputs[0] in own.values():
                 updates[node.inputs[0]] = node.outputs[0]
         # (run once per sample(), on a draw per chain: in Python, with nothing to compile)
-        fn = compile_function(
-            [n_chains], batched, updates=updates, mode=python_mode(self._user_mode)
-        )
+        fn = compile_function([n_chains], batched, updates=updates, mode=python_mode(self.mode))
         self._compiled["prior"] = (fn, list(own.values()))
         return self._compiled["prior"]
 
@@ -1174,8 +1172,7 @@ class Sampler:
                     "this result was sampled from another model (it has no observed data for this "
                     "variable): use the sampler that drew it",
                 )
-            theirs = np.asarray(observed[name])
-            if theirs.shape != np.shape(data) or not np.array_equal(theirs, data):
+            if not np.array_equal(observed[name], data):
                 raise ValuesError(
                     name,
                     "this result was sampled given other observed data for this variable: use "
@@ -2536,8 +2533,6 @@ def _latent_shapes(latent_rvs, latent_originals, transforms):
             original if transform is None else transform.forward(original, *original.owner.inputs)
         )
         outs.append(value.shape)
-    # (in Python, constants folded in Python too: nothing to compile for a shape)
-    python = compile_mode(aesara.compile.mode.Mode(linker="py", optimizer="fast_run"))
-    fn = aesara.function([], outs, mode=python)
+    fn = aesara.function([], outs, mode=python_mode())  # (nothing to compile for a shape)
     values = [tuple(int(s) for s in v) for v in fn()]
     return values[0::2], values[1::2]
