@@ -34,6 +34,7 @@ import aesara.tensor as at
 import numpy as np
 from aesara.graph.basic import Apply, Constant, Variable
 from aesara.graph.op import Op
+from aesara.link.c.op import COp
 from aesara.tensor.basic import get_scalar_constant_value
 from aesara.tensor.exceptions import NotScalarConstantError
 from aesara.tensor.random.op import RandomVariable
@@ -65,7 +66,113 @@ __all__ = [
 ]
 
 
-class ChainMessages(Op):
+# The recursion in C (`ChainMessages.c_code`): one pass per batch element, reading each input
+# through its strides (an axis of length one is broadcast), the output allocated C-contiguous.
+# Each sum over the previous (forward) or next (backward) state is NumPy's stable logsumexp: the
+# largest term is taken out unless it is infinite, so that every term being -inf gives -inf.
+_MESSAGES_SUPPORT = r"""
+static double aemix_logsumexp_terms(const double *terms, npy_intp n)
+{
+    double top = -INFINITY, sum = 0.0;
+    int nan = 0;
+    for (npy_intp i = 0; i < n; ++i) {
+        if (terms[i] != terms[i]) nan = 1;
+        else if (terms[i] > top) top = terms[i];
+    }
+    if (nan) return NAN;
+    if (!isfinite(top)) top = 0.0;
+    for (npy_intp i = 0; i < n; ++i) sum += exp(terms[i] - top);
+    return log(sum) + top;
+}
+"""
+
+_MESSAGES_CODE = r"""
+{
+    PyArrayObject *ins[3] = {%(initial)s, %(transition)s, %(emissions)s};
+    const int nb = PyArray_NDIM(%(emissions)s) - 2;
+    const int homogeneous = %(homogeneous)d, forward = %(forward)d;
+    const int core[3] = {1, homogeneous ? 2 : 3, 2};
+    npy_intp dims[NPY_MAXDIMS], batch = 1;
+    for (int d = 0; d < nb; ++d) {
+        dims[d] = 1;
+        for (int i = 0; i < 3; ++i) {
+            npy_intp n = PyArray_DIMS(ins[i])[d];
+            if (n == 1) continue;
+            if (dims[d] != 1 && dims[d] != n) {
+                PyErr_SetString(PyExc_ValueError, "Markov chain messages: batch shapes do not broadcast");
+                %(fail)s
+            }
+            dims[d] = n;
+        }
+        batch *= dims[d];
+    }
+    const npy_intp T = PyArray_DIMS(%(emissions)s)[nb], K = PyArray_DIMS(%(emissions)s)[nb + 1];
+    if (PyArray_DIMS(%(initial)s)[nb] != K
+        || PyArray_DIMS(%(transition)s)[nb + core[1] - 2] != K
+        || PyArray_DIMS(%(transition)s)[nb + core[1] - 1] != K
+        || (!homogeneous && T > 0 && PyArray_DIMS(%(transition)s)[nb] != T - 1)) {
+        PyErr_SetString(PyExc_ValueError, "Markov chain messages: inconsistent numbers of states or steps");
+        %(fail)s
+    }
+    dims[nb] = T;
+    dims[nb + 1] = K;
+    int fresh = %(out)s == NULL || !PyArray_IS_C_CONTIGUOUS(%(out)s) || PyArray_NDIM(%(out)s) != nb + 2;
+    for (int d = 0; !fresh && d < nb + 2; ++d) fresh = PyArray_DIMS(%(out)s)[d] != dims[d];
+    if (fresh) {
+        Py_XDECREF(%(out)s);
+        %(out)s = (PyArrayObject *)PyArray_EMPTY(nb + 2, dims, NPY_FLOAT64, 0);
+        if (%(out)s == NULL) { %(fail)s }
+    }
+    double *terms = (double *)malloc(sizeof(double) * (K > 0 ? K : 1));
+    if (terms == NULL) { PyErr_NoMemory(); %(fail)s }
+    const npy_intp *s0 = PyArray_STRIDES(%(initial)s), *s1 = PyArray_STRIDES(%(transition)s),
+                   *s2 = PyArray_STRIDES(%(emissions)s);
+    const npy_intp li_k = s0[nb] / 8, lt_t = homogeneous ? 0 : s1[nb] / 8,
+                   lt_j = s1[nb + core[1] - 2] / 8, lt_k = s1[nb + core[1] - 1] / 8,
+                   em_t = s2[nb] / 8, em_k = s2[nb + 1] / 8;
+    for (npy_intp b = 0; b < batch; ++b) {
+        char *p0 = PyArray_BYTES(%(initial)s), *p1 = PyArray_BYTES(%(transition)s),
+             *p2 = PyArray_BYTES(%(emissions)s);
+        npy_intp rest = b;
+        for (int d = nb - 1; d >= 0; --d) {
+            npy_intp at = rest %% dims[d];
+            rest /= dims[d];
+            if (PyArray_DIMS(%(initial)s)[d] != 1) p0 += at * s0[d];
+            if (PyArray_DIMS(%(transition)s)[d] != 1) p1 += at * s1[d];
+            if (PyArray_DIMS(%(emissions)s)[d] != 1) p2 += at * s2[d];
+        }
+        const double *li = (const double *)p0, *lt = (const double *)p1, *em = (const double *)p2;
+        double *o = (double *)PyArray_DATA(%(out)s) + b * T * K;
+        if (T == 0) continue;
+        if (forward) {
+            for (npy_intp k = 0; k < K; ++k) o[k] = li[k * li_k] + em[k * em_k];
+            for (npy_intp t = 1; t < T; ++t) {
+                const double *L = lt + (t - 1) * lt_t;
+                for (npy_intp k = 0; k < K; ++k) {
+                    for (npy_intp j = 0; j < K; ++j)
+                        terms[j] = o[(t - 1) * K + j] + L[j * lt_j + k * lt_k];
+                    o[t * K + k] = aemix_logsumexp_terms(terms, K) + em[t * em_t + k * em_k];
+                }
+            }
+        } else {
+            for (npy_intp k = 0; k < K; ++k) o[(T - 1) * K + k] = 0.0;
+            for (npy_intp t = T - 2; t >= 0; --t) {
+                const double *L = lt + t * lt_t;  /* L_{t+1} */
+                for (npy_intp j = 0; j < K; ++j) {
+                    for (npy_intp k = 0; k < K; ++k)
+                        terms[k] = L[j * lt_j + k * lt_k] + em[(t + 1) * em_t + k * em_k]
+                                   + o[(t + 1) * K + k];
+                    o[t * K + j] = aemix_logsumexp_terms(terms, K);
+                }
+            }
+        }
+    }
+    free(terms);
+}
+"""
+
+
+class ChainMessages(COp):
     """Log-space forward (``alpha``) or backward (``beta``) messages of a Markov chain.
 
     Inputs ``(log_initial, log_transition, emissions)`` of shapes ``(*B, K)``, ``(*B, K, K)``
@@ -112,7 +219,9 @@ class ChainMessages(Op):
             return log_transition if self.homogeneous else log_transition[..., t - 1, :, :]
 
         with np.errstate(divide="ignore", invalid="ignore"):
-            if self.forward:
+            if n_steps == 0:
+                pass  # (no step: no message)
+            elif self.forward:
                 alpha = log_initial + emissions[..., 0, :]
                 out[..., 0, :] = alpha
                 for t in range(1, n_steps):
@@ -127,6 +236,27 @@ class ChainMessages(Op):
                     beta = _logsumexp(transition(t + 1) + ahead, -1)
                     out[..., t, :] = beta
         outputs[0][0] = out
+
+    def c_support_code(self, **kwargs):
+        return _MESSAGES_SUPPORT
+
+    def c_headers(self, **kwargs):
+        return ["<math.h>", "<stdlib.h>"]
+
+    def c_code(self, node, name, inames, onames, sub):
+        initial, transition, emissions = inames
+        return _MESSAGES_CODE % dict(
+            initial=initial,
+            transition=transition,
+            emissions=emissions,
+            out=onames[0],
+            homogeneous=int(self.homogeneous),
+            forward=int(self.forward),
+            fail=sub["fail"],
+        )
+
+    def c_code_cache_version(self):
+        return (1,)
 
     def infer_shape(self, fgraph, node, shapes):
         n_batch = node.outputs[0].ndim - 2

@@ -161,6 +161,7 @@ def main(argv=None):
     fig.savefig(args.out, dpi=100)
     plt.close(fig)  # (pyplot keeps every open figure alive)
     print(f"wrote {args.out}")
+    return result
 
 
 if __name__ == "__main__":

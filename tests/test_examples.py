@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import arviz as az
@@ -87,26 +89,6 @@ def test_coal_counts_are_the_binned_dates_of_boot_coal():
     np.testing.assert_array_equal(counts, binned)
 
 
-# -- the scripts run end to end --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "name, args",
-    [
-        ("old_faithful", ["--chains", "4", "--samples", "20", "--warmup", "50", "--thin", "1"]),
-        ("coal_mining", ["--chains", "4", "--samples", "20", "--warmup", "50"]),
-        ("zero_inflated_poisson", ["--chains", "4", "--samples", "20", "--warmup", "50"]),
-        # (the HMM's script runs in `hmm_run`, at the size its posterior test needs)
-    ],
-)
-def test_example_script_runs(name, args, tmp_path, capsys):
-    out = tmp_path / f"{name}.png"
-    load_example(name).main([*args, "--seed", "1", "--out", str(out)])
-    text = capsys.readouterr().out
-    assert "marginalized:" in text and "acceptance rate" in text and f"wrote {out}" in text
-    assert out.stat().st_size > 10_000
-
-
 # -- exact densities ---------------------------------------------------------------------------------
 
 
@@ -139,48 +121,61 @@ def _samples(n: int) -> int:
     return max(n // 4, int(n * stat_scale()))
 
 
-@pytest.fixture
-def faithful_run():
-    of = load_example("old_faithful")
-    y = of.load_eruptions()
-    settings = dict(of.SETTINGS, n_samples=_samples(of.SETTINGS["n_samples"]))
-    result = of.build(y).sample(seed=101, **settings)
-    return of, y, result
-
-
-@pytest.fixture
-def coal_run():
-    cm = load_example("coal_mining")
-    _, counts = cm.load_counts()
-    settings = dict(cm.SETTINGS, n_samples=_samples(cm.SETTINGS["n_samples"]))
-    result = cm.build(counts).sample(seed=102, **settings)
-    return cm, counts, result
-
-
-@pytest.fixture
-def zip_run():
-    zp = load_example("zero_inflated_poisson")
-    y, z = zp.simulate(seed=0)
-    settings = dict(zp.SETTINGS, n_samples=_samples(zp.SETTINGS["n_samples"]))
-    result = zp.build(y).sample(seed=103, **settings)
-    return zp, y, result
-
-
-@pytest.fixture
-def hmm_run(tmp_path, capsys):
-    """The HMM example's script, run end to end at its own settings (fewer draws in CI): one
-    compilation of the model serves the script's test and the posterior's."""
-    hm = load_example("hmm")
-    _, counts = hm.load_counts()
-    settings = dict(hm.SETTINGS, n_samples=_samples(hm.SETTINGS["n_samples"]))
-    out = tmp_path / "hmm.png"
-    args = ["--chains", settings["n_chains"], "--samples", settings["n_samples"]]
-    args += ["--warmup", settings["warmup"], "--thin", settings["thin"], "--seed", 106]
-    result = hm.main([*map(str, args), "--out", str(out)])
-    text = capsys.readouterr().out
+def _run_script(name, tmp_path_factory, settings, seed, **extra):
+    """Run example ``name``'s script end to end at ``settings`` (`SETTINGS`, fewer draws in CI)
+    and check what it prints and writes; its result is the one the posterior tests read, so
+    each model is compiled and sampled once (module scope)."""
+    out = tmp_path_factory.mktemp(name) / f"{name}.png"
+    args = ["--chains", settings["n_chains"], "--samples", _samples(settings["n_samples"])]
+    args += ["--warmup", settings["warmup"], "--seed", seed]
+    args += [item for key, value in extra.items() for item in (f"--{key}", value)]
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        result = load_example(name).main([*map(str, args), "--out", str(out)])
+    text = text.getvalue()
     assert "marginalized:" in text and "acceptance rate" in text and f"wrote {out}" in text
     assert out.stat().st_size > 10_000
+    return result
+
+
+@pytest.fixture(scope="module")
+def faithful_run(tmp_path_factory):
+    of = load_example("old_faithful")
+    settings = of.SETTINGS
+    result = _run_script("old_faithful", tmp_path_factory, settings, 101, thin=settings["thin"])
+    return of, of.load_eruptions(), result
+
+
+@pytest.fixture(scope="module")
+def coal_run(tmp_path_factory):
+    cm = load_example("coal_mining")
+    _, counts = cm.load_counts()
+    return cm, counts, _run_script("coal_mining", tmp_path_factory, cm.SETTINGS, 102)
+
+
+@pytest.fixture(scope="module")
+def zip_run(tmp_path_factory):
+    zp = load_example("zero_inflated_poisson")
+    # (the script's seed seeds its simulated data and the sampler)
+    y, _ = zp.simulate(seed=103)
+    return zp, y, _run_script("zero_inflated_poisson", tmp_path_factory, zp.SETTINGS, 103)
+
+
+@pytest.fixture(scope="module")
+def hmm_run(tmp_path_factory):
+    hm = load_example("hmm")
+    _, counts = hm.load_counts()
+    settings = hm.SETTINGS
+    result = _run_script("hmm", tmp_path_factory, settings, 106, thin=settings["thin"])
     return hm, counts, result
+
+
+@pytest.mark.parametrize("run", ["faithful_run", "coal_run", "zip_run", "hmm_run"])
+def test_example_script_runs(run, request):
+    """Each example's script runs end to end, prints its summary and writes its figure (the
+    checks are in `_run_script`; the run is the one the posterior tests below read)."""
+    _, _, result = request.getfixturevalue(run)
+    assert np.all(np.isfinite(result.acceptance_rate))
 
 
 # -- posteriors against independent references ------------------------------------------------------

@@ -88,6 +88,55 @@ def test_messages_broadcast_leading_axes_and_batch_over_chains():
         np.testing.assert_allclose(got[b], numpy_backward(log_transition, batch[b]))
 
 
+@pytest.mark.parametrize("forward", [True, False])
+@pytest.mark.parametrize("homogeneous", [True, False])
+def test_the_c_recursion_is_the_python_one(forward, homogeneous):
+    """The C implementation against the Python one (and NumPy's recursions): batch axes
+    broadcast from either input, inputs read through reversed and transposed strides, impossible
+    moves (-inf), a NaN that propagates, one state, one step and none."""
+    rng = np.random.default_rng(3)
+    c_mode = aesara.compile.mode.Mode(linker="c", optimizer=None)
+    py_mode = aesara.compile.mode.Mode(linker="py", optimizer=None)
+    cases = []
+    for n_steps, k in [(6, 3), (1, 2), (4, 1), (0, 2)]:
+        shape = (k, k) if homogeneous else (max(n_steps - 1, 0), k, k)
+        with np.errstate(divide="ignore"):
+            log_transition = np.log(rng.dirichlet(np.ones(k), size=shape[:-1]))
+        cases.append(
+            (
+                rng.normal(size=(2, 1, k)),
+                log_transition[None, None],
+                rng.normal(size=(1, 3, n_steps, k)) * 3,
+            )
+        )
+    initial, transition, emissions = (x.copy() for x in cases[0])
+    transition[..., 0, 1] = -np.inf
+    emissions[0, 1, 2, :] = -np.inf  # no state can emit this value: every later message -inf
+    emissions[0, 2, 3, 1] = np.nan
+    # (a reversed and a transposed view: strides the C code must follow)
+    cases.append((initial, transition, emissions[..., ::-1, :]))
+    cases.append((initial[..., ::-1], np.swapaxes(transition, -1, -2), emissions))
+    for inputs in cases:
+        variables = [at.tensor("float64", shape=(None,) * x.ndim) for x in inputs]
+        out = ChainMessages(forward, homogeneous)(*variables)
+        c_out = aesara.function(variables, out, mode=c_mode)(*inputs)
+        py_out = aesara.function(variables, out, mode=py_mode)(*inputs)
+        assert c_out.shape == py_out.shape == (2, 3, *inputs[2].shape[-2:])
+        np.testing.assert_allclose(c_out, py_out, rtol=1e-12, atol=0)
+        for b in np.ndindex(2, 3):
+            initial, transition, emissions = (
+                x[tuple(min(i, n - 1) for i, n in zip(b, x.shape))] for x in inputs
+            )
+            if emissions.shape[0] == 0 or np.isnan(emissions).any():
+                continue
+            expected = (
+                numpy_forward(initial, transition, emissions)
+                if forward
+                else numpy_backward(transition, emissions)
+            )
+            np.testing.assert_allclose(c_out[b], expected, rtol=1e-12, atol=1e-12)
+
+
 def test_backward_sampling_draws_paths_from_their_posterior():
     """Many joint draws (one uniform vector each, as a batch axis): each path's frequency is
     its posterior probability (brute force over the K^T paths) within 5 binomial sd."""
