@@ -34,6 +34,7 @@ __all__ = [
     "function",
     "precompiled_header",
     "quick_compile_flags",
+    "fold_constants_in_python",
     "PYTHON_FOLDING",
 ]
 
@@ -236,19 +237,40 @@ def python_mode(mode=None) -> Mode:
 
 # Functions being compiled by aemix, in any thread, and the flags before the first of them.
 _COMPILING = threading.Lock()
-_compiling = [0, ""]
+_compiling = [0, "", False]
+
+
+def fold_constants_in_python(on: bool = True) -> bool:
+    """Make Aesara's own ``constant_folding`` rewrite evaluate with Python implementations
+    (``on``), or with C ones again (``on=False``).
+
+    aemix's mode (`compile_mode`) replaces the folding rewrite of Aesara's main rewrite passes,
+    but Aesara also calls ``constant_folding`` directly: in the rewrites of a ``scan``'s inner
+    graph and to compare two shapes (``ShapeFeature``).  There it compiled one C module per kind
+    of node folded: about a tenth of a cold compile of a model with a scan loop (2,100 modules
+    made, 25 s of the 216 s of ``tests/test_change_point.py``, profiled).  Returns whether it
+    was on before."""
+    from aesara.tensor.rewriting.basic import constant_folding
+
+    if not hasattr(constant_folding, "_aemix_c_fn"):
+        constant_folding._aemix_c_fn = constant_folding.fn
+    was_on = constant_folding.fn is python_constant_folding.fn
+    constant_folding.fn = python_constant_folding.fn if on else constant_folding._aemix_c_fn
+    return was_on
 
 
 @contextmanager
 def _quick_compiles():
-    """Aesara's C compiler flags made `quick_compile_flags` while any thread compiles through
-    `function`; the user's flags come back after the last one."""
+    """While any thread compiles through `function`: Aesara's C compiler flags made
+    `quick_compile_flags`, and constants folded in Python (`fold_constants_in_python`); as they
+    were after the last one."""
     config = aesara.config
     with _COMPILING:
         if _compiling[0] == 0:
             _compiling[1] = config.gcc__cxxflags
             if config.cxx:
                 config.gcc__cxxflags = quick_compile_flags(config.gcc__cxxflags)
+            _compiling[2] = fold_constants_in_python(True)
         _compiling[0] += 1
     try:
         yield
@@ -257,6 +279,7 @@ def _quick_compiles():
             _compiling[0] -= 1
             if _compiling[0] == 0:
                 config.gcc__cxxflags = _compiling[1]
+                fold_constants_in_python(_compiling[2])
 
 
 def function(*args, **kwargs):

@@ -47,13 +47,16 @@ def pytest_configure(config):
         return
     import aesara
 
-    from aemix.compilation import quick_compile_flags  # (first: aemix quiets Aesara's import)
+    # (aemix first: it quiets Aesara's import)
+    from aemix.compilation import fold_constants_in_python, quick_compile_flags
 
     if aesara.config.cxx:
         flags = aesara.config.gcc__cxxflags
         if "gcc__cxxflags" not in os.environ.get("AESARA_FLAGS", ""):
             flags = " ".join(filter(None, [flags, TEST_CXXFLAGS]))
         aesara.config.gcc__cxxflags = quick_compile_flags(flags)
+    # The tests' own functions (references, checks) fold constants in Python too, as aemix's do.
+    fold_constants_in_python(True)
     if os.environ.get("AEMIX_SHARED_MODULES"):
         _share_modules(os.environ["AEMIX_SHARED_MODULES"])
 

@@ -6,6 +6,8 @@ import arviz as az
 import numpy as np
 import pytest
 import scipy.stats as st
+from aesara.graph.basic import Apply
+from aesara.link.c.op import COp
 from scipy.special import logsumexp
 
 import aemix
@@ -451,3 +453,57 @@ def test_the_precompiled_header_is_used_and_changes_no_value(tmp_path):
     finally:
         aesara.config.gcc__cxxflags = saved
     np.testing.assert_array_equal(quick(values), plain(values))
+
+
+class _Marked(COp):
+    """x + 1 in Python, x + 2 in C."""
+
+    __props__ = ()
+
+    def make_node(self, x):
+        x = at.as_tensor_variable(x)
+        return Apply(self, [x], [x.type()])
+
+    def perform(self, node, inputs, outputs):
+        outputs[0][0] = np.asarray(inputs[0] + 1.0)
+
+    def c_code(self, node, name, inames, onames, sub):
+        (x,), (z,) = inames, onames
+        return f"""
+        Py_XDECREF({z});
+        {z} = (PyArrayObject *)PyArray_NewCopy({x}, NPY_ANYORDER);
+        *(double *)PyArray_DATA({z}) += 2.0;
+        """
+
+    def c_code_cache_version(self):
+        return (1,)
+
+
+def test_aesaras_own_constant_folding_runs_in_python_while_aemix_compiles():
+    """Aesara's ``constant_folding`` (used directly by scan's rewrites and ``ShapeFeature``)
+    evaluates a folded node with its Python implementation while aemix compiles, and the
+    state before comes back after.  An Op whose C code gives another value than its Python
+    code tells the two apart."""
+    from aesara.graph.fg import FunctionGraph
+    from aesara.tensor.rewriting.basic import constant_folding
+
+    from aemix import compilation
+
+    def folded():
+        out = _Marked()(at.constant(np.float64(1.0)))
+        fgraph = FunctionGraph(outputs=[out], clone=False)
+        (value,) = constant_folding.transform(fgraph, out.owner)
+        return float(value.data)
+
+    before = compilation.fold_constants_in_python(False)
+    try:
+        assert folded() == 3.0  # (C)
+        with compilation._quick_compiles():
+            assert folded() == 2.0  # (Python)
+        assert folded() == 3.0
+        compilation.fold_constants_in_python(True)
+        with compilation._quick_compiles():
+            assert folded() == 2.0
+        assert folded() == 2.0
+    finally:
+        compilation.fold_constants_in_python(before)
