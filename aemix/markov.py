@@ -17,7 +17,10 @@ in ``O(T K^2)``; the density is ``logsumexp(alpha_{T-1})``.  A single node rathe
 unrolled loop (or ``scan``): the graph stays a few dozen nodes at any ``T``, so building and
 compiling take as long at ``T = 400`` as at ``T = 5`` (`benchmarks/hmm_build.py`), and batching it
 over chains is a broadcast (its rule below), where ``scan`` would be mapped over the chains one by
-one.  The fused C loop has no scalar lowering for it, so such a model runs in the ``scan`` loop.
+one.  The node has a C implementation (one pass per chain, through the inputs' strides): about
+15 times faster than NumPy for 32 chains of 112 steps and two states
+(`benchmarks/markov_messages.py`).  The fused C loop has no scalar lowering for it, so such a
+model runs in the ``scan`` loop.
 
 The states are recovered by forward-filter backward-sample: ``Z_{T-1}`` from ``alpha_{T-1}``,
 then ``Z_t`` given the draw of ``Z_{t+1}`` from ``alpha_t + log P_{t+1}[:, z_{t+1}]``, a joint draw

@@ -126,7 +126,7 @@ def test_a_scale_that_underflows_in_a_trajectory_is_a_rejection_not_an_error():
     mu = srng.normal(0.0, 10.0, name="mu")
     sig = srng.halfnormal(0.0, 2.0, name="sig")
     y = srng.normal(mu, sig, size=len(data), name="y")
-    sampler = aemix.build_sampler(y, {y: data}, mode=FAST)
+    sampler = aemix.build_sampler(y, {y: data})
     n = max(300, int(600 * stat_scale()))
     result = sampler.sample(
         n, n_chains=16, seed=1, kernel="hmc", loop="scan", thin=2, warmup=600, start="prior"
