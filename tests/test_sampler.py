@@ -507,3 +507,60 @@ def test_aesaras_own_constant_folding_runs_in_python_while_aemix_compiles():
         assert folded() == 2.0
     finally:
         compilation.fold_constants_in_python(before)
+
+
+def test_scan_shapes_are_aesaras_without_the_inner_graph():
+    """`aemix.compilation._scan_shapes` (``Scan.infer_shape``) gives the shapes Aesara's own
+    inference gives, for the kinds of loop outputs: carried states (one and several taps),
+    outputs collected per step with static and unknown trailing axes, a shared variable's
+    update, and a loop that stops early (``until``)."""
+    from aesara.scan.op import Scan
+    from aesara.tensor.rewriting.shape import ShapeFeature
+
+    from aemix.compilation import _scan_shapes
+
+    x = at.matrix("x")
+    v = at.vector("v")
+    n = at.iscalar("n")
+    shared = aesara.shared(np.zeros(3), name="s")
+
+    def step(x_prev2, x_prev, v):
+        collected = at.outer(v, x_prev[0])  # (len(v), columns of x): unknown trailing axes
+        fixed = at.zeros((2, 3)) + x_prev.sum()  # static trailing axes
+        return [x_prev + x_prev2, collected, fixed], {shared: shared + 1.0}
+
+    outs, updates = aesara.scan(
+        step,
+        outputs_info=[dict(initial=x, taps=[-2, -1]), None, None],
+        non_sequences=[v],
+        n_steps=n,
+    )
+    from aesara.scan.utils import until
+
+    count, _ = aesara.scan(
+        lambda c: (c + 1, until(c > 5)), outputs_info=[at.constant(0.0)], n_steps=10
+    )
+    graphs = [*outs, *updates.values()]
+    nodes = {
+        g.owner
+        for g in aesara.graph.basic.ancestors(graphs + [count])
+        if g.owner is not None and isinstance(g.owner.op, Scan)
+    }
+    assert len(nodes) == 2
+    values = {x: np.ones((4, 5)), v: np.arange(3.0), n: 6}
+    for node in nodes:
+        fgraph = aesara.graph.fg.FunctionGraph(outputs=list(node.outputs), clone=False)
+        feature = ShapeFeature()
+        fgraph.attach_feature(feature)
+        input_shapes = [feature.shape_of[i] for i in node.inputs]
+        ours = _scan_shapes(node.op, fgraph, node, input_shapes)
+        theirs = Scan._aemix_infer_shape(node.op, fgraph, node, input_shapes)
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
+            assert (a is None) == (b is None)
+            if a is None:
+                continue
+            a, b = at.as_tensor(list(a)), at.as_tensor(list(b))
+            inputs = [i for i in (x, v, n) if i in set(aesara.graph.basic.graph_inputs([a, b]))]
+            got_a, got_b = aesara.function(inputs, [a, b])(*[values[i] for i in inputs])
+            np.testing.assert_array_equal(got_a, got_b)
