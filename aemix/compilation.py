@@ -354,7 +354,10 @@ def _scan_shapes(self, fgraph, node, input_shapes):
 
 
 def _patch_scan_infer_shape() -> None:
-    """``Scan.infer_shape`` is `_scan_shapes`."""
+    """``Scan.infer_shape`` is `_scan_shapes`, for every scan once aemix is imported (as
+    `_patch_useless_elemwise` is).  The values are Aesara's; what differs is that a graph that
+    needs only a collected output's trailing lengths, and not the output, now runs the loop
+    where Aesara could sometimes compute them from the inputs."""
     from aesara.scan.op import Scan
 
     if not hasattr(Scan, "_aemix_infer_shape"):
