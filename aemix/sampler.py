@@ -119,6 +119,7 @@ from aemix.runners import (
     ExactRunner,
     FusedRunner,
     ScanRunner,
+    StepLoop,
     run_sampling,
     shape_of,
     stored_variables,
@@ -437,8 +438,9 @@ class Sampler:
     # -- compiled pieces -----------------------------------------------------------------------
 
     def _step_function(self, kernel: Kernel | None = None):
-        """Compiled block of steps of ``kernel`` (default: the random walk) for many chains (built
-        once per sampler and kernel)."""
+        """Blocks of steps of ``kernel`` (default: the random walk) for many chains: the step
+        vectorized over the chains and compiled, run once per step (`StepLoop`; built once per
+        sampler and kernel)."""
         kernel = kernel or Kernel("rmh")
         key = "block" if kernel.name == "rmh" else ("block", kernel)
         fn = self._compiled.get(key)
@@ -457,31 +459,19 @@ class Sampler:
         )
         single = [state.position, state.logdensity, info.acceptance_probability, info.is_accepted]
 
-        def block_step(eps_b, exp_b, x_b, lp_b, step_size_, scale_):
-            outs = vectorize_graph(single, {position: x_b, lp: lp_b, eps: eps_b, exp_draw: exp_b})
-            return clone_replace(outs, {step_size: step_size_, scale: scale_})
-
         X0 = at.matrix("positions", dtype=position.dtype)
         LP0 = at.vector("logdensities", dtype=lp.dtype)
-        EPS = at.tensor3("normal_block", dtype=position.dtype)
-        EXP = at.matrix("exponential_block", dtype=position.dtype)
-        step_size_in = at.scalar("step_size", dtype=position.dtype)
-        scale_in = at.vector("parameters", dtype=position.dtype)
-        (xs, lps, probs, accepted), _ = aesara.scan(
-            block_step,
-            sequences=[EPS, EXP],
-            outputs_info=[X0, LP0, None, None],
-            non_sequences=[step_size_in, scale_in],
-            strict=True,
-            # The loop's body is compiled as Aesara compiles a scan's by default (FAST_RUN,
-            # whatever the outer mode: under FAST_COMPILE's Python elementwise loops a step
-            # takes seconds), with constants folded in Python.
-            mode=compile_mode(None),
-        )
-        fn = compile_function(
-            [X0, LP0, EPS, EXP, step_size_in, scale_in],
-            [xs, lps, probs, accepted.astype("int8")],
-            mode=self._compile_mode,
+        EPS = at.matrix("normal", dtype=position.dtype)
+        EXP = at.vector("exponential", dtype=position.dtype)
+        step = vectorize_graph(single, {position: X0, lp: LP0, eps: EPS, exp_draw: EXP})
+        fn = StepLoop(
+            compile_function(
+                [X0, LP0, EPS, EXP, step_size, scale],
+                [*step[:3], step[3].astype("int8")],
+                # (as a scan's body is compiled by default, whatever the mode: under
+                # FAST_COMPILE's Python elementwise loops a step takes seconds)
+                mode=compile_mode(None),
+            )
         )
         self._compiled[key] = fn
         return fn

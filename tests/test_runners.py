@@ -7,12 +7,13 @@ import threading
 import time
 import tracemalloc
 
+import aesara
 import aesara.tensor as at
 import numpy as np
 import pytest
 
 import aemix
-from aemix.runners import RECORD_MEMORY_BUDGET
+from aemix.runners import RECORD_MEMORY_BUDGET, StepLoop
 from tests.helpers import seed_model
 
 
@@ -133,3 +134,33 @@ def test_one_sampler_sampled_from_several_threads_gives_the_sequential_draws(loo
             for name in ("Y", "I"):
                 np.testing.assert_array_equal(result.draws[name], expected.draws[name])
             np.testing.assert_array_equal(result.logdensity, expected.logdensity)
+
+
+def test_the_step_loop_stacks_each_step_of_the_compiled_step():
+    # A toy "step": x + step_size * normal * parameters, its "log-density" the sum of squares, the
+    # acceptance probability exp(-exponential) and accepted where lp < 1.
+    x, lp = at.matrix("x"), at.vector("lp")
+    eps, expo = at.matrix("eps"), at.vector("expo")
+    step_size, parameters = at.scalar("step_size"), at.vector("parameters")
+    new = x + step_size * eps * parameters
+    new_lp = (new**2).sum(axis=1) + 0 * lp
+    step = aesara.function(
+        [x, lp, eps, expo, step_size, parameters],
+        [new, new_lp, at.exp(-expo), at.cast(new_lp < 1.0, "int8")],
+    )
+    rng = np.random.default_rng(0)
+    x0, lp0 = rng.normal(size=(3, 2)), np.zeros(3)
+    saved = x0.copy()
+    noise, exponential = rng.normal(size=(5, 3, 2)), rng.exponential(size=(5, 3))
+    xs, lps, probs, accepted = StepLoop(step)(
+        x0, lp0, noise, exponential, 0.5, np.array([1.0, 2.0])
+    )
+    assert xs.shape == (5, 3, 2) and accepted.dtype == np.int8
+    by_hand = x0.copy()
+    for t in range(5):
+        by_hand = by_hand + 0.5 * noise[t] * [1.0, 2.0]
+        np.testing.assert_allclose(xs[t], by_hand)
+        np.testing.assert_allclose(lps[t], (by_hand**2).sum(axis=1))
+        np.testing.assert_allclose(probs[t], np.exp(-exponential[t]))
+        np.testing.assert_array_equal(accepted[t], (by_hand**2).sum(axis=1) < 1.0)
+    np.testing.assert_array_equal(x0, saved)  # (the starting positions are left as they were)
