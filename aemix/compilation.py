@@ -299,8 +299,8 @@ def function(inputs, outputs, **kwargs):
     log-density: about 5 s of rewriting, 0.7 s of linking), and a model is often built again
     (a cell run twice, the same model sampled in both loops): a function whose graph computes
     the same thing as one compiled before is a copy of that function.  The functions kept are the last
-    `FUNCTION_CACHE_SIZE`; their intermediates are freed after each call (Aesara's default), so
-    they hold their constants and little else."""
+    `FUNCTION_CACHE_SIZE`, each never run itself (every caller gets a copy), so that they hold
+    their graphs and constants and no array a call returned."""
     key = graph_key(inputs, outputs, kwargs)
     compiled = None
     if key is not None:
@@ -314,14 +314,15 @@ def function(inputs, outputs, **kwargs):
             # compiled modules again, without rewriting)
             return compiled.copy()
         fn = aesara.function(inputs, outputs, **kwargs)
-    if key is not None and not isinstance(fn.maker.linker, VMLinker | PerformLinker):
+    if key is None or not isinstance(fn.maker.linker, VMLinker | PerformLinker):
         return fn  # (Aesara copies only the functions its virtual machines run)
-    if key is not None:
-        with _CACHE_LOCK:
-            _function_cache[key] = fn
-            while len(_function_cache) > FUNCTION_CACHE_SIZE:
-                _function_cache.popitem(last=False)
-    return fn
+    with _CACHE_LOCK:
+        _function_cache[key] = fn
+        while len(_function_cache) > FUNCTION_CACHE_SIZE:
+            _function_cache.popitem(last=False)
+    # The kept function is never run, so it holds no outputs of a call (a batch of draws).
+    with _quick_compiles():
+        return fn.copy()
 
 
 #: How many compiled functions `function` keeps for reuse.
