@@ -325,8 +325,11 @@ def function(inputs, outputs, **kwargs):
         return fn.copy()
 
 
-#: How many compiled functions `function` keeps for reuse.
-FUNCTION_CACHE_SIZE = 64
+#: How many compiled functions `function` keeps for reuse: about the last two models' (a
+#: `sample()` compiles three to five).  A kept function holds its rewritten graph: 64 of them
+#: held about 200 MB more in a process that ran the Markov chain and example tests (971 against
+#: 759 MB peak), where models are seldom built twice.
+FUNCTION_CACHE_SIZE = 8
 _CACHE_LOCK = threading.Lock()
 _function_cache: OrderedDict[Hashable, Any] = OrderedDict()
 _KEYED_ARGUMENTS = frozenset({"mode", "on_unused_input", "updates", "allow_input_downcast"})
