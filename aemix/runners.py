@@ -128,12 +128,18 @@ class StepLoop:
 
     def __init__(self, step):
         self.step = step
-        step.trust_input = True  # (the runner passes arrays of the compiled types)
+        self.dtypes = [i.type.dtype for i in step.maker.fgraph.inputs]
+        # (the arrays are cast to the compiled types once per block, not checked at every step)
+        step.trust_input = True
 
     def __call__(self, positions, logdensities, normal, exponential, step_size, parameters):
+        positions, logdensities, normal, exponential, step_size, parameters = (
+            np.asarray(value, dtype=dtype)
+            for value, dtype in zip(
+                (positions, logdensities, normal, exponential, step_size, parameters), self.dtypes
+            )
+        )
         n_steps, n_chains = exponential.shape
-        step_size = np.asarray(step_size, dtype=positions.dtype)
-        parameters = np.asarray(parameters, dtype=positions.dtype)
         xs = np.empty((n_steps, *positions.shape), dtype=positions.dtype)
         lps = np.empty((n_steps, n_chains), dtype=logdensities.dtype)
         probs = np.empty((n_steps, n_chains), dtype=logdensities.dtype)
