@@ -20,6 +20,7 @@ from typing import Any
 
 import aesara
 import numpy as np
+from aesara.compile import optdb
 from aesara.compile.mode import Mode, get_default_mode, get_mode
 from aesara.compile.sharedvalue import SharedVariable
 from aesara.graph.basic import Constant, Variable, io_toposort
@@ -28,6 +29,7 @@ from aesara.graph.rewriting.db import RewriteDatabaseQuery
 from aesara.graph.utils import MethodNotDefined
 from aesara.link.basic import PerformLinker
 from aesara.link.vm import VMLinker
+from aesara.tensor.elemwise import Elemwise
 from aesara.tensor.rewriting.basic import (
     register_canonicalize,
     register_specialize,
@@ -45,6 +47,7 @@ __all__ = [
     "quick_compile_flags",
     "fold_constants_in_python",
     "PYTHON_FOLDING",
+    "NUMPY_ELEMWISE",
 ]
 
 #: The tag of the folding rewrite below, which only aemix's mode includes.
@@ -237,11 +240,141 @@ def python_mode(mode=None) -> Mode:
     """``compile_mode(mode)`` run by Python (NumPy) implementations, with no elementwise fusion:
     a function evaluated once or a few times (a log density at one point, the chains' starting
     points) compiles nothing, where Aesara's C linker compiles a module per kind of node, most
-    of the seconds a cold build takes."""
+    of the seconds a cold build takes.  Each elementwise operation is one NumPy call over the
+    whole array (`NUMPY_ELEMWISE`), never a Python call per element."""
     base = compile_mode(mode)
     if not isinstance(base, Mode) or isinstance(base.linker, aesara.link.basic.PerformLinker):
         return base
-    return Mode(linker="py", optimizer=base.provided_optimizer).excluding("fusion")
+    return (
+        Mode(linker="py", optimizer=base.provided_optimizer)
+        .excluding("fusion")
+        .including(NUMPY_ELEMWISE)
+    )
+
+
+# Vectorized NumPy implementations of the scalar operations that Aesara gives no NumPy function
+# (``nfunc_spec``): its Python linker evaluates those one element at a time, through
+# ``numpy.frompyfunc`` (a cast of a 256 x 1000 array of counts is 256,000 Python calls).  Each
+# computes what the scalar ``impl`` computes; `Elemwise.perform` casts the result to the node's
+# type.
+
+
+def _np_identity(x):
+    # (a cast or an identity: `Elemwise.perform` converts it to the output's type)
+    return np.asarray(x)
+
+
+def _np_second(a, b):
+    return np.broadcast_to(b, np.broadcast_shapes(np.shape(a), np.shape(b)))
+
+
+def _np_clip(x, low, high):
+    x, low, high = np.broadcast_arrays(x, low, high)
+    return np.where(x < low, low, np.where(x > high, high, x))
+
+
+def _as_float(x):
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" else x.astype(np.float64)
+
+
+def _np_softplus(x):
+    x = _as_float(x)
+    with np.errstate(all="ignore"):
+        return np.where(
+            x < -37.0,
+            np.exp(x),
+            np.where(x < 18.0, np.log1p(np.exp(x)), np.where(x < 33.3, x + np.exp(-x), x)),
+        )
+
+
+def _np_log1mexp(x):
+    x = _as_float(x)
+    with np.errstate(all="ignore"):
+        return np.where(x < np.log(0.5), np.log1p(-np.exp(x)), np.log(-np.expm1(x)))
+
+
+def _n_ary(ufunc):
+    def apply(*arrays):
+        # (in the inputs' common type, not NumPy 1's value-based type of a 0-d array)
+        dtype = np.result_type(*(np.asarray(a).dtype for a in arrays))
+        result = np.asarray(arrays[0], dtype)
+        for array in arrays[1:]:
+            result = ufunc(result, np.asarray(array, dtype))
+        return result
+
+    return apply
+
+
+_np_add = _n_ary(np.add)
+_np_mul = _n_ary(np.multiply)
+_np_maximum = _n_ary(np.maximum)
+_np_minimum = _n_ary(np.minimum)
+
+
+def _numpy_implementations() -> dict[type, str]:
+    from aesara.scalar import basic as scalar
+    from aesara.scalar import math as scalar_math
+
+    return {
+        scalar.Cast: "_np_identity",
+        scalar.Identity: "_np_identity",
+        scalar.Second: "_np_second",
+        scalar.Clip: "_np_clip",
+        scalar_math.Softplus: "_np_softplus",
+        scalar_math.Log1mexp: "_np_log1mexp",
+    }
+
+
+def _n_ary_implementations() -> dict[type, str]:
+    """NumPy functions of the associative operations Aesara's rewrites give more than two
+    inputs (``a + b + c`` is one `Add`), for which Aesara's NumPy function takes two."""
+    from aesara.scalar import basic as scalar
+
+    return {
+        scalar.Add: "_np_add",
+        scalar.Mul: "_np_mul",
+        scalar.ScalarMaximum: "_np_maximum",
+        scalar.ScalarMinimum: "_np_minimum",
+    }
+
+
+#: The tag of the rewrite that gives an elementwise node its NumPy function (`python_mode` only).
+NUMPY_ELEMWISE = "aemix_numpy_elemwise"
+
+
+@node_rewriter([Elemwise])
+def numpy_elemwise(fgraph, node):
+    """An `Elemwise` whose scalar operation Aesara evaluates element by element in Python, made
+    the same `Elemwise` with a vectorized NumPy function (its ``nfunc_spec``)."""
+    op = node.op
+    if op.nfunc_spec is not None and op.nfunc_spec[1] == len(node.inputs):
+        return False
+    if op.nfunc_spec is None:
+        name = _numpy_implementations().get(type(op.scalar_op))
+    else:
+        name = _n_ary_implementations().get(type(op.scalar_op))
+    if name is None:
+        return False
+    new_op = Elemwise(
+        op.scalar_op,
+        op.inplace_pattern,
+        name=op.name,
+        nfunc_spec=(f"{__name__}.{name}", len(node.inputs), op.scalar_op.nout),
+    )
+    new_node = new_op.make_node(*node.inputs)
+    if any(new.type != old.type for new, old in zip(new_node.outputs, node.outputs)):
+        return False
+    return new_node.outputs
+
+
+# (after every other rewrite, the in-place ones included: they make new `Elemwise`s)
+optdb.register(
+    "aemix_numpy_elemwise_functions",
+    in2out(numpy_elemwise, ignore_newtrees=True, name="aemix_numpy_elemwise_functions"),
+    NUMPY_ELEMWISE,
+    position=100.5,
+)
 
 
 # Functions being compiled by aemix, in any thread, and the flags before the first of them.

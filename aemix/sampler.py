@@ -205,6 +205,10 @@ class Sampler:
         self.mode = mode
         # (what the functions are compiled with: `mode`, constants folded in Python)
         self._compile_mode = compile_mode(mode)
+        # (what the functions evaluated a few times on a batch of chains are compiled with: the
+        # starting points, the tempered start, a lowering's check, predictive draws; those run
+        # over every draw, the record and the conditionals, are compiled with `_compile_mode`)
+        self._numpy_mode = python_mode(mode)
         self._model = model
         self._density = density
         self._latent_rvs = latent_rvs
@@ -536,7 +540,7 @@ class Sampler:
             outputs, _ = checks_as_values(outputs, -np.inf)
             batched = vectorize_graph(outputs, {self._density.position: positions})
             fn = compile_function(
-                [positions], batched, on_unused_input="ignore", mode=self._compile_mode
+                [positions], batched, on_unused_input="ignore", mode=self._numpy_mode
             )
             self._compiled[name] = fn
         return fn
@@ -1524,7 +1528,7 @@ class Sampler:
             marginal_to_original = {m: o for o, m in self._model.original_to_marginal.items()}
             given = [*self._latent_originals, *_discrete_originals(self._model)]
             observed = [marginal_to_original[rv] for rv in self._observed]
-            fn, rngs = predictive_function(observed, given, self._compile_mode)
+            fn, rngs = predictive_function(observed, given, self._numpy_mode)
             cached = self._compiled["predictive"] = (fn, len(rngs), [rv.name for rv in observed])
         fn, n_rngs, observed_names = cached
         n_chains, n_samples = self._draw_counts(result.draws)
@@ -1608,7 +1612,7 @@ class Sampler:
                 *((rv.name, marginal_to_original[rv]) for rv in self._observed),
                 *zip(self.derived, self._model.derived),
             ]
-            fn, rngs = prior_function([v for _, v in named], self._compile_mode)
+            fn, rngs = prior_function([v for _, v in named], self._numpy_mode)
             cached = self._compiled["prior_predictive"] = (fn, len(rngs), [k for k, _ in named])
         fn, n_rngs, names = cached
         seeds = _seed_sequence(seed)

@@ -120,3 +120,38 @@ def test_a_model_built_again_samples_the_same_draws_in_each_loop(loop):
 
     first, again = draws(), draws()
     np.testing.assert_array_equal(first, again)
+
+
+def test_python_mode_runs_every_elementwise_operation_as_one_numpy_call():
+    """Aesara's Python linker evaluates an elementwise operation without a NumPy function (a
+    cast, a clip, ``softplus``, ``a + b + c``) one element at a time; `python_mode` gives each a
+    vectorized one, with the values of the C implementations (checked on every branch)."""
+    x, y = at.matrices("x", "y")
+    n = at.bmatrix("n")
+    outputs = [
+        at.softplus(x * 20.0),
+        at.log1mexp(-at.abs(x)),
+        at.clip(x, -0.5, 0.5),
+        at.cast(n, "float64") * x,
+        at.second(x, n),
+        x + y + at.exp(x) + 2.0,
+        x * y * at.exp(y),
+        n + n + n,  # (int8, wrapping as C's does)
+        at.maximum(at.maximum(x, y), at.exp(x)),
+    ]
+    fn = aesara.function([x, y, n], outputs, mode=python_mode())
+    elementwise = [
+        node.op for node in fn.maker.fgraph.toposort() if isinstance(node.op, at.elemwise.Elemwise)
+    ]
+    assert len(elementwise) >= len(outputs)
+    for node in fn.maker.fgraph.toposort():
+        if isinstance(node.op, at.elemwise.Elemwise):
+            assert node.op.nfunc_spec is not None, node
+            assert node.op.nfunc_spec[1] == len(node.inputs), node
+    rng = np.random.default_rng(0)
+    args = (rng.normal(0.0, 2.0, (30, 40)), rng.normal(0.0, 2.0, (30, 40)))
+    args += (rng.integers(-128, 128, (30, 40)).astype("int8"),)
+    expected = aesara.function([x, y, n], outputs, mode=compile_mode())(*args)
+    for got, want in zip(fn(*args), expected):
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-15, atol=0)
