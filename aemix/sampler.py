@@ -206,8 +206,8 @@ class Sampler:
         # (what the functions are compiled with: `mode`, constants folded in Python)
         self._compile_mode = compile_mode(mode)
         # (what the functions evaluated a few times on a batch of chains are compiled with: the
-        # starting points, the tempered start, a lowering's check, predictive draws; those run
-        # over every draw, the record and the conditionals, are compiled with `_compile_mode`)
+        # prior's starting points, a lowering's check, predictive draws; the tempered start's
+        # and those run over every draw, the record and the conditionals, with `_compile_mode`)
         self._numpy_mode = python_mode(mode)
         self._model = model
         self._density = density
@@ -532,16 +532,19 @@ class Sampler:
             )
 
     def _batched_function(self, name: Hashable, outputs: list[Variable]):
-        """Compile ``outputs`` (graphs in one chain's position) for a batch of positions."""
+        """Compile ``outputs`` (graphs in one chain's position) for a batch of positions.
+
+        The tempered start's function (``"loglikelihood_batch"``: one call per stage on every
+        particle, so it runs as often as the data make the stages many) is compiled in C; the
+        others, evaluated a few times, run on NumPy (`python_mode`) and compile nothing."""
+        mode = self._compile_mode if name == "loglikelihood_batch" else self._numpy_mode
         fn = self._compiled.get(name)
         if fn is None:
             positions = at.matrix("positions", dtype=self._density.position.dtype)
             # (a point where a parameter check fails has density zero, as in the loops)
             outputs, _ = checks_as_values(outputs, -np.inf)
             batched = vectorize_graph(outputs, {self._density.position: positions})
-            fn = compile_function(
-                [positions], batched, on_unused_input="ignore", mode=self._numpy_mode
-            )
+            fn = compile_function([positions], batched, on_unused_input="ignore", mode=mode)
             self._compiled[name] = fn
         return fn
 
