@@ -29,6 +29,8 @@ from aesara.graph.rewriting.db import RewriteDatabaseQuery
 from aesara.graph.utils import MethodNotDefined
 from aesara.link.basic import PerformLinker
 from aesara.link.vm import VMLinker
+from aesara.scalar import basic as scalar
+from aesara.scalar import math as scalar_math
 from aesara.tensor.elemwise import Elemwise
 from aesara.tensor.rewriting.basic import (
     register_canonicalize,
@@ -312,31 +314,23 @@ _np_maximum = _n_ary(np.maximum)
 _np_minimum = _n_ary(np.minimum)
 
 
-def _numpy_implementations() -> dict[type, str]:
-    from aesara.scalar import basic as scalar
-    from aesara.scalar import math as scalar_math
-
-    return {
-        scalar.Cast: "_np_identity",
-        scalar.Identity: "_np_identity",
-        scalar.Second: "_np_second",
-        scalar.Clip: "_np_clip",
-        scalar_math.Softplus: "_np_softplus",
-        scalar_math.Log1mexp: "_np_log1mexp",
-    }
-
-
-def _n_ary_implementations() -> dict[type, str]:
-    """NumPy functions of the associative operations Aesara's rewrites give more than two
-    inputs (``a + b + c`` is one `Add`), for which Aesara's NumPy function takes two."""
-    from aesara.scalar import basic as scalar
-
-    return {
-        scalar.Add: "_np_add",
-        scalar.Mul: "_np_mul",
-        scalar.ScalarMaximum: "_np_maximum",
-        scalar.ScalarMinimum: "_np_minimum",
-    }
+#: The scalar operations with no NumPy function, and theirs.
+_NUMPY_FUNCTIONS = {
+    scalar.Cast: "_np_identity",
+    scalar.Identity: "_np_identity",
+    scalar.Second: "_np_second",
+    scalar.Clip: "_np_clip",
+    scalar_math.Softplus: "_np_softplus",
+    scalar_math.Log1mexp: "_np_log1mexp",
+}
+#: The associative operations Aesara's rewrites give more than two inputs (``a + b + c`` is one
+#: `Add`), whose NumPy function takes two, and their functions of any number of inputs.
+_N_ARY_FUNCTIONS = {
+    scalar.Add: "_np_add",
+    scalar.Mul: "_np_mul",
+    scalar.ScalarMaximum: "_np_maximum",
+    scalar.ScalarMinimum: "_np_minimum",
+}
 
 
 #: The tag of the rewrite that gives an elementwise node its NumPy function (`python_mode` only).
@@ -350,10 +344,8 @@ def numpy_elemwise(fgraph, node):
     op = node.op
     if op.nfunc_spec is not None and op.nfunc_spec[1] == len(node.inputs):
         return False
-    if op.nfunc_spec is None:
-        name = _numpy_implementations().get(type(op.scalar_op))
-    else:
-        name = _n_ary_implementations().get(type(op.scalar_op))
+    functions = _NUMPY_FUNCTIONS if op.nfunc_spec is None else _N_ARY_FUNCTIONS
+    name = functions.get(type(op.scalar_op))
     if name is None:
         return False
     new_op = Elemwise(
