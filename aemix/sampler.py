@@ -497,7 +497,9 @@ class Sampler:
 
         def loglik_and_logdensity(particles):
             outputs = [density.loglikelihood, density.logdensity]
-            loglik, logdensity = self._in_batches("loglikelihood_batch", outputs, particles)
+            loglik, logdensity = self._in_batches(
+                "loglikelihood_batch", outputs, particles, self._compile_mode
+            )
             return loglik, logdensity
 
         def move(particles, beta, factor, step_size, n_steps):
@@ -531,13 +533,11 @@ class Sampler:
                 exact_prior=self._density.separable_likelihood and not self._ordered,
             )
 
-    def _batched_function(self, name: Hashable, outputs: list[Variable]):
-        """Compile ``outputs`` (graphs in one chain's position) for a batch of positions.
-
-        The tempered start's function (``"loglikelihood_batch"``: one call per stage on every
-        particle, so it runs as often as the data make the stages many) is compiled in C; the
-        others, evaluated a few times, run on NumPy (`python_mode`) and compile nothing."""
-        mode = self._compile_mode if name == "loglikelihood_batch" else self._numpy_mode
+    def _batched_function(self, name: Hashable, outputs: list[Variable], mode=None):
+        """Compile ``outputs`` (graphs in one chain's position) for a batch of positions, with
+        ``mode`` (default: on NumPy, `python_mode`, for a function evaluated a few times; the
+        tempered start's, one call per stage on every particle, passes the C one)."""
+        mode = self._numpy_mode if mode is None else mode
         fn = self._compiled.get(name)
         if fn is None:
             positions = at.matrix("positions", dtype=self._density.position.dtype)
@@ -556,13 +556,15 @@ class Sampler:
         # The tempered start's function: the log-likelihood is a term of the log-density (so it
         # costs next to nothing), and the batched density is compiled once, not twice.
         outputs = [density.loglikelihood, density.logdensity]
-        return self._in_batches("loglikelihood_batch", outputs, positions)[1]
+        return self._in_batches("loglikelihood_batch", outputs, positions, self._compile_mode)[1]
 
-    def _in_batches(self, name: Hashable, outputs: list[Variable], positions: np.ndarray):
+    def _in_batches(
+        self, name: Hashable, outputs: list[Variable], positions: np.ndarray, mode=None
+    ):
         """``outputs`` at each of ``positions``, computed in batches of positions whose
         intermediates fit the record's memory budget (summing out D takes the K values of the
         record's conditionals per position)."""
-        fn = self._batched_function(name, outputs)
+        fn = self._batched_function(name, outputs, mode)
         per_batch = self._record_rows(self.latent + self.marginalized)
         if len(positions) <= per_batch:
             return [np.asarray(out) for out in fn(positions)]
