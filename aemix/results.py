@@ -173,10 +173,12 @@ def evaluate_in_batches(
 
 
 def predictive_function(
-    observed: list[Variable], given: list[Variable], mode=None
+    observed: list[Variable], given: list[Variable], mode=None, fixed=None
 ) -> tuple[Callable, list[Variable]]:
     """Compile draws of the ``observed`` variables of the user's graph given values of ``given``
-    (its latent and discrete variables), one fresh draw per row of the given values.
+    (its latent and discrete variables), one fresh draw per row of the given values, and the
+    variables of ``fixed`` (``variable -> value``, e.g. observed variables and their data) at
+    their values.
 
     Returns ``(fn, rng_inputs)``: ``fn(*given_rows, *generators)`` takes the values with a
     leading draw axis and one ``numpy.random.Generator`` per entry of ``rng_inputs`` (the graph's
@@ -186,14 +188,15 @@ def predictive_function(
 
     from aemix.vectorize import Batched, _rebuild
 
+    fixed = dict(fixed or {})
     singles = {var: var.type() for var in given}
     shared_rngs = [
         v
-        for v in ancestors(observed, blockers=given)
+        for v in ancestors(observed, blockers=[*given, *fixed])
         if isinstance(v, RandomGeneratorSharedVariable)
     ]
     rng_inputs = [rng.type() for rng in shared_rngs]
-    graphs = clone_replace(observed, {**singles, **dict(zip(shared_rngs, rng_inputs))})
+    graphs = clone_replace(observed, {**fixed, **singles, **dict(zip(shared_rngs, rng_inputs))})
     batched_inputs = [
         at.tensor(v.type.dtype, shape=(None, *v.type.shape), name=v.name) for v in given
     ]

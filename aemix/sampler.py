@@ -63,6 +63,7 @@ from aemix.errors import (
     describe_operation,
 )
 from aemix.fused import FusedProgram, compile_loop, composite
+from aemix.generated import split_generated
 from aemix.gradient import logdensity_and_gradient
 from aemix.intake import (
     as_variable_list,
@@ -92,6 +93,7 @@ from aemix.marginalize import (
     DEFAULT_SUPPORT_BUDGET,
     DEFAULT_TAIL_TOLERANCE,
     MarginalModel,
+    concrete_shape,
     is_discrete,
     marginalize,
     read_bernoulli_conditions,
@@ -188,6 +190,10 @@ class Sampler:
     derived
         Names of the derived quantities: outputs that are deterministic functions of the model's
         variables, computed from each draw (`aemix.derived`), never sampled.
+    generated
+        Names of the generated quantities: random variables no observation depends on (e.g. a
+        count drawn for prediction) and the outputs computed from them, drawn from the model's
+        graph after each kept draw (`aemix.generated`), never sampled.
     """
 
     def __init__(
@@ -228,6 +234,10 @@ class Sampler:
         )
         self._compiled: dict[str, Any] = {}
         self._shared_data: dict[Variable, np.ndarray] = {}
+        # (set by `build_sampler`: the generated quantities, `aemix.generated`)
+        self.generated: tuple[str, ...] = ()
+        self._generated: list[Variable] = []
+        self._observed_constants: dict[Variable, Variable] = {}
         # Reentrant: `sample` calls `initial_positions` (and so does the fused loop's self-check).
         self._lock = threading.RLock()
 
@@ -893,20 +903,18 @@ class Sampler:
             start=start,
             var_names=var_names,
         )
+        seeds = _seed_sequence(seed).spawn(4)  # (the fourth draws the generated quantities)
+        generation, keep = self._generation_plan(var_names, keep, summary_only, seeds[3])
+        if not summary_only:
+            self._check_result_size(keep, n_chains, n_samples, max_memory, generation)
         if self.dim == 0:
             # Nothing continuous is left: the discrete variables' draws are exact.
-            if not summary_only:
-                self._check_result_size(keep, n_chains, n_samples, max_memory)
             return self._sample_exactly(
-                n_samples, n_chains, seed, keep, summary_only, diagnose, block_size
+                n_samples, n_chains, seeds, keep, summary_only, diagnose, block_size, generation
             )
-        if not summary_only:
-            self._check_result_size(keep, n_chains, n_samples, max_memory)
         new_runner = self._runner_factory(loop, keep, _thread_count(n_threads), chosen)
         runner = new_runner()
-        init_rng, noise_rng, recovery_rng = (
-            np.random.default_rng(s) for s in _seed_sequence(seed).spawn(3)
-        )
+        init_rng, noise_rng, recovery_rng = (np.random.default_rng(s) for s in seeds[:3])
         runner.seed(noise_rng, recovery_rng, n_chains)
         if block_size is None:
             block_size = 4096 if runner.name == "fused" else 256
@@ -963,19 +971,66 @@ class Sampler:
             runner, adapted, n_samples, thin, block_size, summary_only, on_block=on_block
         )
         bar.close()
-        return self._finish(runner, adapted, ran, smc, n_samples, thin, summary_only, diagnose)
+        result = self._finish(runner, adapted, ran, smc, n_samples, thin, summary_only, diagnose)
+        return self._with_generated(result, generation)
 
-    def _sample_exactly(self, n_samples, n_chains, seed, keep, summary_only, diagnose, block_size):
+    def _sample_exactly(
+        self, n_samples, n_chains, seeds, keep, summary_only, diagnose, block_size, generation
+    ):
         """`sample` for a model with no continuous latent (`aemix.runners.ExactRunner`): no
         warm-up, no kernel, every draw independent and exact."""
         runner = ExactRunner(self, keep)
-        _, _, recovery_rng = (np.random.default_rng(s) for s in _seed_sequence(seed).spawn(3))
+        recovery_rng = np.random.default_rng(seeds[2])
         runner.seed(None, recovery_rng, n_chains)
         positions = np.zeros((n_chains, 0))
         logdensities = np.full(n_chains, float(self.logdensity({})))
         adapted = WarmUp(positions, logdensities, 0.0, np.ones(0), 0, [])
         ran = run_sampling(runner, adapted, n_samples, 1, block_size or 4096, summary_only)
-        return self._finish(runner, adapted, ran, None, n_samples, 1, summary_only, diagnose)
+        result = self._finish(runner, adapted, ran, None, n_samples, 1, summary_only, diagnose)
+        return self._with_generated(result, generation)
+
+    def _generation_plan(self, var_names, keep, summary_only, seeds):
+        """The generated quantities a run draws after sampling (`aemix.generated`) and the
+        variables its runner keeps for them: ``((names, dropped, seeds), keep)``; ``dropped``
+        are the variables kept only to draw them from, left out of the result."""
+        if not self.generated:
+            return None, keep
+        wanted = [n for n in self.generated if var_names is None or n in var_names]
+        if not wanted:
+            return None, keep
+        if summary_only:
+            if var_names is not None:
+                raise ValueError(
+                    f"var_names: {wanted} are drawn after sampling given each kept draw, and "
+                    "summary_only keeps no draw: sample without summary_only to get them"
+                )
+            warnings.warn(
+                f"{', '.join(wanted)} (drawn given each kept draw, nothing observed depends on "
+                "them) are not in a summary_only result, which keeps no draw: sample without "
+                "summary_only to get them",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
+            return None, keep
+        # Given every latent and marginalized variable; the per-observation ones not kept are
+        # drawn from their conditionals, as for the posterior predictive.
+        needed = [n for n in self.latent + self.marginalized if n not in self.per_observation]
+        dropped = tuple(n for n in needed if n not in keep)
+        keep = tuple(n for n in self._every if n in keep or n in needed)
+        return (tuple(wanted), dropped, seeds), keep
+
+    def _with_generated(self, result, generation):
+        """``result`` with the draws of the generated quantities of ``generation``
+        (`_generation_plan`), one joint draw per kept draw."""
+        if generation is None or not isinstance(result, SampleResult):
+            return result
+        wanted, dropped, seeds = generation
+        missing = [n for n in self.per_observation if n not in result.draws]
+        draws = self._forward_draws(self._generated_function(), result.draws, missing, seeds)
+        for name in dropped:
+            del result.draws[name]
+        result.draws.update({name: draws[name] for name in wanted})
+        return result
 
     def _checked_arguments(
         self,
@@ -1239,7 +1294,7 @@ class Sampler:
             }
 
     def _check_result_size(
-        self, keep: tuple[str, ...], n_chains: int, n_samples: int, max_memory
+        self, keep: tuple[str, ...], n_chains: int, n_samples: int, max_memory, generation=None
     ) -> None:
         """Refuse (`MemoryLimitError`) a result of the variables ``keep`` larger than
         ``max_memory`` bytes (`Sampler.sample`'s argument; see `aemix.memory`)."""
@@ -1256,7 +1311,12 @@ class Sampler:
                 )
             if not max_memory >= 0:
                 raise ValueError(f"max_memory must be a number of bytes >= 0, got {max_memory!r}")
-        sizes = memory.result_bytes(stored_variables(self, keep), n_chains, n_samples)
+        stored = stored_variables(self, keep)
+        for var in self._generated:
+            if generation is not None and var.name in generation[0]:
+                shape = concrete_shape(var)
+                stored[var.name] = (shape if shape is not None else (), var.type.dtype)
+        sizes = memory.result_bytes(stored, n_chains, n_samples)
         memory.check_result_size(sizes, max_memory, n_chains, n_samples)
 
     @property
@@ -1312,10 +1372,11 @@ class Sampler:
         if isinstance(var_names, str):
             raise TypeError(f"var_names must be a sequence of names, got the string {var_names!r}")
         for name in var_names:
-            if name not in every:
+            if name not in every and name not in self.generated:
                 raise ValueError(
                     f"var_names: {name!r} is not a variable of this model (latent: "
-                    f"{self.latent}, marginalized: {self.marginalized}, derived: {self.derived})"
+                    f"{self.latent}, marginalized: {self.marginalized}, derived: {self.derived}"
+                    + (f", generated: {self.generated})" if self.generated else ")")
                 )
         if not var_names:
             raise ValueError("var_names is empty: keep at least one variable")
@@ -1535,11 +1596,18 @@ class Sampler:
             observed = [marginal_to_original[rv] for rv in self._observed]
             fn, rngs = predictive_function(observed, given, self._numpy_mode)
             cached = self._compiled["predictive"] = (fn, len(rngs), [rv.name for rv in observed])
-        fn, n_rngs, observed_names = cached
-        n_chains, n_samples = self._draw_counts(result.draws)
+        return self._forward_draws(cached, result.draws, missing, _seed_sequence(seed))
+
+    def _forward_draws(self, compiled, kept: Mapping[str, np.ndarray], missing, seeds):
+        """Draws of a `aemix.results.predictive_function` (``compiled``: ``(fn, n_rngs,
+        names)``) given each kept draw of the latent and marginalized variables (``kept``, with
+        ``(n_chains, n_samples)`` leading axes), in batches; the per-observation variables
+        ``missing`` from ``kept`` are drawn from their conditionals first."""
+        fn, n_rngs, out_names = compiled
+        names = self.latent + self.marginalized
+        n_chains, n_samples = self._draw_counts(kept)
         rows = n_chains * n_samples
-        draws = {n: v.reshape(rows, *v.shape[2:]) for n, v in result.draws.items()}
-        seeds = _seed_sequence(seed)
+        draws = {n: v.reshape(rows, *v.shape[2:]) for n, v in kept.items()}
         per_batch = self._record_rows(names)
         out: dict[str, np.ndarray] = {}
         for start, child in zip(range(0, rows, per_batch), seeds.spawn(-(-rows // per_batch))):
@@ -1549,11 +1617,26 @@ class Sampler:
             if missing:
                 batch.update(self._draws_from_conditionals(missing, batch, generators.pop()))
             values = fn(*[batch[n] for n in names], *generators[:n_rngs])
-            for name, value in zip(observed_names, values):
+            for name, value in zip(out_names, values):
                 if name not in out:
                     out[name] = np.empty((rows, *value.shape[1:]), dtype=value.dtype)
                 out[name][start:stop] = value
         return {name: v.reshape(n_chains, n_samples, *v.shape[1:]) for name, v in out.items()}
+
+    def _generated_function(self):
+        """The compiled joint draw of the generated quantities (`aemix.generated`) given the
+        latent and marginalized variables, the observed ones at their data: ``(fn, n_rngs,
+        names)``."""
+        cached = self._compiled.get("generated")
+        if cached is None:
+            from aemix.results import predictive_function
+
+            given = [*self._latent_originals, *_discrete_originals(self._model)]
+            fn, rngs = predictive_function(
+                self._generated, given, self._numpy_mode, fixed=self._observed_constants
+            )
+            cached = self._compiled["generated"] = (fn, len(rngs), list(self.generated))
+        return cached
 
     def _draws_from_conditionals(
         self, names: list[str], draws: dict[str, np.ndarray], rng: np.random.Generator
@@ -2054,6 +2137,14 @@ class Sampler:
         if self._derived:
             lines.append("derived (computed from each draw, not sampled):")
             lines += [f"  {d.name}: shape {d.shape}" for d in self._derived]
+        if self._generated:
+            lines.append(
+                "generated (nothing observed depends on them: drawn from the model given each "
+                "kept draw, not sampled):"
+            )
+            for var in self._generated:
+                shape = concrete_shape(var)
+                lines.append(f"  {var.name}: shape {shape if shape is not None else '?'}")
         if self.dim > 0:
             kernel, why = choose_kernel("auto", self.dim, self._gradient_problem)
             lines.append(f"kernel: {kernel.describe()}, {why}")
@@ -2312,6 +2403,18 @@ def build_sampler(
     model_rvs = random_variables(everything)
     assign_names([*output_list, *observed, *model_rvs], caller)
     del frame, caller
+    # Variables no observation depends on, discrete or downstream of one, are drawn after
+    # sampling (`aemix.generated`); their parents stay in the sampled model.
+    output_list, generated, parents = split_generated(output_list, observed, model_rvs)
+    if generated:
+        output_list += [v for v in parents if v not in output_list]
+        everything = output_list + [v for v in observed if v not in output_list]
+        if not everything:
+            raise ModelError(
+                ", ".join(v.name for v in generated),
+                "nothing is observed and nothing else is random: every output is drawn from its "
+                "own distribution (numpy's generators do that without a sampler)",
+            )
 
     check_parameters(model_rvs)
     check_constants(everything, model_rvs)
@@ -2380,6 +2483,7 @@ def build_sampler(
             "marginalized": [m.discrete for m in model.marginalizations],
             "observed": list(observed_constants),
             "derived": model.derived,
+            "generated": generated,
         }
     )
 
@@ -2402,6 +2506,9 @@ def build_sampler(
         transforms=transforms,
     )
     sampler._shared_data = shared
+    sampler._generated = generated
+    sampler._observed_constants = observed_constants
+    sampler.generated = tuple(v.name for v in generated)
     _warn_of_unread_observations(observed, model_rvs)  # (after every refusal)
     return sampler
 

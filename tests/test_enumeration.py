@@ -446,12 +446,3 @@ def test_a_mixture_of_multivariate_normals_is_exact_for_many_chains_at_once():
     np.testing.assert_allclose(sampler._logdensity_batch(points), exact, rtol=1e-10)
     result = sampler.sample(20, n_chains=4, seed=1, warmup=20, loop="scan", diagnose=False)
     assert result.draws["mu"].shape == (4, 20, 2, 2)
-
-
-def test_a_discrete_variable_nothing_reads_is_refused_with_what_to_do():
-    srng = at.random.RandomStream(0)
-    p_rv = srng.beta(2.0, 2.0, name="p")
-    y_rv = srng.bernoulli(p_rv, size=4, name="y")
-    z_rv = srng.bernoulli(p_rv, name="z_new")
-    with pytest.raises(aemix.MarginalizationError, match=r"'z_new'.*no random variable depends"):
-        aemix.build_sampler([y_rv, p_rv, z_rv], observed={y_rv: [0, 1, 1, 1]}, mode=FAST)
