@@ -18,18 +18,39 @@ no observation and of no such variable are sampled as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from aesara.graph.basic import Variable, ancestors
 
 from aemix.marginalize import is_discrete
 
-__all__ = ["split_generated"]
+__all__ = ["component_roots", "split_generated"]
 
 
 def _parents(rv: Variable, rvs: set[Variable]) -> set[Variable]:
     """The random variables among ``rvs`` that ``rv`` reads directly (none between)."""
     return {v for v in ancestors(rv.owner.inputs, blockers=rvs) if v in rvs}
+
+
+def component_roots(
+    items: Iterable[Variable], parents: Mapping[Variable, Iterable[Variable]]
+) -> Callable[[Variable], Variable]:
+    """The groups of ``items`` connected through ``parents`` (edges to parents outside ``items``
+    ignored), as a function from an item to its group's representative."""
+    items = list(items)
+    root = {v: v for v in items}
+
+    def find(v):
+        while root[v] is not v:
+            root[v] = root[root[v]]
+            v = root[v]
+        return v
+
+    for v in items:
+        for p in parents[v]:
+            if p in root:
+                root[find(p)] = find(v)
+    return find
 
 
 def _parents_first(rvs: list[Variable], parents: dict) -> list[Variable]:
@@ -103,18 +124,7 @@ def split_generated(
         if v in generated
     }
     if read:
-        group = {rv: rv for rv in generated}
-
-        def root(rv):
-            while group[rv] is not rv:
-                group[rv] = group[group[rv]]
-                rv = group[rv]
-            return rv
-
-        for rv in generated:
-            for p in parents[rv]:
-                if p in generated:
-                    group[root(rv)] = root(p)
+        root = component_roots(generated, parents)
         blocked = {root(v) for v in read}
         generated = {rv for rv in generated if root(rv) not in blocked}
     if not generated:

@@ -63,7 +63,7 @@ from aemix.errors import (
     describe_operation,
 )
 from aemix.fused import FusedProgram, compile_loop, composite
-from aemix.generated import split_generated
+from aemix.generated import component_roots, split_generated
 from aemix.gradient import logdensity_and_gradient
 from aemix.intake import (
     as_variable_list,
@@ -2519,18 +2519,8 @@ def _warn_of_unread_observations(observed, model_rvs: list[Variable]) -> None:
     in ``observed`` by mistake.  Its data are accepted and its density enters the log density as
     a constant, but they say nothing about the model."""
     rvs = set(model_rvs)
-    root = {rv: rv for rv in model_rvs}
-
-    def find(rv):
-        while root[rv] is not rv:
-            root[rv] = root[root[rv]]
-            rv = root[rv]
-        return rv
-
-    for rv in model_rvs:
-        for parent in ancestors(rv.owner.inputs[3:], blockers=rvs):
-            if parent in rvs:
-                root[find(parent)] = find(rv)
+    parents = {rv: ancestors(rv.owner.inputs[3:], blockers=rvs) for rv in model_rvs}
+    find = component_roots(model_rvs, parents)
     reached = {find(rv) for rv in model_rvs if rv not in observed}
     for var in observed:
         if var in rvs and find(var) not in reached:
