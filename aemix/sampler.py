@@ -1699,6 +1699,7 @@ class Sampler:
                 *zip(self.marginalized, _discrete_originals(self._model)),
                 *((rv.name, marginal_to_original[rv]) for rv in self._observed),
                 *zip(self.derived, self._model.derived),
+                *((rv.name, rv) for rv in self._generated),
             ]
             fn, rngs = prior_function([v for _, v in named], self._numpy_mode)
             cached = self._compiled["prior_predictive"] = (fn, len(rngs), [k for k, _ in named])
@@ -1708,6 +1709,7 @@ class Sampler:
         per_draw = self.dim + sum(int(np.size(d)) for d in self._observed_data.values())
         per_draw += sum(int(np.prod(shape_of(m.discrete))) for m in self._model.marginalizations)
         per_draw += sum(int(np.prod(d.shape, dtype=int)) for d in self._derived)
+        per_draw += sum(int(np.prod(concrete_shape(v) or ())) for v in self._generated)
         per_batch = max(1, RECORD_MEMORY_BUDGET // (LIVE_INTERMEDIATES * 8 * per_draw))
         out: dict[str, np.ndarray] = {}
         for start, child in zip(range(0, n, per_batch), seeds.spawn(-(-n // per_batch))):

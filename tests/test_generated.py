@@ -141,3 +141,14 @@ def test_var_names_and_summaries_of_generated_quantities():
         sampler.sample(50, summary_only=True, var_names=["y_new"], **kwargs)
     with pytest.raises(ValueError, match="generated"):
         sampler.sample(50, var_names=["nope"], **kwargs)
+
+
+def test_the_prior_predictive_draws_generated_quantities_too():
+    lam, y, y_new, data = _poisson_gamma()
+    sampler = aemix.build_sampler({"lam": lam, "y_new": y_new}, observed={y: data})
+    prior = sampler.prior_predictive(4000, seed=2)
+    assert set(prior) == {"lam", "y", "y_new"}
+    # Given lam, y_new is Poisson(lam): E[y_new - lam] = 0 under the prior (Gamma(2, rate 0.5)).
+    diff = prior["y_new"] - prior["lam"]
+    # (independent draws: the Monte Carlo error is the standard error)
+    assert abs(diff.mean()) < 4 * np.sqrt(diff.var() / diff.size)
