@@ -2407,16 +2407,14 @@ def build_sampler(
     del frame, caller
     # Variables no observation depends on, discrete or downstream of one, are drawn after
     # sampling (`aemix.generated`); their parents stay in the sampled model.
-    output_list, generated, parents = split_generated(output_list, observed, model_rvs)
-    if generated:
-        output_list += [v for v in parents if v not in output_list]
+    # (A model that would be left with nothing to sample, a prior of a mixture, is sampled whole.)
+    sampled_outputs, generated, parents = split_generated(output_list, observed, model_rvs)
+    sampled_outputs += [v for v in parents if v not in sampled_outputs]
+    if generated and (sampled_outputs or observed):
+        output_list = sampled_outputs
         everything = output_list + [v for v in observed if v not in output_list]
-        if not everything:
-            raise ModelError(
-                ", ".join(v.name for v in generated),
-                "nothing is observed and nothing else is random: every output is drawn from its "
-                "own distribution (numpy's generators do that without a sampler)",
-            )
+    else:
+        generated = []
 
     check_parameters(model_rvs)
     check_constants(everything, model_rvs)

@@ -152,3 +152,12 @@ def test_the_prior_predictive_draws_generated_quantities_too():
     diff = prior["y_new"] - prior["lam"]
     # (independent draws: the Monte Carlo error is the standard error)
     assert abs(diff.mean()) < 4 * np.sqrt(diff.var() / diff.size)
+
+
+def test_a_model_with_nothing_else_to_sample_is_sampled_whole():
+    # A prior mixture: drawing everything forward would leave no sampler; it stays marginalized.
+    srng = at.random.RandomStream(3)
+    z = srng.categorical(np.array([0.3, 0.7]), name="z")
+    y = srng.normal(at.as_tensor(np.array([-2.0, 2.0]))[z], 1.0, name="y")
+    sampler = aemix.build_sampler(y, mode="FAST_COMPILE")
+    assert sampler.generated == () and sampler.marginalized == ("z",)
