@@ -74,7 +74,10 @@ def _parents_first(rvs: list[Variable], parents: dict) -> list[Variable]:
 
 
 def split_generated(
-    outputs: list[Variable], observed: Iterable[Variable], rvs: list[Variable]
+    outputs: list[Variable],
+    observed: Iterable[Variable],
+    rvs: list[Variable],
+    keep_read: bool = True,
 ) -> tuple[list[Variable], list[Variable], list[Variable]]:
     """The model's outputs split into those sampled and those drawn after sampling.
 
@@ -86,14 +89,18 @@ def split_generated(
         The observed random variables.
     rvs
         Every random variable of the model.
+    keep_read
+        Whether a group of generated variables that a derived output reads stays in the sampled
+        model (for the marginalization rules, which may give the output a density); if not, the
+        group and the derived outputs that read it are generated.
 
     Returns
     -------
     (sampled, generated, parents)
         ``sampled``: the outputs that stay in the sampled model; ``generated``: the generated random
-        variables (each after its parents); ``parents``: the random
-        variables outside that set that a generated one reads, which must stay in the sampled
-        model so that their draws are there to draw from.
+        variables (each after its parents), then the derived outputs that read them; ``parents``:
+        the random variables outside that set that one of them reads, which must stay in the
+        sampled model so that their draws are there to draw from.
     """
     observed = set(observed)
     rv_set = set(rvs)
@@ -123,16 +130,25 @@ def split_generated(
         for v in ancestors([out], blockers=rv_set)
         if v in generated
     }
-    if read:
+    if read and keep_read:
         root = component_roots(generated, parents)
         blocked = {root(v) for v in read}
         generated = {rv for rv in generated if root(rv) not in blocked}
     if not generated:
         return list(outputs), [], []
     generated_outputs = [rv for rv in order if rv in generated]
-    sampled = [out for out in outputs if out not in generated]
-    needed = sorted(
-        {p for rv in generated for p in parents[rv] if p not in generated},
-        key=order.index,
-    )
+    sampled = []
+    for out in outputs:
+        if out in generated:
+            continue
+        if out not in rv_set and any(v in generated for v in ancestors([out], blockers=rv_set)):
+            generated_outputs.append(out)
+        else:
+            sampled.append(out)
+    reads = [
+        p
+        for out in generated_outputs
+        for p in (parents[out] if out in rv_set else ancestors([out], blockers=rv_set))
+    ]
+    needed = sorted({p for p in reads if p in rv_set and p not in generated}, key=order.index)
     return sampled, generated_outputs, needed

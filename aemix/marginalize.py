@@ -410,8 +410,7 @@ class _Rewriting:
                     name,
                     f"this derived quantity reads the discrete variable {_describe(rv)!r}, which no "
                     "random variable of the model depends on: it is not summed out, so the "
-                    "sampler recovers no draws of it to compute the quantity from (its posterior "
-                    "is its prior: draw both with Sampler.prior_predictive instead)",
+                    "sampler recovers no draws of it to compute the quantity from",
                 )
 
     # -- pass 2: enumeration ----------------------------------------------------------------------

@@ -664,7 +664,43 @@ class Sampler:
             positions[bad] = np.asarray(redrawn, dtype=float).reshape(-1, self.dim)
         raise InitializationError(
             f"no prior draw with a finite log-density was found for {int(bad.sum())} of {n_chains} "
-            f"chains after {_MAX_INIT_TRIES} tries; pass initial_values"
+            f"chains after {_MAX_INIT_TRIES} tries; "
+            + (self._impossible_observations(positions[bad]) or "pass initial_values")
+        )
+
+    def _impossible_observations(self, positions: np.ndarray) -> str | None:
+        """The observations of zero probability at every one of ``positions`` (prior draws whose
+        density is not finite), said in the model's terms; None when there is none to name."""
+        if not self.observed:
+            return None
+        try:
+            draws = self._constrain_and_recover(
+                positions[None, :64], np.random.default_rng(0), self.latent
+            )
+            with np.errstate(all="ignore"):
+                terms = self.log_likelihood(draws)
+        except Exception:  # (a diagnosis of a failure: never a failure of its own)
+            return None
+        found = []
+        for name, values in terms.items():
+            impossible = np.all(values == -np.inf, axis=(0, 1))
+            if not np.any(impossible):
+                continue
+            data = self._observed_data[name]
+            if np.ndim(impossible) and np.shape(impossible) == np.shape(data):
+                where = np.argwhere(impossible)[:3]
+                shown = ", ".join(
+                    f"{name}[{', '.join(map(str, i))}] = {data[tuple(i)]}" for i in where
+                )
+                found.append(shown + (" ..." if impossible.sum() > 3 else ""))
+            else:
+                found.append(f"{name} (its data)")
+        if not found:
+            return None
+        return (
+            f"the data have probability zero at every prior draw tried: {'; '.join(found)}. "
+            "Check that the data are in the support of their variables (e.g. no negative count) "
+            "and that the prior reaches parameters that give them probability"
         )
 
     def _warn_if_the_prior_fails_checks(self, positions: np.ndarray, n_draws: int) -> None:
@@ -2405,33 +2441,44 @@ def build_sampler(
     model_rvs = random_variables(everything)
     assign_names([*output_list, *observed, *model_rvs], caller)
     del frame, caller
-    # Variables no observation depends on, discrete or downstream of one, are drawn after
-    # sampling (`aemix.generated`); their parents stay in the sampled model.
-    # (A model that would be left with nothing to sample, a prior of a mixture, is sampled whole.)
-    sampled_outputs, generated, parents = split_generated(output_list, observed, model_rvs)
-    sampled_outputs += [v for v in parents if v not in sampled_outputs]
-    if generated and (sampled_outputs or observed):
-        output_list = sampled_outputs
-        everything = output_list + [v for v in observed if v not in output_list]
-    else:
-        generated = []
-
     check_parameters(model_rvs)
     check_constants(everything, model_rvs)
     shared = shared_data(everything)  # (the values `marginalize` compiles in)
     observed = {var: _observed_value(var, data, shared) for var, data in observed.items()}
     observed_constants = {var: check_observed(var, data) for var, data in observed.items()}
-    model = marginalize(
-        everything,
-        set(observed),
-        rules,
-        support_budget=support_budget,
-        on_budget=on_budget,
-        derived=True,
-        data={var: c.data for var, c in observed_constants.items()},
-        tail_tolerance=tail_tolerance,
-        count_bounds=count_bounds,
-    )
+
+    def marginal_model(outputs):
+        every = outputs + [v for v in observed if v not in outputs]
+        return marginalize(
+            every,
+            set(observed),
+            rules,
+            support_budget=support_budget,
+            on_budget=on_budget,
+            derived=True,
+            data={var: c.data for var, c in observed_constants.items()},
+            tail_tolerance=tail_tolerance,
+            count_bounds=count_bounds,
+        )
+
+    # Variables no observation depends on, discrete or downstream of one, are drawn after
+    # sampling (`aemix.generated`); their parents stay in the sampled model.  A group of them a
+    # derived output reads is first left to the rules (the seed's N[I] is a mixture of them); if
+    # the rules give it no density, it is drawn after sampling too, with the derived outputs.
+    for keep_read in (True, False):
+        sampled, generated, parents = split_generated(output_list, observed, model_rvs, keep_read)
+        sampled += [v for v in parents if v not in sampled]
+        if not (generated and (sampled or observed)):
+            # (a model left with nothing to sample, a prior of a mixture, is sampled whole)
+            sampled, generated = output_list, []
+        try:
+            model = marginal_model(sampled)
+        except ModelError as error:
+            derived_reads = {v.name for v in output_list if v not in model_rvs}
+            if keep_read and error.variable in derived_reads:
+                continue  # (a derived output of a discrete variable the rules give no density)
+            raise
+        break
     observed_by_marginal = {}
     for var, data in observed_constants.items():
         if var not in model.original_to_marginal:

@@ -161,3 +161,16 @@ def test_a_model_with_nothing_else_to_sample_is_sampled_whole():
     y = srng.normal(at.as_tensor(np.array([-2.0, 2.0]))[z], 1.0, name="y")
     sampler = aemix.build_sampler(y, mode="FAST_COMPILE")
     assert sampler.generated == () and sampler.marginalized == ("z",)
+
+
+def test_a_derived_output_of_a_generated_count_is_computed_from_its_draw():
+    lam, y, y_new, data = _poisson_gamma()
+    sampler = aemix.build_sampler(
+        {"lam": lam, "y_new": y_new, "twice": 2 * y_new, "excess": y_new - lam},
+        observed={y: data},
+    )
+    assert sampler.generated == ("y_new", "twice", "excess")
+    result = sampler.sample(50, n_chains=4, seed=1, warmup=100, diagnose=False)
+    d = result.draws
+    np.testing.assert_array_equal(d["twice"], 2 * d["y_new"])
+    np.testing.assert_allclose(d["excess"], d["y_new"] - d["lam"], rtol=1e-12)

@@ -148,13 +148,17 @@ def test_a_derived_quantity_of_a_summed_out_variable_is_computed_from_its_draws(
     np.testing.assert_array_equal(alone.draws[name], result.draws[name])
 
 
-def test_a_derived_quantity_of_a_discrete_variable_nothing_depends_on_is_refused():
-    # Nothing random depends on I, so it is never summed out and has no recovered draws.
+def test_a_derived_quantity_of_a_discrete_variable_nothing_depends_on_is_generated():
+    # Nothing random depends on I (N is kept whole, so N[I] is no mixture): I and Y are drawn
+    # forward from each draw of N (`aemix.generated`).
     srng = at.random.RandomStream(4)
     N_rv = srng.normal(np.array([-2.0, 3.0]), 1.0, name="N")
     I_rv = srng.categorical(np.array([0.3, 0.7]), name="I")
-    with pytest.raises(ModelError, match="'Y'.*derived quantity reads the discrete variable 'I'"):
-        aemix.build_sampler({"Y": N_rv[I_rv], "N": N_rv}, mode=FAST)
+    sampler = aemix.build_sampler({"Y": N_rv[I_rv], "N": N_rv}, mode=FAST)
+    assert sampler.latent == ("N",) and sampler.generated == ("I", "Y")
+    result = sampler.sample(20, n_chains=4, seed=0, warmup=20, diagnose=False)
+    chosen = np.take_along_axis(result.draws["N"], result.draws["I"][..., None], axis=-1)
+    np.testing.assert_array_equal(result.draws["Y"], chosen[..., 0])
 
 
 def test_a_derived_quantity_named_like_a_latent_is_refused():
