@@ -90,7 +90,7 @@ class Diagnostics:
         )
         if high:
             worst = max(float(np.nanmax(self.rhat[n])) for n in high)
-            out.append(f"R-hat above {RHAT_LIMIT} for {high} (largest {worst:.3g})")
+            out.append(f"R-hat above {RHAT_LIMIT} for {high} (largest {worst:.4f})")
         low = sorted(
             name
             for name in self.ess_bulk

@@ -1225,7 +1225,11 @@ class Sampler:
             warn_if_untrustworthy(
                 result.diagnostics,
                 tempered=smc is not None,
-                labels=bool(self._model.marginalizations),
+                # (a change point has no labels to switch; ordered locations switch none)
+                labels=not self._ordered
+                and any(
+                    not isinstance(m.node.op, ChangePointRV) for m in self._model.marginalizations
+                ),
             )
         result.truncation_tail = self._truncation_tails(draws, ran.positions)
         warn_if_truncated(result.truncation_tail, self._truncations())

@@ -112,3 +112,26 @@ def test_a_run_that_keeps_only_a_derived_quantity_is_diagnosed():
         warnings.simplefilter("error", ConvergenceWarning)
         result = sampler.sample(1000, n_chains=16, seed=0, var_names=["theta"])
     assert result.diagnostics.problems() == []
+
+
+def test_the_largest_rhat_is_shown_with_the_digits_that_put_it_above_the_limit():
+    from aemix.diagnostics import Diagnostics
+
+    d = Diagnostics(acceptance_rate=0.3)
+    d.rhat, d.ess_bulk, d.ess_tail = {"lam": np.array(1.0118)}, {}, {}
+    (problem,) = d.problems()
+    assert "largest 1.0118" in problem
+
+
+def test_the_advice_of_a_change_point_speaks_of_no_labels():
+    import aesara.tensor as at
+
+    srng = at.random.RandomStream(0)
+    early = srng.exponential(1.0, name="early")
+    late = srng.exponential(1.0, name="late")
+    tau = srng.integers(0, 10, name="tau")
+    y = srng.poisson(at.switch(at.arange(10) < tau, early, late), name="y")
+    sampler = aemix.build_sampler([y], observed={y: [4, 5, 3, 4, 6, 0, 1, 0, 1, 2]})
+    with pytest.warns(ConvergenceWarning) as caught:
+        sampler.sample(10, n_chains=4, seed=0, warmup=10, n_particles=64)
+    assert "ordering of the locations" not in str(caught[0].message)
