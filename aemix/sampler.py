@@ -654,7 +654,8 @@ class Sampler:
         with np.errstate(all="ignore"):
             positions = np.array(fn(n_chains), dtype=float).reshape(n_chains, self.dim)
         for attempt in range(_MAX_INIT_TRIES):
-            bad = ~np.isfinite(self._logdensity_batch(positions))
+            with np.errstate(all="ignore"):  # (a draw of zero density is redrawn, not an error)
+                bad = ~np.isfinite(self._logdensity_batch(positions))
             if not bad.any():
                 return positions
             if attempt == 0:
