@@ -2492,6 +2492,14 @@ def build_sampler(
     measurable = set(model.random_variables())
     for var in observed_constants:
         if model.original_to_marginal[var] not in measurable:
+            if _is_clip(var):
+                raise ModelError(
+                    var.name,
+                    "observed, and a clip of a random variable: a censored observation, whose "
+                    "density (a point mass at each bound beside the density between them) aemix "
+                    "does not give yet; where no value is censored, observe the random variable "
+                    "itself",
+                )
             raise ModelError(
                 var.name,
                 "observed, but it is not a random variable: it is computed from random variables "
@@ -2563,6 +2571,17 @@ def build_sampler(
     sampler.generated = tuple(v.name for v in generated)
     _warn_of_unread_observations(observed, model_rvs)  # (after every refusal)
     return sampler
+
+
+def _is_clip(var: Variable) -> bool:
+    """Whether ``var`` is a clip (`aesara.tensor.clip`) of a graph."""
+    from aesara.scalar.basic import Clip
+    from aesara.tensor.elemwise import Elemwise
+
+    node = var.owner
+    return (
+        node is not None and isinstance(node.op, Elemwise) and isinstance(node.op.scalar_op, Clip)
+    )
 
 
 def _warn_of_unread_observations(observed, model_rvs: list[Variable]) -> None:

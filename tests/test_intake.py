@@ -508,3 +508,12 @@ def test_an_observation_no_parameter_can_explain_is_named_when_no_start_is_found
     )
     with pytest.raises(aemix.InitializationError, match=r"probability zero .*y\[2\] = -2"):
         sampler.sample(10, n_chains=4, seed=0, warmup=10, start="prior")
+
+
+def test_a_censored_observation_is_refused_as_censored():
+    srng = at.random.RandomStream(1)
+    mu = srng.normal(0.0, 3.0, name="mu")
+    y = at.clip(srng.normal(mu, 1.0, size=5, name="raw"), -1.0, 1.0)
+    data = np.array([-1.0, 0.2, 1.0, 0.5, 1.0])
+    with pytest.raises(ModelError, match=r"'y'.*clip of a random variable: a censored"):
+        aemix.build_sampler({"mu": mu, "y": y}, observed={y: data}, mode="FAST_COMPILE")
