@@ -104,13 +104,23 @@ for _register in (
     _register(_folding, PYTHON_FOLDING, final_rewriter=True)
 
 
+#: Aesara rewrites left out of aemix's compiles: simplifications whose cost grows with the graph
+#: behind them.  Each replaces a node by an ``Alloc`` (``switch`` of a constant condition) or
+#: compares two shapes (``inc_subtensor`` of a zero), and Aesara builds an ``Alloc`` by rewriting
+#: the whole graph its shape is computed from (`aesara.tensor.basic.infer_static_shape`), once per
+#: node.  On the batched gradient of the coal-mining change point they were 47 s of a 68 s
+#: compile (`tests/test_kernels.py` finite-difference test: 83 -> 13 s); what they remove is a
+#: switch computing both of its branches, or a zero added, which the functions compute instead.
+_SLOW_REWRITES = ("local_useless_switch", "local_useless_inc_subtensor")
+
+
 def compile_mode(mode=None) -> Mode:
     """``mode`` (a name, a `Mode`, or ``None`` for Aesara's default) with constants folded in
     Python (see the module)."""
     base = get_default_mode() if mode is None else get_mode(mode)
     if not isinstance(base, Mode) or not aesara.config.cxx:
         return base
-    return base.excluding("topo_constant_folding").including(PYTHON_FOLDING)
+    return base.excluding("topo_constant_folding", *_SLOW_REWRITES).including(PYTHON_FOLDING)
 
 
 # The headers every module Aesara generates starts with (`CLinker` puts Python.h first).
